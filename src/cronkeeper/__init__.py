@@ -1,0 +1,51 @@
+"""cronkeeper: cron with a memory.  Persistent scheduled jobs with run history, timeouts, retries and safe
+multi-process operation, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from cronkeeper.clock import Clock, FakeClock, SystemClock
+from cronkeeper.engine import EngineSettings
+from cronkeeper.events import EventKind, RunEvent
+from cronkeeper.exceptions import (
+    ConfigError,
+    ConflictError,
+    CronkeeperError,
+    InvalidScheduleError,
+    JobExistsError,
+    JobNotFoundError,
+    RunNotFoundError,
+    SchedulerStateError,
+    StoreError,
+    TargetImportError,
+    ValidationError,
+)
+from cronkeeper.models import Catchup, Job, Overlap, Run, RunStatus, TriggerSource
+from cronkeeper.scheduler import AsyncScheduler, Scheduler
+
+__all__ = [
+    "AsyncScheduler",
+    "Catchup",
+    "Clock",
+    "ConfigError",
+    "ConflictError",
+    "CronkeeperError",
+    "EngineSettings",
+    "EventKind",
+    "FakeClock",
+    "InvalidScheduleError",
+    "Job",
+    "JobExistsError",
+    "JobNotFoundError",
+    "Overlap",
+    "Run",
+    "RunEvent",
+    "RunNotFoundError",
+    "RunStatus",
+    "Scheduler",
+    "SchedulerStateError",
+    "StoreError",
+    "SystemClock",
+    "TargetImportError",
+    "TriggerSource",
+    "ValidationError",
+]

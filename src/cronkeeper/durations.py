@@ -1,0 +1,55 @@
+"""Durations as people write them: ``90``, ``90s``, ``5m``, ``1h30m``, ``2d``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from cronkeeper.exceptions import ValidationError
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration(value: str | float | timedelta, field: str) -> timedelta:
+    """A non-negative duration from seconds, a timedelta, or text such as ``1h30m``; errors name ``field``."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ValidationError(field, "expected a duration such as 30s, 5m or 1h30m")
+    elif isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        seconds = _parse_text(value.strip().lower(), field)
+    if seconds < 0:
+        raise ValidationError(field, "a duration cannot be negative")
+    return timedelta(seconds=seconds)
+
+
+def _parse_text(text: str, field: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    position, total = 0, 0.0
+    for match in _PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        position = match.end()
+    if not text or position != len(text):
+        raise ValidationError(field, f"{text!r} is not a duration; write e.g. 30s, 5m, 1h30m or 2d")
+    return total
+
+
+def format_duration(delta: timedelta) -> str:
+    """The shortest text that :func:`parse_duration` reads back as ``delta`` (whole seconds and up)."""
+    seconds = delta.total_seconds()
+    if seconds != int(seconds):
+        return f"{seconds:g}s"
+    remaining, parts = int(seconds), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"

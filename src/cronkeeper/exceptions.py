@@ -1,0 +1,74 @@
+"""The whole error hierarchy of cronkeeper.
+
+Every error derives from :class:`CronkeeperError` and, where a builtin means the same thing, from that builtin
+too, so callers can catch ``ValueError`` or ``LookupError`` without importing cronkeeper.  Errors carry their
+facts as attributes, not only in the message, so the CLI and the HTTP layer can point at the offending field.
+"""
+
+from __future__ import annotations
+
+
+class CronkeeperError(Exception):
+    """Root of every error raised by cronkeeper."""
+
+
+class ValidationError(CronkeeperError, ValueError):
+    """Input that cannot be accepted; ``field`` names what was wrong and ``reason`` says why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class InvalidScheduleError(ValidationError):
+    """A cron expression, interval or date that cannot be used as a schedule."""
+
+
+class ConfigError(ValidationError):
+    """A configuration file or environment substitution that cannot be used."""
+
+
+class JobNotFoundError(CronkeeperError, LookupError):
+    """No job has the given id."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+
+
+class JobExistsError(CronkeeperError, ValueError):
+    """A job with the given id already exists."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"a job with id {job_id!r} already exists")
+        self.job_id = job_id
+
+
+class RunNotFoundError(CronkeeperError, LookupError):
+    """No run has the given id."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"no run with id {run_id}")
+        self.run_id = run_id
+
+
+class ConflictError(CronkeeperError):
+    """A write lost a race: the job changed since it was read (optimistic concurrency)."""
+
+
+class StoreError(CronkeeperError):
+    """The database failed; the original driver error is chained as ``__cause__``."""
+
+
+class TargetImportError(CronkeeperError, ImportError):
+    """A job's ``module:function`` target cannot be imported."""
+
+    def __init__(self, ref: str, reason: str) -> None:
+        super().__init__(f"cannot import {ref!r}: {reason}")
+        self.ref = ref
+        self.reason = reason
+
+
+class SchedulerStateError(CronkeeperError, RuntimeError):
+    """The scheduler was asked to do something its current state does not allow (start twice, say)."""

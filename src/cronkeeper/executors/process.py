@@ -1,0 +1,192 @@
+"""Running a child process the way a scheduler must: in its own process group, with output captured up to a
+limit, a timeout that kills the whole group (SIGTERM, then SIGKILL after a grace), cancellation, and the
+child's peak memory and CPU time read from ``wait4``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import IO
+
+import psutil
+
+from cronkeeper.executors.output import TailBuffer
+
+KILL_GRACE = 5.0
+# After the main process exits, children that kept the output pipe open get this long before we stop reading.
+DRAIN_AFTER_EXIT = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessOutcome:
+    """How a child process ended."""
+
+    exit_code: int
+    output: str
+    timed_out: bool
+    cancelled: bool
+    peak_memory_bytes: int | None
+    cpu_time: float | None
+
+
+def run_process(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None,
+    cwd: str | None,
+    timeout: timedelta | None,
+    output_limit: int,
+    cancel: threading.Event,
+    stdin: bytes | None = None,
+    kill_grace: float = KILL_GRACE,
+) -> ProcessOutcome:
+    """Run ``argv`` to the end, its timeout, or ``cancel``; raises OSError if it cannot be started."""
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    if stdin is not None:
+        assert proc.stdin is not None
+        _write_stdin(proc.stdin, stdin)
+    deadline = None if timeout is None else time.monotonic() + timeout.total_seconds()
+    buffer = TailBuffer(output_limit)
+    assert proc.stdout is not None
+    memory = MemorySampler(proc.pid)
+    verdict = _pump(proc, buffer, deadline, cancel, kill_grace, memory)
+    proc.stdout.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return ProcessOutcome(
+        exit_code=proc.returncode,
+        output=buffer.text(),
+        timed_out=verdict == "timeout",
+        cancelled=verdict == "cancel",
+        peak_memory_bytes=memory.peak or None,
+        cpu_time=usage.ru_utime + usage.ru_stime,
+    )
+
+
+class MemorySampler:
+    """Peak resident memory of a process and its descendants, sampled while it runs.
+
+    ``wait4``'s ``ru_maxrss`` would be exact but counts the pages the child inherited at fork, so a tiny
+    ``echo`` would report the scheduler's own size; sampling with psutil measures the job itself.  A process
+    that ends before its first sample has no figure (None) rather than a wrong one.
+    """
+
+    INTERVAL = 0.1
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._next = 0.0
+
+    def sample(self, now: float) -> None:
+        if now < self._next:
+            return
+        self._next = now + self.INTERVAL
+        try:
+            root = psutil.Process(self.pid)
+            total = root.memory_info().rss + sum(
+                child.memory_info().rss for child in root.children(recursive=True)
+            )
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return
+        self.peak = max(self.peak, total)
+
+
+def _write_stdin(pipe: IO[bytes], data: bytes) -> None:
+    # Small payloads only (a JSON job description), which fit in the pipe's buffer.
+    try:
+        pipe.write(data)
+        pipe.close()
+    except BrokenPipeError:
+        pass
+
+
+def _pump(
+    proc: subprocess.Popen[bytes],
+    buffer: TailBuffer,
+    deadline: float | None,
+    cancel: threading.Event,
+    kill_grace: float,
+    memory: MemorySampler,
+) -> str:
+    """Read output until EOF; return "done", "timeout" or "cancel"."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    ending = _Ending(proc.pid, deadline, cancel, kill_grace)
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            if selector.select(0.05):
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return ending.verdict
+                buffer.append(chunk)
+            now = time.monotonic()
+            memory.sample(now)
+            if ending.step(now):
+                return ending.verdict
+
+
+class _Ending:
+    """When and how a child is made to end: timeout or cancel (SIGTERM, SIGKILL after a grace), or a main
+    process that exited while something it started still holds the output pipe."""
+
+    def __init__(self, pid: int, deadline: float | None, cancel: threading.Event, kill_grace: float) -> None:
+        self.pid = pid
+        self.deadline = deadline
+        self.cancel = cancel
+        self.kill_grace = kill_grace
+        self.verdict = "done"
+        self.terminated_at: float | None = None
+        self.killed = False
+        self.exited_at: float | None = None
+
+    def step(self, now: float) -> bool:
+        """Act on the time; True when reading should stop."""
+        if self.terminated_at is None:
+            self._check_stop_request(now)
+        elif not self.killed and now - self.terminated_at >= self.kill_grace:
+            _signal_group(self.pid, signal.SIGKILL)
+            self.killed = True
+        if self.exited_at is None and _has_exited(self.pid):
+            self.exited_at = now
+        if self.exited_at is not None and now - self.exited_at >= DRAIN_AFTER_EXIT:
+            _signal_group(self.pid, signal.SIGKILL)
+            return True
+        return False
+
+    def _check_stop_request(self, now: float) -> None:
+        if self.cancel.is_set():
+            self.verdict = "cancel"
+        elif self.deadline is not None and now >= self.deadline:
+            self.verdict = "timeout"
+        else:
+            return
+        _signal_group(self.pid, signal.SIGTERM)
+        self.terminated_at = now
+
+
+def _has_exited(pid: int) -> bool:
+    """Whether the child exited, without reaping it: wait4 must still find it to read its usage."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)

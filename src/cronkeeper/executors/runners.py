@@ -1,0 +1,183 @@
+"""The four ways to run a target.  None of them raises for a failing job: failure is an outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import threading
+import traceback
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from cronkeeper.executors.process import ProcessOutcome, run_process
+from cronkeeper.models import CallableTarget, CommandTarget, RunStatus
+from cronkeeper.results import to_result
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """How a run ended, before it is written down."""
+
+    status: RunStatus
+    exit_code: int | None = None
+    output: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    result: dict[str, Any] | None = None
+    peak_memory_bytes: int | None = None
+    cpu_time: float | None = None
+    exception: BaseException | None = None
+
+
+def failure(exc: BaseException, status: RunStatus = RunStatus.FAILED) -> Execution:
+    """An Execution for an exception raised by or around a job."""
+    return Execution(
+        status,
+        error=f"{type(exc).__name__}: {exc}",
+        traceback="".join(traceback.format_exception(exc)),
+        exception=exc,
+    )
+
+
+def run_callable(func: Callable[..., Any], target: CallableTarget) -> Execution:
+    """Call a sync function in the current (worker) thread."""
+    try:
+        value = func(*target.args, **target.kwargs)
+    except Exception as exc:
+        return failure(exc)
+    return Execution(RunStatus.SUCCEEDED, result=to_result(value))
+
+
+async def run_coroutine(
+    func: Callable[..., Coroutine[Any, Any, Any]], target: CallableTarget, timeout: timedelta | None
+) -> Execution:
+    """Await a coroutine function on the running loop; a timeout cancels it."""
+    seconds = None if timeout is None else timeout.total_seconds()
+    try:
+        value = await asyncio.wait_for(func(*target.args, **target.kwargs), seconds)
+    except TimeoutError as exc:
+        return Execution(RunStatus.TIMED_OUT, error=f"timed out after {seconds:g}s", exception=exc)
+    except asyncio.CancelledError as exc:
+        return Execution(RunStatus.CANCELLED, error="cancelled", exception=exc)
+    except Exception as exc:
+        return failure(exc)
+    return Execution(RunStatus.SUCCEEDED, result=to_result(value))
+
+
+def run_command(
+    target: CommandTarget,
+    *,
+    timeout: timedelta | None,
+    output_limit: int,
+    cancel: threading.Event,
+    extra_env: dict[str, str],
+) -> Execution:
+    """Run a command: its argv directly, or through ``/bin/sh -c`` when the job asked for a shell."""
+    argv = ["/bin/sh", "-c", target.argv[0]] if target.shell else list(target.argv)
+    env = {**os.environ, **target.env, **extra_env}
+    try:
+        outcome = run_process(
+            argv, env=env, cwd=target.cwd, timeout=timeout, output_limit=output_limit, cancel=cancel
+        )
+    except OSError as exc:
+        return failure(exc)
+    return _from_process(outcome, timeout)
+
+
+def run_isolated(
+    target: CallableTarget,
+    *,
+    timeout: timedelta | None,
+    output_limit: int,
+    cancel: threading.Event,
+    extra_env: dict[str, str],
+) -> Execution:
+    """Run a callable in a child Python process, so that a timeout can kill it."""
+    with tempfile.TemporaryDirectory(prefix="cronkeeper-") as scratch:
+        result_path = os.path.join(scratch, "result.json")
+        payload = {
+            "ref": target.ref,
+            "args": list(target.args),
+            "kwargs": target.kwargs,
+            "result_path": result_path,
+        }
+        env = {**os.environ, **extra_env, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        try:
+            outcome = run_process(
+                [sys.executable, "-m", "cronkeeper.child"],
+                env=env,
+                cwd=None,
+                timeout=timeout,
+                output_limit=output_limit,
+                cancel=cancel,
+                stdin=json.dumps(payload).encode(),
+            )
+        except OSError as exc:
+            return failure(exc)
+        execution = _from_process(outcome, timeout)
+        if execution.status is not RunStatus.SUCCEEDED and execution.status is not RunStatus.FAILED:
+            return execution
+        return _with_child_result(execution, result_path)
+
+
+def _with_child_result(execution: Execution, result_path: str) -> Execution:
+    try:
+        with open(result_path, encoding="utf-8") as handle:
+            reported = json.load(handle)
+    except (OSError, ValueError):
+        return Execution(
+            RunStatus.FAILED,
+            exit_code=execution.exit_code,
+            output=execution.output,
+            error=execution.error or "the child process ended without reporting a result",
+            peak_memory_bytes=execution.peak_memory_bytes,
+            cpu_time=execution.cpu_time,
+        )
+    if reported["ok"]:
+        return Execution(
+            RunStatus.SUCCEEDED,
+            exit_code=0,
+            output=execution.output,
+            result=reported["result"],
+            peak_memory_bytes=execution.peak_memory_bytes,
+            cpu_time=execution.cpu_time,
+        )
+    return Execution(
+        RunStatus.FAILED,
+        exit_code=execution.exit_code,
+        output=execution.output,
+        error=reported["error"],
+        traceback=reported["traceback"],
+        peak_memory_bytes=execution.peak_memory_bytes,
+        cpu_time=execution.cpu_time,
+    )
+
+
+def _from_process(outcome: ProcessOutcome, timeout: timedelta | None) -> Execution:
+    if outcome.timed_out:
+        assert timeout is not None
+        status, error = (
+            RunStatus.TIMED_OUT,
+            f"timed out after {timeout.total_seconds():g}s; process group killed",
+        )
+    elif outcome.cancelled:
+        status, error = RunStatus.CANCELLED, "cancelled; process group killed"
+    elif outcome.exit_code == 0:
+        status, error = RunStatus.SUCCEEDED, None
+    elif outcome.exit_code < 0:
+        status, error = RunStatus.FAILED, f"killed by signal {-outcome.exit_code}"
+    else:
+        status, error = RunStatus.FAILED, f"exited with status {outcome.exit_code}"
+    return Execution(
+        status,
+        exit_code=outcome.exit_code,
+        output=outcome.output,
+        error=error,
+        peak_memory_bytes=outcome.peak_memory_bytes,
+        cpu_time=outcome.cpu_time,
+    )

@@ -1,0 +1,202 @@
+"""The domain's values: statuses and policies as StrEnums, jobs, targets and runs as frozen dataclasses.
+
+Everything here is plain data.  Validation of user input happens once, in :mod:`cronkeeper.specs`; the store
+turns rows into these objects; every face (library, CLI, web) reads them.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from cronkeeper.triggers import Trigger
+
+JSONDict = dict[str, Any]
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its life; the last four never change once written."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    MISSED = "missed"
+    SKIPPED = "skipped"
+
+    @property
+    def is_active(self) -> bool:
+        """Queued or running: the run still has an owner who must finish it."""
+        return self in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+    @property
+    def is_retryable(self) -> bool:
+        """Outcomes that a retry policy answers with another attempt."""
+        return self in (RunStatus.FAILED, RunStatus.TIMED_OUT)
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class TriggerSource(StrEnum):
+    """Why a run exists."""
+
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    RETRY = "retry"
+    CATCHUP = "catchup"
+    API = "api"
+
+
+class Overlap(StrEnum):
+    """What happens when a job is due while earlier runs of it are still active."""
+
+    ALLOW = "allow"
+    FORBID = "forbid"
+    REPLACE = "replace"
+
+
+class Catchup(StrEnum):
+    """What happens to fires that were missed by more than the misfire grace."""
+
+    ONCE = "once"
+    SKIP = "skip"
+    ALL = "all"
+
+
+CATCHUP_ALL_CAP = 100
+
+
+@dataclass(frozen=True, slots=True)
+class CallableTarget:
+    """A Python function: an import path ``package.module:function`` with JSON arguments, never a pickle."""
+
+    ref: str
+    args: tuple[Any, ...] = ()
+    kwargs: JSONDict = field(default_factory=dict)
+    isolate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CommandTarget:
+    """A program run as an argv list; ``shell`` is true only when the user asked for a shell explicitly."""
+
+    argv: tuple[str, ...]
+    shell: bool = False
+    env: JSONDict = field(default_factory=dict)
+    cwd: str | None = None
+
+
+Target = CallableTarget | CommandTarget
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retries after a failure or timeout: retry n waits ``base * factor**(n-1)``, capped, ± jitter."""
+
+    max_retries: int = 0
+    base: timedelta = timedelta(seconds=1)
+    factor: float = 2.0
+    cap: timedelta = timedelta(seconds=30)
+    jitter: float = 0.1
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> timedelta:
+        """The wait before retry number ``attempt`` (1 for the first retry)."""
+        seconds = min(self.base.total_seconds() * self.factor ** (attempt - 1), self.cap.total_seconds())
+        if self.jitter:
+            spread = seconds * self.jitter
+            seconds += (rng or random).uniform(-spread, spread)
+        return timedelta(seconds=max(seconds, 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything a user defines about a job; validated before it is built (see :mod:`cronkeeper.specs`)."""
+
+    id: str
+    target: Target
+    trigger: Trigger
+    name: str = ""
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    timeout: timedelta | None = None
+    retry: RetryPolicy = RetryPolicy()
+    overlap: Overlap = Overlap.ALLOW
+    max_instances: int = 1
+    misfire_grace: timedelta = timedelta(seconds=60)
+    catchup: Catchup = Catchup.ONCE
+    jitter: timedelta = timedelta(0)
+    output_limit: int = 64 * 1024
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A stored job: its spec plus the state the scheduler keeps about it."""
+
+    spec: JobSpec
+    enabled: bool
+    paused: bool
+    next_fire_at: datetime | None
+    next_run_at: datetime | None
+    version: int
+    origin: str
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None = None
+    updated_by: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def schedulable(self) -> bool:
+        """Whether the loop will fire it: enabled, not paused, with a next fire."""
+        return self.enabled and not self.paused and self.next_run_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One record of history: a run that happened, is happening, or was missed or skipped."""
+
+    id: int
+    job_id: str
+    scheduled_for: datetime
+    attempt: int
+    status: RunStatus
+    trigger_source: TriggerSource
+    due_at: datetime
+    queued_at: datetime
+    parent_run_id: int | None = None
+    triggered_by: str | None = None
+    owner: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    output: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    result: JSONDict | None = None
+    peak_memory_bytes: int | None = None
+    cpu_time: float | None = None
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    @property
+    def lateness(self) -> timedelta | None:
+        """How long after it was due the run started."""
+        return None if self.started_at is None else self.started_at - self.due_at

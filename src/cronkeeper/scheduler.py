@@ -1,0 +1,241 @@
+"""The library's faces: :class:`Scheduler` runs the engine in a background thread; :class:`AsyncScheduler`
+does the same and runs coroutine jobs on the caller's event loop.  Both share every other method: only
+starting and stopping differ, so there are no ``x``/``x_async`` twins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from cronkeeper.clock import Clock, SystemClock
+from cronkeeper.engine import Engine, EngineSettings
+from cronkeeper.events import EventKind, Listener, Listeners
+from cronkeeper.exceptions import SchedulerStateError
+from cronkeeper.models import Job, Run, RunStatus, TriggerSource
+from cronkeeper.registry import Registry
+from cronkeeper.service import JobService
+from cronkeeper.store.migrate import upgrade
+from cronkeeper.store.sql import SqlJobStore
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_DB = "sqlite:///cronkeeper.db"
+
+
+class _SchedulerBase:
+    """Everything but start and stop."""
+
+    def __init__(
+        self,
+        db: str = DEFAULT_DB,
+        *,
+        timezone: str = "UTC",
+        clock: Clock | None = None,
+        settings: EngineSettings | None = None,
+        migrate: bool = True,
+    ) -> None:
+        self.clock = clock or SystemClock()
+        self.store = SqlJobStore(db)
+        if migrate:
+            upgrade(self.store.engine)
+        self.registry = Registry()
+        self.listeners = Listeners()
+        self.settings = settings or EngineSettings()
+        self.engine: Engine | None = None
+        self.service = JobService(self.store, self.clock, default_timezone=timezone, on_change=self._wake)
+
+    def _wake(self) -> None:
+        if self.engine is not None:
+            self.engine.wake()
+
+    def _new_engine(self, loop: asyncio.AbstractEventLoop | None) -> Engine:
+        if self.engine is not None and self.engine.running:
+            raise SchedulerStateError("the scheduler is already running")
+        self.engine = Engine(
+            self.store,
+            registry=self.registry,
+            clock=self.clock,
+            listeners=self.listeners,
+            settings=self.settings,
+            loop=loop,
+        )
+        return self.engine
+
+    @property
+    def running(self) -> bool:
+        return self.engine is not None and self.engine.running
+
+    # ---- defining jobs ---------------------------------------------------------------------------------
+
+    def job(self, *, id: str | None = None, **options: Any) -> Callable[[F], F]:
+        """Decorator: schedule the function it wraps (``cron=``, ``every=`` or ``at=`` plus options)."""
+
+        def register(func: F) -> F:
+            self.add_job(func, id=id, **options)
+            return func
+
+        return register
+
+    def add_job(
+        self,
+        func: Callable[..., Any] | str | None = None,
+        *,
+        id: str | None = None,
+        by: str | None = None,
+        replace: bool = True,
+        **options: Any,
+    ) -> Job:
+        """Schedule a function, an import path ``"pkg.module:func"``, or a ``command=``.
+
+        Jobs defined in code are declarations: with ``replace`` (the default) adding an existing id brings
+        the stored job in line instead of failing, and an unchanged job keeps its schedule and history.
+        """
+        data = dict(options)
+        if func is not None:
+            data["call"] = func if isinstance(func, str) else self.registry.register(func)
+            if id is None:
+                id = data["call"].rpartition(":")[2].replace("<", "").replace(">", "")
+        data["id"] = id
+        if replace:
+            return self.service.upsert_job(data, by=by, origin="code")[0]
+        return self.service.add_job(data, by=by, origin="code")
+
+    def register(self, func: Callable[..., Any]) -> str:
+        """Make an in-process function runnable by its import path without scheduling it."""
+        return self.registry.register(func)
+
+    def edit(self, job_id: str, *, by: str | None = None, **changes: Any) -> Job:
+        """Change options of a job (timeout, retries, overlap, schedule…)."""
+        return self.service.edit_job(job_id, changes, by=by)
+
+    def reschedule(self, job_id: str, *, by: str | None = None, **schedule: Any) -> Job:
+        """Replace a job's schedule: ``reschedule("backup", cron="30 2 * * *")``."""
+        return self.service.reschedule(job_id, by=by, **schedule)
+
+    def pause(self, job_id: str, *, by: str | None = None) -> Job:
+        return self.service.pause(job_id, by=by)
+
+    def resume(self, job_id: str, *, by: str | None = None) -> Job:
+        return self.service.resume(job_id, by=by)
+
+    def remove_job(self, job_id: str) -> None:
+        """Delete a job and its history."""
+        self.service.remove(job_id)
+
+    def get_job(self, job_id: str) -> Job:
+        return self.service.get_job(job_id)
+
+    def jobs(self) -> list[Job]:
+        return self.service.list_jobs()
+
+    # ---- runs ------------------------------------------------------------------------------------------
+
+    def trigger(
+        self, job_id: str, *, triggered_by: str | None = None, source: TriggerSource = TriggerSource.MANUAL
+    ) -> int:
+        """Run a job now, outside its schedule; returns the run id."""
+        return self.service.trigger(job_id, triggered_by=triggered_by, source=source)
+
+    def cancel(self, run_id: int) -> None:
+        """Cancel a queued or running run (a thread cannot be killed: its result is then discarded)."""
+        if self.engine is not None and self.engine.cancel_local(run_id, "cancelled on request"):
+            return
+        self.service.cancel([run_id])
+
+    def runs(
+        self,
+        *,
+        job_id: str | None = None,
+        status: RunStatus | str | Iterable[RunStatus | str] | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[Run]:
+        """Run history, newest first; continue with ``before_id=`` the last id of the previous page."""
+        return self.service.list_runs(job_id=job_id, status=status, limit=limit, before_id=before_id)
+
+    def get_run(self, run_id: int) -> Run:
+        return self.service.get_run(run_id)
+
+    def add_listener(self, callback: Listener, kinds: Iterable[EventKind | str] | None = None) -> None:
+        """Call ``callback(event)`` when runs start, succeed, fail, time out, are cancelled, missed,
+        skipped or lost (all kinds unless ``kinds`` says which)."""
+        self.listeners.add(callback, kinds)
+
+    def remove_listener(self, callback: Listener) -> None:
+        self.listeners.remove(callback)
+
+    # ---- stepping, for tests and tools -----------------------------------------------------------------
+
+    def run_pending(self, *, wait: bool = True, timeout: float = 30.0) -> int:
+        """Fire what is due at the clock's now in the calling thread; with ``wait``, also let those runs
+        finish and record them.  Used with a FakeClock to step through schedules without a thread."""
+        engine = self.engine or self._new_engine(None)
+        started = engine.run_once()
+        if wait:
+            engine.drain(timeout)
+        return started
+
+    def next_due_at(self) -> datetime | None:
+        """When the next fire or queued run is due."""
+        return self.store.next_due_at()
+
+
+class Scheduler(_SchedulerBase):
+    """A persistent scheduler running in a background thread of this process."""
+
+    def start(self) -> None:
+        """Start firing jobs in a background thread; coroutine jobs get an event loop thread of their own."""
+        self._new_engine(None).start()
+
+    def stop(self, *, wait: bool = True, timeout: float = 30.0) -> None:
+        """Stop; with ``wait``, running jobs get ``timeout`` seconds to finish before they are cancelled."""
+        if self.engine is not None:
+            self.engine.stop(wait=wait, timeout=timeout)
+            self.engine = None
+
+    def close(self) -> None:
+        """Stop and release the database."""
+        self.stop()
+        self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AsyncScheduler(_SchedulerBase):
+    """A persistent scheduler whose coroutine jobs run on the event loop that started it."""
+
+    async def start(self) -> None:
+        """Start firing jobs; call from the event loop that should run coroutine jobs."""
+        self._new_engine(asyncio.get_running_loop()).start()
+
+    async def stop(self, *, wait: bool = True, timeout: float = 30.0) -> None:
+        """Stop without blocking the loop (coroutine jobs still running on it can finish)."""
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: engine.stop(wait=wait, timeout=timeout)
+            )
+
+    async def close(self) -> None:
+        await self.stop()
+        self.store.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

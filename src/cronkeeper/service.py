@@ -1,0 +1,253 @@
+"""The operations every face calls: the library, the CLI, the config sync and (later) the web layer.
+
+Validation goes through :mod:`cronkeeper.specs`; the store is the only thing written.  ``on_change`` is how a
+running engine in this process hears about a change at once instead of at its next poll.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cronkeeper.clock import Clock
+from cronkeeper.exceptions import ValidationError
+from cronkeeper.models import Job, JobSpec, Run, RunStatus, TriggerSource
+from cronkeeper.planning import next_due
+from cronkeeper.specs import SCHEDULE_KEYS, build_spec, spec_to_dict
+from cronkeeper.store.base import JobStore, RunFilter
+from cronkeeper.triggers import DateTrigger, IntervalTrigger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """What a synchronisation of declared jobs changed."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+
+
+class JobService:
+    """Adding, editing, pausing, triggering and reading jobs and runs."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        clock: Clock,
+        *,
+        default_timezone: str = "UTC",
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.default_timezone = default_timezone
+        self._on_change = on_change or (lambda: None)
+
+    # ---- definitions -----------------------------------------------------------------------------------
+
+    def build(self, data: Mapping[str, Any]) -> JobSpec:
+        """Validate a job definition without saving it."""
+        return build_spec(data, default_timezone=self.default_timezone, now=self.clock.now())
+
+    def add_job(
+        self, data: Mapping[str, Any], *, by: str | None = None, origin: str = "api", paused: bool = False
+    ) -> Job:
+        """Create a job; raises ValidationError or JobExistsError and writes nothing on error."""
+        spec = self.build(data)
+        fire, run = (None, None) if paused else self._first_due(spec)
+        job = self.store.add_job(
+            spec,
+            next_fire_at=fire,
+            next_run_at=run,
+            now=self.clock.now(),
+            by=by,
+            origin=origin,
+            paused=paused,
+        )
+        self._on_change()
+        return job
+
+    def edit_job(
+        self,
+        job_id: str,
+        changes: Mapping[str, Any],
+        *,
+        by: str | None = None,
+        expected_version: int | None = None,
+    ) -> Job:
+        """Change some options of a job; a new schedule replaces the old one and restarts from now."""
+        job = self.store.get_job(job_id)
+        if "id" in changes and changes["id"] != job_id:
+            raise ValidationError("id", "cannot be changed; create a new job instead")
+        data = spec_to_dict(job.spec)
+        if any(key in changes for key in SCHEDULE_KEYS):
+            for key in (*SCHEDULE_KEYS, "seconds", "start", "end"):
+                data.pop(key, None)
+        data.update(changes)
+        return self._save(job, self.build(data), by=by, expected_version=expected_version)
+
+    def reschedule(self, job_id: str, *, by: str | None = None, **schedule: Any) -> Job:
+        """Give a job a new schedule: ``cron=``, ``every=`` or ``at=``, ``timezone``, ``start``, ``end``."""
+        return self.edit_job(job_id, schedule, by=by)
+
+    def upsert_job(self, data: Mapping[str, Any], *, by: str | None = None, origin: str) -> tuple[Job, str]:
+        """Add the job or bring it in line with ``data``; returns the job and "added"/"updated"/"unchanged".
+
+        An interval job declared without a ``start`` keeps the anchor it got when first added, so that
+        restarting an application does not shift its schedule.
+        """
+        existing = self.store.find_job(str(data.get("id")))
+        if existing is None:
+            return self.add_job(data, by=by, origin=origin), "added"
+        if "start" not in data and "every" in data and isinstance(existing.spec.trigger, IntervalTrigger):
+            data = {**data, "start": existing.spec.trigger.anchor}
+        spec = self.build(data)
+        if spec == existing.spec and existing.enabled:
+            return existing, "unchanged"
+        return self._save(existing, spec, by=by, origin=origin, enabled=True), "updated"
+
+    def sync_jobs(
+        self, declared: Iterable[Mapping[str, Any]], *, origin: str, by: str | None = None
+    ) -> SyncReport:
+        """Make the jobs of ``origin`` match ``declared``: add new ones, update changed ones, and disable (not
+        delete, so history stays) those that are no longer declared.  Validates all before writing any."""
+        declared = list(declared)
+        for data in declared:
+            self.build(data)
+        report = SyncReport()
+        seen = set()
+        for data in declared:
+            job, change = self.upsert_job(data, by=by, origin=origin)
+            seen.add(job.id)
+            getattr(report, change).append(job.id)
+            if change != "unchanged":
+                log.info("%s job %s from %s", change, job.id, origin)
+        for job in self.store.list_jobs():
+            if job.origin == origin and job.enabled and job.id not in seen:
+                self.store.update_job(
+                    job.spec, next_fire_at=None, next_run_at=None, now=self.clock.now(), by=by, enabled=False
+                )
+                report.disabled.append(job.id)
+                log.info("disabled job %s: no longer declared in %s", job.id, origin)
+        self._on_change()
+        return report
+
+    def _save(
+        self,
+        job: Job,
+        spec: JobSpec,
+        *,
+        by: str | None,
+        expected_version: int | None = None,
+        origin: str | None = None,
+        enabled: bool | None = None,
+    ) -> Job:
+        now_enabled = job.enabled if enabled is None else enabled
+        if not now_enabled or job.paused:
+            fire, run = None, None
+        elif spec.trigger == job.spec.trigger and job.enabled and job.next_fire_at is not None:
+            fire, run = job.next_fire_at, job.next_run_at
+        else:
+            fire, run = self._first_due(spec)
+        saved = self.store.update_job(
+            spec,
+            next_fire_at=fire,
+            next_run_at=run,
+            now=self.clock.now(),
+            by=by,
+            expected_version=expected_version,
+            enabled=enabled,
+            origin=origin,
+        )
+        self._on_change()
+        return saved
+
+    def _first_due(self, spec: JobSpec) -> tuple[datetime | None, datetime | None]:
+        now = self.clock.now()
+        if isinstance(spec.trigger, DateTrigger):
+            if spec.trigger.at < now - spec.misfire_grace:
+                raise ValidationError("at", f"{spec.trigger.at.isoformat()} is in the past")
+            return next_due(spec, min(now, spec.trigger.at) - timedelta(microseconds=1))
+        return next_due(spec, now)
+
+    def pause(self, job_id: str, *, by: str | None = None) -> Job:
+        """Stop firing a job until it is resumed; runs already going are not touched."""
+        job = self.store.set_paused(
+            job_id, True, next_fire_at=None, next_run_at=None, now=self.clock.now(), by=by
+        )
+        self._on_change()
+        return job
+
+    def resume(self, job_id: str, *, by: str | None = None) -> Job:
+        """Fire again from the next fire after now: a resumed job never bursts through what it missed."""
+        job = self.store.get_job(job_id)
+        fire, run = next_due(job.spec, self.clock.now()) if job.enabled else (None, None)
+        resumed = self.store.set_paused(
+            job_id, False, next_fire_at=fire, next_run_at=run, now=self.clock.now(), by=by
+        )
+        self._on_change()
+        return resumed
+
+    def remove(self, job_id: str) -> None:
+        """Delete a job and its history."""
+        self.store.delete_job(job_id)
+        self._on_change()
+
+    # ---- runs ------------------------------------------------------------------------------------------
+
+    def trigger(
+        self, job_id: str, *, triggered_by: str | None = None, source: TriggerSource = TriggerSource.MANUAL
+    ) -> int:
+        """Queue a run now, recorded with who asked; any live scheduler on the database picks it up."""
+        run_id = self.store.enqueue_run(
+            job_id, now=self.clock.now(), source=source, triggered_by=triggered_by
+        )
+        self._on_change()
+        return run_id
+
+    def cancel(self, run_ids: Iterable[int]) -> None:
+        """Ask for runs to be cancelled; their owner kills them at its next heartbeat."""
+        self.store.request_cancel(list(run_ids), now=self.clock.now())
+        self._on_change()
+
+    def get_job(self, job_id: str) -> Job:
+        return self.store.get_job(job_id)
+
+    def list_jobs(self) -> list[Job]:
+        return self.store.list_jobs()
+
+    def get_run(self, run_id: int) -> Run:
+        return self.store.get_run(run_id)
+
+    def list_runs(
+        self,
+        *,
+        job_id: str | None = None,
+        status: RunStatus | str | Iterable[RunStatus | str] | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[Run]:
+        """History, newest first; pass the last id of a page as ``before_id`` for the next page."""
+        if limit < 1 or limit > 1000:
+            raise ValidationError("limit", "must be between 1 and 1000")
+        statuses = _statuses(status)
+        return self.store.list_runs(
+            RunFilter(job_id=job_id, statuses=statuses, limit=limit, before_id=before_id)
+        )
+
+
+def _statuses(status: RunStatus | str | Iterable[RunStatus | str] | None) -> tuple[RunStatus, ...]:
+    if status is None:
+        return ()
+    items = [status] if isinstance(status, str) else list(status)
+    try:
+        return tuple(RunStatus(item) for item in items)
+    except ValueError:
+        allowed = ", ".join(member.value for member in RunStatus)
+        raise ValidationError("status", f"must be one of {allowed}") from None

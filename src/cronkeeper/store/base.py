@@ -1,0 +1,200 @@
+"""The storage contract.  Each method's docstring is the contract every implementation must keep; the
+contract test suite (tests/contract) runs the same tests against every database.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cronkeeper.exceptions import JobNotFoundError
+from cronkeeper.models import Job, JobSpec, Run, RunStatus, TriggerSource
+from cronkeeper.planning import FirePlan
+
+
+@dataclass(frozen=True, slots=True)
+class StartOrder:
+    """A claimed run the caller must now execute."""
+
+    run_id: int
+    spec: JobSpec
+    scheduled_for: datetime
+    due_at: datetime
+    attempt: int
+    source: TriggerSource
+    triggered_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    """What one claim wrote: runs to execute, records of fires that did not run, runs to cancel."""
+
+    to_start: list[StartOrder] = field(default_factory=list)
+    recorded: list[Run] = field(default_factory=list)
+    to_cancel: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The outcome of a run, reported by its owner; ``retry_at`` asks for another attempt at that instant."""
+
+    run_id: int
+    status: RunStatus
+    started_at: datetime | None
+    finished_at: datetime
+    exit_code: int | None = None
+    output: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    result: dict[str, Any] | None = None
+    peak_memory_bytes: int | None = None
+    cpu_time: float | None = None
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs to list: newest first, ``before_id`` continues a page (keyset pagination)."""
+
+    job_id: str | None = None
+    statuses: tuple[RunStatus, ...] = ()
+    sources: tuple[TriggerSource, ...] = ()
+    before_id: int | None = None
+    limit: int = 50
+
+
+Planner = Callable[[JobSpec, datetime, datetime, int], FirePlan]
+
+
+class JobStore(ABC):
+    """Jobs, runs and nodes in a database, whose constraints are what make double fires impossible."""
+
+    # ---- jobs -------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def add_job(
+        self,
+        spec: JobSpec,
+        *,
+        next_fire_at: datetime | None,
+        next_run_at: datetime | None,
+        now: datetime,
+        by: str | None,
+        origin: str,
+        paused: bool = False,
+    ) -> Job:
+        """Insert a new job; raises ``JobExistsError`` if the id is taken, writing nothing."""
+
+    @abstractmethod
+    def update_job(
+        self,
+        spec: JobSpec,
+        *,
+        next_fire_at: datetime | None,
+        next_run_at: datetime | None,
+        now: datetime,
+        by: str | None,
+        expected_version: int | None = None,
+        enabled: bool | None = None,
+        origin: str | None = None,
+    ) -> Job:
+        """Replace a job's spec and next fire, bumping its version.
+
+        Raises ``JobNotFoundError``, or ``ConflictError`` when ``expected_version`` is given and differs.
+        """
+
+    @abstractmethod
+    def set_paused(
+        self,
+        job_id: str,
+        paused: bool,
+        *,
+        next_fire_at: datetime | None,
+        next_run_at: datetime | None,
+        now: datetime,
+        by: str | None,
+    ) -> Job:
+        """Pause (the caller passes no next fire) or resume (the caller passes one computed from now)."""
+
+    @abstractmethod
+    def find_job(self, job_id: str) -> Job | None:
+        """The job, or None."""
+
+    def get_job(self, job_id: str) -> Job:
+        """The job; raises ``JobNotFoundError``."""
+        job = self.find_job(job_id)
+        if job is None:
+            raise JobNotFoundError(job_id)
+        return job
+
+    @abstractmethod
+    def list_jobs(self, *, include_disabled: bool = True) -> list[Job]:
+        """Every job ordered by id."""
+
+    @abstractmethod
+    def delete_job(self, job_id: str) -> None:
+        """Delete a job and its history; raises ``JobNotFoundError``."""
+
+    # ---- the loop --------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def claim_due(self, *, now: datetime, owner: str, limit: int, planner: Planner) -> ClaimResult:
+        """In one transaction: for up to ``limit`` jobs whose ``next_run_at <= now`` ask ``planner`` what to
+        do, insert the run rows it plans (owned by ``owner``), advance each job's next fire, and take up to
+        ``limit`` unowned queued runs (manual triggers, retries) whose ``due_at <= now``, subject to the
+        job's overlap policy.  Jobs locked by another claimer are passed over, never waited for.  Each run row
+        is unique on (job, scheduled_for, attempt), so a fire can be claimed once only."""
+
+    @abstractmethod
+    def next_due_at(self) -> datetime | None:
+        """The earliest instant at which :meth:`claim_due` would find work."""
+
+    @abstractmethod
+    def record_started(self, started: Sequence[tuple[int, datetime]], *, owner: str) -> None:
+        """Mark queued runs of ``owner`` as running from the given instants."""
+
+    @abstractmethod
+    def record_finished(self, completions: Sequence[Completion], *, owner: str, now: datetime) -> list[int]:
+        """Write outcomes of runs still active and owned by ``owner`` (fencing), insert the retries they ask
+        for, and return the ids accepted.  An outcome for a run already declared lost, cancelled or timed out
+        by someone else is refused, not written over the verdict."""
+
+    @abstractmethod
+    def heartbeat(self, *, owner: str, now: datetime, hostname: str, pid: int) -> list[int]:
+        """Record that ``owner`` is alive; return ids of its active runs whose cancellation was requested."""
+
+    @abstractmethod
+    def retire_node(self, *, owner: str, now: datetime) -> None:
+        """Note that ``owner`` stopped cleanly."""
+
+    @abstractmethod
+    def reap_lost(self, *, now: datetime, lease: timedelta) -> list[Run]:
+        """Mark ``lost`` every active run whose owner has not heartbeated within ``lease`` (or never did and
+        claimed it longer ago than ``lease``); return them."""
+
+    # ---- runs ------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def enqueue_run(
+        self, job_id: str, *, now: datetime, source: TriggerSource, triggered_by: str | None
+    ) -> int:
+        """Insert an unowned queued run due now (a manual trigger); raises ``JobNotFoundError``."""
+
+    @abstractmethod
+    def request_cancel(self, run_ids: Sequence[int], *, now: datetime) -> None:
+        """Cancel queued runs nobody owns yet; ask the owners of the others to cancel theirs."""
+
+    @abstractmethod
+    def get_run(self, run_id: int) -> Run:
+        """The run; raises ``RunNotFoundError``."""
+
+    @abstractmethod
+    def list_runs(self, run_filter: RunFilter) -> list[Run]:
+        """Runs matching the filter, newest first."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,121 @@
+"""The tables, as SQLAlchemy Core.  Migrations under ``migrations/`` create exactly this; a test checks that
+the two agree, so a column added here without a migration fails CI.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in and out; SQLite keeps naive UTC text, PostgreSQL ``timestamptz``."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC instant")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+ACTIVE_SQL = "status IN ('queued', 'running')"
+
+jobs = Table(
+    "ck_jobs",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("spec", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("next_fire_at", UTCDateTime),
+    Column("next_run_at", UTCDateTime),
+    Column("origin", String(20), nullable=False, server_default="api"),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200)),
+    Column("updated_by", String(200)),
+    Index("ix_ck_jobs_next_run_at", "next_run_at"),
+)
+
+runs = Table(
+    "ck_runs",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("job_id", String(128), nullable=False),
+    Column("scheduled_for", UTCDateTime, nullable=False),
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    Column("parent_run_id", BigInteger),
+    Column("trigger_source", String(20), nullable=False),
+    Column("triggered_by", String(200)),
+    Column("owner", String(64)),
+    Column("status", String(20), nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("queued_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("exit_code", Integer),
+    Column("output", Text),
+    Column("error", Text),
+    Column("traceback", Text),
+    Column("result", JSON),
+    Column("peak_memory_bytes", BigInteger),
+    Column("cpu_time", Float),
+    Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
+    UniqueConstraint("job_id", "scheduled_for", "attempt", name="uq_ck_runs_fire"),
+    Index("ix_ck_runs_job_id_id", "job_id", "id"),
+    Index("ix_ck_runs_status_id", "status", "id"),
+    Index(
+        "ix_ck_runs_active_job", "job_id", sqlite_where=text(ACTIVE_SQL), postgresql_where=text(ACTIVE_SQL)
+    ),
+    Index(
+        "ix_ck_runs_unowned_due",
+        "due_at",
+        sqlite_where=text("status = 'queued' AND owner IS NULL"),
+        postgresql_where=text("status = 'queued' AND owner IS NULL"),
+    ),
+)
+
+nodes = Table(
+    "ck_nodes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime),
+)

@@ -1,0 +1,604 @@
+"""The JobStore on SQLAlchemy Core: SQLite (default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from cronkeeper.exceptions import (
+    ConflictError,
+    JobExistsError,
+    JobNotFoundError,
+    RunNotFoundError,
+    StoreError,
+)
+from cronkeeper.models import ACTIVE_STATUSES, Job, JobSpec, Run, RunStatus, TriggerSource
+from cronkeeper.planning import PlannedRun, free_slots, skip_reason
+from cronkeeper.specs import build_spec, spec_to_dict
+from cronkeeper.store.base import ClaimResult, Completion, JobStore, Planner, RunFilter, StartOrder
+from cronkeeper.store.engines import open_engine
+from cronkeeper.store.schema import jobs, nodes, runs
+
+# Rows of any shape: the store reads columns by name.
+AnyRow = Row[*tuple[Any, ...]]
+
+ACTIVE = [status.value for status in ACTIVE_STATUSES]
+_active = runs.c.status.in_(ACTIVE)
+
+
+class SqlJobStore(JobStore):
+    """A JobStore on one SQLAlchemy engine; safe to share between threads."""
+
+    def __init__(self, url_or_engine: str | Engine) -> None:
+        self.engine = open_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        # Parsed specs by job id and version: claims happen constantly, and parsing a cron expression is not
+        # free.  A new version (any edit) replaces the entry.
+        self._specs: dict[str, tuple[int, JobSpec]] = {}
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database write failed: {exc}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn.execution_options(ck_read=True)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database read failed: {exc}") from exc
+
+    # ---- jobs -------------------------------------------------------------------------------------------
+
+    def add_job(
+        self,
+        spec: JobSpec,
+        *,
+        next_fire_at: datetime | None,
+        next_run_at: datetime | None,
+        now: datetime,
+        by: str | None,
+        origin: str,
+        paused: bool = False,
+    ) -> Job:
+        values = {
+            "id": spec.id,
+            "name": spec.name,
+            "spec": spec_to_dict(spec),
+            "enabled": True,
+            "paused": paused,
+            "next_fire_at": next_fire_at,
+            "next_run_at": next_run_at,
+            "origin": origin,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+            "created_by": by,
+            "updated_by": by,
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(jobs), values)
+        except IntegrityError:
+            raise JobExistsError(spec.id) from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database write failed: {exc}") from exc
+        return self.get_job(spec.id)
+
+    def update_job(
+        self,
+        spec: JobSpec,
+        *,
+        next_fire_at: datetime | None,
+        next_run_at: datetime | None,
+        now: datetime,
+        by: str | None,
+        expected_version: int | None = None,
+        enabled: bool | None = None,
+        origin: str | None = None,
+    ) -> Job:
+        values: dict[str, Any] = {
+            "name": spec.name,
+            "spec": spec_to_dict(spec),
+            "next_fire_at": next_fire_at,
+            "next_run_at": next_run_at,
+            "updated_at": now,
+            "updated_by": by,
+            "version": jobs.c.version + 1,
+        }
+        if enabled is not None:
+            values["enabled"] = enabled
+        if origin is not None:
+            values["origin"] = origin
+        condition = jobs.c.id == spec.id
+        if expected_version is not None:
+            condition = and_(condition, jobs.c.version == expected_version)
+        with self._write() as conn:
+            if conn.execute(update(jobs).where(condition).values(values)).rowcount == 0:
+                self._raise_missing_or_conflict(conn, spec.id)
+        return self.get_job(spec.id)
+
+    def _raise_missing_or_conflict(self, conn: Connection, job_id: str) -> None:
+        if conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None:
+            raise JobNotFoundError(job_id)
+        raise ConflictError(f"job {job_id!r} was changed by someone else; reload and try again")
+
+    def set_paused(
+        self,
+        job_id: str,
+        paused: bool,
+        *,
+        next_fire_at: datetime | None,
+        next_run_at: datetime | None,
+        now: datetime,
+        by: str | None,
+    ) -> Job:
+        with self._write() as conn:
+            result = conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(
+                    paused=paused,
+                    next_fire_at=next_fire_at,
+                    next_run_at=next_run_at,
+                    updated_at=now,
+                    updated_by=by,
+                    version=jobs.c.version + 1,
+                )
+            )
+            if result.rowcount == 0:
+                raise JobNotFoundError(job_id)
+        return self.get_job(job_id)
+
+    def find_job(self, job_id: str) -> Job | None:
+        with self._read() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        return None if row is None else self._job(row)
+
+    def list_jobs(self, *, include_disabled: bool = True) -> list[Job]:
+        query = select(jobs).order_by(jobs.c.id)
+        if not include_disabled:
+            query = query.where(jobs.c.enabled)
+        with self._read() as conn:
+            return [self._job(row) for row in conn.execute(query)]
+
+    def delete_job(self, job_id: str) -> None:
+        with self._write() as conn:
+            if conn.execute(delete(jobs).where(jobs.c.id == job_id)).rowcount == 0:
+                raise JobNotFoundError(job_id)
+            conn.execute(delete(runs).where(runs.c.job_id == job_id))
+        self._specs.pop(job_id, None)
+
+    def _spec(self, job_id: str, version: int, data: dict[str, Any]) -> JobSpec:
+        cached = self._specs.get(job_id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        # Stored specs were validated when saved and carry their zone and anchor, so no defaults apply.
+        spec = build_spec(data, now=datetime.fromisoformat("2000-01-01T00:00:00+00:00"))
+        self._specs[job_id] = (version, spec)
+        return spec
+
+    def _job(self, row: AnyRow) -> Job:
+        return Job(
+            spec=self._spec(row.id, row.version, row.spec),
+            enabled=row.enabled,
+            paused=row.paused,
+            next_fire_at=row.next_fire_at,
+            next_run_at=row.next_run_at,
+            version=row.version,
+            origin=row.origin,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            created_by=row.created_by,
+            updated_by=row.updated_by,
+        )
+
+    # ---- the loop --------------------------------------------------------------------------------------
+
+    def claim_due(self, *, now: datetime, owner: str, limit: int, planner: Planner) -> ClaimResult:
+        with self._write() as conn:
+            due = conn.execute(
+                select(jobs.c.id, jobs.c.version, jobs.c.spec, jobs.c.next_fire_at, jobs.c.next_run_at)
+                .where(jobs.c.next_run_at <= now)
+                .order_by(jobs.c.next_run_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            queued = conn.execute(
+                select(
+                    runs.c.id,
+                    runs.c.job_id,
+                    runs.c.scheduled_for,
+                    runs.c.due_at,
+                    runs.c.attempt,
+                    runs.c.trigger_source,
+                    runs.c.triggered_by,
+                )
+                .where(runs.c.status == RunStatus.QUEUED.value, runs.c.owner.is_(None), runs.c.due_at <= now)
+                .order_by(runs.c.due_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not due and not queued:
+                return ClaimResult()
+            active = self._active_counts(conn, {row.id for row in due} | {row.job_id for row in queued})
+            result = ClaimResult()
+            self._claim_jobs(conn, due, active, result, now=now, owner=owner, planner=planner)
+            self._claim_queued(conn, queued, active, result, now=now, owner=owner)
+        return result
+
+    def _active_counts(self, conn: Connection, job_ids: set[str]) -> dict[str, int]:
+        rows = conn.execute(
+            select(runs.c.job_id, func.count())
+            .where(runs.c.job_id.in_(job_ids), _active, runs.c.owner.is_not(None))
+            .group_by(runs.c.job_id)
+        )
+        counts = dict.fromkeys(job_ids, 0)
+        counts.update({row[0]: row[1] for row in rows})
+        return counts
+
+    def _claim_jobs(
+        self,
+        conn: Connection,
+        due: Sequence[AnyRow],
+        active: dict[str, int],
+        result: ClaimResult,
+        *,
+        now: datetime,
+        owner: str,
+        planner: Planner,
+    ) -> None:
+        if not due:
+            return
+        inserts: list[dict[str, Any]] = []
+        specs: dict[str, JobSpec] = {}
+        advances: list[dict[str, Any]] = []
+        replaced: list[str] = []
+        for row in due:
+            spec = specs[row.id] = self._spec(row.id, row.version, row.spec)
+            plan = planner(spec, row.next_fire_at, now, active[row.id])
+            jitter = row.next_run_at - row.next_fire_at
+            inserts.extend(_planned_row(row.id, planned, jitter, now, owner) for planned in plan.runs)
+            advances.append({"job": row.id, "fire": plan.next_fire_at, "run": plan.next_run_at})
+            if plan.replace_active:
+                replaced.append(row.id)
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id == bindparam("job"))
+            .values(next_fire_at=bindparam("fire"), next_run_at=bindparam("run")),
+            advances,
+        )
+        if replaced:
+            result.to_cancel.extend(self._request_cancel_for_jobs(conn, replaced))
+        if not inserts:
+            return
+        written = conn.execute(insert(runs).returning(*runs.c, sort_by_parameter_order=True), inserts).all()
+        for row in written:
+            run = _run(row)
+            if run.status is RunStatus.QUEUED:
+                active[run.job_id] += 1
+                result.to_start.append(
+                    StartOrder(
+                        run.id,
+                        specs[run.job_id],
+                        run.scheduled_for,
+                        run.due_at,
+                        run.attempt,
+                        run.trigger_source,
+                    )
+                )
+            else:
+                result.recorded.append(run)
+
+    def _request_cancel_for_jobs(self, conn: Connection, job_ids: list[str]) -> list[int]:
+        ids = [row.id for row in conn.execute(select(runs.c.id).where(runs.c.job_id.in_(job_ids), _active))]
+        if ids:
+            conn.execute(update(runs).where(runs.c.id.in_(ids)).values(cancel_requested=True))
+        return ids
+
+    def _claim_queued(
+        self,
+        conn: Connection,
+        queued: Sequence[AnyRow],
+        active: dict[str, int],
+        result: ClaimResult,
+        *,
+        now: datetime,
+        owner: str,
+    ) -> None:
+        if not queued:
+            return
+        spec_rows = conn.execute(
+            select(jobs.c.id, jobs.c.version, jobs.c.spec).where(
+                jobs.c.id.in_({row.job_id for row in queued})
+            )
+        ).all()
+        specs = {row.id: self._spec(row.id, row.version, row.spec) for row in spec_rows}
+        taken: list[dict[str, Any]] = []
+        refused: list[dict[str, Any]] = []
+        for row in queued:
+            spec = specs.get(row.job_id)
+            if spec is None:
+                refused.append({"rid": row.id, "error": "not started: the job was removed"})
+            elif free_slots(spec, active[row.job_id]) > 0:
+                active[row.job_id] += 1
+                taken.append({"rid": row.id})
+                result.to_start.append(
+                    StartOrder(
+                        row.id,
+                        spec,
+                        row.scheduled_for,
+                        row.due_at,
+                        row.attempt,
+                        TriggerSource(row.trigger_source),
+                        row.triggered_by,
+                    )
+                )
+            else:
+                refused.append({"rid": row.id, "error": skip_reason(spec, active[row.job_id])})
+        if taken:
+            conn.execute(update(runs).where(runs.c.id == bindparam("rid")).values(owner=owner), taken)
+        if refused:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == bindparam("rid"))
+                .values(status=RunStatus.SKIPPED.value, finished_at=now, error=bindparam("error")),
+                refused,
+            )
+            ids = [item["rid"] for item in refused]
+            result.recorded.extend(_run(row) for row in conn.execute(select(runs).where(runs.c.id.in_(ids))))
+
+    def next_due_at(self) -> datetime | None:
+        with self._read() as conn:
+            job_due = conn.execute(select(func.min(jobs.c.next_run_at))).scalar()
+            run_due = conn.execute(
+                select(func.min(runs.c.due_at)).where(
+                    runs.c.status == RunStatus.QUEUED.value, runs.c.owner.is_(None)
+                )
+            ).scalar()
+        candidates = [instant for instant in (job_due, run_due) if instant is not None]
+        return min(candidates, default=None)
+
+    def record_started(self, started: Sequence[tuple[int, datetime]], *, owner: str) -> None:
+        if not started:
+            return
+        with self._write() as conn:
+            conn.execute(
+                update(runs)
+                .where(
+                    runs.c.id == bindparam("rid"),
+                    runs.c.owner == owner,
+                    runs.c.status == RunStatus.QUEUED.value,
+                )
+                .values(status=RunStatus.RUNNING.value, started_at=bindparam("at")),
+                [{"rid": run_id, "at": at} for run_id, at in started],
+            )
+
+    def record_finished(self, completions: Sequence[Completion], *, owner: str, now: datetime) -> list[int]:
+        if not completions:
+            return []
+        with self._write() as conn:
+            ids = [completion.run_id for completion in completions]
+            live = {
+                row.id: row
+                for row in conn.execute(
+                    select(runs.c.id, runs.c.job_id, runs.c.scheduled_for, runs.c.attempt)
+                    .where(runs.c.id.in_(ids), runs.c.owner == owner, _active)
+                    .with_for_update()
+                )
+            }
+            accepted = [completion for completion in completions if completion.run_id in live]
+            if accepted:
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.id == bindparam("rid"))
+                    .values({name: bindparam(name) for name in _OUTCOME_FIELDS}),
+                    [_outcome_values(completion) for completion in accepted],
+                )
+            retries = [_retry_row(live[c.run_id], c, now) for c in accepted if c.retry_at is not None]
+            if retries:
+                conn.execute(insert(runs), retries)
+        return [completion.run_id for completion in accepted]
+
+    def heartbeat(self, *, owner: str, now: datetime, hostname: str, pid: int) -> list[int]:
+        with self._write() as conn:
+            if conn.execute(update(nodes).where(nodes.c.id == owner).values(heartbeat_at=now)).rowcount == 0:
+                conn.execute(
+                    insert(nodes).values(
+                        id=owner, hostname=hostname, pid=pid, started_at=now, heartbeat_at=now
+                    )
+                )
+            return [
+                row.id
+                for row in conn.execute(
+                    select(runs.c.id).where(runs.c.owner == owner, _active, runs.c.cancel_requested)
+                )
+            ]
+
+    def retire_node(self, *, owner: str, now: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(update(nodes).where(nodes.c.id == owner).values(stopped_at=now, heartbeat_at=now))
+
+    def reap_lost(self, *, now: datetime, lease: timedelta) -> list[Run]:
+        cutoff = now - lease
+        dead_owner = or_(
+            and_(nodes.c.id.is_(None), runs.c.queued_at < cutoff),
+            nodes.c.heartbeat_at < cutoff,
+            nodes.c.stopped_at.is_not(None),
+        )
+        with self._write() as conn:
+            ids = [
+                row.id
+                for row in conn.execute(
+                    select(runs.c.id)
+                    .select_from(runs.outerjoin(nodes, nodes.c.id == runs.c.owner))
+                    .where(_active, runs.c.owner.is_not(None), dead_owner)
+                )
+            ]
+            if not ids:
+                return []
+            conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(ids), _active)
+                .values(
+                    status=RunStatus.LOST.value,
+                    finished_at=now,
+                    error="lost: the process that owned this run stopped without finishing it",
+                )
+            )
+            return [_run(row) for row in conn.execute(select(runs).where(runs.c.id.in_(ids)))]
+
+    # ---- runs ------------------------------------------------------------------------------------------
+
+    def enqueue_run(
+        self, job_id: str, *, now: datetime, source: TriggerSource, triggered_by: str | None
+    ) -> int:
+        with self._write() as conn:
+            if conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None:
+                raise JobNotFoundError(job_id)
+            # A manual run is "for" the instant it was asked; should a scheduled fire (or another request)
+            # hold that exact instant, the next free microsecond keeps (job, scheduled_for, attempt) unique.
+            for nudge in range(100):
+                row = {
+                    "job_id": job_id,
+                    "scheduled_for": now + timedelta(microseconds=nudge),
+                    "attempt": 0,
+                    "trigger_source": source.value,
+                    "triggered_by": triggered_by,
+                    "status": RunStatus.QUEUED.value,
+                    "due_at": now,
+                    "queued_at": now,
+                }
+                try:
+                    with conn.begin_nested():
+                        return int(conn.execute(insert(runs).returning(runs.c.id), row).scalar_one())
+                except IntegrityError:
+                    continue
+        raise StoreError(f"could not queue a run of {job_id!r}: too many runs requested at {now.isoformat()}")
+
+    def request_cancel(self, run_ids: Sequence[int], *, now: datetime) -> None:
+        ids = list(run_ids)
+        with self._write() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(ids), runs.c.status == RunStatus.QUEUED.value, runs.c.owner.is_(None))
+                .values(
+                    status=RunStatus.CANCELLED.value, finished_at=now, error="cancelled before it started"
+                )
+            )
+            conn.execute(update(runs).where(runs.c.id.in_(ids), _active).values(cancel_requested=True))
+
+    def get_run(self, run_id: int) -> Run:
+        with self._read() as conn:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise RunNotFoundError(run_id)
+        return _run(row)
+
+    def list_runs(self, run_filter: RunFilter) -> list[Run]:
+        query = select(runs).order_by(runs.c.id.desc()).limit(run_filter.limit)
+        if run_filter.job_id is not None:
+            query = query.where(runs.c.job_id == run_filter.job_id)
+        if run_filter.statuses:
+            query = query.where(runs.c.status.in_([status.value for status in run_filter.statuses]))
+        if run_filter.sources:
+            query = query.where(runs.c.trigger_source.in_([source.value for source in run_filter.sources]))
+        if run_filter.before_id is not None:
+            query = query.where(runs.c.id < run_filter.before_id)
+        with self._read() as conn:
+            return [_run(row) for row in conn.execute(query)]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+_OUTCOME_FIELDS = (
+    "status",
+    "started_at",
+    "finished_at",
+    "exit_code",
+    "output",
+    "error",
+    "traceback",
+    "result",
+    "peak_memory_bytes",
+    "cpu_time",
+)
+
+
+def _outcome_values(completion: Completion) -> dict[str, Any]:
+    values = {name: getattr(completion, name) for name in _OUTCOME_FIELDS}
+    values["status"] = completion.status.value
+    values["rid"] = completion.run_id
+    return values
+
+
+def _retry_row(parent: AnyRow, completion: Completion, now: datetime) -> dict[str, Any]:
+    return {
+        "job_id": parent.job_id,
+        "scheduled_for": parent.scheduled_for,
+        "attempt": parent.attempt + 1,
+        "parent_run_id": parent.id,
+        "trigger_source": TriggerSource.RETRY.value,
+        "status": RunStatus.QUEUED.value,
+        "due_at": completion.retry_at,
+        "queued_at": now,
+    }
+
+
+def _planned_row(
+    job_id: str, planned: PlannedRun, jitter: timedelta, now: datetime, owner: str
+) -> dict[str, Any]:
+    queued = planned.status is RunStatus.QUEUED
+    return {
+        "job_id": job_id,
+        "scheduled_for": planned.scheduled_for,
+        "attempt": 0,
+        "trigger_source": planned.source.value,
+        "owner": owner if queued else None,
+        "status": planned.status.value,
+        "due_at": planned.scheduled_for + jitter,
+        "queued_at": now,
+        "finished_at": None if queued else now,
+        "error": planned.error,
+        "result": planned.result,
+        "triggered_by": None,
+        "parent_run_id": None,
+    }
+
+
+def _run(row: AnyRow) -> Run:
+    return Run(
+        id=row.id,
+        job_id=row.job_id,
+        scheduled_for=row.scheduled_for,
+        attempt=row.attempt,
+        status=RunStatus(row.status),
+        trigger_source=TriggerSource(row.trigger_source),
+        due_at=row.due_at,
+        queued_at=row.queued_at,
+        parent_run_id=row.parent_run_id,
+        triggered_by=row.triggered_by,
+        owner=row.owner,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        exit_code=row.exit_code,
+        output=row.output,
+        error=row.error,
+        traceback=row.traceback,
+        result=row.result,
+        peak_memory_bytes=row.peak_memory_bytes,
+        cpu_time=row.cpu_time,
+    )
