@@ -97,7 +97,7 @@ def build_trigger(data: Mapping[str, Any], *, default_timezone: str, now: dateti
     given = [key for key in SCHEDULE_KEYS if data.get(key) not in (None, "")]
     if len(given) != 1:
         raise InvalidScheduleError("schedule", "give exactly one of cron, every or at")
-    zone = _zone(data.get("timezone") or default_timezone)
+    zone = parse_zone(data.get("timezone") or default_timezone)
     start = _instant(data, "start", zone)
     end = _instant(data, "end", zone)
     if start and end and end <= start:
@@ -249,7 +249,7 @@ def _retry(data: Mapping[str, Any]) -> RetryPolicy:
     return RetryPolicy(_int(data, "max_retries", 0, minimum=0), base, float(factor), cap, float(jitter))
 
 
-def _zone(name: Any) -> ZoneInfo:
+def parse_zone(name: Any) -> ZoneInfo:
     if not isinstance(name, str):
         raise ValidationError("timezone", "must be an IANA time zone name such as 'Europe/Paris'")
     try:

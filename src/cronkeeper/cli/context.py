@@ -1,0 +1,47 @@
+"""What every subcommand shares: where the database is, the configuration file, and a scheduler to act on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from cronkeeper.config import Config, load_config
+from cronkeeper.scheduler import DEFAULT_DB, Scheduler
+
+DEFAULT_CONFIG = Path("cronkeeper.toml")
+
+
+@dataclass(slots=True)
+class AppContext:
+    """Resolved global options; the scheduler is opened on first use and closed when the command ends."""
+
+    db_option: str | None
+    config_option: Path | None
+    _config: Config | None = None
+    _scheduler: Scheduler | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            path = self.config_option or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+            self._config = load_config(path) if path is not None else Config()
+        return self._config
+
+    @property
+    def db_url(self) -> str:
+        """``--db`` or ``CRONKEEPER_DB``, else the file's ``db``, else ``cronkeeper.db`` here."""
+        return self.db_option or self.config.db or DEFAULT_DB
+
+    def scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            config = self.config
+            self._scheduler = Scheduler(
+                self.db_url, timezone=config.timezone or "UTC", settings=config.settings
+            )
+            click.get_current_context().call_on_close(self._scheduler.close)
+        return self._scheduler
+
+
+pass_app = click.make_pass_decorator(AppContext)

@@ -1,0 +1,253 @@
+"""``cronkeeper jobs``: list, show, add, edit, pause, resume, remove and trigger jobs."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from cronkeeper.cli.context import AppContext, pass_app
+from cronkeeper.cli.output import console, print_json, table, when
+from cronkeeper.exceptions import ValidationError
+from cronkeeper.models import Job
+from cronkeeper.serialize import job_to_json, schedule_text
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# (option flags, key in the job definition, click keyword arguments); shared by `add` and `edit`.
+JOB_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
+    (("--cron",), "cron", {"metavar": "EXPR", "help": "Cron schedule (5 fields or an @alias)."}),
+    (("--every",), "every", {"metavar": "DURATION", "help": "Interval schedule, e.g. 30s, 5m, 1h30m."}),
+    (("--at",), "at", {"metavar": "ISO", "help": "Run once at this instant."}),
+    (("--seconds/--no-seconds",), "seconds", {"default": None, "help": "Cron has a leading seconds field."}),
+    (("--tz", "--timezone"), "timezone", {"metavar": "ZONE", "help": "IANA time zone of the schedule."}),
+    (("--start",), "start", {"metavar": "ISO", "help": "Do not fire before this instant."}),
+    (("--end",), "end", {"metavar": "ISO", "help": "Do not fire after this instant."}),
+    (("--jitter",), "jitter", {"metavar": "DURATION", "help": "Random delay added to each fire."}),
+    (
+        ("--command",),
+        "command",
+        {"metavar": "CMD", "help": "Program and arguments (split like a shell, but run without one)."},
+    ),
+    (("--shell/--no-shell",), "shell", {"default": None, "help": "Run --command through /bin/sh -c."}),
+    (("--call",), "call", {"metavar": "MODULE:FUNC", "help": "Python function to call."}),
+    (("--args",), "args", {"metavar": "JSON", "help": "JSON list of positional arguments for --call."}),
+    (("--kwargs",), "kwargs", {"metavar": "JSON", "help": "JSON object of keyword arguments for --call."}),
+    (("--isolate/--no-isolate",), "isolate", {"default": None, "help": "Run --call in a child process."}),
+    (("--env",), "env", {"metavar": "KEY=VALUE", "multiple": True, "help": "Environment for --command."}),
+    (("--cwd",), "cwd", {"metavar": "DIR", "help": "Working directory for --command."}),
+    (("--name",), "name", {"help": "Display name."}),
+    (("--description",), "description", {"help": "What the job is for."}),
+    (("--tag",), "tags", {"multiple": True, "help": "A tag (repeatable)."}),
+    (("--timeout",), "timeout", {"metavar": "DURATION", "help": "Kill or abandon a run after this long."}),
+    (("--max-retries",), "max_retries", {"type": int, "help": "Retries after a failure or timeout."}),
+    (("--retry-base",), "retry_base", {"metavar": "DURATION", "help": "First retry delay [1s]."}),
+    (("--retry-factor",), "retry_factor", {"type": float, "help": "Backoff factor [2]."}),
+    (("--retry-cap",), "retry_cap", {"metavar": "DURATION", "help": "Longest retry delay [30s]."}),
+    (
+        ("--overlap",),
+        "overlap",
+        {
+            "type": click.Choice(["allow", "forbid", "replace"]),
+            "help": "When a run is due while another is active.",
+        },
+    ),
+    (("--max-instances",), "max_instances", {"type": int, "help": "Concurrent runs with --overlap allow."}),
+    (
+        ("--misfire-grace",),
+        "misfire_grace",
+        {"metavar": "DURATION", "help": "How late a fire may start [60s]."},
+    ),
+    (
+        ("--catchup",),
+        "catchup",
+        {
+            "type": click.Choice(["once", "skip", "all"]),
+            "help": "What to do with fires missed beyond the grace.",
+        },
+    ),
+    (("--output-limit",), "output_limit", {"type": int, "help": "Bytes of output kept (the tail)."}),
+]
+_PARAM_NAMES = {key: key for _, key, _ in JOB_OPTIONS}
+
+
+def job_options(func: F) -> F:
+    for flags, key, kwargs in reversed(JOB_OPTIONS):
+        func = click.option(*flags, key, **kwargs)(func)
+    return func
+
+
+def definition(options: dict[str, Any]) -> dict[str, Any]:
+    """The options the user gave, as a job definition (the same shape as a TOML [[jobs]] table)."""
+    data: dict[str, Any] = {}
+    for key in _PARAM_NAMES:
+        value = options.get(key)
+        if value is None or value == ():
+            continue
+        if key in ("args", "kwargs"):
+            value = _json_option(key, value)
+        elif key == "env":
+            value = _env_option(value)
+        elif key == "tags":
+            value = list(value)
+        data[key] = value
+    return data
+
+
+def _json_option(key: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValidationError(key, f"is not valid JSON: {exc}") from None
+
+
+def _env_option(pairs: tuple[str, ...]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValidationError("env", f"{pair!r} is not KEY=VALUE")
+        env[name] = value
+    return env
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+@click.group()
+def jobs() -> None:
+    """Define and control jobs."""
+
+
+@jobs.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@pass_app
+def list_jobs(app: AppContext, as_json: bool) -> None:
+    """Every job with its schedule and next run."""
+    found = app.scheduler().jobs()
+    if as_json:
+        print_json([job_to_json(job) for job in found])
+        return
+    out = table("ID", "SCHEDULE", "STATE", "NEXT RUN (UTC)", "TARGET")
+    for job in found:
+        out.add_row(job.id, schedule_text(job.spec.trigger), _state(job), when(job.next_run_at), _target(job))
+    console.print(out)
+
+
+def _state(job: Job) -> str:
+    if not job.enabled:
+        return "disabled"
+    return "paused" if job.paused else "active"
+
+
+def _target(job: Job) -> str:
+    spec = job_to_json(job)["spec"]
+    if "command" in spec:
+        command = spec["command"]
+        return command if isinstance(command, str) else " ".join(command)
+    return str(spec["call"])
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@pass_app
+def show_job(app: AppContext, job_id: str, as_json: bool) -> None:
+    """One job in full."""
+    data = job_to_json(app.scheduler().get_job(job_id))
+    if as_json:
+        print_json(data)
+        return
+    for key, value in data.items():
+        if key != "spec":
+            click.echo(f"{key:22} {value}")
+    for key, value in data["spec"].items():
+        if key not in ("id", "name"):
+            click.echo(f"{key:22} {value}")
+
+
+@jobs.command("add")
+@click.argument("job_id")
+@job_options
+@click.option("--paused", is_flag=True, help="Create the job paused.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new job as JSON.")
+@pass_app
+def add_job(app: AppContext, /, job_id: str, paused: bool, as_json: bool, **options: Any) -> None:
+    """Create a job: one of --cron/--every/--at, and --command or --call."""
+    data = {"id": job_id, **definition(options)}
+    job = app.scheduler().service.add_job(data, by=_user(), origin="cli", paused=paused)
+    _report(job, "added", as_json)
+
+
+@jobs.command("edit")
+@click.argument("job_id")
+@job_options
+@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
+@pass_app
+def edit_job(app: AppContext, /, job_id: str, as_json: bool, **options: Any) -> None:
+    """Change options of a job; a new schedule takes effect from now."""
+    changes = definition(options)
+    if not changes:
+        raise ValidationError("options", "nothing to change; give at least one option")
+    job = app.scheduler().service.edit_job(job_id, changes, by=_user())
+    _report(job, "updated", as_json)
+
+
+def _report(job: Job, verb: str, as_json: bool) -> None:
+    if as_json:
+        print_json(job_to_json(job))
+    else:
+        click.echo(f"{verb} {job.id}: {job.spec.trigger.describe()}; next run {when(job.next_run_at)}")
+
+
+@jobs.command("pause")
+@click.argument("job_id")
+@pass_app
+def pause_job(app: AppContext, job_id: str) -> None:
+    """Stop firing a job until it is resumed."""
+    app.scheduler().pause(job_id, by=_user())
+    click.echo(f"paused {job_id}")
+
+
+@jobs.command("resume")
+@click.argument("job_id")
+@pass_app
+def resume_job(app: AppContext, job_id: str) -> None:
+    """Fire a paused job again, from its next fire after now."""
+    job = app.scheduler().resume(job_id, by=_user())
+    click.echo(f"resumed {job_id}; next run {when(job.next_run_at)}")
+
+
+@jobs.command("remove")
+@click.argument("job_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def remove_job(app: AppContext, job_id: str, yes: bool) -> None:
+    """Delete a job and its history."""
+    scheduler = app.scheduler()
+    scheduler.get_job(job_id)
+    if not yes:
+        click.confirm(f"Delete job {job_id} and all its runs?", abort=True)
+    scheduler.remove_job(job_id)
+    click.echo(f"removed {job_id}")
+
+
+@jobs.command("trigger")
+@click.argument("job_id")
+@click.option("--as", "triggered_by", metavar="USER", help="Who asked [default: the current user].")
+@click.option("--json", "as_json", is_flag=True, help='Print {"run_id": N}.')
+@pass_app
+def trigger_job(app: AppContext, job_id: str, triggered_by: str | None, as_json: bool) -> None:
+    """Queue a run now; a running `cronkeeper serve` on the same database picks it up."""
+    run_id = app.scheduler().trigger(job_id, triggered_by=triggered_by or _user())
+    if as_json:
+        print_json({"run_id": run_id})
+    else:
+        click.echo(f"queued run {run_id} of {job_id}")

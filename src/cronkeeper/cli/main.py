@@ -1,0 +1,78 @@
+"""``cronkeeper``: global options, error reporting, and the subcommand groups."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cronkeeper.cli.context import AppContext
+from cronkeeper.cli.db import db
+from cronkeeper.cli.jobs import jobs
+from cronkeeper.cli.next import next_command
+from cronkeeper.cli.runs import runs
+from cronkeeper.cli.serve import serve
+from cronkeeper.exceptions import CronkeeperError, JobNotFoundError, RunNotFoundError, ValidationError
+
+EXIT_NOT_FOUND = 1
+EXIT_INVALID = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--db",
+    "db_url",
+    envvar="CRONKEEPER_DB",
+    metavar="URL",
+    help="Database URL [env CRONKEEPER_DB; default sqlite:///cronkeeper.db].",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Configuration file [default: cronkeeper.toml when present].",
+)
+@click.version_option(package_name="cronkeeper")
+@click.pass_context
+def cli(ctx: click.Context, db_url: str | None, config_path: Path | None) -> None:
+    """cronkeeper: scheduled jobs with a memory."""
+    ctx.obj = AppContext(db_url, config_path)
+
+
+cli.add_command(serve)
+cli.add_command(next_command)
+cli.add_command(jobs)
+cli.add_command(runs)
+cli.add_command(db)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: domain errors become one line on standard error and an exit status."""
+    sys.exit(run(cli.main, argv))
+
+
+def run(command: Callable[..., Any], argv: list[str] | None) -> int:
+    try:
+        command(args=argv, prog_name="cronkeeper", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except ValidationError as exc:
+        click.echo(f"error: {exc.field}: {exc.reason}", err=True)
+        return EXIT_INVALID
+    except (JobNotFoundError, RunNotFoundError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_NOT_FOUND
+    except CronkeeperError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    return 0

@@ -1,0 +1,62 @@
+"""``cronkeeper next``: preview a cron expression's next fires in a zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import click
+
+from cronkeeper.cli.output import print_json
+from cronkeeper.cron import CronExpression
+from cronkeeper.exceptions import ValidationError
+from cronkeeper.specs import parse_zone
+
+
+@click.command("next")
+@click.argument("expression")
+@click.option("--tz", "zone_name", default="UTC", show_default=True, help="IANA time zone to evaluate in.")
+@click.option("--after", metavar="ISO", help="Start after this instant [default: now]; naive means in --tz.")
+@click.option("--count", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--seconds", is_flag=True, help="The expression has a leading seconds field (6 fields).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def next_command(
+    expression: str, zone_name: str, after: str | None, count: int, seconds: bool, as_json: bool
+) -> None:
+    """Show the next fire times of EXPRESSION and what it means."""
+    zone = parse_zone(zone_name)
+    cron = CronExpression(expression, seconds=seconds, field="expression")
+    start = _start(after, zone)
+    fires: list[datetime] = []
+    instant: datetime | None = start
+    while len(fires) < count and instant is not None:
+        instant = cron.next_after(instant, zone)
+        if instant is not None:
+            fires.append(instant)
+    local = [fire.astimezone(zone).isoformat() for fire in fires]
+    if as_json:
+        print_json(
+            {
+                "expression": cron.expression,
+                "timezone": zone.key,
+                "description": cron.describe(),
+                "after": start.astimezone(zone).isoformat(),
+                "next": local,
+            }
+        )
+        return
+    click.echo(f"{cron.expression}: {cron.describe()} ({zone.key})")
+    for text in local:
+        click.echo(f"  {text}")
+
+
+def _start(after: str | None, zone: ZoneInfo) -> datetime:
+    if after is None:
+        return datetime.now(UTC)
+    try:
+        instant = datetime.fromisoformat(after)
+    except ValueError:
+        raise ValidationError("after", f"{after!r} is not an ISO-8601 date and time") from None
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=zone)
+    return instant

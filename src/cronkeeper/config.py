@@ -1,0 +1,152 @@
+"""``cronkeeper.toml``: the database, the default time zone, engine settings and jobs as code.
+
+::
+
+    db = "sqlite:///cronkeeper.db"
+    timezone = "Europe/Paris"
+
+    [scheduler]
+    workers = 20
+
+    [[jobs]]
+    id = "backup"
+    cron = "${BACKUP_SCHEDULE:-0 3 * * *}"
+    command = ["pg_dump", "-f", "/backups/app.sql", "app"]
+    timeout = "10m"
+    max_retries = 2
+
+``${VAR}`` and ``${VAR:-default}`` in schedules and commands are taken from the environment; a variable that
+is not set and has no default is an error naming the job and field.  The file is validated as a whole before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from cronkeeper.engine import EngineSettings
+from cronkeeper.exceptions import ConfigError, ValidationError
+
+# Keys whose string values may use ${VAR}: the schedule and the command, as the docs promise.
+SUBSTITUTED_KEYS = frozenset({"cron", "every", "at", "start", "end", "timezone", "command", "cwd", "env"})
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+SETTINGS_KEYS = {
+    "workers": int,
+    "batch_size": int,
+    "poll_interval": float,
+    "heartbeat_interval": float,
+    "lease": float,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A loaded configuration file."""
+
+    path: Path | None = None
+    db: str | None = None
+    timezone: str | None = None
+    settings: EngineSettings = field(default_factory=EngineSettings)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def substitute(text: str, environ: Mapping[str, str], field_name: str) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in ``text`` from ``environ``."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = environ.get(name)
+        if value is not None and (value or default is None):
+            return value
+        if default is not None:
+            return default
+        raise ConfigError(field_name, f"environment variable {name} is not set and has no default")
+
+    return _VARIABLE.sub(replace, text)
+
+
+def _substitute_value(value: Any, environ: Mapping[str, str], field_name: str) -> Any:
+    if isinstance(value, str):
+        return substitute(value, environ, field_name)
+    if isinstance(value, list):
+        return [_substitute_value(item, environ, f"{field_name}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {key: _substitute_value(item, environ, f"{field_name}.{key}") for key, item in value.items()}
+    return value
+
+
+def expand_job(table: Mapping[str, Any], environ: Mapping[str, str], where: str) -> dict[str, Any]:
+    """A job table with environment variables substituted in its schedule and command."""
+    return {
+        key: _substitute_value(value, environ, f"{where}.{key}") if key in SUBSTITUTED_KEYS else value
+        for key, value in table.items()
+    }
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and check ``path``; raises ConfigError naming the file and the field."""
+    environ = os.environ if environ is None else environ
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - {"db", "timezone", "scheduler", "jobs"})
+    if unknown:
+        raise ConfigError(f"{path}: {unknown[0]}", "unknown setting")
+    jobs = data.get("jobs", [])
+    if not isinstance(jobs, list) or not all(isinstance(job, dict) for job in jobs):
+        raise ConfigError(f"{path}: jobs", "must be [[jobs]] tables")
+    expanded = [expand_job(job, environ, f"{path}: jobs[{index}]") for index, job in enumerate(jobs)]
+    _check_unique_ids(expanded, path)
+    return Config(
+        path=path,
+        db=_optional_str(data, "db", path, environ),
+        timezone=_optional_str(data, "timezone", path, environ),
+        settings=_settings(data.get("scheduler", {}), path),
+        jobs=expanded,
+    )
+
+
+def _check_unique_ids(jobs: list[dict[str, Any]], path: Path) -> None:
+    seen: set[Any] = set()
+    for index, job in enumerate(jobs):
+        if job.get("id") in seen:
+            raise ConfigError(f"{path}: jobs[{index}].id", f"{job.get('id')!r} is declared twice")
+        seen.add(job.get("id"))
+
+
+def _optional_str(data: Mapping[str, Any], key: str, path: Path, environ: Mapping[str, str]) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: {key}", "must be a string")
+    return substitute(value, environ, f"{path}: {key}")
+
+
+def _settings(table: Any, path: Path) -> EngineSettings:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: scheduler", "must be a table")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        kind = SETTINGS_KEYS.get(key)
+        if kind is None:
+            raise ConfigError(f"{path}: scheduler.{key}", "unknown setting")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{path}: scheduler.{key}", "must be a positive number")
+        values[key] = timedelta(seconds=value) if key in ("heartbeat_interval", "lease") else kind(value)
+    return EngineSettings(**values)
+
+
+def located(error: ValidationError, where: str) -> ConfigError:
+    """The same error, with its field prefixed by where it was found (``cronkeeper.toml: jobs[2]``)."""
+    return ConfigError(f"{where}.{error.field}", error.reason)

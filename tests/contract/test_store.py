@@ -1,0 +1,244 @@
+"""The JobStore contract, run against SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from cronkeeper.exceptions import ConflictError, JobExistsError, JobNotFoundError, RunNotFoundError
+from cronkeeper.models import JobSpec, RunStatus, TriggerSource
+from cronkeeper.planning import plan_fires
+from cronkeeper.specs import build_spec
+from cronkeeper.store.base import Completion, RunFilter
+from cronkeeper.store.migrate import upgrade
+from cronkeeper.store.schema import metadata
+from cronkeeper.store.sql import SqlJobStore
+
+NOW = datetime.fromisoformat("2026-03-02T08:00:00+00:00")
+LEASE = timedelta(seconds=30)
+
+
+@pytest.fixture
+def store(any_db_url: str) -> Iterator[SqlJobStore]:
+    store = SqlJobStore(any_db_url)
+    upgrade(store.engine)
+    yield store
+    store.close()
+
+
+def spec(job_id: str = "job", **options: object) -> JobSpec:
+    data = {"id": job_id, "every": "1m", "call": "tests.jobs:metrics", "start": NOW.isoformat(), **options}
+    return build_spec(data, now=NOW)
+
+
+def add(store: SqlJobStore, job_id: str = "job", due: datetime = NOW, **options: object) -> None:
+    store.add_job(
+        spec(job_id, **options), next_fire_at=due, next_run_at=due, now=NOW, by="test", origin="api"
+    )
+
+
+def claim(store: SqlJobStore, owner: str = "node-a", now: datetime = NOW, limit: int = 100) -> list[int]:
+    return [
+        order.run_id
+        for order in store.claim_due(now=now, owner=owner, limit=limit, planner=plan_fires).to_start
+    ]
+
+
+def finish(run_id: int, status: RunStatus = RunStatus.SUCCEEDED, **fields: object) -> Completion:
+    return Completion(run_id=run_id, status=status, started_at=NOW, finished_at=NOW, **fields)  # type: ignore[arg-type]
+
+
+def test_migrations_create_exactly_the_declared_schema(store: SqlJobStore) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_upgrade_twice_is_harmless(store: SqlJobStore) -> None:
+    upgrade(store.engine)
+
+
+def test_adds_finds_lists_and_deletes_jobs(store: SqlJobStore) -> None:
+    add(store, "b")
+    add(store, "a")
+    assert [job.id for job in store.list_jobs()] == ["a", "b"]
+    assert store.get_job("a").spec == spec("a")
+    assert store.find_job("nope") is None
+    store.delete_job("a")
+    with pytest.raises(JobNotFoundError):
+        store.get_job("a")
+
+
+def test_adding_a_taken_id_fails_and_changes_nothing(store: SqlJobStore) -> None:
+    add(store, "a")
+    with pytest.raises(JobExistsError):
+        store.add_job(
+            spec("a", every="5m"), next_fire_at=NOW, next_run_at=NOW, now=NOW, by=None, origin="api"
+        )
+    assert store.get_job("a").spec == spec("a")
+
+
+def test_update_with_a_stale_version_is_a_conflict(store: SqlJobStore) -> None:
+    add(store, "a")
+    store.update_job(
+        spec("a", every="2m"), next_fire_at=NOW, next_run_at=NOW, now=NOW, by="x", expected_version=1
+    )
+    with pytest.raises(ConflictError):
+        store.update_job(
+            spec("a", every="3m"), next_fire_at=NOW, next_run_at=NOW, now=NOW, by="y", expected_version=1
+        )
+    job = store.get_job("a")
+    assert (job.version, job.updated_by) == (2, "x")
+
+
+def test_a_due_fire_is_claimed_once_and_the_job_advanced(store: SqlJobStore) -> None:
+    add(store)
+    assert len(claim(store)) == 1
+    assert claim(store, owner="node-b") == []
+    assert store.get_job("job").next_run_at == NOW + timedelta(minutes=1)
+    assert store.next_due_at() == NOW + timedelta(minutes=1)
+
+
+def test_concurrent_claimers_never_claim_a_fire_twice(any_db_url: str, store: SqlJobStore) -> None:
+    for index in range(60):
+        add(store, f"job-{index}", max_instances=10)
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def worker(owner: str) -> None:
+        mine = SqlJobStore(any_db_url)
+        try:
+            for step in range(5):
+                ids = claim(mine, owner=owner, now=NOW + timedelta(minutes=step), limit=7)
+                with lock:
+                    claimed.extend(ids)
+        finally:
+            mine.close()
+
+    threads = [threading.Thread(target=worker, args=(f"node-{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(claimed) == len(set(claimed))
+    fires = store.list_runs(RunFilter(limit=1000))
+    assert len({(run.job_id, run.scheduled_for, run.attempt) for run in fires}) == len(fires)
+
+
+def test_outcomes_are_fenced_by_owner(store: SqlJobStore) -> None:
+    add(store)
+    (run_id,) = claim(store, owner="node-a")
+    assert store.record_finished([finish(run_id)], owner="node-b", now=NOW) == []
+    assert store.get_run(run_id).status is RunStatus.QUEUED
+    assert store.record_finished([finish(run_id, output="done")], owner="node-a", now=NOW) == [run_id]
+    run = store.get_run(run_id)
+    assert (run.status, run.output) == (RunStatus.SUCCEEDED, "done")
+    assert store.record_finished([finish(run_id, RunStatus.FAILED)], owner="node-a", now=NOW) == []
+
+
+def test_runs_of_a_dead_owner_are_lost_and_its_late_result_refused(store: SqlJobStore) -> None:
+    add(store, "a")
+    add(store, "b")
+    store.heartbeat(owner="alive", now=NOW, hostname="h", pid=1)
+    store.heartbeat(owner="dead", now=NOW, hostname="h", pid=2)
+    (run_a,) = claim(store, owner="dead", limit=1)
+    (run_b,) = claim(store, owner="alive", limit=1)
+    later = NOW + LEASE + timedelta(seconds=1)
+    store.heartbeat(owner="alive", now=later, hostname="h", pid=1)
+    lost = store.reap_lost(now=later, lease=LEASE)
+    assert [run.id for run in lost] == [run_a]
+    assert store.get_run(run_a).status is RunStatus.LOST
+    assert store.get_run(run_b).status is RunStatus.QUEUED
+    assert store.record_finished([finish(run_a)], owner="dead", now=later) == []
+    assert store.get_run(run_a).status is RunStatus.LOST
+
+
+def test_runs_of_an_owner_that_never_heartbeated_are_lost_after_the_lease(store: SqlJobStore) -> None:
+    add(store)
+    (run_id,) = claim(store, owner="ghost")
+    assert store.reap_lost(now=NOW + LEASE - timedelta(seconds=1), lease=LEASE) == []
+    assert [run.id for run in store.reap_lost(now=NOW + LEASE + timedelta(seconds=1), lease=LEASE)] == [
+        run_id
+    ]
+
+
+def test_runs_left_by_a_node_that_stopped_are_lost(store: SqlJobStore) -> None:
+    add(store)
+    store.heartbeat(owner="node", now=NOW, hostname="h", pid=1)
+    (run_id,) = claim(store, owner="node")
+    store.retire_node(owner="node", now=NOW)
+    assert [run.id for run in store.reap_lost(now=NOW, lease=LEASE)] == [run_id]
+
+
+def test_manual_runs_respect_the_overlap_policy(store: SqlJobStore) -> None:
+    add(store, due=NOW + timedelta(days=1), overlap="forbid")
+    first = store.enqueue_run("job", now=NOW, source=TriggerSource.MANUAL, triggered_by="alice")
+    second = store.enqueue_run("job", now=NOW, source=TriggerSource.API, triggered_by="bob")
+    result = store.claim_due(now=NOW, owner="node", limit=10, planner=plan_fires)
+    assert [order.run_id for order in result.to_start] == [first]
+    assert result.to_start[0].triggered_by == "alice"
+    assert [run.id for run in result.recorded] == [second]
+    assert store.get_run(second).status is RunStatus.SKIPPED
+
+
+def test_enqueue_for_an_unknown_job_fails(store: SqlJobStore) -> None:
+    with pytest.raises(JobNotFoundError):
+        store.enqueue_run("nope", now=NOW, source=TriggerSource.MANUAL, triggered_by=None)
+
+
+def test_retries_are_persisted_as_new_queued_runs(store: SqlJobStore) -> None:
+    add(store)
+    (run_id,) = claim(store)
+    retry_at = NOW + timedelta(seconds=5)
+    store.record_finished([finish(run_id, RunStatus.FAILED, retry_at=retry_at)], owner="node-a", now=NOW)
+    assert store.next_due_at() == retry_at
+    result = store.claim_due(now=retry_at, owner="node-b", limit=10, planner=plan_fires)
+    retry = next(order for order in result.to_start if order.source is TriggerSource.RETRY)
+    assert retry.attempt == 1
+    assert store.get_run(retry.run_id).parent_run_id == run_id
+
+
+def test_cancel_requests_reach_the_owner_or_end_unowned_runs(store: SqlJobStore) -> None:
+    add(store, due=NOW + timedelta(days=1))
+    queued = store.enqueue_run("job", now=NOW, source=TriggerSource.MANUAL, triggered_by=None)
+    store.request_cancel([queued], now=NOW)
+    assert store.get_run(queued).status is RunStatus.CANCELLED
+    owned = store.enqueue_run(
+        "job", now=NOW + timedelta(seconds=1), source=TriggerSource.MANUAL, triggered_by=None
+    )
+    claim(store, owner="node", now=NOW + timedelta(seconds=1))
+    store.request_cancel([owned], now=NOW)
+    assert store.heartbeat(owner="node", now=NOW, hostname="h", pid=1) == [owned]
+
+
+def test_history_filters_and_pages(store: SqlJobStore) -> None:
+    add(store, "a")
+    add(store, "b")
+    for step in range(5):
+        for run_id in claim(store, now=NOW + timedelta(minutes=step)):
+            store.record_finished(
+                [finish(run_id, RunStatus.FAILED if run_id % 2 else RunStatus.SUCCEEDED)],
+                owner="node-a",
+                now=NOW,
+            )
+    page = store.list_runs(RunFilter(job_id="a", limit=3))
+    rest = store.list_runs(RunFilter(job_id="a", limit=3, before_id=page[-1].id))
+    assert len(page) == 3 and len(rest) == 2
+    assert all(run.job_id == "a" for run in page + rest)
+    failed = store.list_runs(RunFilter(statuses=(RunStatus.FAILED,), limit=100))
+    assert failed and all(run.status is RunStatus.FAILED for run in failed)
+    with pytest.raises(RunNotFoundError):
+        store.get_run(10_000)
+
+
+def test_instants_come_back_as_aware_utc(store: SqlJobStore) -> None:
+    add(store)
+    (run_id,) = claim(store)
+    run = store.get_run(run_id)
+    assert run.scheduled_for == NOW
+    assert run.scheduled_for.utcoffset() == timedelta(0)

@@ -1,0 +1,41 @@
+"""Job functions the tests schedule by import path (isolated jobs need a real module to import)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+
+def metrics(items: int = 10) -> dict[str, int]:
+    return {"items_processed": items, "items_succeeded": items - 1, "items_failed": 1}
+
+
+def boom() -> None:
+    raise RuntimeError("boom")
+
+
+def sleep(seconds: float) -> str:
+    time.sleep(seconds)
+    return "slept"
+
+
+def write_pid_and_sleep(path: str, seconds: float) -> None:
+    """Leave the pid where the test can check the process was killed."""
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(seconds)
+
+
+def shout(text: str) -> str:
+    print(text * 3, flush=True)
+    return text.upper()
+
+
+async def async_metrics(items: int = 5) -> dict[str, int]:
+    await asyncio.sleep(0)
+    return {"items_processed": items}
+
+
+async def async_sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
