@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import itertools
+from datetime import datetime, timedelta
 
 import psutil
 
@@ -18,7 +17,7 @@ def is_alive(pid: int) -> bool:
         status: str = psutil.Process(pid).status()
     except psutil.NoSuchProcess:
         return False
-    return status != psutil.STATUS_ZOMBIE
+    return status != "zombie"
 
 
 def statuses(scheduler: Scheduler, job_id: str) -> list[str]:
