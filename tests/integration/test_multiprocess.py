@@ -1,0 +1,51 @@
+"""Two real `cronkeeper serve` processes on one SQLite file: every fire runs exactly once."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cronkeeper import RunStatus, Scheduler
+
+JOBS = 20
+SERVE_SECONDS = 4.0
+
+
+def serve(db_url: str, cwd: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CRONKEEPER_DB": db_url}
+    command = Path(sys.executable).with_name("cronkeeper")
+    return subprocess.Popen([str(command), "serve", "--log-level", "warning"], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_two_serve_processes_run_every_fire_exactly_once(tmp_path: Path, db_url: str) -> None:
+    ledger = tmp_path / "ledger"
+    with Scheduler(db_url) as setup:
+        for index in range(JOBS):
+            setup.add_job(id=f"job-{index}", every="1s",
+                          command=["sh", "-c", f'echo "$CRONKEEPER_RUN_ID" >> {ledger}'])
+    processes = [serve(db_url, tmp_path) for _ in range(2)]
+    time.sleep(SERVE_SECONDS)
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0, stderr.decode()
+
+    with Scheduler(db_url) as check:
+        runs = check.runs(limit=1000)
+    executed = ledger.read_text().split()
+    assert len(executed) == len(set(executed)), "a run executed twice"
+    succeeded = [run for run in runs if run.status is RunStatus.SUCCEEDED]
+    assert sorted(map(int, executed)) == sorted(run.id for run in succeeded)
+    assert {run.status for run in runs} <= {RunStatus.SUCCEEDED, RunStatus.CANCELLED}
+    per_job = collections.Counter(run.job_id for run in runs)
+    assert len(per_job) == JOBS
+    assert min(per_job.values()) >= SERVE_SECONDS - 2
+    owners = collections.Counter(run.owner for run in runs)
+    assert len(owners) == 2, f"both processes should have claimed fires: {owners}"
