@@ -109,10 +109,18 @@ class CronExpression:
     def next_after(self, instant: datetime, tz: ZoneInfo) -> datetime | None:
         """The first fire strictly after ``instant`` (aware), evaluated in ``tz``, as aware UTC."""
         local = instant.astimezone(tz)
+        floor = instant.astimezone(UTC)
+        sim = CronSim(self._fields, local)
         try:
-            return next(CronSim(self._fields, local)).astimezone(UTC)
+            fire: datetime = next(sim).astimezone(UTC)
+            # cronsim works on the wall clock for fixed-time jobs and answers the first pass of a repeated
+            # autumn hour, so from inside the second pass it can answer an instant already past.  Such a job
+            # does not run again in the repeated hour (Vixie cron), so step on to its next real fire.
+            while fire <= floor:
+                fire = next(sim).astimezone(UTC)
         except StopIteration:
             return None
+        return fire
 
     def describe(self) -> str:
         """A sentence a person can read, e.g. "At 03:00 on Monday through Friday"."""

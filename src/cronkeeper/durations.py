@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -19,11 +20,19 @@ def parse_duration(value: str | float | timedelta, field: str) -> timedelta:
         raise ValidationError(field, "expected a duration such as 30s, 5m or 1h30m")
     elif isinstance(value, int | float):
         seconds = float(value)
-    else:
+    elif isinstance(value, str):
         seconds = _parse_text(value.strip().lower(), field)
+    else:
+        # JSON and TOML input reaches here unchecked: a list or a table must fail as bad input, not crash.
+        raise ValidationError(field, "expected a duration such as 30s, 5m or 1h30m")
+    if not math.isfinite(seconds):
+        raise ValidationError(field, "a duration must be a finite number")
     if seconds < 0:
         raise ValidationError(field, "a duration cannot be negative")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValidationError(field, "the duration is too long") from None
 
 
 def _parse_text(text: str, field: str) -> float:

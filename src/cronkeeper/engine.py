@@ -9,6 +9,7 @@ single writer busy with few, large transactions instead of many small ones.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import inspect
 import logging
 import os
@@ -47,6 +48,9 @@ class EngineSettings:
     poll_interval: float = 2.0
     # How long to back off after the database failed before trying again.
     retry_store_after: float = 1.0
+    # Fires due this soon are claimed ahead of time and started on the dot from memory, so the claim's
+    # database work never makes a run late.
+    lookahead: timedelta = timedelta(seconds=1)
 
 
 @dataclass(slots=True)
@@ -96,6 +100,9 @@ class Engine:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_heartbeat_at: datetime | None = None
+        # Runs claimed ahead of time, by due instant, until they are dispatched.
+        self._pending: list[tuple[datetime, int, StartOrder]] = []
+        self._claim_again = False
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -123,6 +130,7 @@ class Engine:
             self._thread = None
         if wait:
             self.drain(timeout)
+        self._release_pending()
         self._cancel_all("cancelled: the scheduler stopped before the run finished")
         self.drain(10.0)
         self._flush_safely()
@@ -161,6 +169,8 @@ class Engine:
         self._flush_safely()
 
     def _seconds_to_sleep(self) -> float:
+        if self._claim_again:
+            return 0.0
         now = self.clock.now()
         candidates = [self.settings.poll_interval]
         try:
@@ -168,26 +178,44 @@ class Engine:
         except StoreError:
             due = None
         if due is not None:
-            candidates.append((due - now).total_seconds())
+            # Wake to claim ahead of time; a job still unclaimed inside the window was held back by its
+            # overlap policy, and is looked at again when it is due.
+            early = due - self.settings.lookahead
+            candidates.append(((early if early > now else due) - now).total_seconds())
+        pending = self.next_pending_at()
+        if pending is not None:
+            candidates.append((pending - now).total_seconds())
         if self._next_heartbeat_at is not None:
             candidates.append((self._next_heartbeat_at - now).total_seconds())
         return max(min(candidates), 0.0)
 
+    def next_pending_at(self) -> datetime | None:
+        """When the earliest run claimed ahead of time is due."""
+        with self._lock:
+            return self._pending[0][0] if self._pending else None
+
     # ---- one iteration ---------------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Write outcomes, keep the heartbeat, claim what is due and start it; return the runs started."""
+        """Start what is due, write outcomes, keep the heartbeat, claim what is due within the look-ahead;
+        return how many runs were started."""
+        started = self._dispatch_due(self.clock.now())
         self._flush()
         now = self.clock.now()
         if self._next_heartbeat_at is None or now >= self._next_heartbeat_at:
             self._heartbeat(now)
         if self._stopping.is_set():
-            return 0
+            return started
         claim = self.store.claim_due(
-            now=now, owner=self.owner, limit=self.settings.batch_size, planner=plan_fires
+            now=now,
+            owner=self.owner,
+            limit=self.settings.batch_size,
+            planner=plan_fires,
+            horizon=now + self.settings.lookahead,
         )
+        self._claim_again = len(claim.to_start) + len(claim.recorded) >= self.settings.batch_size
         self._apply(claim)
-        return len(claim.to_start)
+        return started + self._dispatch_due(self.clock.now())
 
     def _apply(self, claim: ClaimResult) -> None:
         for run in claim.recorded:
@@ -196,8 +224,35 @@ class Engine:
                 self.listeners.emit(RunEvent.from_run(run))
         for run_id in claim.to_cancel:
             self.cancel_local(run_id, "cancelled: replaced by a newer run (overlap=replace)")
-        for order in claim.to_start:
+        with self._lock:
+            for order in claim.to_start:
+                heapq.heappush(self._pending, (order.due_at, order.run_id, order))
+
+    def _dispatch_due(self, now: datetime) -> int:
+        due: list[StartOrder] = []
+        with self._lock:
+            while self._pending and self._pending[0][0] <= now:
+                due.append(heapq.heappop(self._pending)[2])
+        for order in due:
             self._dispatch(order)
+        return len(due)
+
+    def _take_pending(self, run_id: int) -> StartOrder | None:
+        with self._lock:
+            for index, (_, pending_id, order) in enumerate(self._pending):
+                if pending_id == run_id:
+                    self._pending.pop(index)
+                    heapq.heapify(self._pending)
+                    return order
+        return None
+
+    def _release_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        try:
+            self.store.release_runs([run_id for _, run_id, _ in pending], owner=self.owner)
+        except StoreError:
+            log.exception("could not hand back %d runs claimed ahead; they will be marked lost", len(pending))
 
     def _heartbeat(self, now: datetime) -> None:
         cancel_ids = self.store.heartbeat(
@@ -325,6 +380,12 @@ class Engine:
 
     def cancel_local(self, run_id: int, reason: str) -> bool:
         """Cancel a run of this process (kill its process group, or abandon its thread); True if ours."""
+        pending = self._take_pending(run_id)
+        if pending is not None:
+            with self._lock:
+                self._inflight[run_id] = InFlight(pending)
+            self._complete(run_id, Execution(RunStatus.CANCELLED, error=reason))
+            return True
         with self._lock:
             flight = self._inflight.get(run_id)
         if flight is None:

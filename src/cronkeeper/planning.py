@@ -12,9 +12,12 @@ from datetime import datetime, timedelta
 
 from cronkeeper.durations import format_duration
 from cronkeeper.models import CATCHUP_ALL_CAP, Catchup, JobSpec, Overlap, RunStatus, TriggerSource
+from cronkeeper.triggers import Trigger
 
-# How many past fires are enumerated one by one; beyond it a long outage is summarised as "more than".
+# How many past fires are enumerated one by one; beyond it a long outage is summarised as "at least".
 ENUMERATION_LIMIT = 1000
+# How many windows, widening or narrowing back from now, are tried to find the newest fires of a long outage.
+TAIL_PROBES = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +72,50 @@ def plan_fires(
 
 
 def _due_fires(spec: JobSpec, first_fire: datetime, now: datetime) -> tuple[list[datetime], bool]:
-    """Fires due by ``now``, oldest first; False when there were too many to list."""
+    """Fires due by ``now``, oldest first; False when there were too many to list.
+
+    Past the limit the list is the first fires then the newest ones: the summary still starts where the outage
+    did, and what is recent (the fire within the grace, the newest to catch up) is still decided on.
+    """
+    head, complete = _fires_until(spec.trigger, first_fire, now, ENUMERATION_LIMIT)
+    if complete:
+        return head, True
+    return head + _newest_fires(spec.trigger, head, now), False
+
+
+def _fires_until(
+    trigger: Trigger, fire: datetime | None, now: datetime, limit: int
+) -> tuple[list[datetime], bool]:
+    """Up to ``limit`` fires from ``fire`` on, up to ``now``; False when more were left."""
     fires: list[datetime] = []
-    fire: datetime | None = first_fire
     while fire is not None and fire <= now:
-        if len(fires) == ENUMERATION_LIMIT:
+        if len(fires) == limit:
             return fires, False
         fires.append(fire)
-        fire = spec.trigger.next_after(fire)
+        fire = trigger.next_after(fire)
     return fires, True
+
+
+def _newest_fires(trigger: Trigger, head: list[datetime], now: datetime) -> list[datetime]:
+    """Up to CATCHUP_ALL_CAP of the newest fires after ``head`` and up to ``now``, oldest first.
+
+    Triggers only look forward, so this lists the fires of a window ending at ``now``: sized first by how
+    densely ``head`` fired, widened when it holds too few, narrowed when too many to list, a bounded number of
+    times.
+    """
+    span = (head[-1] - head[0]) / (len(head) - 1) * CATCHUP_ALL_CAP * 2
+    found: list[datetime] = []
+    for _ in range(TAIL_PROBES):
+        start = max(now - span, head[-1])
+        fires, complete = _fires_until(trigger, trigger.next_after(start), now, ENUMERATION_LIMIT)
+        if not complete:
+            span /= 3
+            continue
+        found = fires
+        if len(found) >= CATCHUP_ALL_CAP or start == head[-1]:
+            break
+        span *= 4
+    return found[-CATCHUP_ALL_CAP:]
 
 
 def _apply_catchup(
@@ -89,7 +127,9 @@ def _apply_catchup(
     if spec.catchup is Catchup.ALL:
         kept = fires[-CATCHUP_ALL_CAP:]
         runs = [
-            PlannedRun(fire, TriggerSource.CATCHUP if fire in late else TriggerSource.SCHEDULE)
+            PlannedRun(
+                fire, TriggerSource.CATCHUP if now - fire > spec.misfire_grace else TriggerSource.SCHEDULE
+            )
             for fire in kept
         ]
         return runs, fires[: len(fires) - len(kept)]
@@ -135,7 +175,8 @@ def skip_reason(spec: JobSpec, active: int) -> str:
 
 def _missed_record(spec: JobSpec, missed: list[datetime], complete: bool) -> PlannedRun:
     """One record summarising every missed fire, so an outage leaves one row, not thousands."""
-    count = f"{len(missed)}" if complete else f"more than {len(missed)}"
+    # Incomplete: the fires between the first listed and the newest ones were not counted.
+    count = f"{len(missed)}" if complete else f"at least {len(missed)}"
     first, last = missed[0], missed[-1]
     error = (
         f"missed {count} fire(s) from {first.isoformat()} to {last.isoformat()} "

@@ -52,6 +52,8 @@ class Registry:
         return key
 
     def resolve(self, ref: str) -> Callable[..., Any]:
-        """The registered callable, else the imported one."""
+        """The registered callable, else the imported one (kept for next time)."""
         found = self._callables.get(ref)
-        return found if found is not None else import_ref(ref)
+        if found is None:
+            found = self._callables[ref] = import_ref(ref)
+        return found

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -105,6 +105,11 @@ class _SchedulerBase:
             return self.service.upsert_job(data, by=by, origin="code")[0]
         return self.service.add_job(data, by=by, origin="code")
 
+    def add_jobs(self, definitions: Iterable[Mapping[str, Any]], *, by: str | None = None) -> int:
+        """Create many jobs at once (each a mapping of the options ``add_job`` takes, with ``call`` or
+        ``command``): one transaction, all or nothing; far faster than one ``add_job`` each."""
+        return self.service.add_jobs(definitions, by=by, origin="code")
+
     def register(self, func: Callable[..., Any]) -> str:
         """Make an in-process function runnable by its import path without scheduling it."""
         return self.registry.register(func)
@@ -181,8 +186,9 @@ class _SchedulerBase:
         return started
 
     def next_due_at(self) -> datetime | None:
-        """When the next fire or queued run is due."""
-        return self.store.next_due_at()
+        """When the next fire, queued run or run claimed ahead of time is due."""
+        candidates = [self.store.next_due_at(), self.engine.next_pending_at() if self.engine else None]
+        return min((instant for instant in candidates if instant is not None), default=None)
 
 
 class Scheduler(_SchedulerBase):

@@ -17,7 +17,7 @@ from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import Job, JobSpec, Run, RunStatus, TriggerSource
 from cronkeeper.planning import next_due
 from cronkeeper.specs import SCHEDULE_KEYS, build_spec, spec_to_dict
-from cronkeeper.store.base import JobStore, RunFilter
+from cronkeeper.store.base import JobStore, NewJob, RunFilter
 from cronkeeper.triggers import DateTrigger, IntervalTrigger
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,24 @@ class JobService:
         )
         self._on_change()
         return job
+
+    def add_jobs(
+        self, definitions: Iterable[Mapping[str, Any]], *, by: str | None = None, origin: str = "api"
+    ) -> int:
+        """Create many jobs in one transaction (all validated first); returns how many were added."""
+        new_jobs = []
+        # Bulk loads repeat schedules; their first fire is computed once per distinct trigger.
+        first_due: dict[object, tuple[datetime | None, datetime | None]] = {}
+        for data in definitions:
+            spec = self.build(data)
+            if spec.jitter:
+                due = self._first_due(spec)
+            else:
+                due = first_due.get(spec.trigger) or first_due.setdefault(spec.trigger, self._first_due(spec))
+            new_jobs.append(NewJob(spec, *due))
+        self.store.add_jobs(new_jobs, now=self.clock.now(), by=by, origin=origin)
+        self._on_change()
+        return len(new_jobs)
 
     def edit_job(
         self,

@@ -7,6 +7,7 @@ agree.  Errors name the field and the reason and nothing is written.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Mapping
@@ -85,7 +86,8 @@ def build_spec(data: Mapping[str, Any], *, default_timezone: str = "UTC", now: d
         retry=_retry(data),
         overlap=_choice(data, "overlap", Overlap, Overlap.ALLOW),
         max_instances=_int(data, "max_instances", 1, minimum=1),
-        misfire_grace=_optional_duration(data, "misfire_grace") or timedelta(seconds=60),
+        # Positive: a zero grace would turn every fire into a misfire (and, with catchup=skip, never run).
+        misfire_grace=_optional_duration(data, "misfire_grace", positive=True) or timedelta(seconds=60),
         catchup=_choice(data, "catchup", Catchup, Catchup.ONCE),
         jitter=_optional_duration(data, "jitter") or timedelta(0),
         output_limit=_int(data, "output_limit", 64 * 1024, minimum=0),
@@ -104,7 +106,7 @@ def build_trigger(data: Mapping[str, Any], *, default_timezone: str, now: dateti
         raise InvalidScheduleError("end", "must be after start")
     kind = given[0]
     if kind == "cron":
-        cron = CronExpression(str(data["cron"]), seconds=bool(data.get("seconds", False)))
+        cron = parse_cron(str(data["cron"]), _bool(data, "seconds"))
         return CronTrigger(cron, zone, start, end)
     if kind == "every":
         every = parse_duration(data["every"], "every")
@@ -114,6 +116,12 @@ def build_trigger(data: Mapping[str, Any], *, default_timezone: str, now: dateti
     at = _instant(data, "at", zone)
     assert at is not None
     return DateTrigger(at)
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_cron(expression: str, seconds: bool) -> CronExpression:
+    """Validated expressions are immutable, and jobs share a few: parse each once."""
+    return CronExpression(expression, seconds=seconds)
 
 
 def spec_to_dict(spec: JobSpec) -> dict[str, Any]:

@@ -44,8 +44,9 @@ def test_coroutine_jobs_run_on_the_callers_loop(db_url: str, clock: FakeClock) -
 def test_coroutine_timeout_cancels_it(db_url: str, clock: FakeClock) -> None:
     async def main() -> None:
         async with AsyncScheduler(db_url, clock=clock) as scheduler:
-            scheduler.add_job("tests.jobs:async_sleep", id="slow", every="1m", timeout="0.1s",
-                              kwargs={"seconds": 30})
+            scheduler.add_job(
+                "tests.jobs:async_sleep", id="slow", every="1m", timeout="0.1s", kwargs={"seconds": 30}
+            )
             clock.advance(timedelta(minutes=1))
             await wait_for_runs(scheduler, "slow", 1)
             run = scheduler.runs(job_id="slow")[0]

@@ -66,6 +66,16 @@ class RunFilter:
     limit: int = 50
 
 
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated job to insert, with its first fire already computed."""
+
+    spec: JobSpec
+    next_fire_at: datetime | None
+    next_run_at: datetime | None
+    paused: bool = False
+
+
 Planner = Callable[[JobSpec, datetime, datetime, int], FirePlan]
 
 
@@ -87,6 +97,10 @@ class JobStore(ABC):
         paused: bool = False,
     ) -> Job:
         """Insert a new job; raises ``JobExistsError`` if the id is taken, writing nothing."""
+
+    @abstractmethod
+    def add_jobs(self, new_jobs: Sequence[NewJob], *, now: datetime, by: str | None, origin: str) -> None:
+        """Insert many jobs in one transaction: all or, if any id is taken (``JobExistsError``), none."""
 
     @abstractmethod
     def update_job(
@@ -141,16 +155,25 @@ class JobStore(ABC):
     # ---- the loop --------------------------------------------------------------------------------------
 
     @abstractmethod
-    def claim_due(self, *, now: datetime, owner: str, limit: int, planner: Planner) -> ClaimResult:
+    def claim_due(
+        self, *, now: datetime, owner: str, limit: int, planner: Planner, horizon: datetime | None = None
+    ) -> ClaimResult:
         """In one transaction: for up to ``limit`` jobs whose ``next_run_at <= now`` ask ``planner`` what to
         do, insert the run rows it plans (owned by ``owner``), advance each job's next fire, and take up to
         ``limit`` unowned queued runs (manual triggers, retries) whose ``due_at <= now``, subject to the
         job's overlap policy.  Jobs locked by another claimer are passed over, never waited for.  Each run row
-        is unique on (job, scheduled_for, attempt), so a fire can be claimed once only."""
+        is unique on (job, scheduled_for, attempt), so a fire can be claimed once only.
+
+        With ``horizon`` later than ``now``, jobs due by then are claimed ahead of time too, so the caller can
+        start them on the dot; a job the overlap policy would hold back is left for its due time instead."""
 
     @abstractmethod
     def next_due_at(self) -> datetime | None:
         """The earliest instant at which :meth:`claim_due` would find work."""
+
+    @abstractmethod
+    def release_runs(self, run_ids: Sequence[int], *, owner: str) -> None:
+        """Give back runs claimed ahead of time and not started: unowned and queued, any node takes them."""
 
     @abstractmethod
     def record_started(self, started: Sequence[tuple[int, datetime]], *, owner: str) -> None:

@@ -24,30 +24,46 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 metadata = MetaData()
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC in and out; SQLite keeps naive UTC text, PostgreSQL ``timestamptz``."""
+    """Aware UTC in and out.
+
+    PostgreSQL keeps ``timestamptz``.  SQLite keeps fixed-width text ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC,
+    which sorts and compares like the instants it holds.  Converting it with ``isoformat``/``fromisoformat``
+    (C code) instead of SQLAlchemy's generic DateTime processing matters on the claim path, which converts
+    every row.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(26))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | str | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored; pass an aware UTC instant")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        if isinstance(value, str):
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
         assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.astimezone(UTC)
 
 
 ACTIVE_SQL = "status IN ('queued', 'running')"

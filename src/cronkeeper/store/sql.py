@@ -20,7 +20,7 @@ from cronkeeper.exceptions import (
 from cronkeeper.models import ACTIVE_STATUSES, Job, JobSpec, Run, RunStatus, TriggerSource
 from cronkeeper.planning import PlannedRun, free_slots, skip_reason
 from cronkeeper.specs import build_spec, spec_to_dict
-from cronkeeper.store.base import ClaimResult, Completion, JobStore, Planner, RunFilter, StartOrder
+from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, Planner, RunFilter, StartOrder
 from cronkeeper.store.engines import open_engine
 from cronkeeper.store.schema import jobs, nodes, runs
 
@@ -73,29 +73,37 @@ class SqlJobStore(JobStore):
         origin: str,
         paused: bool = False,
     ) -> Job:
-        values = {
-            "id": spec.id,
-            "name": spec.name,
-            "spec": spec_to_dict(spec),
-            "enabled": True,
-            "paused": paused,
-            "next_fire_at": next_fire_at,
-            "next_run_at": next_run_at,
-            "origin": origin,
-            "version": 1,
-            "created_at": now,
-            "updated_at": now,
-            "created_by": by,
-            "updated_by": by,
-        }
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(jobs), values)
-        except IntegrityError:
-            raise JobExistsError(spec.id) from None
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database write failed: {exc}") from exc
+        self.add_jobs([NewJob(spec, next_fire_at, next_run_at, paused)], now=now, by=by, origin=origin)
         return self.get_job(spec.id)
+
+    def add_jobs(self, new_jobs: Sequence[NewJob], *, now: datetime, by: str | None, origin: str) -> None:
+        rows = [
+            {
+                "id": new.spec.id,
+                "name": new.spec.name,
+                "spec": spec_to_dict(new.spec),
+                "enabled": True,
+                "paused": new.paused,
+                "next_fire_at": new.next_fire_at,
+                "next_run_at": new.next_run_at,
+                "origin": origin,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+                "created_by": by,
+                "updated_by": by,
+            }
+            for new in new_jobs
+        ]
+        with self._write() as conn:
+            ids = [row["id"] for row in rows]
+            for start in range(0, len(ids), _ID_CHUNK):
+                taken = conn.execute(
+                    select(jobs.c.id).where(jobs.c.id.in_(ids[start : start + _ID_CHUNK]))
+                ).first()
+                if taken is not None:
+                    raise JobExistsError(taken.id)
+            conn.execute(insert(jobs), rows)
 
     def update_job(
         self,
@@ -207,11 +215,14 @@ class SqlJobStore(JobStore):
 
     # ---- the loop --------------------------------------------------------------------------------------
 
-    def claim_due(self, *, now: datetime, owner: str, limit: int, planner: Planner) -> ClaimResult:
+    def claim_due(
+        self, *, now: datetime, owner: str, limit: int, planner: Planner, horizon: datetime | None = None
+    ) -> ClaimResult:
+        horizon = now if horizon is None else max(horizon, now)
         with self._write() as conn:
             due = conn.execute(
-                select(jobs.c.id, jobs.c.version, jobs.c.spec, jobs.c.next_fire_at, jobs.c.next_run_at)
-                .where(jobs.c.next_run_at <= now)
+                select(jobs.c.id, jobs.c.version, jobs.c.next_fire_at, jobs.c.next_run_at)
+                .where(jobs.c.next_run_at <= horizon)
                 .order_by(jobs.c.next_run_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -233,11 +244,33 @@ class SqlJobStore(JobStore):
             ).all()
             if not due and not queued:
                 return ClaimResult()
-            active = self._active_counts(conn, {row.id for row in due} | {row.job_id for row in queued})
+            job_ids = {row.id for row in due} | {row.job_id for row in queued}
+            active = self._active_counts(conn, job_ids)
+            specs = self._specs_of(
+                conn, [(row.id, row.version) for row in due], {row.job_id for row in queued}
+            )
             result = ClaimResult()
-            self._claim_jobs(conn, due, active, result, now=now, owner=owner, planner=planner)
-            self._claim_queued(conn, queued, active, result, now=now, owner=owner)
+            self._claim_jobs(conn, due, specs, active, result, now=now, owner=owner, planner=planner)
+            self._claim_queued(conn, queued, specs, active, result, now=now, owner=owner)
         return result
+
+    def _specs_of(
+        self, conn: Connection, versions: list[tuple[str, int]], other_ids: set[str]
+    ) -> dict[str, JobSpec]:
+        """Specs of the given jobs, from the cache when its version is current; one query for the rest."""
+        specs: dict[str, JobSpec] = {}
+        missing = set(other_ids)
+        for job_id, version in versions:
+            cached = self._specs.get(job_id)
+            if cached is not None and cached[0] == version:
+                specs[job_id] = cached[1]
+            else:
+                missing.add(job_id)
+        missing -= specs.keys()
+        if missing:
+            rows = conn.execute(select(jobs.c.id, jobs.c.version, jobs.c.spec).where(jobs.c.id.in_(missing)))
+            specs.update({row.id: self._spec(row.id, row.version, row.spec) for row in rows})
+        return specs
 
     def _active_counts(self, conn: Connection, job_ids: set[str]) -> dict[str, int]:
         rows = conn.execute(
@@ -253,6 +286,7 @@ class SqlJobStore(JobStore):
         self,
         conn: Connection,
         due: Sequence[AnyRow],
+        specs: dict[str, JobSpec],
         active: dict[str, int],
         result: ClaimResult,
         *,
@@ -260,47 +294,52 @@ class SqlJobStore(JobStore):
         owner: str,
         planner: Planner,
     ) -> None:
-        if not due:
-            return
         inserts: list[dict[str, Any]] = []
-        specs: dict[str, JobSpec] = {}
         advances: list[dict[str, Any]] = []
         replaced: list[str] = []
         for row in due:
-            spec = specs[row.id] = self._spec(row.id, row.version, row.spec)
-            plan = planner(spec, row.next_fire_at, now, active[row.id])
+            spec = specs[row.id]
+            if row.next_run_at > now:
+                # Claimed ahead of time: only fires that will certainly start, planned as if on time.  A job
+                # the overlap policy would hold back now waits to be claimed when it is due.
+                if free_slots(spec, active[row.id]) == 0:
+                    continue
+                plan = planner(spec, row.next_fire_at, row.next_fire_at, active[row.id])
+            else:
+                plan = planner(spec, row.next_fire_at, now, active[row.id])
             jitter = row.next_run_at - row.next_fire_at
             inserts.extend(_planned_row(row.id, planned, jitter, now, owner) for planned in plan.runs)
             advances.append({"job": row.id, "fire": plan.next_fire_at, "run": plan.next_run_at})
             if plan.replace_active:
                 replaced.append(row.id)
-        conn.execute(
-            update(jobs)
-            .where(jobs.c.id == bindparam("job"))
-            .values(next_fire_at=bindparam("fire"), next_run_at=bindparam("run")),
-            advances,
-        )
+        if advances:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == bindparam("job"))
+                .values(next_fire_at=bindparam("fire"), next_run_at=bindparam("run")),
+                advances,
+            )
         if replaced:
             result.to_cancel.extend(self._request_cancel_for_jobs(conn, replaced))
         if not inserts:
             return
-        written = conn.execute(insert(runs).returning(*runs.c, sort_by_parameter_order=True), inserts).all()
-        for row in written:
-            run = _run(row)
-            if run.status is RunStatus.QUEUED:
-                active[run.job_id] += 1
+        ids = conn.execute(insert(runs).returning(runs.c.id, sort_by_parameter_order=True), inserts).scalars()
+        for run_id, values in zip(ids, inserts, strict=True):
+            job_id = values["job_id"]
+            if values["status"] == RunStatus.QUEUED.value:
+                active[job_id] += 1
                 result.to_start.append(
                     StartOrder(
-                        run.id,
-                        specs[run.job_id],
-                        run.scheduled_for,
-                        run.due_at,
-                        run.attempt,
-                        run.trigger_source,
+                        run_id,
+                        specs[job_id],
+                        values["scheduled_for"],
+                        values["due_at"],
+                        0,
+                        TriggerSource(values["trigger_source"]),
                     )
                 )
             else:
-                result.recorded.append(run)
+                result.recorded.append(_run_from_values(run_id, values))
 
     def _request_cancel_for_jobs(self, conn: Connection, job_ids: list[str]) -> list[int]:
         ids = [row.id for row in conn.execute(select(runs.c.id).where(runs.c.job_id.in_(job_ids), _active))]
@@ -312,6 +351,7 @@ class SqlJobStore(JobStore):
         self,
         conn: Connection,
         queued: Sequence[AnyRow],
+        specs: dict[str, JobSpec],
         active: dict[str, int],
         result: ClaimResult,
         *,
@@ -320,41 +360,35 @@ class SqlJobStore(JobStore):
     ) -> None:
         if not queued:
             return
-        spec_rows = conn.execute(
-            select(jobs.c.id, jobs.c.version, jobs.c.spec).where(
-                jobs.c.id.in_({row.job_id for row in queued})
-            )
-        ).all()
-        specs = {row.id: self._spec(row.id, row.version, row.spec) for row in spec_rows}
         taken: list[dict[str, Any]] = []
         refused: list[dict[str, Any]] = []
         for row in queued:
             spec = specs.get(row.job_id)
-            if spec is None:
-                refused.append({"rid": row.id, "error": "not started: the job was removed"})
-            elif free_slots(spec, active[row.job_id]) > 0:
-                active[row.job_id] += 1
-                taken.append({"rid": row.id})
-                result.to_start.append(
-                    StartOrder(
-                        row.id,
-                        spec,
-                        row.scheduled_for,
-                        row.due_at,
-                        row.attempt,
-                        TriggerSource(row.trigger_source),
-                        row.triggered_by,
-                    )
+            verdict = _queued_verdict(row, spec, active, now)
+            if verdict is not None:
+                refused.append({"rid": row.id, "status": verdict[0].value, "error": verdict[1]})
+                continue
+            assert spec is not None
+            active[row.job_id] += 1
+            taken.append({"rid": row.id})
+            result.to_start.append(
+                StartOrder(
+                    row.id,
+                    spec,
+                    row.scheduled_for,
+                    row.due_at,
+                    row.attempt,
+                    TriggerSource(row.trigger_source),
+                    row.triggered_by,
                 )
-            else:
-                refused.append({"rid": row.id, "error": skip_reason(spec, active[row.job_id])})
+            )
         if taken:
             conn.execute(update(runs).where(runs.c.id == bindparam("rid")).values(owner=owner), taken)
         if refused:
             conn.execute(
                 update(runs)
                 .where(runs.c.id == bindparam("rid"))
-                .values(status=RunStatus.SKIPPED.value, finished_at=now, error=bindparam("error")),
+                .values(status=bindparam("status"), finished_at=now, error=bindparam("error")),
                 refused,
             )
             ids = [item["rid"] for item in refused]
@@ -370,6 +404,20 @@ class SqlJobStore(JobStore):
             ).scalar()
         candidates = [instant for instant in (job_due, run_due) if instant is not None]
         return min(candidates, default=None)
+
+    def release_runs(self, run_ids: Sequence[int], *, owner: str) -> None:
+        if not run_ids:
+            return
+        with self._write() as conn:
+            conn.execute(
+                update(runs)
+                .where(
+                    runs.c.id.in_(list(run_ids)),
+                    runs.c.owner == owner,
+                    runs.c.status == RunStatus.QUEUED.value,
+                )
+                .values(owner=None)
+            )
 
     def record_started(self, started: Sequence[tuple[int, datetime]], *, owner: str) -> None:
         if not started:
@@ -524,6 +572,9 @@ class SqlJobStore(JobStore):
         self.engine.dispose()
 
 
+# Ids per IN (...) list: SQLite allows 32,766 parameters in a statement.
+_ID_CHUNK = 10_000
+
 _OUTCOME_FIELDS = (
     "status",
     "started_at",
@@ -577,6 +628,38 @@ def _planned_row(
         "triggered_by": None,
         "parent_run_id": None,
     }
+
+
+def _queued_verdict(
+    row: AnyRow, spec: JobSpec | None, active: dict[str, int], now: datetime
+) -> tuple[RunStatus, str] | None:
+    """Why a queued run must not start now (a status and a message), or None if it may."""
+    if spec is None:
+        return RunStatus.SKIPPED, "not started: the job was removed"
+    scheduled = row.trigger_source in (TriggerSource.SCHEDULE.value, TriggerSource.CATCHUP.value)
+    if scheduled and now - row.due_at > spec.misfire_grace:
+        # A scheduled run handed back at shutdown and not taken up in time is a misfire like any other.
+        return RunStatus.MISSED, f"missed: not started within the misfire grace of its due time {row.due_at}"
+    if free_slots(spec, active[row.job_id]) == 0:
+        return RunStatus.SKIPPED, skip_reason(spec, active[row.job_id])
+    return None
+
+
+def _run_from_values(run_id: int, values: dict[str, Any]) -> Run:
+    """The Run just inserted from ``values``, without reading it back."""
+    return Run(
+        id=run_id,
+        job_id=values["job_id"],
+        scheduled_for=values["scheduled_for"],
+        attempt=values["attempt"],
+        status=RunStatus(values["status"]),
+        trigger_source=TriggerSource(values["trigger_source"]),
+        due_at=values["due_at"],
+        queued_at=values["queued_at"],
+        finished_at=values["finished_at"],
+        error=values["error"],
+        result=values["result"],
+    )
 
 
 def _run(row: AnyRow) -> Run:

@@ -1,0 +1,132 @@
+"""cronkeeper's side of the benchmarks: the same workloads as :mod:`bench.apscheduler3`, the same figures.
+
+cronkeeper writes every run to its own history (a row inserted when the fire is claimed, updated when it
+ends), so no listener is needed for durability.  Lateness is the run's ``started_at`` (taken by the worker
+when the job starts) minus the instant it was due, read back from the database: the figures are what the
+history says, not what a probe saw.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+from sqlalchemy import func, select
+
+from bench.apscheduler3 import ON_TIME_SECONDS, WORKER_THREADS, BulkResult, FireResult, _percentile
+from cronkeeper import RunStatus, Scheduler
+from cronkeeper.engine import EngineSettings
+from cronkeeper.store.schema import runs
+
+_LEAD_SECONDS = 2.0
+_DRAIN_SECONDS = 5.0
+
+
+def probe() -> None:
+    """The trivial job."""
+
+
+def _settings() -> EngineSettings:
+    return EngineSettings(workers=WORKER_THREADS)
+
+
+def _finished_runs(scheduler: Scheduler) -> int:
+    with scheduler.store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(runs).where(
+            runs.c.status.not_in(["queued", "running"]))).scalar_one())
+
+
+def _run_interval_jobs(jobs: int, interval: float, seconds: float) -> FireResult:
+    fires_per_job = max(1, round(seconds / interval))
+    expected = jobs * fires_per_job
+    with tempfile.TemporaryDirectory(prefix="ck-bench-") as tmp:
+        scheduler = Scheduler(f"sqlite:///{Path(tmp) / 'ck.db'}", settings=_settings())
+        anchor = float(math.ceil(time.time() + _LEAD_SECONDS + jobs * 0.0001))
+        start = datetime.fromtimestamp(anchor, UTC)
+        end = start + timedelta(seconds=(fires_per_job - 0.5) * interval)
+        scheduler.add_jobs(
+            {"id": f"fire-{i}", "call": "bench.cronkeeper_side:probe", "every": interval,
+             "start": start.isoformat(), "end": end.isoformat(), "misfire_grace": 1, "catchup": "skip"}
+            for i in range(jobs))
+        try:
+            scheduler.start()
+            if time.time() > anchor - 0.5:
+                raise RuntimeError(f"set-up of {jobs} jobs overran the common start time")
+            cpu_start = time.process_time()
+            deadline = anchor + (fires_per_job - 1) * interval + 1 + _DRAIN_SECONDS
+            while _finished_runs(scheduler) < expected and time.time() < deadline:
+                time.sleep(0.25)
+            cpu = time.process_time() - cpu_start
+            scheduler.stop()
+            return _fire_result(scheduler, jobs, interval, seconds, expected, cpu)
+        finally:
+            scheduler.close()
+
+
+def _fire_result(scheduler: Scheduler, jobs: int, interval: float, seconds: float, expected: int,
+                 cpu: float) -> FireResult:
+    with scheduler.store.engine.connect() as conn:
+        rows = conn.execute(select(runs.c.status, runs.c.started_at, runs.c.due_at)).all()
+    lateness = sorted((row.started_at - row.due_at).total_seconds() for row in rows
+                      if row.status == RunStatus.SUCCEEDED.value)
+    executed = len(lateness)
+    on_time = sum(1 for late in lateness if late <= ON_TIME_SECONDS)
+    missed = sum(1 for row in rows if row.status == RunStatus.MISSED.value)
+    skipped = sum(1 for row in rows if row.status == RunStatus.SKIPPED.value)
+    errored = sum(1 for row in rows if row.status in ("failed", "lost", "timed_out"))
+    return FireResult(
+        jobs=jobs, interval_seconds=interval, seconds=float(seconds), expected_fires=expected,
+        executed_fires=executed, missed_fires=missed, skipped_fires=skipped, errored_fires=errored,
+        percent_executed=100.0 * executed / expected, percent_on_time=100.0 * on_time / expected,
+        lateness_p50_ms=1000.0 * _percentile(lateness, 50), lateness_p99_ms=1000.0 * _percentile(lateness, 99),
+        lateness_max_ms=1000.0 * lateness[-1] if lateness else math.nan,
+        cpu_us_per_fire=1e6 * cpu / executed if executed else math.nan, history_rows=len(rows))
+
+
+def fire_every_second(jobs: int = 1000, seconds: float = 30) -> FireResult:
+    """``jobs`` interval jobs firing every second, all anchored at the same instant."""
+    return _run_interval_jobs(jobs, 1.0, seconds)
+
+
+def fires_per_second(rate: int = 10_000, seconds: float = 10, interval: float = 1.0) -> FireResult:
+    """``round(rate * interval)`` jobs firing every ``interval`` seconds (see bench.apscheduler3)."""
+    return _run_interval_jobs(max(1, round(rate * interval)), interval, seconds)
+
+
+def bulk_add(jobs: int = 100_000, idle_window: float = 10.0) -> BulkResult:
+    """Add ``jobs`` jobs due tomorrow in bulk; then idle CPU with nothing due, and time to ready after a
+    restart (a new scheduler on the same file, started, and its first claim done)."""
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    definitions = [
+        {"id": f"bulk-{i}", "call": "bench.cronkeeper_side:probe",
+         **({"cron": f"{i % 60} {tomorrow.hour} {tomorrow.day} {tomorrow.month} *"} if i % 2
+            else {"every": "1d", "start": tomorrow.isoformat()})}
+        for i in range(jobs)
+    ]
+    with tempfile.TemporaryDirectory(prefix="ck-bench-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'ck.db'}"
+        scheduler = Scheduler(url, settings=_settings())
+        began = time.perf_counter()
+        scheduler.add_jobs(definitions)
+        add_seconds = time.perf_counter() - began
+        scheduler.start()
+        process = psutil.Process()
+        cpu_before = sum(process.cpu_times()[:2])
+        time.sleep(idle_window)
+        idle = 100.0 * (sum(process.cpu_times()[:2]) - cpu_before) / idle_window
+        scheduler.close()
+        began = time.perf_counter()
+        restarted = Scheduler(url, settings=_settings())
+        restarted.start()
+        assert restarted.engine is not None
+        restarted.run_pending(wait=False)
+        ready = time.perf_counter() - began
+        loaded = len(restarted.jobs())
+        restarted.close()
+    return BulkResult(jobs=jobs, jobs_added=jobs, add_seconds=add_seconds, add_seconds_measured=add_seconds,
+                      extrapolated=False, idle_cpu_percent=idle, restart_ready_seconds=ready,
+                      restart_jobs_loaded=loaded)
