@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cronkeeper.clock import Clock
@@ -50,7 +50,9 @@ class EngineSettings:
     retry_store_after: float = 1.0
     # Fires due this soon are claimed ahead of time and started on the dot from memory, so the claim's
     # database work never makes a run late.
-    lookahead: timedelta = timedelta(seconds=1)
+    lookahead: timedelta = timedelta(seconds=0.5)
+    # Outcomes are written in batches at most this far apart (seconds): one transaction for many runs.
+    flush_interval: float = 0.05
 
 
 @dataclass(slots=True)
@@ -58,7 +60,7 @@ class InFlight:
     """A run this process owns and has not finished."""
 
     order: StartOrder
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event | None = None  # only process runs can be told to stop
     started_at: datetime | None = None
     future: Future[Execution] | None = None
     timer: threading.Timer | None = None
@@ -165,8 +167,19 @@ class Engine:
                 continue
             except Exception:
                 log.exception("unexpected error in the scheduler loop; continuing")
-            self.clock.wait(self._wake, self._seconds_to_sleep())
+            self._sleep()
         self._flush_safely()
+
+    def _sleep(self) -> None:
+        """Sleep until the next due time on the engine's clock; while outcomes wait to be written, no longer
+        than ``flush_interval`` of real time (outcomes of real work are written on real time)."""
+        seconds = self._seconds_to_sleep()
+        with self._lock:
+            unwritten = bool(self._started or self._finished)
+        if unwritten and seconds > self.settings.flush_interval:
+            self._wake.wait(self.settings.flush_interval)
+        else:
+            self.clock.wait(self._wake, seconds)
 
     def _seconds_to_sleep(self) -> float:
         if self._claim_again:
@@ -274,31 +287,8 @@ class Engine:
             self._inflight[order.run_id] = flight
         target = order.spec.target
         spec = order.spec
-        env = {"CRONKEEPER_JOB_ID": spec.id, "CRONKEEPER_RUN_ID": str(order.run_id)}
-        if isinstance(target, CommandTarget):
-            self._submit(
-                flight,
-                lambda: run_command(
-                    target,
-                    timeout=spec.timeout,
-                    output_limit=spec.output_limit,
-                    cancel=flight.cancel,
-                    extra_env=env,
-                ),
-            )
-            return
-        assert isinstance(target, CallableTarget)
-        if target.isolate:
-            self._submit(
-                flight,
-                lambda: run_isolated(
-                    target,
-                    timeout=spec.timeout,
-                    output_limit=spec.output_limit,
-                    cancel=flight.cancel,
-                    extra_env=env,
-                ),
-            )
+        if isinstance(target, CommandTarget) or target.isolate:
+            self._submit_process(flight)
             return
         try:
             func = self.registry.resolve(target.ref)
@@ -313,6 +303,24 @@ class Engine:
         else:
             self._submit(flight, lambda: run_callable(func, target))
             self._arm_timeout(flight)
+
+    def _submit_process(self, flight: InFlight) -> None:
+        """A command or isolated callable: a worker thread waits on the child process."""
+        spec, cancel = flight.order.spec, threading.Event()
+        flight.cancel = cancel
+        env = {"CRONKEEPER_JOB_ID": spec.id, "CRONKEEPER_RUN_ID": str(flight.order.run_id)}
+        target = spec.target
+        runner = run_command if isinstance(target, CommandTarget) else run_isolated
+        self._submit(
+            flight,
+            lambda: runner(
+                target,  # type: ignore[arg-type]
+                timeout=spec.timeout,
+                output_limit=spec.output_limit,
+                cancel=cancel,
+                extra_env=env,
+            ),
+        )
 
     def _submit(self, flight: InFlight, work: Callable[[], Execution]) -> None:
         def job() -> None:
@@ -360,7 +368,10 @@ class Engine:
     def _mark_started(self, flight: InFlight) -> None:
         flight.started_at = self.clock.now()
         with self._lock:
+            first = not (self._started or self._finished)
             self._started.append(flight)
+        if first:
+            self._wake.set()
 
     # ---- completion and cancellation -------------------------------------------------------------------
 
@@ -374,9 +385,12 @@ class Engine:
                 flight.timer.cancel()
             finished_at = self.clock.now()
             completion = _completion(flight, execution, finished_at)
+            first = not (self._started or self._finished)
             self._finished.append((completion, flight.order, execution.exception))
             self._lock.notify_all()
-        self._wake.set()
+        # Only the first unwritten outcome wakes the loop, which then writes a batch ``flush_interval`` later.
+        if first:
+            self._wake.set()
 
     def cancel_local(self, run_id: int, reason: str) -> bool:
         """Cancel a run of this process (kill its process group, or abandon its thread); True if ours."""
@@ -390,7 +404,8 @@ class Engine:
             flight = self._inflight.get(run_id)
         if flight is None:
             return False
-        flight.cancel.set()
+        if flight.cancel is not None:
+            flight.cancel.set()
         if flight.in_process:
             if flight.future is not None:
                 flight.future.cancel()
