@@ -1,0 +1,81 @@
+"""What must survive: a process killed mid-run, and a database that drops its connections."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cronkeeper import FakeClock, RunStatus, Scheduler
+from cronkeeper.engine import EngineSettings
+
+FAST = EngineSettings(workers=4, heartbeat_interval=timedelta(seconds=0.2), lease=timedelta(seconds=1),
+                      poll_interval=0.1)
+
+
+def wait_until(condition: object, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_runs_of_a_killed_process_are_marked_lost_by_a_live_one(tmp_path: Path, db_url: str) -> None:
+    (tmp_path / "cronkeeper.toml").write_text(
+        "[scheduler]\nheartbeat_interval = 0.2\nlease = 1\npoll_interval = 0.2\n", encoding="utf-8")
+    with Scheduler(db_url) as setup:
+        setup.add_job(id="long", cron="0 0 1 1 *", command=["sleep", "60"])
+        run_id = setup.trigger("long", triggered_by="test")
+    env = {**os.environ, "CRONKEEPER_DB": db_url}
+    command = str(Path(sys.executable).with_name("cronkeeper"))
+    victim = subprocess.Popen([command, "serve", "--log-level", "warning"], cwd=tmp_path, env=env)
+    try:
+        with Scheduler(db_url) as watcher:
+            wait_until(lambda: watcher.get_run(run_id).status is RunStatus.RUNNING)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(10)
+            survivor = Scheduler(db_url, settings=FAST)
+            survivor.start()
+            try:
+                wait_until(lambda: watcher.get_run(run_id).status is RunStatus.LOST)
+            finally:
+                survivor.close()
+            lost = watcher.get_run(run_id)
+            assert lost.error is not None and "lost" in lost.error
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+
+
+@pytest.mark.postgres
+def test_a_dropped_database_connection_loses_no_run(postgres_url: str, postgres_admin_url: str) -> None:
+    clock = FakeClock("2026-03-02T08:00:00+00:00")
+    scheduler = Scheduler(postgres_url, clock=clock, settings=FAST)
+    scheduler.add_job("tests.jobs:metrics", id="tick", every="1m")
+    scheduler.start()
+    try:
+        clock.advance(timedelta(minutes=1))
+        wait_until(lambda: any(run.status is RunStatus.SUCCEEDED for run in scheduler.runs(job_id="tick")))
+        database = postgres_url.split("?")[0].rsplit("/", 1)[1]
+        admin = postgres_admin_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
+        for _ in range(3):
+            clock.advance(timedelta(minutes=1))
+            time.sleep(0.2)
+        wait_until(lambda: len([run for run in scheduler.runs(job_id="tick")
+                                if run.status is RunStatus.SUCCEEDED]) == 4)
+        assert scheduler.running
+    finally:
+        scheduler.close()
