@@ -36,8 +36,11 @@ def _settings() -> EngineSettings:
 
 def _finished_runs(scheduler: Scheduler) -> int:
     with scheduler.store.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(runs).where(
-            runs.c.status.not_in(["queued", "running"]))).scalar_one())
+        return int(
+            conn.execute(
+                select(func.count()).select_from(runs).where(runs.c.status.not_in(["queued", "running"]))
+            ).scalar_one()
+        )
 
 
 def _run_interval_jobs(jobs: int, interval: float, seconds: float) -> FireResult:
@@ -49,9 +52,17 @@ def _run_interval_jobs(jobs: int, interval: float, seconds: float) -> FireResult
         start = datetime.fromtimestamp(anchor, UTC)
         end = start + timedelta(seconds=(fires_per_job - 0.5) * interval)
         scheduler.add_jobs(
-            {"id": f"fire-{i}", "call": "bench.cronkeeper_side:probe", "every": interval,
-             "start": start.isoformat(), "end": end.isoformat(), "misfire_grace": 1, "catchup": "skip"}
-            for i in range(jobs))
+            {
+                "id": f"fire-{i}",
+                "call": "bench.cronkeeper_side:probe",
+                "every": interval,
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "misfire_grace": 1,
+                "catchup": "skip",
+            }
+            for i in range(jobs)
+        )
         try:
             scheduler.start()
             if time.time() > anchor - 0.5:
@@ -67,24 +78,38 @@ def _run_interval_jobs(jobs: int, interval: float, seconds: float) -> FireResult
             scheduler.close()
 
 
-def _fire_result(scheduler: Scheduler, jobs: int, interval: float, seconds: float, expected: int,
-                 cpu: float) -> FireResult:
+def _fire_result(
+    scheduler: Scheduler, jobs: int, interval: float, seconds: float, expected: int, cpu: float
+) -> FireResult:
     with scheduler.store.engine.connect() as conn:
         rows = conn.execute(select(runs.c.status, runs.c.started_at, runs.c.due_at)).all()
-    lateness = sorted((row.started_at - row.due_at).total_seconds() for row in rows
-                      if row.status == RunStatus.SUCCEEDED.value)
+    lateness = sorted(
+        (row.started_at - row.due_at).total_seconds()
+        for row in rows
+        if row.status == RunStatus.SUCCEEDED.value
+    )
     executed = len(lateness)
     on_time = sum(1 for late in lateness if late <= ON_TIME_SECONDS)
     missed = sum(1 for row in rows if row.status == RunStatus.MISSED.value)
     skipped = sum(1 for row in rows if row.status == RunStatus.SKIPPED.value)
     errored = sum(1 for row in rows if row.status in ("failed", "lost", "timed_out"))
     return FireResult(
-        jobs=jobs, interval_seconds=interval, seconds=float(seconds), expected_fires=expected,
-        executed_fires=executed, missed_fires=missed, skipped_fires=skipped, errored_fires=errored,
-        percent_executed=100.0 * executed / expected, percent_on_time=100.0 * on_time / expected,
-        lateness_p50_ms=1000.0 * _percentile(lateness, 50), lateness_p99_ms=1000.0 * _percentile(lateness, 99),
+        jobs=jobs,
+        interval_seconds=interval,
+        seconds=float(seconds),
+        expected_fires=expected,
+        executed_fires=executed,
+        missed_fires=missed,
+        skipped_fires=skipped,
+        errored_fires=errored,
+        percent_executed=100.0 * executed / expected,
+        percent_on_time=100.0 * on_time / expected,
+        lateness_p50_ms=1000.0 * _percentile(lateness, 50),
+        lateness_p99_ms=1000.0 * _percentile(lateness, 99),
         lateness_max_ms=1000.0 * lateness[-1] if lateness else math.nan,
-        cpu_us_per_fire=1e6 * cpu / executed if executed else math.nan, history_rows=len(rows))
+        cpu_us_per_fire=1e6 * cpu / executed if executed else math.nan,
+        history_rows=len(rows),
+    )
 
 
 def fire_every_second(jobs: int = 1000, seconds: float = 30) -> FireResult:
@@ -102,9 +127,15 @@ def bulk_add(jobs: int = 100_000, idle_window: float = 10.0) -> BulkResult:
     restart (a new scheduler on the same file, started, and its first claim done)."""
     tomorrow = datetime.now(UTC) + timedelta(days=1)
     definitions = [
-        {"id": f"bulk-{i}", "call": "bench.cronkeeper_side:probe",
-         **({"cron": f"{i % 60} {tomorrow.hour} {tomorrow.day} {tomorrow.month} *"} if i % 2
-            else {"every": "1d", "start": tomorrow.isoformat()})}
+        {
+            "id": f"bulk-{i}",
+            "call": "bench.cronkeeper_side:probe",
+            **(
+                {"cron": f"{i % 60} {tomorrow.hour} {tomorrow.day} {tomorrow.month} *"}
+                if i % 2
+                else {"every": "1d", "start": tomorrow.isoformat()}
+            ),
+        }
         for i in range(jobs)
     ]
     with tempfile.TemporaryDirectory(prefix="ck-bench-") as tmp:
@@ -127,6 +158,13 @@ def bulk_add(jobs: int = 100_000, idle_window: float = 10.0) -> BulkResult:
         ready = time.perf_counter() - began
         loaded = len(restarted.jobs())
         restarted.close()
-    return BulkResult(jobs=jobs, jobs_added=jobs, add_seconds=add_seconds, add_seconds_measured=add_seconds,
-                      extrapolated=False, idle_cpu_percent=idle, restart_ready_seconds=ready,
-                      restart_jobs_loaded=loaded)
+    return BulkResult(
+        jobs=jobs,
+        jobs_added=jobs,
+        add_seconds=add_seconds,
+        add_seconds_measured=add_seconds,
+        extrapolated=False,
+        idle_cpu_percent=idle,
+        restart_ready_seconds=ready,
+        restart_jobs_loaded=loaded,
+    )

@@ -33,6 +33,7 @@ from typing import Any
 
 from cronkeeper.engine import EngineSettings
 from cronkeeper.exceptions import ConfigError, ValidationError
+from cronkeeper.specs import parse_zone
 
 # Keys whose string values may use ${VAR}: the schedule and the command, as the docs promise.
 SUBSTITUTED_KEYS = frozenset({"cron", "every", "at", "start", "end", "timezone", "command", "cwd", "env"})
@@ -110,18 +111,21 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     return Config(
         path=path,
         db=_optional_str(data, "db", path, environ),
-        timezone=_optional_str(data, "timezone", path, environ),
+        timezone=_timezone(data, path, environ),
         settings=_settings(data.get("scheduler", {}), path),
         jobs=expanded,
     )
 
 
 def _check_unique_ids(jobs: list[dict[str, Any]], path: Path) -> None:
-    seen: set[Any] = set()
+    seen: set[str] = set()
     for index, job in enumerate(jobs):
-        if job.get("id") in seen:
-            raise ConfigError(f"{path}: jobs[{index}].id", f"{job.get('id')!r} is declared twice")
-        seen.add(job.get("id"))
+        job_id = job.get("id")
+        if not isinstance(job_id, str):
+            continue  # missing or not text: validating the job reports it with the right reason
+        if job_id in seen:
+            raise ConfigError(f"{path}: jobs[{index}].id", f"{job_id!r} is declared twice")
+        seen.add(job_id)
 
 
 def _optional_str(data: Mapping[str, Any], key: str, path: Path, environ: Mapping[str, str]) -> str | None:
@@ -133,6 +137,17 @@ def _optional_str(data: Mapping[str, Any], key: str, path: Path, environ: Mappin
     return substitute(value, environ, f"{path}: {key}")
 
 
+def _timezone(data: Mapping[str, Any], path: Path, environ: Mapping[str, str]) -> str | None:
+    """The default zone of jobs, checked here so that an error names this setting, not the first job."""
+    name = _optional_str(data, "timezone", path, environ)
+    if name is not None:
+        try:
+            parse_zone(name)
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: timezone", exc.reason) from None
+    return name
+
+
 def _settings(table: Any, path: Path) -> EngineSettings:
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: scheduler", "must be a table")
@@ -141,6 +156,8 @@ def _settings(table: Any, path: Path) -> EngineSettings:
         kind = SETTINGS_KEYS.get(key)
         if kind is None:
             raise ConfigError(f"{path}: scheduler.{key}", "unknown setting")
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ConfigError(f"{path}: scheduler.{key}", "must be a positive whole number")
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"{path}: scheduler.{key}", "must be a positive number")
         values[key] = timedelta(seconds=value) if key in ("heartbeat_interval", "lease") else kind(value)

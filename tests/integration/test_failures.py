@@ -16,8 +16,9 @@ import pytest
 from cronkeeper import FakeClock, RunStatus, Scheduler
 from cronkeeper.engine import EngineSettings
 
-FAST = EngineSettings(workers=4, heartbeat_interval=timedelta(seconds=0.2), lease=timedelta(seconds=1),
-                      poll_interval=0.1)
+FAST = EngineSettings(
+    workers=4, heartbeat_interval=timedelta(seconds=0.2), lease=timedelta(seconds=1), poll_interval=0.1
+)
 
 
 def wait_until(condition: object, timeout: float = 15.0) -> None:
@@ -31,7 +32,8 @@ def wait_until(condition: object, timeout: float = 15.0) -> None:
 
 def test_runs_of_a_killed_process_are_marked_lost_by_a_live_one(tmp_path: Path, db_url: str) -> None:
     (tmp_path / "cronkeeper.toml").write_text(
-        "[scheduler]\nheartbeat_interval = 0.2\nlease = 1\npoll_interval = 0.2\n", encoding="utf-8")
+        "[scheduler]\nheartbeat_interval = 0.2\nlease = 1\npoll_interval = 0.2\n", encoding="utf-8"
+    )
     with Scheduler(db_url) as setup:
         setup.add_job(id="long", cron="0 0 1 1 *", command=["sleep", "60"])
         run_id = setup.trigger("long", triggered_by="test")
@@ -69,13 +71,19 @@ def test_a_dropped_database_connection_loses_no_run(postgres_url: str, postgres_
         database = postgres_url.split("?")[0].rsplit("/", 1)[1]
         admin = postgres_admin_url.replace("postgresql+psycopg://", "postgresql://")
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            )
         for _ in range(3):
             clock.advance(timedelta(minutes=1))
             time.sleep(0.2)
-        wait_until(lambda: len([run for run in scheduler.runs(job_id="tick")
-                                if run.status is RunStatus.SUCCEEDED]) == 4)
+        wait_until(
+            lambda: (
+                len([run for run in scheduler.runs(job_id="tick") if run.status is RunStatus.SUCCEEDED]) == 4
+            )
+        )
         assert scheduler.running
     finally:
         scheduler.close()

@@ -15,7 +15,13 @@ from cronkeeper.cli.jobs import jobs
 from cronkeeper.cli.next import next_command
 from cronkeeper.cli.runs import runs
 from cronkeeper.cli.serve import serve
-from cronkeeper.exceptions import CronkeeperError, JobNotFoundError, RunNotFoundError, ValidationError
+from cronkeeper.exceptions import (
+    CronkeeperError,
+    JobExistsError,
+    JobNotFoundError,
+    RunNotFoundError,
+    ValidationError,
+)
 
 EXIT_NOT_FOUND = 1
 EXIT_INVALID = 2
@@ -68,6 +74,9 @@ def run(command: Callable[..., Any], argv: list[str] | None) -> int:
         return int(exc.exit_code)
     except ValidationError as exc:
         click.echo(f"error: {exc.field}: {exc.reason}", err=True)
+        return EXIT_INVALID
+    except JobExistsError as exc:
+        click.echo(f"error: id: {exc}", err=True)
         return EXIT_INVALID
     except (JobNotFoundError, RunNotFoundError) as exc:
         click.echo(f"error: {exc}", err=True)

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from cronkeeper.cli.context import AppContext, pass_app
 from cronkeeper.cli.output import print_json
 from cronkeeper.cron import CronExpression
 from cronkeeper.exceptions import ValidationError
@@ -15,16 +16,23 @@ from cronkeeper.specs import parse_zone
 
 @click.command("next")
 @click.argument("expression")
-@click.option("--tz", "zone_name", default="UTC", show_default=True, help="IANA time zone to evaluate in.")
+@click.option("--tz", "zone_name", help="IANA time zone [default: the configuration's timezone, else UTC].")
 @click.option("--after", metavar="ISO", help="Start after this instant [default: now]; naive means in --tz.")
 @click.option("--count", default=5, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--seconds", is_flag=True, help="The expression has a leading seconds field (6 fields).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_app
 def next_command(
-    expression: str, zone_name: str, after: str | None, count: int, seconds: bool, as_json: bool
+    app: AppContext,
+    expression: str,
+    zone_name: str | None,
+    after: str | None,
+    count: int,
+    seconds: bool,
+    as_json: bool,
 ) -> None:
     """Show the next fire times of EXPRESSION and what it means."""
-    zone = parse_zone(zone_name)
+    zone = parse_zone(zone_name or app.config.timezone or "UTC")
     cron = CronExpression(expression, seconds=seconds, field="expression")
     start = _start(after, zone)
     fires: list[datetime] = []

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 from types import FrameType
 
 import click
+from sqlalchemy.engine import make_url
 
 from cronkeeper.cli.context import AppContext, pass_app
 from cronkeeper.config import located
@@ -29,6 +32,9 @@ def serve(app: AppContext, demo: bool, stop_timeout: float, log_level: str) -> N
     """Run the scheduler: fire jobs, record runs, until SIGTERM or SIGINT (a graceful stop)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Like ``python -m``: jobs given as ``myproject.tasks:func`` import from the directory serve runs in.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     scheduler = app.scheduler()
     sync_declared_jobs(app, scheduler, demo=demo)
     stop = threading.Event()
@@ -42,7 +48,7 @@ def serve(app: AppContext, demo: bool, stop_timeout: float, log_level: str) -> N
         scheduler.start()
         log.info(
             "cronkeeper serving %s with %d job(s); node %s",
-            app.db_url,
+            make_url(app.db_url).render_as_string(hide_password=True),
             len(scheduler.jobs()),
             scheduler.engine.owner if scheduler.engine else "?",
         )

@@ -1,0 +1,313 @@
+"""``cronkeeper.toml``: loading, ``${VAR}`` substitution, and jobs as code synced by ``cronkeeper serve``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, timedelta
+from pathlib import Path
+
+import pytest
+
+from cronkeeper import ConfigError, Scheduler
+from cronkeeper.config import Config, load_config, substitute
+from cronkeeper.engine import EngineSettings
+from tests.e2e.test_cli import Cli, make_cli, serve, utc
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return make_cli(tmp_path)
+
+
+def write(directory: Path, text: str) -> Path:
+    path = directory / "cronkeeper.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---- substitute -----------------------------------------------------------------------------------------
+
+
+def test_substitute_replaces_variables_and_uses_the_default_when_a_variable_is_unset_or_empty() -> None:
+    environ = {"HOUR": "3", "EMPTY": ""}
+
+    assert substitute("0 ${HOUR} * * *", environ, "cron") == "0 3 * * *"
+    assert substitute("0 ${HOUR:-4} * * *", environ, "cron") == "0 3 * * *"
+    assert substitute("0 ${MINUTE:-15} * * *", environ, "cron") == "0 15 * * *"
+    assert substitute("${EMPTY:-5m}", environ, "every") == "5m"
+    assert substitute("[${EMPTY}]", environ, "command") == "[]", "set but empty, and no default"
+    assert substitute("${MISSING:-}", environ, "command") == ""
+    assert substitute("echo $HOUR ${HOUR}${HOUR}", environ, "command") == "echo $HOUR 33"
+
+
+def test_substitute_raises_a_config_error_naming_the_field_for_a_missing_variable_without_default() -> None:
+    with pytest.raises(ConfigError) as caught:
+        substitute("0 ${HOUR} * * *", {}, "cronkeeper.toml: jobs[0].cron")
+
+    assert caught.value.field == "cronkeeper.toml: jobs[0].cron"
+    assert caught.value.reason == "environment variable HOUR is not set and has no default"
+
+
+# ---- load_config ----------------------------------------------------------------------------------------
+
+
+def test_load_config_reads_the_database_zone_scheduler_settings_and_jobs_with_variables_substituted(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        """
+        db = "sqlite:///${DATA_DIR:-/var/lib}/ck.db"
+        timezone = "Europe/Paris"
+
+        [scheduler]
+        workers = 3
+        batch_size = 50
+        poll_interval = 0.5
+        heartbeat_interval = 2
+        lease = 20.5
+
+        [[jobs]]
+        id = "backup"
+        cron = "${BACKUP_CRON:-0 3 * * *}"
+        command = ["pg_dump", "-f", "${BACKUP_DIR}/app.sql", "app"]
+        env = { PGHOST = "${PGHOST:-localhost}" }
+        description = "Costs ${BUDGET}"
+        timeout = "10m"
+
+        [[jobs]]
+        id = "metrics"
+        every = "${METRICS_EVERY}"
+        call = "cronkeeper.demo:count_items"
+        kwargs = { items = 3 }
+        """,
+    )
+
+    config = load_config(path, {"BACKUP_DIR": "/backups", "METRICS_EVERY": "5m", "PGHOST": ""})
+
+    assert config == Config(
+        path=path,
+        db="sqlite:////var/lib/ck.db",
+        timezone="Europe/Paris",
+        settings=EngineSettings(
+            workers=3,
+            batch_size=50,
+            poll_interval=0.5,
+            heartbeat_interval=timedelta(seconds=2),
+            lease=timedelta(seconds=20.5),
+        ),
+        jobs=[
+            {
+                "id": "backup",
+                "cron": "0 3 * * *",
+                "command": ["pg_dump", "-f", "/backups/app.sql", "app"],
+                "env": {"PGHOST": "localhost"},
+                "description": "Costs ${BUDGET}",  # only the schedule and the command are substituted
+                "timeout": "10m",
+            },
+            {"id": "metrics", "every": "5m", "call": "cronkeeper.demo:count_items", "kwargs": {"items": 3}},
+        ],
+    )
+
+
+def test_an_empty_file_is_a_config_with_the_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+
+    assert load_config(path, {}) == Config(path=path)
+
+
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [
+        ('cron = "${CRON}"\ncommand = "true"', "cronkeeper.toml: jobs[0].cron"),
+        ('every = "1h"\ncommand = ["echo", "${GREETING}"]', "cronkeeper.toml: jobs[0].command[1]"),
+        ('every = "1h"\ncommand = "env"\nenv = { TOKEN = "${TOKEN}" }', "cronkeeper.toml: jobs[0].env.TOKEN"),
+    ],
+)
+def test_a_missing_variable_without_default_is_a_config_error_naming_the_job_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: str, field: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(
+        tmp_path, f'[[jobs]]\nid = "bad"\n{table}\n\n[[jobs]]\nid = "fine"\nevery = "1h"\ncommand = "true"\n'
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(Path("cronkeeper.toml"), {})
+
+    assert caught.value.field == field
+    assert "is not set and has no default" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "reason"),
+    [
+        pytest.param('scheduller = "typo"', "scheduller", "unknown setting", id="unknown-top-level-key"),
+        pytest.param("[schedule]\nworkers = 2", "schedule", "unknown setting", id="unknown-top-level-table"),
+        pytest.param('timezone = "Mars/Olympus"', "timezone", "unknown time zone 'Mars/Olympus'", id="zone"),
+        pytest.param("db = 5", "db", "must be a string", id="db-not-text"),
+        pytest.param('scheduler = "fast"', "scheduler", "must be a table", id="scheduler-not-table"),
+        pytest.param('[jobs]\nid = "x"', "jobs", "must be [[jobs]] tables", id="jobs-not-array"),
+    ],
+)
+def test_load_config_rejects_a_bad_top_level_setting_naming_it(
+    tmp_path: Path, text: str, field: str, reason: str
+) -> None:
+    path = write(tmp_path, text)
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+
+    assert (caught.value.field, caught.value.reason) == (f"{path}: {field}", reason)
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        pytest.param("threads = 4", "unknown setting", id="unknown"),
+        pytest.param("workers = 0", "must be a positive whole number", id="zero-workers"),
+        pytest.param("workers = 0.5", "must be a positive whole number", id="fractional-workers"),
+        pytest.param("batch_size = 2.5", "must be a positive whole number", id="fractional-batch"),
+        pytest.param("poll_interval = true", "must be a positive number", id="boolean"),
+        pytest.param("heartbeat_interval = -1", "must be a positive number", id="negative"),
+        pytest.param('lease = "30s"', "must be a positive number", id="duration-text"),
+    ],
+)
+def test_load_config_rejects_a_bad_scheduler_setting_naming_it(
+    tmp_path: Path, setting: str, reason: str
+) -> None:
+    path = write(tmp_path, f"[scheduler]\n{setting}\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+
+    key = setting.partition(" ")[0]
+    assert (caught.value.field, caught.value.reason) == (f"{path}: scheduler.{key}", reason)
+
+
+def test_load_config_rejects_a_job_id_declared_twice_naming_the_second(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[jobs]]\nid = "a"\nevery = "1m"\ncommand = "true"\n'
+        '[[jobs]]\nid = "b"\nevery = "1m"\ncommand = "true"\n'
+        '[[jobs]]\nid = "a"\nevery = "2m"\ncommand = "true"\n',
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+
+    assert (caught.value.field, caught.value.reason) == (f"{path}: jobs[2].id", "'a' is declared twice")
+
+
+def test_jobs_without_a_text_id_are_not_mistaken_for_duplicates(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[jobs]]\nevery = "1m"\ncommand = "true"\n'
+        '[[jobs]]\nevery = "1m"\ncommand = "true"\n'
+        '[[jobs]]\nid = ["a"]\nevery = "1m"\ncommand = "true"\n',
+    )
+
+    # Validating each job (as `serve` does) then says what is wrong with the id.
+    assert [job.get("id") for job in load_config(path, {}).jobs] == [None, None, ["a"]]
+
+
+def test_load_config_reports_unreadable_files_and_invalid_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="is not valid TOML") as caught:
+        load_config(write(tmp_path, "[[jobs]\nid = 1"))
+    assert caught.value.field == str(tmp_path / "cronkeeper.toml")
+
+
+# ---- jobs as code, through `cronkeeper serve` ----------------------------------------------------------
+
+
+def test_serve_adds_config_jobs_then_updates_changed_ones_and_disables_removed_ones_keeping_history(
+    cli: Cli,
+) -> None:
+    write(
+        cli.cwd,
+        """
+        [[jobs]]
+        id = "report"
+        cron = "${REPORT_CRON:-0 6 * * *}"
+        command = "echo report"
+
+        [[jobs]]
+        id = "beat"
+        every = "1s"
+        command = ["echo", "beat"]
+        """,
+    )
+
+    first = serve(cli, lambda: runs_of(cli, "beat") > 0)
+
+    assert first.returncode == 0, first.log
+    assert "cronkeeper.toml: 2 added, 0 updated, 0 unchanged, 0 disabled" in first.log
+    listed = json.loads(cli.ok("jobs", "list", "--json"))
+    assert [(job["id"], job["origin"], job["enabled"], job["created_by"]) for job in listed] == [
+        ("beat", "config", True, "config"),
+        ("report", "config", True, "config"),
+    ]
+    assert listed[1]["schedule"] == "0 6 * * *"
+
+    write(cli.cwd, '[[jobs]]\nid = "report"\ncron = "30 7 * * *"\ncommand = "echo report"\n')
+    second = serve(cli)
+
+    assert second.returncode == 0, second.log
+    assert "cronkeeper.toml: 0 added, 1 updated, 0 unchanged, 1 disabled" in second.log
+    report, beat, beat_runs = cli.many(
+        ["jobs", "show", "report", "--json"],
+        ["jobs", "show", "beat", "--json"],
+        ["runs", "list", "--job", "beat", "--json"],
+    )
+    report_job = json.loads(report.stdout)
+    assert (report_job["schedule"], report_job["enabled"], report_job["version"]) == ("30 7 * * *", True, 2)
+    next_run = utc(report_job["next_run_at"]).astimezone(UTC)
+    assert (next_run.hour, next_run.minute) == (7, 30)
+    beat_job = json.loads(beat.stdout)
+    assert (beat_job["enabled"], beat_job["next_run_at"], beat_job["origin"]) == (False, None, "config")
+    history = json.loads(beat_runs.stdout)
+    assert history
+    assert {run["job_id"] for run in history} == {"beat"}
+    assert history[-1]["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("second_job", "message"),
+    [
+        pytest.param(
+            'cron = "61 * * * *"',
+            "error: cronkeeper.toml: jobs[1].cron: minute field '61' is invalid",
+            id="bad-cron",
+        ),
+        pytest.param(
+            'cron = "${NIGHTLY_CRON}"',
+            "error: cronkeeper.toml: jobs[1].cron: environment variable NIGHTLY_CRON",
+            id="missing-variable",
+        ),
+    ],
+)
+def test_serve_with_an_invalid_job_in_the_config_exits_2_naming_it_and_writes_no_job(
+    cli: Cli, second_job: str, message: str
+) -> None:
+    write(
+        cli.cwd,
+        f'[[jobs]]\nid = "fine"\nevery = "1h"\ncommand = "true"\n\n'
+        f'[[jobs]]\nid = "broken"\n{second_job}\ncommand = "true"\n',
+    )
+
+    served = serve(cli)
+
+    assert served.returncode == 2, served.log
+    assert served.log.splitlines()[-1].startswith(message)
+    assert "Traceback" not in served.log
+    if (cli.cwd / "x.db").exists():
+        with Scheduler(cli.db_url, migrate=False) as reader:
+            assert reader.jobs() == []
+
+
+def runs_of(cli: Cli, job_id: str) -> int:
+    """How many finished runs ``job_id`` has (0 before the job exists)."""
+    with Scheduler(cli.db_url, migrate=False) as reader:
+        return sum(not run.status.is_active for run in reader.runs(job_id=job_id))
