@@ -19,8 +19,10 @@ class Clock(Protocol):
         """The current instant as an aware UTC datetime."""
         ...
 
-    def wait(self, event: threading.Event, timeout: float) -> bool:
-        """Block until ``event`` is set or ``timeout`` seconds of this clock's time pass; True if set."""
+    def wait_until(self, event: threading.Event, deadline: datetime) -> bool:
+        """Block until ``event`` is set or this clock reaches ``deadline``; True if the event was set.
+
+        The deadline is absolute so that time moving between computing it and waiting is never lost."""
         ...
 
 
@@ -30,8 +32,8 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    def wait(self, event: threading.Event, timeout: float) -> bool:
-        return event.wait(max(timeout, 0.0))
+    def wait_until(self, event: threading.Event, deadline: datetime) -> bool:
+        return event.wait(max((deadline - self.now()).total_seconds(), 0.0))
 
 
 class FakeClock:
@@ -63,9 +65,8 @@ class FakeClock:
         self.set(self.now() + step)
         return self.now()
 
-    def wait(self, event: threading.Event, timeout: float) -> bool:
+    def wait_until(self, event: threading.Event, deadline: datetime) -> bool:
         with self._changed:
-            deadline = self._now + timedelta(seconds=max(timeout, 0.0))
             # Real-time slices keep an event set from another thread noticed promptly; fake time only moves
             # through set()/advance(), which notify.
             while not event.is_set() and self._now < deadline:

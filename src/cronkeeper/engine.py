@@ -173,18 +173,18 @@ class Engine:
     def _sleep(self) -> None:
         """Sleep until the next due time on the engine's clock; while outcomes wait to be written, no longer
         than ``flush_interval`` of real time (outcomes of real work are written on real time)."""
-        seconds = self._seconds_to_sleep()
+        now = self.clock.now()
+        seconds = self._seconds_to_sleep(now)
         with self._lock:
             unwritten = bool(self._started or self._finished)
         if unwritten and seconds > self.settings.flush_interval:
             self._wake.wait(self.settings.flush_interval)
         else:
-            self.clock.wait(self._wake, seconds)
+            self.clock.wait_until(self._wake, now + timedelta(seconds=seconds))
 
-    def _seconds_to_sleep(self) -> float:
+    def _seconds_to_sleep(self, now: datetime) -> float:
         if self._claim_again:
             return 0.0
-        now = self.clock.now()
         candidates = [self.settings.poll_interval]
         try:
             due = self.store.next_due_at()

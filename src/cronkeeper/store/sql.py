@@ -7,7 +7,20 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cronkeeper.exceptions import (
@@ -21,6 +34,7 @@ from cronkeeper.models import ACTIVE_STATUSES, Job, JobSpec, Run, RunStatus, Tri
 from cronkeeper.planning import PlannedRun, free_slots, skip_reason
 from cronkeeper.specs import build_spec, spec_to_dict
 from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, Planner, RunFilter, StartOrder
+from cronkeeper.store.batch import BatchStatement
 from cronkeeper.store.engines import open_engine
 from cronkeeper.store.schema import jobs, nodes, runs
 
@@ -39,6 +53,35 @@ class SqlJobStore(JobStore):
         # Parsed specs by job id and version: claims happen constantly, and parsing a cron expression is not
         # free.  A new version (any edit) replaces the entry.
         self._specs: dict[str, tuple[int, JobSpec]] = {}
+        dialect = self.engine.dialect
+        self._insert_runs = BatchStatement(
+            dialect, insert(runs).values({n: bindparam(n) for n in _RUN_COLUMNS})
+        )
+        self._insert_jobs = BatchStatement(
+            dialect, insert(jobs).values({n: bindparam(n) for n in _JOB_COLUMNS})
+        )
+        self._advance_jobs = BatchStatement(
+            dialect,
+            update(jobs)
+            .where(jobs.c.id == bindparam("job"))
+            .values(next_fire_at=bindparam("fire"), next_run_at=bindparam("run")),
+        )
+        self._start_runs = BatchStatement(
+            dialect,
+            update(runs)
+            .where(
+                runs.c.id == bindparam("rid"),
+                runs.c.owner == bindparam("owner"),
+                runs.c.status == RunStatus.QUEUED.value,
+            )
+            .values(status=RunStatus.RUNNING.value, started_at=bindparam("at")),
+        )
+        self._finish_runs = BatchStatement(
+            dialect,
+            update(runs)
+            .where(runs.c.id == bindparam("rid"))
+            .values({n: bindparam(n) for n in _OUTCOME_FIELDS}),
+        )
 
     @property
     def dialect(self) -> str:
@@ -103,7 +146,7 @@ class SqlJobStore(JobStore):
                 ).first()
                 if taken is not None:
                     raise JobExistsError(taken.id)
-            conn.execute(insert(jobs), rows)
+            self._insert_jobs.execute(conn, rows)
 
     def update_job(
         self,
@@ -312,18 +355,15 @@ class SqlJobStore(JobStore):
             advances.append({"job": row.id, "fire": plan.next_fire_at, "run": plan.next_run_at})
             if plan.replace_active:
                 replaced.append(row.id)
-        if advances:
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.id == bindparam("job"))
-                .values(next_fire_at=bindparam("fire"), next_run_at=bindparam("run")),
-                advances,
-            )
+        self._advance_jobs.execute(conn, advances)
         if replaced:
             result.to_cancel.extend(self._request_cancel_for_jobs(conn, replaced))
         if not inserts:
             return
-        ids = conn.execute(insert(runs).returning(runs.c.id, sort_by_parameter_order=True), inserts).scalars()
+        ids = self._allocate_run_ids(conn, len(inserts))
+        for run_id, values in zip(ids, inserts, strict=True):
+            values["id"] = run_id
+        self._insert_runs.execute(conn, inserts)
         for run_id, values in zip(ids, inserts, strict=True):
             job_id = values["job_id"]
             if values["status"] == RunStatus.QUEUED.value:
@@ -340,6 +380,17 @@ class SqlJobStore(JobStore):
                 )
             else:
                 result.recorded.append(_run_from_values(run_id, values))
+
+    def _allocate_run_ids(self, conn: Connection, count: int) -> list[int]:
+        """Ids for runs about to be inserted in this transaction, so one executemany can write them all."""
+        if self.dialect == "postgresql":
+            query = text(
+                "SELECT nextval(pg_get_serial_sequence('ck_runs', 'id')) FROM generate_series(1, :n)"
+            )
+            return list(conn.execute(query, {"n": count}).scalars())
+        # SQLite: the claim holds the write lock (BEGIN IMMEDIATE), so nobody else can take these ids.
+        highest = conn.execute(select(func.max(runs.c.id))).scalar() or 0
+        return list(range(highest + 1, highest + count + 1))
 
     def _request_cancel_for_jobs(self, conn: Connection, job_ids: list[str]) -> list[int]:
         ids = [row.id for row in conn.execute(select(runs.c.id).where(runs.c.job_id.in_(job_ids), _active))]
@@ -423,15 +474,8 @@ class SqlJobStore(JobStore):
         if not started:
             return
         with self._write() as conn:
-            conn.execute(
-                update(runs)
-                .where(
-                    runs.c.id == bindparam("rid"),
-                    runs.c.owner == owner,
-                    runs.c.status == RunStatus.QUEUED.value,
-                )
-                .values(status=RunStatus.RUNNING.value, started_at=bindparam("at")),
-                [{"rid": run_id, "at": at} for run_id, at in started],
+            self._start_runs.execute(
+                conn, [{"rid": run_id, "at": at, "owner": owner} for run_id, at in started]
             )
 
     def record_finished(self, completions: Sequence[Completion], *, owner: str, now: datetime) -> list[int]:
@@ -448,13 +492,7 @@ class SqlJobStore(JobStore):
                 )
             }
             accepted = [completion for completion in completions if completion.run_id in live]
-            if accepted:
-                conn.execute(
-                    update(runs)
-                    .where(runs.c.id == bindparam("rid"))
-                    .values({name: bindparam(name) for name in _OUTCOME_FIELDS}),
-                    [_outcome_values(completion) for completion in accepted],
-                )
+            self._finish_runs.execute(conn, [_outcome_values(completion) for completion in accepted])
             retries = [_retry_row(live[c.run_id], c, now) for c in accepted if c.retry_at is not None]
             if retries:
                 conn.execute(insert(runs), retries)
@@ -574,6 +612,38 @@ class SqlJobStore(JobStore):
 
 # Ids per IN (...) list: SQLite allows 32,766 parameters in a statement.
 _ID_CHUNK = 10_000
+
+_RUN_COLUMNS = (
+    "id",
+    "job_id",
+    "scheduled_for",
+    "attempt",
+    "trigger_source",
+    "owner",
+    "status",
+    "due_at",
+    "queued_at",
+    "finished_at",
+    "error",
+    "result",
+    "triggered_by",
+    "parent_run_id",
+)
+_JOB_COLUMNS = (
+    "id",
+    "name",
+    "spec",
+    "enabled",
+    "paused",
+    "next_fire_at",
+    "next_run_at",
+    "origin",
+    "version",
+    "created_at",
+    "updated_at",
+    "created_by",
+    "updated_by",
+)
 
 _OUTCOME_FIELDS = (
     "status",

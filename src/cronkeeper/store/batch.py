@@ -1,0 +1,90 @@
+"""Executing a statement for many rows straight through the database driver.
+
+SQLAlchemy's per-row parameter processing costs more than SQLite's own insert on the claim path (about 40 µs
+a row against 8), and that path runs for every fire.  A :class:`BatchStatement` compiles a Core statement once
+for the engine's dialect, converts each parameter with a plain function chosen from its column type, and hands
+the rows to the driver's ``executemany``.  Only statements whose result is not needed go this way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Connection, Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
+
+from cronkeeper.store.schema import UTCDateTime
+
+Converter = Callable[[Any], Any]
+_ROW = object()  # marks a parameter whose value comes from each row
+
+
+def _sqlite_instant(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _aware_instant(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; pass an aware UTC instant")
+    return value
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _converter(column_type: Any, dialect: Dialect) -> Converter | None:
+    if isinstance(column_type, UTCDateTime):
+        return _sqlite_instant if dialect.name == "sqlite" else _aware_instant
+    if isinstance(column_type, JSON):
+        return _json
+    return None
+
+
+class BatchStatement:
+    """A compiled statement run with ``executemany`` on already-converted parameters."""
+
+    def __init__(self, dialect: Dialect, statement: ClauseElement) -> None:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        self.sql = compiled.string
+        self.positional = bool(compiled.positional)
+        names = list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
+        self._fields: list[tuple[str, Converter | None, Any]] = []
+        for name in names:
+            bind = compiled.binds[name]
+            convert = _converter(bind.type, dialect)
+            # A literal in the statement (``status = 'queued'``) is a bind with a value: convert it once.
+            constant = (
+                _ROW
+                if bind.required
+                else (bind.effective_value if convert is None else convert(bind.effective_value))
+            )
+            self._fields.append((name, convert, constant))
+
+    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once per row; each row maps every bind name to its value."""
+        if not rows:
+            return
+        fields = self._fields
+        params: list[Any]
+        if self.positional:
+            params = [tuple(_value(row, field) for field in fields) for row in rows]
+        else:
+            params = [{field[0]: _value(row, field) for field in fields} for row in rows]
+        conn.exec_driver_sql(self.sql, params)
+
+
+def _value(row: Mapping[str, Any], field: tuple[str, Converter | None, Any]) -> Any:
+    name, convert, constant = field
+    if constant is not _ROW:
+        return constant
+    return row[name] if convert is None else convert(row[name])
