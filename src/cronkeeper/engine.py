@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import inspect
 import logging
 import os
 import socket
@@ -45,7 +44,7 @@ class EngineSettings:
     heartbeat_interval: timedelta = timedelta(seconds=5)
     lease: timedelta = timedelta(seconds=30)
     # How often to look for changes made by other processes (a CLI trigger, another node's edit) on SQLite.
-    poll_interval: float = 2.0
+    poll_interval: float = 5.0
     # How long to back off after the database failed before trying again.
     retry_store_after: float = 1.0
     # Fires due this soon are claimed ahead of time and started on the dot from memory, so the claim's
@@ -105,6 +104,7 @@ class Engine:
         # Runs claimed ahead of time, by due instant, until they are dispatched.
         self._pending: list[tuple[datetime, int, StartOrder]] = []
         self._claim_again = False
+        self._next_due_at: datetime | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -186,10 +186,7 @@ class Engine:
         if self._claim_again:
             return 0.0
         candidates = [self.settings.poll_interval]
-        try:
-            due = self.store.next_due_at()
-        except StoreError:
-            due = None
+        due = self._next_due_at
         if due is not None:
             # Wake to claim ahead of time; a job still unclaimed inside the window was held back by its
             # overlap policy, and is looked at again when it is due.
@@ -217,16 +214,17 @@ class Engine:
         now = self.clock.now()
         if self._next_heartbeat_at is None or now >= self._next_heartbeat_at:
             self._heartbeat(now)
-        if self._stopping.is_set():
+        self._next_due_at = self.store.next_due_at()
+        horizon = now + self.settings.lookahead
+        if self._stopping.is_set() or self._next_due_at is None or self._next_due_at > horizon:
+            # Nothing to claim: a read, not a write transaction, is all an idle poll costs.
+            self._claim_again = False
             return started
         claim = self.store.claim_due(
-            now=now,
-            owner=self.owner,
-            limit=self.settings.batch_size,
-            planner=plan_fires,
-            horizon=now + self.settings.lookahead,
+            now=now, owner=self.owner, limit=self.settings.batch_size, planner=plan_fires, horizon=horizon
         )
         self._claim_again = len(claim.to_start) + len(claim.recorded) >= self.settings.batch_size
+        self._next_due_at = self.store.next_due_at()
         self._apply(claim)
         return started + self._dispatch_due(self.clock.now())
 
@@ -298,7 +296,7 @@ class Engine:
             self._complete(order.run_id, failure(exc))
             return
         flight.in_process = True
-        if inspect.iscoroutinefunction(func):
+        if self.registry.is_coroutine(target.ref):
             self._submit_coroutine(flight, func)
         else:
             self._submit(flight, lambda: run_callable(func, target))

@@ -7,6 +7,7 @@ import the path can run the job.  Each scheduler owns its registry; there is no 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -44,11 +45,13 @@ class Registry:
 
     def __init__(self) -> None:
         self._callables: dict[str, Callable[..., Any]] = {}
+        self._coroutine: dict[str, bool] = {}
 
     def register(self, func: Callable[..., Any], ref: str | None = None) -> str:
         """Remember ``func`` under ``ref`` (default: its own import path) and return the reference."""
         key = ref or ref_of(func)
         self._callables[key] = func
+        self._coroutine.pop(key, None)
         return key
 
     def resolve(self, ref: str) -> Callable[..., Any]:
@@ -57,3 +60,10 @@ class Registry:
         if found is None:
             found = self._callables[ref] = import_ref(ref)
         return found
+
+    def is_coroutine(self, ref: str) -> bool:
+        """Whether the (already resolved) callable is a coroutine function; asked on every dispatch."""
+        answer = self._coroutine.get(ref)
+        if answer is None:
+            answer = self._coroutine[ref] = inspect.iscoroutinefunction(self.resolve(ref))
+        return answer

@@ -8,7 +8,9 @@ the rows to the driver's ``executemany``.  Only statements whose result is not n
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -20,10 +22,11 @@ from sqlalchemy.sql.expression import ClauseElement
 from cronkeeper.store.schema import UTCDateTime
 
 Converter = Callable[[Any], Any]
-_ROW = object()  # marks a parameter whose value comes from each row
 
 
+@functools.lru_cache(maxsize=4096)
 def _sqlite_instant(value: datetime | None) -> str | None:
+    # Cached: a batch repeats instants (the claim's "now", fires shared by many jobs).
     if value is None:
         return None
     if value.tzinfo is not UTC:
@@ -58,33 +61,36 @@ class BatchStatement:
         self.sql = compiled.string
         self.positional = bool(compiled.positional)
         names = list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
-        self._fields: list[tuple[str, Converter | None, Any]] = []
+        self._names = names
+        self._getters: list[Callable[[Mapping[str, Any]], Any]] = []
         for name in names:
             bind = compiled.binds[name]
             convert = _converter(bind.type, dialect)
-            # A literal in the statement (``status = 'queued'``) is a bind with a value: convert it once.
-            constant = (
-                _ROW
-                if bind.required
-                else (bind.effective_value if convert is None else convert(bind.effective_value))
-            )
-            self._fields.append((name, convert, constant))
+            if not bind.required:
+                # A literal in the statement (``status = 'queued'``) is a bind with a value: convert it once.
+                value = bind.effective_value if convert is None else convert(bind.effective_value)
+                self._getters.append(functools.partial(_constant, value))
+            elif convert is None:
+                self._getters.append(operator.itemgetter(name))
+            else:
+                self._getters.append(functools.partial(_converted, convert, name))
 
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run the statement once per row; each row maps every bind name to its value."""
         if not rows:
             return
-        fields = self._fields
+        getters = self._getters
         params: list[Any]
         if self.positional:
-            params = [tuple(_value(row, field) for field in fields) for row in rows]
+            params = [tuple([get(row) for get in getters]) for row in rows]
         else:
-            params = [{field[0]: _value(row, field) for field in fields} for row in rows]
+            params = [dict(zip(self._names, [get(row) for get in getters], strict=True)) for row in rows]
         conn.exec_driver_sql(self.sql, params)
 
 
-def _value(row: Mapping[str, Any], field: tuple[str, Converter | None, Any]) -> Any:
-    name, convert, constant = field
-    if constant is not _ROW:
-        return constant
-    return row[name] if convert is None else convert(row[name])
+def _constant(value: Any, _row: Mapping[str, Any]) -> Any:
+    return value
+
+
+def _converted(convert: Converter, name: str, row: Mapping[str, Any]) -> Any:
+    return convert(row[name])
