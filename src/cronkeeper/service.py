@@ -16,7 +16,7 @@ from cronkeeper.clock import Clock
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import Job, JobSpec, Run, RunStatus, TriggerSource
 from cronkeeper.planning import next_due
-from cronkeeper.specs import SCHEDULE_KEYS, build_spec, spec_to_dict
+from cronkeeper.specs import SCHEDULE_KEYS, SpecBatch, build_spec, spec_to_dict
 from cronkeeper.store.base import JobStore, NewJob, RunFilter
 from cronkeeper.triggers import DateTrigger, IntervalTrigger
 
@@ -78,15 +78,17 @@ class JobService:
     ) -> int:
         """Create many jobs in one transaction (all validated first); returns how many were added."""
         new_jobs = []
-        # Bulk loads repeat schedules; their first fire is computed once per distinct trigger.
-        first_due: dict[object, tuple[datetime | None, datetime | None]] = {}
+        batch = SpecBatch(default_timezone=self.default_timezone, now=self.clock.now())
+        # Jobs of one shape share a trigger: their first fire is computed once (unless jittered).
+        first_due: dict[int, tuple[datetime | None, datetime | None]] = {}
         for data in definitions:
-            spec = self.build(data)
-            if spec.jitter:
-                due = self._first_due(spec)
+            job = batch.build(data)
+            shape = job.shape
+            if shape.jitter:
+                due = self._first_due(shape)
             else:
-                due = first_due.get(spec.trigger) or first_due.setdefault(spec.trigger, self._first_due(spec))
-            new_jobs.append(NewJob(spec, *due))
+                due = first_due.get(id(shape)) or first_due.setdefault(id(shape), self._first_due(shape))
+            new_jobs.append(NewJob(job.id, job.name, job.stored_json, *due))
         self.store.add_jobs(new_jobs, now=self.clock.now(), by=by, origin=origin)
         self._on_change()
         return len(new_jobs)

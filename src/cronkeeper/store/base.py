@@ -68,9 +68,14 @@ class RunFilter:
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
-    """A validated job to insert, with its first fire already computed."""
+    """A validated job to insert, with its first fire already computed.
 
-    spec: JobSpec
+    ``spec`` is the stored form (:func:`cronkeeper.specs.spec_to_dict`), or that form already as JSON text.
+    """
+
+    id: str
+    name: str
+    spec: dict[str, Any] | str
     next_fire_at: datetime | None
     next_run_at: datetime | None
     paused: bool = False

@@ -41,7 +41,8 @@ def _aware_instant(value: datetime | None) -> datetime | None:
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+    # Text is taken as JSON already serialised (bulk loads build it faster than dumps can).
+    return value if value is None or isinstance(value, str) else json.dumps(value)
 
 
 def _converter(column_type: Any, dialect: Dialect) -> Converter | None:

@@ -116,15 +116,16 @@ class SqlJobStore(JobStore):
         origin: str,
         paused: bool = False,
     ) -> Job:
-        self.add_jobs([NewJob(spec, next_fire_at, next_run_at, paused)], now=now, by=by, origin=origin)
+        new = NewJob(spec.id, spec.name, spec_to_dict(spec), next_fire_at, next_run_at, paused)
+        self.add_jobs([new], now=now, by=by, origin=origin)
         return self.get_job(spec.id)
 
     def add_jobs(self, new_jobs: Sequence[NewJob], *, now: datetime, by: str | None, origin: str) -> None:
         rows = [
             {
-                "id": new.spec.id,
-                "name": new.spec.name,
-                "spec": spec_to_dict(new.spec),
+                "id": new.id,
+                "name": new.name,
+                "spec": new.spec,
                 "enabled": True,
                 "paused": new.paused,
                 "next_fire_at": new.next_fire_at,
