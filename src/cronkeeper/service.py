@@ -33,6 +33,11 @@ class SyncReport:
     disabled: list[str] = field(default_factory=list)
 
 
+_SCHEDULE_OPTIONS = (*SCHEDULE_KEYS, "seconds", "start", "end")
+_TARGET_OPTIONS = ("command", "shell", "env", "cwd", "call", "args", "kwargs", "isolate")
+_REPLACED_TOGETHER = ((SCHEDULE_KEYS, _SCHEDULE_OPTIONS), (("command", "call"), _TARGET_OPTIONS))
+
+
 class JobService:
     """Adding, editing, pausing, triggering and reading jobs and runs."""
 
@@ -106,9 +111,11 @@ class JobService:
         if "id" in changes and changes["id"] != job_id:
             raise ValidationError("id", "cannot be changed; create a new job instead")
         data = spec_to_dict(job.spec)
-        if any(key in changes for key in SCHEDULE_KEYS):
-            for key in (*SCHEDULE_KEYS, "seconds", "start", "end"):
-                data.pop(key, None)
+        # A new schedule or target replaces the old one with its options, rather than clashing with it.
+        for given, replaced in _REPLACED_TOGETHER:
+            if any(key in changes for key in given):
+                for key in replaced:
+                    data.pop(key, None)
         data.update(changes)
         return self._save(job, self.build(data), by=by, expected_version=expected_version)
 

@@ -179,6 +179,10 @@ def build_trigger(data: Mapping[str, Any], *, default_timezone: str, now: dateti
     if start and end and end <= start:
         raise InvalidScheduleError("end", "must be after start")
     kind = given[0]
+    if kind != "cron" and data.get("seconds"):
+        raise InvalidScheduleError("seconds", "only applies to cron schedules")
+    if kind == "at" and (start or end):
+        raise InvalidScheduleError("start" if start else "end", "does not apply to a one-off (at) schedule")
     if kind == "cron":
         cron = parse_cron(str(data["cron"]), _bool(data, "seconds"))
         return CronTrigger(cron, zone, start, end)

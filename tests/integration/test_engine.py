@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import psutil
 
 from cronkeeper import EventKind, FakeClock, RunEvent, RunStatus, Scheduler, TriggerSource
+from cronkeeper.models import CallableTarget, CommandTarget
 from cronkeeper.testing import advance, run_until
 
 
@@ -295,3 +296,11 @@ def test_history_is_paginated_newest_first(scheduler: Scheduler, clock: FakeCloc
     third = scheduler.runs(job_id="tick", limit=10, before_id=second[-1].id)
     ids = [run.id for run in first + second + third]
     assert len(ids) == 25 and ids == sorted(ids, reverse=True)
+
+
+def test_edit_can_switch_a_job_between_command_and_call(scheduler: Scheduler) -> None:
+    scheduler.add_job(id="switch", every="1h", command=["echo", "hi"], env={"A": "1"})
+    job = scheduler.edit("switch", call="tests.jobs:metrics", kwargs={"items": 3})
+    assert job.spec.target == CallableTarget("tests.jobs:metrics", (), {"items": 3})
+    job = scheduler.edit("switch", command="echo back")
+    assert job.spec.target == CommandTarget(("echo", "back"))

@@ -274,6 +274,8 @@ def test_stored_form_is_the_user_level_shape() -> None:
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
+        ({"cron": None, "at": "2026-12-01T09:00:00+00:00", "start": "2026-11-01T00:00:00+00:00"}, "start"),
+        ({"cron": None, "every": "5m", "seconds": True}, "seconds"),
         ({"colour": "red"}, "colour"),
         ({"id": None}, "id"),
         ({"id": ""}, "id"),
