@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +25,7 @@ from cronkeeper.clock import Clock
 from cronkeeper.events import EventKind, Listeners, RunEvent
 from cronkeeper.exceptions import CronkeeperError, StoreError
 from cronkeeper.executors import Execution, run_callable, run_command, run_coroutine, run_isolated
+from cronkeeper.executors.pool import Task, WorkerPool
 from cronkeeper.executors.runners import failure
 from cronkeeper.loops import LoopThread
 from cronkeeper.models import CallableTarget, CommandTarget, RunStatus
@@ -33,6 +34,12 @@ from cronkeeper.registry import Registry
 from cronkeeper.store.base import ClaimResult, Completion, JobStore, StartOrder
 
 log = logging.getLogger(__name__)
+
+# Outcomes wait for a burst of runs to get their workers, but never longer than this (seconds).
+MAX_WRITE_DELAY = 1.0
+# Writes are put off when runs claimed ahead are due this soon, and the heartbeat by at most the slack.
+QUIET_BEFORE_DISPATCH = timedelta(milliseconds=100)
+HEARTBEAT_SLACK = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +99,7 @@ class Engine:
         self.owner = new_owner_id()
         self._caller_loop = loop
         self._loop_thread = LoopThread()
-        self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="cronkeeper-worker")
+        self._pool = WorkerPool(self.settings.workers)
         self._inflight: dict[int, InFlight] = {}
         self._lock = threading.Condition()
         self._started: list[InFlight] = []
@@ -105,6 +112,7 @@ class Engine:
         self._pending: list[tuple[datetime, int, StartOrder]] = []
         self._claim_again = False
         self._next_due_at: datetime | None = None
+        self._unwritten_since = 0.0
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -140,7 +148,7 @@ class Engine:
             self.store.retire_node(owner=self.owner, now=self.clock.now())
         except StoreError:
             log.exception("could not record that node %s stopped", self.owner)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
         self._loop_thread.close()
 
     def drain(self, timeout: float | None = None) -> bool:
@@ -199,6 +207,10 @@ class Engine:
             candidates.append((self._next_heartbeat_at - now).total_seconds())
         return max(min(candidates), 0.0)
 
+    def _dispatch_soon(self, now: datetime) -> bool:
+        pending = self.next_pending_at()
+        return pending is not None and pending - now < QUIET_BEFORE_DISPATCH
+
     def next_pending_at(self) -> datetime | None:
         """When the earliest run claimed ahead of time is due."""
         with self._lock:
@@ -210,9 +222,14 @@ class Engine:
         """Start what is due, write outcomes, keep the heartbeat, claim what is due within the look-ahead;
         return how many runs were started."""
         started = self._dispatch_due(self.clock.now())
-        self._flush()
         now = self.clock.now()
-        if self._next_heartbeat_at is None or now >= self._next_heartbeat_at:
+        # Writing outcomes and the heartbeat can wait a little: not while a burst of runs still waits for
+        # workers or is about to be started, which they would only hold up.
+        quiet = self._pool.backlog() == 0 and not self._dispatch_soon(now)
+        if quiet or self._unwritten_for() > MAX_WRITE_DELAY:
+            self._flush()
+        heartbeat_at = self._next_heartbeat_at
+        if heartbeat_at is None or (now >= heartbeat_at and (quiet or now - heartbeat_at > HEARTBEAT_SLACK)):
             self._heartbeat(now)
         self._next_due_at = self.store.next_due_at()
         horizon = now + self.settings.lookahead
@@ -244,8 +261,8 @@ class Engine:
         with self._lock:
             while self._pending and self._pending[0][0] <= now:
                 due.append(heapq.heappop(self._pending)[2])
-        for order in due:
-            self._dispatch(order)
+        tasks = [task for task in map(self._dispatch, due) if task is not None]
+        self._pool.submit_all(tasks)
         return len(due)
 
     def _take_pending(self, run_id: int) -> StartOrder | None:
@@ -279,37 +296,37 @@ class Engine:
 
     # ---- dispatch --------------------------------------------------------------------------------------
 
-    def _dispatch(self, order: StartOrder) -> None:
+    def _dispatch(self, order: StartOrder) -> Task | None:
+        """Start a run: returns the task a worker thread must run, or None if it was started otherwise."""
         flight = InFlight(order)
         with self._lock:
             self._inflight[order.run_id] = flight
         target = order.spec.target
         spec = order.spec
         if isinstance(target, CommandTarget) or target.isolate:
-            self._submit_process(flight)
-            return
+            return self._process_task(flight)
         try:
             func = self.registry.resolve(target.ref)
         except CronkeeperError as exc:
             log.error("job %s: %s", spec.id, exc)
             self._mark_started(flight)
             self._complete(order.run_id, failure(exc))
-            return
+            return None
         flight.in_process = True
         if self.registry.is_coroutine(target.ref):
             self._submit_coroutine(flight, func)
-        else:
-            self._submit(flight, lambda: run_callable(func, target))
-            self._arm_timeout(flight)
+            return None
+        self._arm_timeout(flight)
+        return self._task(flight, lambda: run_callable(func, target))
 
-    def _submit_process(self, flight: InFlight) -> None:
+    def _process_task(self, flight: InFlight) -> Task:
         """A command or isolated callable: a worker thread waits on the child process."""
         spec, cancel = flight.order.spec, threading.Event()
         flight.cancel = cancel
         env = {"CRONKEEPER_JOB_ID": spec.id, "CRONKEEPER_RUN_ID": str(flight.order.run_id)}
         target = spec.target
         runner = run_command if isinstance(target, CommandTarget) else run_isolated
-        self._submit(
+        return self._task(
             flight,
             lambda: runner(
                 target,  # type: ignore[arg-type]
@@ -320,8 +337,8 @@ class Engine:
             ),
         )
 
-    def _submit(self, flight: InFlight, work: Callable[[], Execution]) -> None:
-        def job() -> None:
+    def _task(self, flight: InFlight, work: Callable[[], Execution]) -> Task:
+        def task() -> None:
             self._mark_started(flight)
             try:
                 execution = work()
@@ -329,7 +346,7 @@ class Engine:
                 execution = failure(exc)
             self._complete(flight.order.run_id, execution)
 
-        self._pool.submit(job)
+        return task
 
     def _submit_coroutine(self, flight: InFlight, func: Callable[..., object]) -> None:
         target = flight.order.spec.target
@@ -367,6 +384,8 @@ class Engine:
         flight.started_at = self.clock.now()
         with self._lock:
             first = not (self._started or self._finished)
+            if first:
+                self._unwritten_since = time.monotonic()
             self._started.append(flight)
         if first:
             self._wake.set()
@@ -384,6 +403,8 @@ class Engine:
             finished_at = self.clock.now()
             completion = _completion(flight, execution, finished_at)
             first = not (self._started or self._finished)
+            if first:
+                self._unwritten_since = time.monotonic()
             self._finished.append((completion, flight.order, execution.exception))
             self._lock.notify_all()
         # Only the first unwritten outcome wakes the loop, which then writes a batch ``flush_interval`` later.
@@ -417,6 +438,11 @@ class Engine:
             self.cancel_local(run_id, reason)
 
     # ---- writing outcomes ------------------------------------------------------------------------------
+
+    def _unwritten_for(self) -> float:
+        """Seconds since the oldest outcome not yet written (0 when there is none)."""
+        with self._lock:
+            return time.monotonic() - self._unwritten_since if (self._started or self._finished) else 0.0
 
     def _flush_safely(self) -> None:
         try:
