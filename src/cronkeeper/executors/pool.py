@@ -2,7 +2,8 @@
 
 A burst of fires (a thousand jobs due on the same second) is handed over in one call: one lock, one append
 of the whole batch, one notification, where ``ThreadPoolExecutor.submit`` would build a future and signal a
-semaphore per task while the workers it wakes already compete with the dispatcher for the GIL.
+semaphore per task while the workers it wakes already compete with the dispatcher for the GIL.  Workers wake
+each other one at a time while tasks remain, so only as many threads run as the work keeps busy.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class WorkerPool:
             if self._closed:
                 raise RuntimeError("the worker pool is shut down")
             self._tasks.extend(batch)
-            self._ready.notify(len(batch))
+            self._ready.notify()
 
     def backlog(self) -> int:
         """Tasks waiting for a worker."""
@@ -58,6 +59,10 @@ class WorkerPool:
                 if self._closed:
                     return
                 task = self._tasks.popleft()
+                if self._tasks:
+                    # Wake one more worker only while work is left: trivial jobs are then run by a few hot
+                    # threads instead of twenty contending ones, and blocking jobs still get every worker.
+                    self._ready.notify()
             try:
                 task()
             except Exception:  # a worker must outlive any task
