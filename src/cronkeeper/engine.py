@@ -9,29 +9,23 @@ single writer busy with few, large transactions instead of many small ones.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cronkeeper.clock import Clock
-from cronkeeper.events import EventKind, Listeners, RunEvent
-from cronkeeper.exceptions import CronkeeperError, StoreError
-from cronkeeper.executors import Execution, run_callable, run_command, run_coroutine, run_isolated
-from cronkeeper.executors.pool import Task, WorkerPool
-from cronkeeper.executors.runners import failure
-from cronkeeper.loops import LoopThread
-from cronkeeper.models import CallableTarget, CommandTarget, RunStatus
+from cronkeeper.dispatch import Dispatcher
+from cronkeeper.events import Listeners, RunEvent
+from cronkeeper.exceptions import StoreError
+from cronkeeper.outcomes import OutcomeBuffer
 from cronkeeper.planning import plan_fires
 from cronkeeper.registry import Registry
-from cronkeeper.store.base import ClaimResult, Completion, JobStore, StartOrder
+from cronkeeper.store.base import ClaimResult, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +55,6 @@ class EngineSettings:
     flush_interval: float = 0.05
 
 
-@dataclass(slots=True)
-class InFlight:
-    """A run this process owns and has not finished."""
-
-    order: StartOrder
-    cancel: threading.Event | None = None  # only process runs can be told to stop
-    started_at: datetime | None = None
-    future: Future[Execution] | None = None
-    timer: threading.Timer | None = None
-    in_process: bool = False
-
-
 def new_owner_id() -> str:
     """A token naming this process in the runs it owns: host, pid and a random part."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
@@ -92,27 +74,20 @@ class Engine:
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.store = store
-        self.registry = registry
         self.clock = clock
         self.listeners = listeners
         self.settings = settings or EngineSettings()
         self.owner = new_owner_id()
-        self._caller_loop = loop
-        self._loop_thread = LoopThread()
-        self._pool = WorkerPool(self.settings.workers)
-        self._inflight: dict[int, InFlight] = {}
-        self._lock = threading.Condition()
-        self._started: list[InFlight] = []
-        self._finished: list[tuple[Completion, StartOrder, BaseException | None]] = []
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self.outcomes = OutcomeBuffer(on_first=self._wake.set)
+        self.dispatcher = Dispatcher(
+            registry=registry, clock=clock, outcomes=self.outcomes, workers=self.settings.workers, loop=loop
+        )
         self._thread: threading.Thread | None = None
         self._next_heartbeat_at: datetime | None = None
-        # Runs claimed ahead of time, by due instant, until they are dispatched.
-        self._pending: list[tuple[datetime, int, StartOrder]] = []
-        self._claim_again = False
         self._next_due_at: datetime | None = None
-        self._unwritten_since = 0.0
+        self._claim_again = False
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -140,29 +115,37 @@ class Engine:
             self._thread = None
         if wait:
             self.drain(timeout)
-        self._release_pending()
-        self._cancel_all("cancelled: the scheduler stopped before the run finished")
+        self._hand_back_held()
+        self.dispatcher.cancel_all("cancelled: the scheduler stopped before the run finished")
         self.drain(10.0)
-        self._flush_safely()
         try:
             self.store.retire_node(owner=self.owner, now=self.clock.now())
         except StoreError:
             log.exception("could not record that node %s stopped", self.owner)
-        self._pool.shutdown()
-        self._loop_thread.close()
+        self.dispatcher.close()
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait (real time) until no run is in flight, then write outcomes; True if everything finished."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while self._inflight:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    break
-                self._lock.wait(remaining)
-            idle = not self._inflight
+        idle = self.dispatcher.wait_idle(timeout)
         self._flush_safely()
         return idle
+
+    def cancel_local(self, run_id: int, reason: str) -> bool:
+        """Cancel a run of this process; True if it was one."""
+        return self.dispatcher.cancel(run_id, reason)
+
+    def next_pending_at(self) -> datetime | None:
+        """When the earliest run claimed ahead of time is due."""
+        return self.dispatcher.next_pending_at()
+
+    def _hand_back_held(self) -> None:
+        held = self.dispatcher.release_held()
+        try:
+            self.store.release_runs(held, owner=self.owner)
+        except StoreError:
+            log.exception("could not hand back %d runs claimed ahead; they will be marked lost", len(held))
+
+    # ---- the loop --------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -183,9 +166,7 @@ class Engine:
         than ``flush_interval`` of real time (outcomes of real work are written on real time)."""
         now = self.clock.now()
         seconds = self._seconds_to_sleep(now)
-        with self._lock:
-            unwritten = bool(self._started or self._finished)
-        if unwritten and seconds > self.settings.flush_interval:
+        if self.outcomes and seconds > self.settings.flush_interval:
             self._wake.wait(self.settings.flush_interval)
         else:
             self.clock.wait_until(self._wake, now + timedelta(seconds=seconds))
@@ -200,33 +181,22 @@ class Engine:
             # overlap policy, and is looked at again when it is due.
             early = due - self.settings.lookahead
             candidates.append(((early if early > now else due) - now).total_seconds())
-        pending = self.next_pending_at()
+        pending = self.dispatcher.next_pending_at()
         if pending is not None:
             candidates.append((pending - now).total_seconds())
         if self._next_heartbeat_at is not None:
             candidates.append((self._next_heartbeat_at - now).total_seconds())
         return max(min(candidates), 0.0)
 
-    def _dispatch_soon(self, now: datetime) -> bool:
-        pending = self.next_pending_at()
-        return pending is not None and pending - now < QUIET_BEFORE_DISPATCH
-
-    def next_pending_at(self) -> datetime | None:
-        """When the earliest run claimed ahead of time is due."""
-        with self._lock:
-            return self._pending[0][0] if self._pending else None
-
-    # ---- one iteration ---------------------------------------------------------------------------------
-
     def run_once(self) -> int:
         """Start what is due, write outcomes, keep the heartbeat, claim what is due within the look-ahead;
         return how many runs were started."""
-        started = self._dispatch_due(self.clock.now())
+        started = self.dispatcher.start_due(self.clock.now())
         now = self.clock.now()
         # Writing outcomes and the heartbeat can wait a little: not while a burst of runs still waits for
         # workers or is about to be started, which they would only hold up.
-        quiet = self._pool.backlog() == 0 and not self._dispatch_soon(now)
-        if quiet or self._unwritten_for() > MAX_WRITE_DELAY:
+        quiet = not self.dispatcher.busy_soon(now, QUIET_BEFORE_DISPATCH)
+        if quiet or self.outcomes.waiting_for() > MAX_WRITE_DELAY:
             self._flush()
         heartbeat_at = self._next_heartbeat_at
         if heartbeat_at is None or (now >= heartbeat_at and (quiet or now - heartbeat_at > HEARTBEAT_SLACK)):
@@ -243,7 +213,7 @@ class Engine:
         self._claim_again = len(claim.to_start) + len(claim.recorded) >= self.settings.batch_size
         self._next_due_at = self.store.next_due_at()
         self._apply(claim)
-        return started + self._dispatch_due(self.clock.now())
+        return started + self.dispatcher.start_due(self.clock.now())
 
     def _apply(self, claim: ClaimResult) -> None:
         for run in claim.recorded:
@@ -251,36 +221,8 @@ class Engine:
             if self.listeners:
                 self.listeners.emit(RunEvent.from_run(run))
         for run_id in claim.to_cancel:
-            self.cancel_local(run_id, "cancelled: replaced by a newer run (overlap=replace)")
-        with self._lock:
-            for order in claim.to_start:
-                heapq.heappush(self._pending, (order.due_at, order.run_id, order))
-
-    def _dispatch_due(self, now: datetime) -> int:
-        due: list[StartOrder] = []
-        with self._lock:
-            while self._pending and self._pending[0][0] <= now:
-                due.append(heapq.heappop(self._pending)[2])
-        tasks = [task for task in map(self._dispatch, due) if task is not None]
-        self._pool.submit_all(tasks)
-        return len(due)
-
-    def _take_pending(self, run_id: int) -> StartOrder | None:
-        with self._lock:
-            for index, (_, pending_id, order) in enumerate(self._pending):
-                if pending_id == run_id:
-                    self._pending.pop(index)
-                    heapq.heapify(self._pending)
-                    return order
-        return None
-
-    def _release_pending(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        try:
-            self.store.release_runs([run_id for _, run_id, _ in pending], owner=self.owner)
-        except StoreError:
-            log.exception("could not hand back %d runs claimed ahead; they will be marked lost", len(pending))
+            self.dispatcher.cancel(run_id, "cancelled: replaced by a newer run (overlap=replace)")
+        self.dispatcher.hold(claim.to_start)
 
     def _heartbeat(self, now: datetime) -> None:
         cancel_ids = self.store.heartbeat(
@@ -288,268 +230,17 @@ class Engine:
         )
         self._next_heartbeat_at = now + self.settings.heartbeat_interval
         for run_id in cancel_ids:
-            self.cancel_local(run_id, "cancelled on request")
+            self.dispatcher.cancel(run_id, "cancelled on request")
         for run in self.store.reap_lost(now=now, lease=self.settings.lease):
             log.warning("job %s: run %s lost (owner %s stopped heartbeating)", run.job_id, run.id, run.owner)
             if self.listeners:
                 self.listeners.emit(RunEvent.from_run(run))
 
-    # ---- dispatch --------------------------------------------------------------------------------------
-
-    def _dispatch(self, order: StartOrder) -> Task | None:
-        """Start a run: returns the task a worker thread must run, or None if it was started otherwise."""
-        flight = InFlight(order)
-        with self._lock:
-            self._inflight[order.run_id] = flight
-        target = order.spec.target
-        spec = order.spec
-        if isinstance(target, CommandTarget) or target.isolate:
-            return self._process_task(flight)
-        try:
-            func = self.registry.resolve(target.ref)
-        except CronkeeperError as exc:
-            log.error("job %s: %s", spec.id, exc)
-            self._mark_started(flight)
-            self._complete(order.run_id, failure(exc))
-            return None
-        flight.in_process = True
-        if self.registry.is_coroutine(target.ref):
-            self._submit_coroutine(flight, func)
-            return None
-        self._arm_timeout(flight)
-        return self._task(flight, lambda: run_callable(func, target))
-
-    def _process_task(self, flight: InFlight) -> Task:
-        """A command or isolated callable: a worker thread waits on the child process."""
-        spec, cancel = flight.order.spec, threading.Event()
-        flight.cancel = cancel
-        env = {"CRONKEEPER_JOB_ID": spec.id, "CRONKEEPER_RUN_ID": str(flight.order.run_id)}
-        target = spec.target
-        runner = run_command if isinstance(target, CommandTarget) else run_isolated
-        return self._task(
-            flight,
-            lambda: runner(
-                target,  # type: ignore[arg-type]
-                timeout=spec.timeout,
-                output_limit=spec.output_limit,
-                cancel=cancel,
-                extra_env=env,
-            ),
-        )
-
-    def _task(self, flight: InFlight, work: Callable[[], Execution]) -> Task:
-        def task() -> None:
-            self._mark_started(flight)
-            try:
-                execution = work()
-            except BaseException as exc:  # a runner bug must still end the run
-                execution = failure(exc)
-            self._complete(flight.order.run_id, execution)
-
-        return task
-
-    def _submit_coroutine(self, flight: InFlight, func: Callable[..., object]) -> None:
-        target = flight.order.spec.target
-        assert isinstance(target, CallableTarget)
-
-        async def job() -> Execution:
-            self._mark_started(flight)
-            return await run_coroutine(func, target, flight.order.spec.timeout)  # type: ignore[arg-type]
-
-        coro = job()
-        if self._caller_loop is not None:
-            future = asyncio.run_coroutine_threadsafe(coro, self._caller_loop)
-        else:
-            future = self._loop_thread.submit(coro)
-        flight.future = future
-        future.add_done_callback(lambda done: self._complete(flight.order.run_id, _future_execution(done)))
-
-    def _arm_timeout(self, flight: InFlight) -> None:
-        timeout = flight.order.spec.timeout
-        if timeout is None:
-            return
-        message = (
-            f"timed out after {timeout.total_seconds():g}s; the job's thread cannot be killed and was "
-            "abandoned (use isolate=true for jobs that must be stopped)"
-        )
-        flight.timer = threading.Timer(
-            timeout.total_seconds(),
-            self._complete,
-            (flight.order.run_id, Execution(RunStatus.TIMED_OUT, error=message)),
-        )
-        flight.timer.daemon = True
-        flight.timer.start()
-
-    def _mark_started(self, flight: InFlight) -> None:
-        flight.started_at = self.clock.now()
-        with self._lock:
-            first = not (self._started or self._finished)
-            if first:
-                self._unwritten_since = time.monotonic()
-            self._started.append(flight)
-        if first:
-            self._wake.set()
-
-    # ---- completion and cancellation -------------------------------------------------------------------
-
-    def _complete(self, run_id: int, execution: Execution) -> None:
-        """Accept the first outcome of a run; a later one (a thread ending after its timeout) is dropped."""
-        with self._lock:
-            flight = self._inflight.pop(run_id, None)
-            if flight is None:
-                return
-            if flight.timer is not None:
-                flight.timer.cancel()
-            finished_at = self.clock.now()
-            completion = _completion(flight, execution, finished_at)
-            first = not (self._started or self._finished)
-            if first:
-                self._unwritten_since = time.monotonic()
-            self._finished.append((completion, flight.order, execution.exception))
-            self._lock.notify_all()
-        # Only the first unwritten outcome wakes the loop, which then writes a batch ``flush_interval`` later.
-        if first:
-            self._wake.set()
-
-    def cancel_local(self, run_id: int, reason: str) -> bool:
-        """Cancel a run of this process (kill its process group, or abandon its thread); True if ours."""
-        pending = self._take_pending(run_id)
-        if pending is not None:
-            with self._lock:
-                self._inflight[run_id] = InFlight(pending)
-            self._complete(run_id, Execution(RunStatus.CANCELLED, error=reason))
-            return True
-        with self._lock:
-            flight = self._inflight.get(run_id)
-        if flight is None:
-            return False
-        if flight.cancel is not None:
-            flight.cancel.set()
-        if flight.in_process:
-            if flight.future is not None:
-                flight.future.cancel()
-            self._complete(run_id, Execution(RunStatus.CANCELLED, error=reason))
-        return True
-
-    def _cancel_all(self, reason: str) -> None:
-        with self._lock:
-            run_ids = list(self._inflight)
-        for run_id in run_ids:
-            self.cancel_local(run_id, reason)
-
-    # ---- writing outcomes ------------------------------------------------------------------------------
-
-    def _unwritten_for(self) -> float:
-        """Seconds since the oldest outcome not yet written (0 when there is none)."""
-        with self._lock:
-            return time.monotonic() - self._unwritten_since if (self._started or self._finished) else 0.0
+    def _flush(self) -> None:
+        self.outcomes.flush(self.store, owner=self.owner, now=self.clock.now(), listeners=self.listeners)
 
     def _flush_safely(self) -> None:
         try:
             self._flush()
         except StoreError:
             log.exception("could not write run outcomes; they stay queued in memory")
-
-    def _flush(self) -> None:
-        with self._lock:
-            started, self._started = self._started, []
-            finished, self._finished = self._finished, []
-        if not started and not finished:
-            return
-        done = {completion.run_id for completion, _, _ in finished}
-        try:
-            self.store.record_started(
-                [
-                    (flight.order.run_id, flight.started_at)
-                    for flight in started
-                    if flight.started_at is not None and flight.order.run_id not in done
-                ],
-                owner=self.owner,
-            )
-            accepted = set(
-                self.store.record_finished(
-                    [item[0] for item in finished], owner=self.owner, now=self.clock.now()
-                )
-            )
-        except StoreError:
-            with self._lock:  # nothing is lost: try again on the next iteration
-                self._started[:0] = started
-                self._finished[:0] = finished
-            raise
-        self._report(started, finished, accepted)
-
-    def _report(
-        self,
-        started: list[InFlight],
-        finished: list[tuple[Completion, StartOrder, BaseException | None]],
-        accepted: set[int],
-    ) -> None:
-        for completion, order, _ in finished:
-            if completion.run_id not in accepted:
-                log.warning(
-                    "job %s: result of run %s refused: the run was already ended by another node "
-                    "(lost or cancelled)",
-                    order.spec.id,
-                    completion.run_id,
-                )
-            elif completion.status is not RunStatus.SUCCEEDED:
-                log.warning(
-                    "job %s: run %s %s: %s",
-                    order.spec.id,
-                    completion.run_id,
-                    completion.status.value,
-                    completion.error,
-                )
-        if not self.listeners:
-            return
-        for flight in started:
-            self.listeners.emit(_event(EventKind.STARTED, flight.order, None, None))
-        for completion, order, exception in finished:
-            if completion.run_id in accepted:
-                self.listeners.emit(_event(EventKind(completion.status.value), order, completion, exception))
-
-
-def _completion(flight: InFlight, execution: Execution, finished_at: datetime) -> Completion:
-    order = flight.order
-    retry = order.spec.retry
-    retry_at = None
-    if execution.status.is_retryable and order.attempt < retry.max_retries:
-        retry_at = finished_at + retry.delay(order.attempt + 1)
-    return Completion(
-        run_id=order.run_id,
-        status=execution.status,
-        started_at=flight.started_at,
-        finished_at=finished_at,
-        exit_code=execution.exit_code,
-        output=execution.output,
-        error=execution.error,
-        traceback=execution.traceback,
-        result=execution.result,
-        peak_memory_bytes=execution.peak_memory_bytes,
-        cpu_time=execution.cpu_time,
-        retry_at=retry_at,
-    )
-
-
-def _future_execution(future: Future[Execution]) -> Execution:
-    if future.cancelled():
-        return Execution(RunStatus.CANCELLED, error="cancelled")
-    exc = future.exception()
-    return failure(exc) if exc is not None else future.result()
-
-
-def _event(
-    kind: EventKind, order: StartOrder, completion: Completion | None, exception: BaseException | None
-) -> RunEvent:
-    return RunEvent(
-        kind,
-        order.run_id,
-        order.spec.id,
-        order.scheduled_for,
-        order.attempt,
-        order.source,
-        error=None if completion is None else completion.error,
-        traceback=None if completion is None else completion.traceback,
-        result=None if completion is None else completion.result,
-        exception=exception,
-    )

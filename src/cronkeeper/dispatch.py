@@ -1,0 +1,294 @@
+"""Starting claimed runs and seeing them to an outcome.
+
+Runs claimed ahead of time wait in a heap until they are due; then each goes to a worker thread (functions,
+and the threads that wait on commands and isolated functions) or to an event loop (coroutines).  Every run
+this process owns is in flight here until its first outcome, which goes to the :class:`OutcomeBuffer`; a
+later one, from a thread that outlived its timeout, is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cronkeeper.clock import Clock
+from cronkeeper.exceptions import CronkeeperError
+from cronkeeper.executors import Execution, run_callable, run_command, run_coroutine, run_isolated
+from cronkeeper.executors.pool import Task, WorkerPool
+from cronkeeper.executors.runners import failure
+from cronkeeper.loops import LoopThread
+from cronkeeper.models import CallableTarget, CommandTarget, RunStatus
+from cronkeeper.outcomes import OutcomeBuffer
+from cronkeeper.registry import Registry
+from cronkeeper.store.base import Completion, StartOrder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class InFlight:
+    """A run this process owns and has not finished."""
+
+    order: StartOrder
+    cancel: threading.Event | None = None  # only process runs can be told to stop
+    started_at: datetime | None = None
+    future: Future[Execution] | None = None
+    timer: threading.Timer | None = None
+    in_process: bool = False
+
+
+class Dispatcher:
+    """Holds claimed runs until due, starts them, and records each one's first outcome."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        clock: Clock,
+        outcomes: OutcomeBuffer,
+        workers: int,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
+        self.registry = registry
+        self.clock = clock
+        self.outcomes = outcomes
+        self._caller_loop = loop
+        self._loop_thread = LoopThread()
+        self._pool = WorkerPool(workers)
+        self._lock = threading.Condition()
+        self._inflight: dict[int, InFlight] = {}
+        self._pending: list[tuple[datetime, int, StartOrder]] = []
+
+    # ---- runs claimed ahead ----------------------------------------------------------------------------
+
+    def hold(self, orders: list[StartOrder]) -> None:
+        """Keep claimed runs until they are due."""
+        with self._lock:
+            for order in orders:
+                heapq.heappush(self._pending, (order.due_at, order.run_id, order))
+
+    def next_pending_at(self) -> datetime | None:
+        """When the earliest held run is due."""
+        with self._lock:
+            return self._pending[0][0] if self._pending else None
+
+    def busy_soon(self, now: datetime, window: timedelta) -> bool:
+        """Whether runs wait for a worker or are due within ``window``: a bad time for slow work."""
+        pending = self.next_pending_at()
+        return self._pool.backlog() > 0 or (pending is not None and pending - now < window)
+
+    def start_due(self, now: datetime) -> int:
+        """Start every held run due by ``now``; returns how many."""
+        due: list[StartOrder] = []
+        with self._lock:
+            while self._pending and self._pending[0][0] <= now:
+                due.append(heapq.heappop(self._pending)[2])
+        self._pool.submit_all([task for task in map(self._start, due) if task is not None])
+        return len(due)
+
+    def release_held(self) -> list[int]:
+        """Forget every held run and return their ids (to hand back to the database)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        return [run_id for _, run_id, _ in pending]
+
+    def _take_held(self, run_id: int) -> StartOrder | None:
+        with self._lock:
+            for index, (_, held_id, order) in enumerate(self._pending):
+                if held_id == run_id:
+                    self._pending.pop(index)
+                    heapq.heapify(self._pending)
+                    return order
+        return None
+
+    # ---- starting --------------------------------------------------------------------------------------
+
+    def _start(self, order: StartOrder) -> Task | None:
+        """Start a run: returns the task a worker thread must run, or None if it was started otherwise."""
+        flight = InFlight(order)
+        with self._lock:
+            self._inflight[order.run_id] = flight
+        target = order.spec.target
+        if isinstance(target, CommandTarget) or target.isolate:
+            return self._process_task(flight)
+        try:
+            func = self.registry.resolve(target.ref)
+        except CronkeeperError as exc:
+            log.error("job %s: %s", order.spec.id, exc)
+            self._mark_started(flight)
+            self.complete(order.run_id, failure(exc))
+            return None
+        flight.in_process = True
+        if self.registry.is_coroutine(target.ref):
+            self._start_coroutine(flight, func)
+            return None
+        self._arm_timeout(flight)
+        return self._task(flight, lambda: run_callable(func, target))
+
+    def _process_task(self, flight: InFlight) -> Task:
+        """A command or isolated callable: a worker thread waits on the child process."""
+        spec, cancel = flight.order.spec, threading.Event()
+        flight.cancel = cancel
+        env = {"CRONKEEPER_JOB_ID": spec.id, "CRONKEEPER_RUN_ID": str(flight.order.run_id)}
+        target = spec.target
+        work: Callable[[], Execution]
+        if isinstance(target, CommandTarget):
+            work = functools.partial(
+                run_command,
+                target,
+                timeout=spec.timeout,
+                output_limit=spec.output_limit,
+                cancel=cancel,
+                extra_env=env,
+            )
+        else:
+            work = functools.partial(
+                run_isolated,
+                target,
+                timeout=spec.timeout,
+                output_limit=spec.output_limit,
+                cancel=cancel,
+                extra_env=env,
+            )
+        return self._task(flight, work)
+
+    def _task(self, flight: InFlight, work: Callable[[], Execution]) -> Task:
+        def task() -> None:
+            self._mark_started(flight)
+            try:
+                execution = work()
+            except BaseException as exc:  # a runner bug must still end the run
+                execution = failure(exc)
+            self.complete(flight.order.run_id, execution)
+
+        return task
+
+    def _start_coroutine(self, flight: InFlight, func: Callable[..., object]) -> None:
+        target = flight.order.spec.target
+        assert isinstance(target, CallableTarget)
+
+        async def job() -> Execution:
+            self._mark_started(flight)
+            return await run_coroutine(func, target, flight.order.spec.timeout)  # type: ignore[arg-type]
+
+        coro = job()
+        if self._caller_loop is not None:
+            future = asyncio.run_coroutine_threadsafe(coro, self._caller_loop)
+        else:
+            future = self._loop_thread.submit(coro)
+        flight.future = future
+        future.add_done_callback(lambda done: self.complete(flight.order.run_id, _future_execution(done)))
+
+    def _arm_timeout(self, flight: InFlight) -> None:
+        timeout = flight.order.spec.timeout
+        if timeout is None:
+            return
+        message = (
+            f"timed out after {timeout.total_seconds():g}s; the job's thread cannot be killed and was "
+            "abandoned (use isolate=true for jobs that must be stopped)"
+        )
+        flight.timer = threading.Timer(
+            timeout.total_seconds(),
+            self.complete,
+            (flight.order.run_id, Execution(RunStatus.TIMED_OUT, error=message)),
+        )
+        flight.timer.daemon = True
+        flight.timer.start()
+
+    def _mark_started(self, flight: InFlight) -> None:
+        flight.started_at = self.clock.now()
+        self.outcomes.note_started(flight.order, flight.started_at)
+
+    # ---- ending ----------------------------------------------------------------------------------------
+
+    def complete(self, run_id: int, execution: Execution) -> None:
+        """Accept the first outcome of a run; a later one (a thread ending after its timeout) is dropped."""
+        with self._lock:
+            flight = self._inflight.pop(run_id, None)
+            if flight is None:
+                return
+            if flight.timer is not None:
+                flight.timer.cancel()
+            # Noted before waiters are told, so whoever waited for the run to end can write its outcome.
+            self.outcomes.note_finished(
+                _completion(flight, execution, self.clock.now()), flight.order, execution.exception
+            )
+            self._lock.notify_all()
+
+    def cancel(self, run_id: int, reason: str) -> bool:
+        """Cancel a run of this process (kill its process group, or abandon its thread); True if ours."""
+        held = self._take_held(run_id)
+        if held is not None:
+            with self._lock:
+                self._inflight[run_id] = InFlight(held)
+            self.complete(run_id, Execution(RunStatus.CANCELLED, error=reason))
+            return True
+        with self._lock:
+            flight = self._inflight.get(run_id)
+        if flight is None:
+            return False
+        if flight.cancel is not None:
+            flight.cancel.set()
+        if flight.in_process:
+            if flight.future is not None:
+                flight.future.cancel()
+            self.complete(run_id, Execution(RunStatus.CANCELLED, error=reason))
+        return True
+
+    def cancel_all(self, reason: str) -> None:
+        with self._lock:
+            run_ids = list(self._inflight)
+        for run_id in run_ids:
+            self.cancel(run_id, reason)
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        """Wait (real time) until no run is in flight; True if none is."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._inflight:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                self._lock.wait(remaining)
+            return not self._inflight
+
+    def close(self) -> None:
+        self._pool.shutdown()
+        self._loop_thread.close()
+
+
+def _completion(flight: InFlight, execution: Execution, finished_at: datetime) -> Completion:
+    order = flight.order
+    retry = order.spec.retry
+    retry_at = None
+    if execution.status.is_retryable and order.attempt < retry.max_retries:
+        retry_at = finished_at + retry.delay(order.attempt + 1)
+    return Completion(
+        run_id=order.run_id,
+        status=execution.status,
+        started_at=flight.started_at,
+        finished_at=finished_at,
+        exit_code=execution.exit_code,
+        output=execution.output,
+        error=execution.error,
+        traceback=execution.traceback,
+        result=execution.result,
+        peak_memory_bytes=execution.peak_memory_bytes,
+        cpu_time=execution.cpu_time,
+        retry_at=retry_at,
+    )
+
+
+def _future_execution(future: Future[Execution]) -> Execution:
+    if future.cancelled():
+        return Execution(RunStatus.CANCELLED, error="cancelled")
+    exc = future.exception()
+    return failure(exc) if exc is not None else future.result()

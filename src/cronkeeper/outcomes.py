@@ -1,0 +1,122 @@
+"""Outcomes waiting to be written: workers note that runs started and ended, the engine's loop writes them in
+batches.  Nothing noted is lost when the database is away: a failed write puts the batch back."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from cronkeeper.events import EventKind, Listeners, RunEvent
+from cronkeeper.exceptions import StoreError
+from cronkeeper.models import RunStatus
+from cronkeeper.store.base import Completion, JobStore, StartOrder
+
+log = logging.getLogger(__name__)
+
+Finished = tuple[Completion, StartOrder, BaseException | None]
+
+
+class OutcomeBuffer:
+    """Starts and completions noted by workers, written by :meth:`flush`.
+
+    ``on_first`` is called when the buffer goes from empty to not empty, so the loop wakes once per batch
+    rather than once per run.
+    """
+
+    def __init__(self, on_first: Callable[[], None]) -> None:
+        self._on_first = on_first
+        self._lock = threading.Lock()
+        self._started: list[tuple[StartOrder, datetime]] = []
+        self._finished: list[Finished] = []
+        self._since = 0.0
+
+    def note_started(self, order: StartOrder, at: datetime) -> None:
+        self._note(lambda: self._started.append((order, at)))
+
+    def note_finished(
+        self, completion: Completion, order: StartOrder, exception: BaseException | None
+    ) -> None:
+        self._note(lambda: self._finished.append((completion, order, exception)))
+
+    def _note(self, append: Callable[[], None]) -> None:
+        with self._lock:
+            first = not (self._started or self._finished)
+            if first:
+                self._since = time.monotonic()
+            append()
+        if first:
+            self._on_first()
+
+    def __bool__(self) -> bool:
+        with self._lock:
+            return bool(self._started or self._finished)
+
+    def waiting_for(self) -> float:
+        """Seconds since the oldest outcome not yet written (0 when there is none)."""
+        with self._lock:
+            return time.monotonic() - self._since if (self._started or self._finished) else 0.0
+
+    def flush(self, store: JobStore, *, owner: str, now: datetime, listeners: Listeners) -> None:
+        """Write everything noted so far; on a database error keep it for the next try and re-raise."""
+        with self._lock:
+            started, self._started = self._started, []
+            finished, self._finished = self._finished, []
+        if not started and not finished:
+            return
+        done = {completion.run_id for completion, _, _ in finished}
+        try:
+            store.record_started(
+                [(order.run_id, at) for order, at in started if order.run_id not in done], owner=owner
+            )
+            accepted = set(store.record_finished([item[0] for item in finished], owner=owner, now=now))
+        except StoreError:
+            with self._lock:
+                self._started[:0] = started
+                self._finished[:0] = finished
+            raise
+        _log_outcomes(finished, accepted)
+        if listeners:
+            for order, _ in started:
+                listeners.emit(_event(EventKind.STARTED, order, None, None))
+            for completion, order, exception in finished:
+                if completion.run_id in accepted:
+                    listeners.emit(_event(EventKind(completion.status.value), order, completion, exception))
+
+
+def _log_outcomes(finished: list[Finished], accepted: set[int]) -> None:
+    for completion, order, _ in finished:
+        if completion.run_id not in accepted:
+            log.warning(
+                "job %s: result of run %s refused: the run was already ended by another node "
+                "(lost or cancelled)",
+                order.spec.id,
+                completion.run_id,
+            )
+        elif completion.status is not RunStatus.SUCCEEDED:
+            log.warning(
+                "job %s: run %s %s: %s",
+                order.spec.id,
+                completion.run_id,
+                completion.status.value,
+                completion.error,
+            )
+
+
+def _event(
+    kind: EventKind, order: StartOrder, completion: Completion | None, exception: BaseException | None
+) -> RunEvent:
+    return RunEvent(
+        kind,
+        order.run_id,
+        order.spec.id,
+        order.scheduled_for,
+        order.attempt,
+        order.source,
+        error=None if completion is None else completion.error,
+        traceback=None if completion is None else completion.traceback,
+        result=None if completion is None else completion.result,
+        exception=exception,
+    )
