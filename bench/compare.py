@@ -29,6 +29,11 @@ SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "bulk-add": ({"jobs": 100_000, "idle_window": 30.0}, {"jobs": 5000}),
 }
 
+# Other ways to serve a scenario, shown beside the one-process figures.
+EXTRA: dict[str, tuple[str, Callable[..., Any]]] = {
+    "fires-per-second": ("cronkeeper, 2 processes", cronkeeper_side.fires_per_second_processes),
+}
+
 # Figures where lower is better; the ratio printed is APScheduler / cronkeeper for these (how many times
 # cronkeeper is better), and cronkeeper / APScheduler for the others.
 LOWER_IS_BETTER = {
@@ -61,10 +66,15 @@ def run(name: str, small: bool) -> None:
     print(f"\n== {name} {sizes}")
     ck = asdict(ours(**sizes))
     aps = asdict(theirs(**sizes))
-    print(f"{'figure':24} {'cronkeeper':>14} {'APScheduler 3':>14} {'ratio':>8}")
+    extra_name, extra = EXTRA.get(name, ("", None))
+    more = asdict(extra(**sizes)) if extra is not None else {}
+    print(f"{'figure':24} {'cronkeeper':>14} {'APScheduler 3':>14} {'ratio':>8} {extra_name:>24}")
     for key, value in ck.items():
         other = aps.get(key)
-        print(f"{key:24} {_fmt(value):>14} {_fmt(other):>14} {_ratio(key, value, other):>8}")
+        print(
+            f"{key:24} {_fmt(value):>14} {_fmt(other):>14} {_ratio(key, value, other):>8} "
+            f"{_fmt(more.get(key, '')):>24}"
+        )
 
 
 def _fmt(value: Any) -> str:

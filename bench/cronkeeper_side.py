@@ -9,6 +9,10 @@ history says, not what a probe saw.
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -168,3 +172,48 @@ def bulk_add(jobs: int = 100_000, idle_window: float = 10.0) -> BulkResult:
         restart_ready_seconds=ready,
         restart_jobs_loaded=loaded,
     )
+
+
+def fires_per_second_processes(rate: int = 10_000, seconds: float = 10, processes: int = 2) -> FireResult:
+    """The load of :func:`fires_per_second` served by ``processes`` `cronkeeper serve` processes on one
+    database, as a deployment that needs more than one core would run it.  CPU is that of all of them."""
+    fires_per_job = max(1, round(seconds))
+    expected = rate * fires_per_job
+    with tempfile.TemporaryDirectory(prefix="ck-bench-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'ck.db'}"
+        anchor = float(math.ceil(time.time() + 4 + rate * 0.0001))
+        start = datetime.fromtimestamp(anchor, UTC)
+        end = start + timedelta(seconds=fires_per_job - 0.5)
+        with Scheduler(url) as setup:
+            setup.add_jobs(
+                {
+                    "id": f"fire-{i}",
+                    "call": "bench.cronkeeper_side:probe",
+                    "every": 1,
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "misfire_grace": 1,
+                    "catchup": "skip",
+                }
+                for i in range(rate)
+            )
+        env = {**os.environ, "CRONKEEPER_DB": url}
+        command = [str(Path(sys.executable).with_name("cronkeeper")), "serve", "--log-level", "error"]
+        root = Path(__file__).resolve().parent.parent
+        children = [subprocess.Popen(command, cwd=root, env=env) for _ in range(processes)]
+        try:
+            watched = [psutil.Process(child.pid) for child in children]
+            while time.time() < anchor - 0.2:
+                time.sleep(0.05)
+            cpu_start = sum(sum(p.cpu_times()[:2]) for p in watched)
+            with Scheduler(url) as check:
+                deadline = anchor + fires_per_job + _DRAIN_SECONDS
+                while _finished_runs(check) < expected and time.time() < deadline:
+                    time.sleep(0.25)
+                cpu = sum(sum(p.cpu_times()[:2]) for p in watched) - cpu_start
+                return _fire_result(check, rate, 1.0, seconds, expected, cpu)
+        finally:
+            for child in children:
+                child.send_signal(signal.SIGTERM)
+            for child in children:
+                child.wait(60)

@@ -193,17 +193,21 @@ class Engine:
         return how many runs were started."""
         started = self.dispatcher.start_due(self.clock.now())
         now = self.clock.now()
+        horizon = now + self.settings.lookahead
+        self._next_due_at = self.store.next_due_at()
+        claiming = (
+            not self._stopping.is_set() and self._next_due_at is not None and self._next_due_at <= horizon
+        )
         # Writing outcomes and the heartbeat can wait a little: not while a burst of runs still waits for
-        # workers or is about to be started, which they would only hold up.
+        # workers or is about to be started, which they would only hold up.  Before a claim, outcomes are
+        # written all the same: a finished run still active in the database would count against overlap.
         quiet = not self.dispatcher.busy_soon(now, QUIET_BEFORE_DISPATCH)
-        if quiet or self.outcomes.waiting_for() > MAX_WRITE_DELAY:
+        if quiet or claiming or self.outcomes.waiting_for() > MAX_WRITE_DELAY:
             self._flush()
         heartbeat_at = self._next_heartbeat_at
         if heartbeat_at is None or (now >= heartbeat_at and (quiet or now - heartbeat_at > HEARTBEAT_SLACK)):
             self._heartbeat(now)
-        self._next_due_at = self.store.next_due_at()
-        horizon = now + self.settings.lookahead
-        if self._stopping.is_set() or self._next_due_at is None or self._next_due_at > horizon:
+        if not claiming:
             # Nothing to claim: a read, not a write transaction, is all an idle poll costs.
             self._claim_again = False
             return started
