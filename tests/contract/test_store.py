@@ -242,3 +242,47 @@ def test_instants_come_back_as_aware_utc(store: SqlJobStore) -> None:
     run = store.get_run(run_id)
     assert run.scheduled_for == NOW
     assert run.scheduled_for.utcoffset() == timedelta(0)
+
+
+def test_a_fire_put_back_after_its_claim_is_not_claimed_again(store: SqlJobStore) -> None:
+    add(store)
+    (run_id,) = claim(store)
+    # A pause and resume (or an edit) racing a claim ahead can set the next fire back onto that same fire.
+    store.set_paused("job", False, next_fire_at=NOW, next_run_at=NOW, now=NOW, by=None)
+    other = store.claim_due(now=NOW, owner="node-a", limit=10, planner=plan_fires)
+    assert other.to_start == []
+    assert store.get_job("job").next_run_at == NOW + timedelta(minutes=1)
+    assert [run.id for run in store.list_runs(RunFilter())] == [run_id]
+
+
+def test_run_ids_are_never_reused(store: SqlJobStore) -> None:
+    add(store, "old")
+    (old_run,) = claim(store)
+    store.record_finished([finish(old_run)], owner="node-a", now=NOW)
+    store.delete_job("old")
+    add(store, "new")
+    (new_run,) = claim(store)
+    assert new_run > old_run
+
+
+def test_deleting_a_job_asks_its_active_runs_to_stop(store: SqlJobStore) -> None:
+    add(store)
+    (run_id,) = claim(store, owner="node")
+    store.delete_job("job")
+    assert store.heartbeat(owner="node", now=NOW, hostname="h", pid=1) == [run_id]
+    assert store.record_finished([finish(run_id, RunStatus.CANCELLED)], owner="node", now=NOW) == [run_id]
+
+
+def test_a_jittered_fire_is_late_only_from_its_jittered_due_time(store: SqlJobStore) -> None:
+    jittered = NOW + timedelta(minutes=29)
+    store.add_job(
+        spec("job", jitter="30m", catchup="skip"),
+        next_fire_at=NOW,
+        next_run_at=jittered,
+        now=NOW,
+        by=None,
+        origin="api",
+    )
+    result = store.claim_due(now=jittered + timedelta(seconds=5), owner="node", limit=10, planner=plan_fires)
+    assert [order.due_at for order in result.to_start] == [jittered]
+    assert result.recorded == []

@@ -123,6 +123,7 @@ runs = Table(
         sqlite_where=text("status = 'queued' AND owner IS NULL"),
         postgresql_where=text("status = 'queued' AND owner IS NULL"),
     ),
+    sqlite_autoincrement=True,  # ids of deleted runs are never given to new ones
 )
 
 nodes = Table(

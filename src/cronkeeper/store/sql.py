@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -21,7 +22,10 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.sql.dml import Insert
 
 from cronkeeper.exceptions import (
     ConflictError,
@@ -31,12 +35,18 @@ from cronkeeper.exceptions import (
     StoreError,
 )
 from cronkeeper.models import ACTIVE_STATUSES, Job, JobSpec, Run, RunStatus, TriggerSource
-from cronkeeper.planning import PlannedRun, free_slots, skip_reason
+from cronkeeper.planning import FirePlan, PlannedRun, free_slots, skip_reason
 from cronkeeper.specs import build_spec, spec_to_dict
 from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, Planner, RunFilter, StartOrder
 from cronkeeper.store.batch import BatchStatement
 from cronkeeper.store.engines import open_engine
 from cronkeeper.store.schema import jobs, nodes, runs
+
+log = logging.getLogger(__name__)
+
+# When a job's fires cannot be planned (a bug, or a schedule that fails to compute), when to try again.
+PLAN_RETRY = timedelta(minutes=1)
+PLAN_FAILED = FirePlan()
 
 # Rows of any shape: the store reads columns by name.
 AnyRow = Row[*tuple[Any, ...]]
@@ -54,9 +64,7 @@ class SqlJobStore(JobStore):
         # free.  A new version (any edit) replaces the entry.
         self._specs: dict[str, tuple[int, JobSpec]] = {}
         dialect = self.engine.dialect
-        self._insert_runs = BatchStatement(
-            dialect, insert(runs).values({n: bindparam(n) for n in _RUN_COLUMNS})
-        )
+        self._insert_runs = BatchStatement(dialect, _insert_ignoring_duplicates(dialect.name, _RUN_COLUMNS))
         self._insert_jobs = BatchStatement(
             dialect, insert(jobs).values({n: bindparam(n) for n in _JOB_COLUMNS})
         )
@@ -230,7 +238,9 @@ class SqlJobStore(JobStore):
         with self._write() as conn:
             if conn.execute(delete(jobs).where(jobs.c.id == job_id)).rowcount == 0:
                 raise JobNotFoundError(job_id)
-            conn.execute(delete(runs).where(runs.c.job_id == job_id))
+            conn.execute(delete(runs).where(runs.c.job_id == job_id, runs.c.status.not_in(ACTIVE)))
+            # Runs still going are asked to stop, and keep their rows until their owners record the end.
+            conn.execute(update(runs).where(runs.c.job_id == job_id, _active).values(cancel_requested=True))
         self._specs.pop(job_id, None)
 
     def _spec(self, job_id: str, version: int, data: dict[str, Any]) -> JobSpec:
@@ -342,15 +352,12 @@ class SqlJobStore(JobStore):
         advances: list[dict[str, Any]] = []
         replaced: list[str] = []
         for row in due:
-            spec = specs[row.id]
-            if row.next_run_at > now:
-                # Claimed ahead of time: only fires that will certainly start, planned as if on time.  A job
-                # the overlap policy would hold back now waits to be claimed when it is due.
-                if free_slots(spec, active[row.id]) == 0:
-                    continue
-                plan = planner(spec, row.next_fire_at, row.next_fire_at, active[row.id])
-            else:
-                plan = planner(spec, row.next_fire_at, now, active[row.id])
+            plan = _plan_job(row, specs[row.id], active[row.id], now, planner)
+            if plan is None:
+                continue
+            if plan is PLAN_FAILED:  # look at the job again later
+                advances.append({"job": row.id, "fire": row.next_fire_at, "run": now + PLAN_RETRY})
+                continue
             jitter = row.next_run_at - row.next_fire_at
             inserts.extend(_planned_row(row.id, planned, jitter, now, owner) for planned in plan.runs)
             advances.append({"job": row.id, "fire": plan.next_fire_at, "run": plan.next_run_at})
@@ -359,28 +366,38 @@ class SqlJobStore(JobStore):
         self._advance_jobs.execute(conn, advances)
         if replaced:
             result.to_cancel.extend(self._request_cancel_for_jobs(conn, replaced))
+        for run_id, values in self._insert_planned(conn, inserts):
+            job_id = values["job_id"]
+            if values["status"] == RunStatus.QUEUED.value:
+                active[job_id] += 1
+                source = TriggerSource(values["trigger_source"])
+                result.to_start.append(
+                    StartOrder(run_id, specs[job_id], values["scheduled_for"], values["due_at"], 0, source)
+                )
+            else:
+                result.recorded.append(_run_from_values(run_id, values))
+
+    def _insert_planned(
+        self, conn: Connection, inserts: list[dict[str, Any]]
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Insert planned runs; return (id, values) of those written.
+
+        A fire that already has its row (an edit moved the schedule back onto a fire claimed ahead, or a
+        manual run holds that very instant) is not inserted again, so it cannot start twice.
+        """
         if not inserts:
-            return
+            return []
         ids = self._allocate_run_ids(conn, len(inserts))
         for run_id, values in zip(ids, inserts, strict=True):
             values["id"] = run_id
         self._insert_runs.execute(conn, inserts)
-        for run_id, values in zip(ids, inserts, strict=True):
-            job_id = values["job_id"]
-            if values["status"] == RunStatus.QUEUED.value:
-                active[job_id] += 1
-                result.to_start.append(
-                    StartOrder(
-                        run_id,
-                        specs[job_id],
-                        values["scheduled_for"],
-                        values["due_at"],
-                        0,
-                        TriggerSource(values["trigger_source"]),
-                    )
+        written = set(conn.execute(select(runs.c.id).where(runs.c.id.in_(ids))).scalars())
+        for values in inserts:
+            if values["id"] not in written:
+                log.info(
+                    "job %s: fire %s already has a run", values["job_id"], values["scheduled_for"].isoformat()
                 )
-            else:
-                result.recorded.append(_run_from_values(run_id, values))
+        return [(values["id"], values) for values in inserts if values["id"] in written]
 
     def _allocate_run_ids(self, conn: Connection, count: int) -> list[int]:
         """Ids for runs about to be inserted in this transaction, so one executemany can write them all."""
@@ -389,8 +406,9 @@ class SqlJobStore(JobStore):
                 "SELECT nextval(pg_get_serial_sequence('ck_runs', 'id')) FROM generate_series(1, :n)"
             )
             return list(conn.execute(query, {"n": count}).scalars())
-        # SQLite: the claim holds the write lock (BEGIN IMMEDIATE), so nobody else can take these ids.
-        highest = conn.execute(select(func.max(runs.c.id))).scalar() or 0
+        # SQLite: the claim holds the write lock (BEGIN IMMEDIATE), so nobody else can take these ids; the
+        # AUTOINCREMENT counter keeps ids of deleted runs from ever being used again.
+        highest = conn.execute(text(_SQLITE_HIGHEST_RUN_ID)).scalar() or 0
         return list(range(highest + 1, highest + count + 1))
 
     def _request_cancel_for_jobs(self, conn: Connection, job_ids: list[str]) -> list[int]:
@@ -614,6 +632,11 @@ class SqlJobStore(JobStore):
 # Ids per IN (...) list: SQLite allows 32,766 parameters in a statement.
 _ID_CHUNK = 10_000
 
+_SQLITE_HIGHEST_RUN_ID = (
+    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'ck_runs'), 0), "
+    "coalesce((SELECT max(id) FROM ck_runs), 0))"
+)
+
 _RUN_COLUMNS = (
     "id",
     "job_id",
@@ -699,6 +722,32 @@ def _planned_row(
         "triggered_by": None,
         "parent_run_id": None,
     }
+
+
+def _plan_job(row: AnyRow, spec: JobSpec, active: int, now: datetime, planner: Planner) -> FirePlan | None:
+    """What to do with one due job: None to leave it for later, ``PLAN_FAILED`` if it could not be planned."""
+    if row.next_run_at > now:
+        # Claimed ahead of time: only fires that will certainly start, planned as if on time.  A job the
+        # overlap policy would hold back now waits to be claimed when it is due.
+        if free_slots(spec, active) == 0:
+            return None
+        at = row.next_fire_at
+    else:
+        at = now - (row.next_run_at - row.next_fire_at)  # lateness counts from the jittered due time
+    try:
+        return planner(spec, row.next_fire_at, at, active)
+    except Exception:
+        # One job whose schedule cannot be computed must not stop the others.
+        log.exception("job %s: could not plan its fires; trying again in %s", row.id, PLAN_RETRY)
+        return PLAN_FAILED
+
+
+def _insert_ignoring_duplicates(dialect: str, columns: Sequence[str]) -> Insert:
+    """INSERT … ON CONFLICT DO NOTHING for runs (both databases have it)."""
+    values: dict[str, Any] = {name: bindparam(name) for name in columns}
+    if dialect == "postgresql":
+        return postgresql_insert(runs).values(values).on_conflict_do_nothing()
+    return sqlite_insert(runs).values(values).on_conflict_do_nothing()
 
 
 def _queued_verdict(

@@ -64,6 +64,7 @@ def upgrade() -> None:
         sa.Column("cpu_time", sa.Float),
         sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.text("false")),
         sa.UniqueConstraint("job_id", "scheduled_for", "attempt", name="uq_ck_runs_fire"),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_ck_runs_job_id_id", "ck_runs", ["job_id", "id"])
     op.create_index("ix_ck_runs_status_id", "ck_runs", ["status", "id"])
