@@ -39,3 +39,11 @@ async def async_metrics(items: int = 5) -> dict[str, int]:
 
 async def async_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
+
+
+def not_a_number() -> dict[str, float]:
+    return {"ratio": float("nan")}
+
+
+def touch(path: str) -> None:
+    Path(path).write_text("ran")

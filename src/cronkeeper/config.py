@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -58,17 +59,20 @@ class Config:
     jobs: list[dict[str, Any]] = field(default_factory=list)
 
 
-def substitute(text: str, environ: Mapping[str, str], field_name: str) -> str:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` in ``text`` from ``environ``."""
+def substitute(
+    text: str, environ: Mapping[str, str], field_name: str, quote: Callable[[str], str] | None = None
+) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in ``text`` from ``environ``; ``quote`` wraps each value
+    (``shlex.quote`` for a shell command, so a value is always one word and never shell syntax)."""
 
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         value = environ.get(name)
-        if value is not None and (value or default is None):
-            return value
-        if default is not None:
-            return default
-        raise ConfigError(field_name, f"environment variable {name} is not set and has no default")
+        if value is None or (not value and default is not None):
+            if default is None:
+                raise ConfigError(field_name, f"environment variable {name} is not set and has no default")
+            value = default
+        return quote(value) if quote is not None else value
 
     return _VARIABLE.sub(replace, text)
 
@@ -85,10 +89,14 @@ def _substitute_value(value: Any, environ: Mapping[str, str], field_name: str) -
 
 def expand_job(table: Mapping[str, Any], environ: Mapping[str, str], where: str) -> dict[str, Any]:
     """A job table with environment variables substituted in its schedule and command."""
-    return {
+    expanded = {
         key: _substitute_value(value, environ, f"{where}.{key}") if key in SUBSTITUTED_KEYS else value
         for key, value in table.items()
     }
+    if table.get("shell") is True and isinstance(table.get("command"), str):
+        # The shell would read a substituted value as syntax: quote it into one word instead.
+        expanded["command"] = substitute(table["command"], environ, f"{where}.command", quote=shlex.quote)
+    return expanded
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:

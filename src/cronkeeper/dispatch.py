@@ -66,6 +66,7 @@ class Dispatcher:
         self._lock = threading.Condition()
         self._inflight: dict[int, InFlight] = {}
         self._pending: list[tuple[datetime, int, StartOrder]] = []
+        self._starting = True
 
     # ---- runs claimed ahead ----------------------------------------------------------------------------
 
@@ -89,10 +90,25 @@ class Dispatcher:
         """Start every held run due by ``now``; returns how many."""
         due: list[StartOrder] = []
         with self._lock:
-            while self._pending and self._pending[0][0] <= now:
+            while self._starting and self._pending and self._pending[0][0] <= now:
                 due.append(heapq.heappop(self._pending)[2])
-        self._pool.submit_all([task for task in map(self._start, due) if task is not None])
+        tasks = []
+        for order in due:
+            try:
+                task = self._start(order)
+            except Exception as exc:  # e.g. no thread could be created for a timer: the run still ends
+                log.exception("job %s: run %s could not be started", order.spec.id, order.run_id)
+                self.complete(order.run_id, failure(exc))
+                continue
+            if task is not None:
+                tasks.append(task)
+        self._pool.submit_all(tasks)
         return len(due)
+
+    def stop_starting(self) -> None:
+        """Start nothing more, whichever thread asks: runs held from now on stay held (to be handed back)."""
+        with self._lock:
+            self._starting = False
 
     def release_held(self) -> list[int]:
         """Forget every held run and return their ids (to hand back to the database)."""
@@ -130,8 +146,7 @@ class Dispatcher:
         if self.registry.is_coroutine(target.ref):
             self._start_coroutine(flight, func)
             return None
-        self._arm_timeout(flight)
-        return self._task(flight, lambda: run_callable(func, target))
+        return self._task(flight, lambda: run_callable(func, target), arm_timeout=True)
 
     def _process_task(self, flight: InFlight) -> Task:
         """A command or isolated callable: a worker thread waits on the child process."""
@@ -160,8 +175,19 @@ class Dispatcher:
             )
         return self._task(flight, work)
 
-    def _task(self, flight: InFlight, work: Callable[[], Execution]) -> Task:
+    def _task(self, flight: InFlight, work: Callable[[], Execution], *, arm_timeout: bool = False) -> Task:
         def task() -> None:
+            with self._lock:
+                if flight.order.run_id not in self._inflight:
+                    return  # cancelled while it waited for a worker: it must not run at all
+            if flight.cancel is not None and flight.cancel.is_set():
+                self._mark_started(flight)
+                self.complete(
+                    flight.order.run_id, Execution(RunStatus.CANCELLED, error="cancelled before it started")
+                )
+                return
+            if arm_timeout:
+                self._arm_timeout(flight)  # the timeout counts from the start, not from the queue
             self._mark_started(flight)
             try:
                 execution = work()

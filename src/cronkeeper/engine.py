@@ -34,6 +34,8 @@ MAX_WRITE_DELAY = 1.0
 # Writes are put off when runs claimed ahead are due this soon, and the heartbeat by at most the slack.
 QUIET_BEFORE_DISPATCH = timedelta(milliseconds=100)
 HEARTBEAT_SLACK = timedelta(seconds=1)
+# After cancelling at a stop, how long killed process groups get to be reaped and recorded (seconds).
+CANCEL_WAIT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class Engine:
         self.owner = new_owner_id()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._exiting = threading.Event()
         self.outcomes = OutcomeBuffer(on_first=self._wake.set)
         self.dispatcher = Dispatcher(
             registry=registry, clock=clock, outcomes=self.outcomes, workers=self.settings.workers, loop=loop
@@ -98,6 +101,7 @@ class Engine:
     def start(self) -> None:
         """Run the loop in a background thread."""
         self._stopping.clear()
+        self._exiting.clear()
         self._thread = threading.Thread(target=self._loop, name="cronkeeper-engine", daemon=True)
         self._thread.start()
 
@@ -108,16 +112,21 @@ class Engine:
     def stop(self, *, wait: bool = True, timeout: float | None = 30.0) -> None:
         """Stop claiming; with ``wait`` let running jobs finish for up to ``timeout`` seconds, then cancel
         what is left (killing process groups), record every outcome, and leave the cluster."""
-        self._stopping.set()
+        self._stopping.set()  # the loop stops claiming but keeps heartbeating and writing outcomes
+        self.dispatcher.stop_starting()
+        self._wake.set()
+        self._hand_back_held()
+        if wait:
+            self.dispatcher.wait_idle(timeout)
+        self.dispatcher.cancel_all("cancelled: the scheduler stopped before the run finished")
+        self.dispatcher.wait_idle(CANCEL_WAIT if wait else 0)
+        self._exiting.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        if wait:
-            self.drain(timeout)
-        self._hand_back_held()
-        self.dispatcher.cancel_all("cancelled: the scheduler stopped before the run finished")
-        self.drain(10.0)
+        self._hand_back_held()  # anything a claim under way when stop began put on hold
+        self._flush_safely()
         try:
             self.store.retire_node(owner=self.owner, now=self.clock.now())
         except StoreError:
@@ -148,7 +157,7 @@ class Engine:
     # ---- the loop --------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        while not self._stopping.is_set():
+        while not self._exiting.is_set():
             self._wake.clear()
             try:
                 self.run_once()
@@ -191,19 +200,18 @@ class Engine:
     def run_once(self) -> int:
         """Start what is due, write outcomes, keep the heartbeat, claim what is due within the look-ahead;
         return how many runs were started."""
+        stopping = self._stopping.is_set()
         started = self.dispatcher.start_due(self.clock.now())
         now = self.clock.now()
         horizon = now + self.settings.lookahead
         self._next_due_at = self.store.next_due_at()
-        claiming = (
-            not self._stopping.is_set() and self._next_due_at is not None and self._next_due_at <= horizon
-        )
+        claiming = not stopping and self._next_due_at is not None and self._next_due_at <= horizon
         # Writing outcomes and the heartbeat can wait a little: not while a burst of runs still waits for
         # workers or is about to be started, which they would only hold up.  Before a claim, outcomes are
         # written all the same: a finished run still active in the database would count against overlap.
         quiet = not self.dispatcher.busy_soon(now, QUIET_BEFORE_DISPATCH)
         if quiet or claiming or self.outcomes.waiting_for() > MAX_WRITE_DELAY:
-            self._flush()
+            self._flush_safely()  # a failed write is kept for the next try; heartbeat and claims go on
         heartbeat_at = self._next_heartbeat_at
         if heartbeat_at is None or (now >= heartbeat_at and (quiet or now - heartbeat_at > HEARTBEAT_SLACK)):
             self._heartbeat(now)
@@ -215,9 +223,10 @@ class Engine:
             now=now, owner=self.owner, limit=self.settings.batch_size, planner=plan_fires, horizon=horizon
         )
         self._claim_again = len(claim.to_start) + len(claim.recorded) >= self.settings.batch_size
+        self._apply(claim)  # first: the claim is committed, its runs must not be dropped by a later error
+        started += self.dispatcher.start_due(self.clock.now())
         self._next_due_at = self.store.next_due_at()
-        self._apply(claim)
-        return started + self.dispatcher.start_due(self.clock.now())
+        return started
 
     def _apply(self, claim: ClaimResult) -> None:
         for run in claim.recorded:

@@ -3,6 +3,7 @@ batches.  Nothing noted is lost when the database is away: a failed write puts t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -54,6 +55,36 @@ class OutcomeBuffer:
         with self._lock:
             return bool(self._started or self._finished)
 
+    def _put_back(self, started: list[tuple[StartOrder, datetime]], finished: list[Finished]) -> None:
+        with self._lock:
+            self._started[:0] = started
+            self._finished[:0] = finished
+
+    def _write_one_by_one(
+        self, store: JobStore, finished: list[Finished], *, owner: str, now: datetime
+    ) -> set[int]:
+        """After a batch failed: write outcomes one at a time, so that one the database refuses (a value it
+        cannot hold) is stored as a failure instead of blocking every other.  If even that fails the
+        database itself is away: keep the rest for the next try."""
+        accepted: set[int] = set()
+        for index, (completion, _, _) in enumerate(finished):
+            try:
+                accepted.update(store.record_finished([completion], owner=owner, now=now))
+            except StoreError as exc:
+                log.warning(
+                    "run %s: outcome refused by the database (%s); storing it as a failure",
+                    completion.run_id,
+                    exc.__cause__ or exc,
+                )
+                try:
+                    accepted.update(
+                        store.record_finished([_stored_as_failure(completion, exc)], owner=owner, now=now)
+                    )
+                except StoreError:
+                    self._put_back([], finished[index:])
+                    raise
+        return accepted
+
     def waiting_for(self) -> float:
         """Seconds since the oldest outcome not yet written (0 when there is none)."""
         with self._lock:
@@ -71,12 +102,13 @@ class OutcomeBuffer:
             store.record_started(
                 [(order.run_id, at) for order, at in started if order.run_id not in done], owner=owner
             )
+        except StoreError:
+            self._put_back(started, finished)
+            raise
+        try:
             accepted = set(store.record_finished([item[0] for item in finished], owner=owner, now=now))
         except StoreError:
-            with self._lock:
-                self._started[:0] = started
-                self._finished[:0] = finished
-            raise
+            accepted = self._write_one_by_one(store, finished, owner=owner, now=now)
         _log_outcomes(finished, accepted)
         if listeners:
             for order, _ in started:
@@ -84,6 +116,19 @@ class OutcomeBuffer:
             for completion, order, exception in finished:
                 if completion.run_id in accepted:
                     listeners.emit(_event(EventKind(completion.status.value), order, completion, exception))
+
+
+def _stored_as_failure(completion: Completion, exc: StoreError) -> Completion:
+    """What is kept of an outcome the database refused: the fact that the run ended, and why not more."""
+    return dataclasses.replace(
+        completion,
+        status=RunStatus.FAILED,
+        output=None,
+        traceback=None,
+        result=None,
+        error=f"the run ended ({completion.status.value}) but its outcome could not be stored: "
+        f"{type(exc.__cause__ or exc).__name__}",
+    )
 
 
 def _log_outcomes(finished: list[Finished], accepted: set[int]) -> None:

@@ -28,7 +28,7 @@ def import_ref(ref: str) -> Callable[..., Any]:
     module_name, _, attr_path = ref.partition(":")
     try:
         target: Any = importlib.import_module(module_name)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a module that exits on import must not end the scheduler
         raise TargetImportError(ref, f"{type(exc).__name__}: {exc}") from exc
     for part in attr_path.split("."):
         try:

@@ -16,6 +16,7 @@ def to_result(value: Any) -> dict[str, Any] | None:
         return None
     wrapped = value if isinstance(value, dict) else {"value": value}
     try:
-        return json.loads(json.dumps(wrapped))  # type: ignore[no-any-return]
+        # NaN and infinities are not JSON; PostgreSQL's json type refuses them.
+        return json.loads(json.dumps(wrapped, allow_nan=False))  # type: ignore[no-any-return]
     except (TypeError, ValueError):
         return {"value": repr(value)}

@@ -129,15 +129,20 @@ class JobService:
         An interval job declared without a ``start`` keeps the anchor it got when first added, so that
         restarting an application does not shift its schedule.
         """
-        existing = self.store.find_job(str(data.get("id")))
+        existing, spec = self._declared(data)
         if existing is None:
             return self.add_job(data, by=by, origin=origin), "added"
-        if "start" not in data and "every" in data and isinstance(existing.spec.trigger, IntervalTrigger):
-            data = {**data, "start": existing.spec.trigger.anchor}
-        spec = self.build(data)
         if spec == existing.spec and existing.enabled:
             return existing, "unchanged"
         return self._save(existing, spec, by=by, origin=origin, enabled=True), "updated"
+
+    def _declared(self, data: Mapping[str, Any]) -> tuple[Job | None, JobSpec]:
+        """The stored job of a declaration (if any) and the validated spec the declaration asks for."""
+        existing = self.store.find_job(str(data.get("id")))
+        keeps_anchor = "start" not in data and "every" in data
+        if existing is not None and keeps_anchor and isinstance(existing.spec.trigger, IntervalTrigger):
+            data = {**data, "start": existing.spec.trigger.anchor}
+        return existing, self.build(data)
 
     def sync_jobs(
         self, declared: Iterable[Mapping[str, Any]], *, origin: str, by: str | None = None
@@ -145,8 +150,12 @@ class JobService:
         """Make the jobs of ``origin`` match ``declared``: add new ones, update changed ones, and disable (not
         delete, so history stays) those that are no longer declared.  Validates all before writing any."""
         declared = list(declared)
-        for data in declared:
-            self.build(data)
+        for data in declared:  # every check that could fail, before anything is written
+            existing, spec = self._declared(data)
+            if existing is None:
+                self._first_due(spec)
+            elif spec != existing.spec or not existing.enabled:
+                self._next_fire(existing, spec, enabled=True)
         report = SyncReport()
         seen = set()
         for data in declared:
@@ -175,13 +184,7 @@ class JobService:
         origin: str | None = None,
         enabled: bool | None = None,
     ) -> Job:
-        now_enabled = job.enabled if enabled is None else enabled
-        if not now_enabled or job.paused:
-            fire, run = None, None
-        elif spec.trigger == job.spec.trigger and job.enabled and job.next_fire_at is not None:
-            fire, run = job.next_fire_at, job.next_run_at
-        else:
-            fire, run = self._first_due(spec)
+        fire, run = self._next_fire(job, spec, enabled=job.enabled if enabled is None else enabled)
         saved = self.store.update_job(
             spec,
             next_fire_at=fire,
@@ -194,6 +197,17 @@ class JobService:
         )
         self._on_change()
         return saved
+
+    def _next_fire(
+        self, job: Job, spec: JobSpec, *, enabled: bool
+    ) -> tuple[datetime | None, datetime | None]:
+        """Where a changed job's schedule goes: nowhere if disabled or paused, on as before if its trigger did
+        not change (a one-off that already ran stays done), else from now."""
+        if not enabled or job.paused:
+            return None, None
+        if spec.trigger == job.spec.trigger and job.enabled:
+            return job.next_fire_at, job.next_run_at
+        return self._first_due(spec)
 
     def _first_due(self, spec: JobSpec) -> tuple[datetime | None, datetime | None]:
         now = self.clock.now()

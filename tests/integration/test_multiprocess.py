@@ -50,7 +50,10 @@ def test_two_serve_processes_run_every_fire_exactly_once(tmp_path: Path, db_url:
     executed = ledger.read_text().split()
     assert len(executed) == len(set(executed)), "a run executed twice"
     succeeded = [run for run in runs if run.status is RunStatus.SUCCEEDED]
-    assert sorted(map(int, executed)) == sorted(run.id for run in succeeded)
+    unrecorded = [run_id for run_id in executed if int(run_id) not in {run.id for run in succeeded}]
+    assert sorted(map(int, executed)) == sorted(run.id for run in succeeded), (
+        f"executed but not recorded as succeeded: {unrecorded}"
+    )
     assert {run.status for run in runs} <= {RunStatus.SUCCEEDED, RunStatus.QUEUED}
     # Fires claimed ahead of time but not due before the stop are handed back for the next process.
     assert all(run.owner is None for run in runs if run.status is RunStatus.QUEUED)

@@ -47,6 +47,7 @@ JOB_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
     (("--retry-base",), "retry_base", {"metavar": "DURATION", "help": "First retry delay [1s]."}),
     (("--retry-factor",), "retry_factor", {"type": float, "help": "Backoff factor [2]."}),
     (("--retry-cap",), "retry_cap", {"metavar": "DURATION", "help": "Longest retry delay [30s]."}),
+    (("--retry-jitter",), "retry_jitter", {"type": float, "help": "Random spread of retry delays [0.1]."}),
     (
         ("--overlap",),
         "overlap",

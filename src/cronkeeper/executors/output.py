@@ -31,7 +31,8 @@ class TailBuffer:
 
     def text(self) -> str:
         """The kept output as text, led by a marker saying how much was cut."""
-        body = b"".join(self._chunks).decode("utf-8", errors="replace")
+        # NUL cannot be stored in PostgreSQL text; it becomes the replacement character like invalid UTF-8.
+        body = b"".join(self._chunks).decode("utf-8", errors="replace").replace("\x00", "\ufffd")
         if self.dropped:
             return f"[... {self.dropped} earlier bytes truncated ...]\n{body}"
         return body

@@ -125,21 +125,30 @@ def _pump(
     kill_grace: float,
     memory: MemorySampler,
 ) -> str:
-    """Read output until EOF; return "done", "timeout" or "cancel"."""
+    """Read output until the process has ended; return "done", "timeout" or "cancel".
+
+    The end of the output is not the end of the process: one that closes its stdout keeps running, and is
+    still held to its timeout and cancellation until it exits.
+    """
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     ending = _Ending(proc.pid, deadline, cancel, kill_grace)
+    open_output = True
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
         while True:
-            if selector.select(0.05):
+            if open_output and selector.select(0.05):
                 chunk = os.read(fd, 65536)
-                if not chunk:
-                    return ending.verdict
-                buffer.append(chunk)
+                if chunk:
+                    buffer.append(chunk)
+                else:
+                    open_output = False
+                    selector.unregister(fd)
+            elif not open_output:
+                time.sleep(0.05)
             now = time.monotonic()
             memory.sample(now)
-            if ending.step(now):
+            if ending.step(now) or (not open_output and _has_exited(proc.pid)):
                 return ending.verdict
 
 

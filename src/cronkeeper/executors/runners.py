@@ -44,6 +44,15 @@ def failure(exc: BaseException, status: RunStatus = RunStatus.FAILED) -> Executi
     )
 
 
+# The scheduler's own settings (the database URL holds its password) are not the jobs' business.
+PRIVATE_VARIABLES = frozenset({"CRONKEEPER_DB", "CRONKEEPER_TEST_PG_URL"})
+
+
+def child_environment() -> dict[str, str]:
+    """The environment a job's process starts from: the scheduler's, less cronkeeper's own settings."""
+    return {name: value for name, value in os.environ.items() if name not in PRIVATE_VARIABLES}
+
+
 def run_callable(func: Callable[..., Any], target: CallableTarget) -> Execution:
     """Call a sync function in the current (worker) thread."""
     try:
@@ -79,7 +88,7 @@ def run_command(
 ) -> Execution:
     """Run a command: its argv directly, or through ``/bin/sh -c`` when the job asked for a shell."""
     argv = ["/bin/sh", "-c", target.argv[0]] if target.shell else list(target.argv)
-    env = {**os.environ, **target.env, **extra_env}
+    env = {**child_environment(), **target.env, **extra_env}
     try:
         outcome = run_process(
             argv, env=env, cwd=target.cwd, timeout=timeout, output_limit=output_limit, cancel=cancel
@@ -106,7 +115,7 @@ def run_isolated(
             "kwargs": target.kwargs,
             "result_path": result_path,
         }
-        env = {**os.environ, **extra_env, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        env = {**child_environment(), **extra_env, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         try:
             outcome = run_process(
                 [sys.executable, "-m", "cronkeeper.child"],

@@ -1,0 +1,144 @@
+"""What must not break the scheduler or lose a run: odd processes, odd outputs, odd modules, stops."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cronkeeper import FakeClock, RunStatus, Scheduler
+from cronkeeper.config import expand_job
+from cronkeeper.engine import EngineSettings
+from cronkeeper.exceptions import ValidationError
+from cronkeeper.executors.process import run_process
+from cronkeeper.testing import advance
+
+FAST = EngineSettings(
+    workers=4, heartbeat_interval=timedelta(seconds=0.2), lease=timedelta(seconds=1), poll_interval=0.1
+)
+
+
+def test_a_command_that_closes_its_output_is_still_held_to_its_timeout() -> None:
+    import threading
+
+    began = time.monotonic()
+    outcome = run_process(
+        ["sh", "-c", "exec >/dev/null 2>&1; sleep 30"],
+        env=None,
+        cwd=None,
+        timeout=timedelta(seconds=0.5),
+        output_limit=100,
+        cancel=threading.Event(),
+    )
+    assert outcome.timed_out
+    assert time.monotonic() - began < 10
+
+
+def test_a_run_cancelled_while_waiting_for_a_worker_never_runs(
+    make_scheduler: object, clock: FakeClock, db_url: str, tmp_path: Path
+) -> None:
+    scheduler = Scheduler(db_url, clock=clock, settings=EngineSettings(workers=1))
+    try:
+        scheduler.add_job("tests.jobs:sleep", id="busy", every="1h", kwargs={"seconds": 1})
+        marker = tmp_path / "ran"
+        scheduler.add_job("tests.jobs:touch", id="victim", every="1h", kwargs={"path": str(marker)})
+        clock.advance(timedelta(hours=1))
+        scheduler.run_pending(wait=False)
+        victim = scheduler.runs(job_id="victim")[0]
+        scheduler.cancel(victim.id)
+        assert scheduler.engine is not None
+        scheduler.engine.drain(5)
+        assert scheduler.get_run(victim.id).status is RunStatus.CANCELLED
+        assert not marker.exists()
+    finally:
+        scheduler.close()
+
+
+def test_a_thread_jobs_timeout_counts_from_its_start_not_its_queueing(db_url: str, clock: FakeClock) -> None:
+    scheduler = Scheduler(db_url, clock=clock, settings=EngineSettings(workers=1))
+    try:
+        scheduler.add_job("tests.jobs:sleep", id="first", every="1h", kwargs={"seconds": 0.6})
+        scheduler.add_job(
+            "tests.jobs:sleep", id="second", every="1h", timeout="0.5s", kwargs={"seconds": 0.1}
+        )
+        advance(scheduler, clock, timedelta(hours=1))
+        assert scheduler.runs(job_id="second")[0].status is RunStatus.SUCCEEDED
+    finally:
+        scheduler.close()
+
+
+def test_a_stopping_scheduler_keeps_its_heartbeat_while_runs_finish(db_url: str) -> None:
+    scheduler = Scheduler(db_url, settings=FAST)
+    reaper = Scheduler(db_url, settings=FAST)
+    try:
+        scheduler.add_job(id="slow", cron="0 0 1 1 *", command=["sleep", "2"])
+        scheduler.start()
+        reaper.start()
+        run_id = scheduler.trigger("slow")
+        deadline = time.monotonic() + 10
+        while scheduler.get_run(run_id).status is not RunStatus.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.05)
+        scheduler.stop(wait=True, timeout=10)  # longer than the lease: a silent node would be declared dead
+        assert scheduler.get_run(run_id).status is RunStatus.SUCCEEDED
+    finally:
+        reaper.close()
+        scheduler.close()
+
+
+def test_output_with_nul_bytes_and_nan_results_are_stored(any_db_url: str) -> None:
+    clock = FakeClock("2026-03-02T08:00:00+00:00")
+    with Scheduler(any_db_url, clock=clock) as scheduler:
+        scheduler.add_job(id="nul", every="1h", command=["printf", "a\\000b"])
+        scheduler.add_job("tests.jobs:not_a_number", id="nan", every="1h")
+        advance(scheduler, clock, timedelta(hours=2))
+        nul = scheduler.runs(job_id="nul")
+        assert [run.status for run in nul] == [RunStatus.SUCCEEDED] * 2
+        assert nul[0].output == "a\ufffdb"
+        assert scheduler.runs(job_id="nan")[0].result == {"value": "{'ratio': nan}"}
+
+
+def test_a_module_that_exits_on_import_fails_the_run_not_the_scheduler(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    scheduler.add_job("tests.exits_on_import:job", id="exits", every="1h")
+    advance(scheduler, clock, timedelta(hours=2))
+    runs = scheduler.runs(job_id="exits")
+    assert [run.status for run in runs] == [RunStatus.FAILED] * 2
+    assert runs[0].error is not None and "SystemExit" in runs[0].error
+
+
+def test_a_declared_one_off_in_the_past_is_refused_before_anything_is_written(scheduler: Scheduler) -> None:
+    declared = [
+        {"id": "fine", "every": "1h", "command": "true"},
+        {"id": "late", "at": "2020-01-01T00:00:00+00:00", "command": "true"},
+    ]
+    with pytest.raises(ValidationError) as excinfo:
+        scheduler.service.sync_jobs(declared, origin="config")
+    assert excinfo.value.field == "at"
+    assert scheduler.jobs() == []
+
+
+def test_an_edited_one_off_that_already_ran_stays_done(scheduler: Scheduler, clock: FakeClock) -> None:
+    scheduler.add_job(id="once", at=(clock.now() + timedelta(minutes=5)).isoformat(), command="true")
+    advance(scheduler, clock, timedelta(hours=1))
+    job = scheduler.edit("once", description="ran already")
+    assert job.next_run_at is None
+
+
+def test_substituted_values_in_a_shell_command_stay_one_word() -> None:
+    table = {"id": "x", "every": "1h", "shell": True, "command": "echo ${NAME}"}
+    expanded = expand_job(table, {"NAME": "x; rm -rf /"}, "jobs[0]")
+    assert expanded["command"] == "echo 'x; rm -rf /'"
+
+
+def test_jobs_do_not_inherit_the_database_url(
+    scheduler: Scheduler, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRONKEEPER_DB", "postgresql://user:secret@db/app")
+    scheduler.add_job(id="env", every="1h", command=["sh", "-c", "echo ${CRONKEEPER_DB:-unset}"])
+    advance(scheduler, clock, timedelta(hours=1))
+    assert scheduler.runs(job_id="env")[0].output == "unset\n"
+    assert os.environ["CRONKEEPER_DB"]  # the scheduler's own environment is untouched
