@@ -1,9 +1,10 @@
 """The loop: sleep until something is due, claim it in one transaction, hand it to an executor, write the
 outcome down, and keep this process's heartbeat so that others can tell when it died.
 
-One thread runs the loop and does every database write of this process, in batches: claims, starts and
-outcomes.  Workers only run jobs and append their outcomes to lists the loop flushes, which keeps SQLite's
-single writer busy with few, large transactions instead of many small ones.
+One thread runs the loop and makes the scheduler's writes in batches: claims, starts and outcomes.  Workers
+only run jobs and note their outcomes in a buffer the loop writes, which keeps SQLite's single writer busy
+with few, large transactions instead of many small ones.  (Edits made through the service write from the
+caller's thread.)
 """
 
 from __future__ import annotations

@@ -199,7 +199,10 @@ class Scheduler(_SchedulerBase):
         self._new_engine(None).start()
 
     def stop(self, *, wait: bool = True, timeout: float = 30.0) -> None:
-        """Stop; with ``wait``, running jobs get ``timeout`` seconds to finish before they are cancelled."""
+        """Stop; with ``wait``, running jobs get ``timeout`` seconds to finish before they are cancelled.
+
+        Without ``wait`` the jobs are cancelled at once and this returns without waiting for them; a run
+        whose end is not recorded by then is marked ``lost`` by the next scheduler on the database."""
         if self.engine is not None:
             self.engine.stop(wait=wait, timeout=timeout)
             self.engine = None

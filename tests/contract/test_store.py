@@ -286,3 +286,14 @@ def test_a_jittered_fire_is_late_only_from_its_jittered_due_time(store: SqlJobSt
     result = store.claim_due(now=jittered + timedelta(seconds=5), owner="node", limit=10, planner=plan_fires)
     assert [order.due_at for order in result.to_start] == [jittered]
     assert result.recorded == []
+
+
+def test_a_manual_run_of_a_replace_job_cancels_the_running_one(store: SqlJobStore) -> None:
+    add(store, overlap="replace")
+    (running,) = claim(store, owner="node")
+    manual = store.enqueue_run(
+        "job", now=NOW + timedelta(seconds=1), source=TriggerSource.MANUAL, triggered_by="alice"
+    )
+    result = store.claim_due(now=NOW + timedelta(seconds=1), owner="node", limit=10, planner=plan_fires)
+    assert [order.run_id for order in result.to_start] == [manual]
+    assert result.to_cancel == [running]

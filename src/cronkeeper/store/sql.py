@@ -34,7 +34,7 @@ from cronkeeper.exceptions import (
     RunNotFoundError,
     StoreError,
 )
-from cronkeeper.models import ACTIVE_STATUSES, Job, JobSpec, Run, RunStatus, TriggerSource
+from cronkeeper.models import ACTIVE_STATUSES, Job, JobSpec, Overlap, Run, RunStatus, TriggerSource
 from cronkeeper.planning import FirePlan, PlannedRun, free_slots, skip_reason
 from cronkeeper.specs import build_spec, spec_to_dict
 from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, Planner, RunFilter, StartOrder
@@ -296,6 +296,7 @@ class SqlJobStore(JobStore):
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             ).all()
+            queued = self._queued_of_lockable_jobs(conn, queued, {row.id for row in due})
             if not due and not queued:
                 return ClaimResult()
             job_ids = {row.id for row in due} | {row.job_id for row in queued}
@@ -411,8 +412,33 @@ class SqlJobStore(JobStore):
         highest = conn.execute(text(_SQLITE_HIGHEST_RUN_ID)).scalar() or 0
         return list(range(highest + 1, highest + count + 1))
 
-    def _request_cancel_for_jobs(self, conn: Connection, job_ids: list[str]) -> list[int]:
-        ids = [row.id for row in conn.execute(select(runs.c.id).where(runs.c.job_id.in_(job_ids), _active))]
+    def _queued_of_lockable_jobs(
+        self, conn: Connection, queued: Sequence[AnyRow], locked: set[str]
+    ) -> list[AnyRow]:
+        """Queued runs whose job row this claim holds (or could lock now), so that counting a job's active
+        runs and starting another happen under that job's lock on every node (PostgreSQL; SQLite's claim
+        holds the whole database).  Runs of jobs another claimer holds wait for a later claim."""
+        wanted = {row.job_id for row in queued} - locked
+        if wanted:
+            locked = locked | set(
+                conn.execute(
+                    select(jobs.c.id).where(jobs.c.id.in_(wanted)).with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            existing = set(conn.execute(select(jobs.c.id).where(jobs.c.id.in_(wanted))).scalars())
+            locked |= wanted - existing  # runs of removed jobs are refused, which needs no lock
+        return [row for row in queued if row.job_id in locked]
+
+    def _request_cancel_for_jobs(
+        self, conn: Connection, job_ids: list[str], keep: frozenset[int] = frozenset()
+    ) -> list[int]:
+        ids = [
+            row.id
+            for row in conn.execute(
+                select(runs.c.id).where(runs.c.job_id.in_(job_ids), _active, runs.c.owner.is_not(None))
+            )
+            if row.id not in keep
+        ]
         if ids:
             conn.execute(update(runs).where(runs.c.id.in_(ids)).values(cancel_requested=True))
         return ids
@@ -432,6 +458,7 @@ class SqlJobStore(JobStore):
             return
         taken: list[dict[str, Any]] = []
         refused: list[dict[str, Any]] = []
+        replaced: list[str] = []
         for row in queued:
             spec = specs.get(row.job_id)
             verdict = _queued_verdict(row, spec, active, now)
@@ -439,6 +466,8 @@ class SqlJobStore(JobStore):
                 refused.append({"rid": row.id, "status": verdict[0].value, "error": verdict[1]})
                 continue
             assert spec is not None
+            if spec.overlap is Overlap.REPLACE and active[row.job_id]:
+                replaced.append(row.job_id)
             active[row.job_id] += 1
             taken.append({"rid": row.id})
             result.to_start.append(
@@ -454,6 +483,9 @@ class SqlJobStore(JobStore):
             )
         if taken:
             conn.execute(update(runs).where(runs.c.id == bindparam("rid")).values(owner=owner), taken)
+        if replaced:
+            keep = frozenset(item["rid"] for item in taken)
+            result.to_cancel.extend(self._request_cancel_for_jobs(conn, replaced, keep))
         if refused:
             conn.execute(
                 update(runs)
