@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from cronkeeper.clock import Clock
 from cronkeeper.exceptions import CronkeeperError
-from cronkeeper.executors import Execution, run_callable, run_command, run_coroutine, run_isolated
+from cronkeeper.executors import Execution, run_callable, run_child, run_coroutine
 from cronkeeper.executors.pool import Task, WorkerPool
 from cronkeeper.executors.runners import failure
 from cronkeeper.loops import LoopThread
@@ -153,26 +153,14 @@ class Dispatcher:
         spec, cancel = flight.order.spec, threading.Event()
         flight.cancel = cancel
         env = {"CRONKEEPER_JOB_ID": spec.id, "CRONKEEPER_RUN_ID": str(flight.order.run_id)}
-        target = spec.target
-        work: Callable[[], Execution]
-        if isinstance(target, CommandTarget):
-            work = functools.partial(
-                run_command,
-                target,
-                timeout=spec.timeout,
-                output_limit=spec.output_limit,
-                cancel=cancel,
-                extra_env=env,
-            )
-        else:
-            work = functools.partial(
-                run_isolated,
-                target,
-                timeout=spec.timeout,
-                output_limit=spec.output_limit,
-                cancel=cancel,
-                extra_env=env,
-            )
+        work = functools.partial(
+            run_child,
+            spec.target,
+            timeout=spec.timeout,
+            output_limit=spec.output_limit,
+            cancel=cancel,
+            extra_env=env,
+        )
         return self._task(flight, work)
 
     def _task(self, flight: InFlight, work: Callable[[], Execution], *, arm_timeout: bool = False) -> Task:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from cronkeeper.executors.runners import (
     Execution,
     run_callable,
+    run_child,
     run_command,
     run_coroutine,
     run_isolated,
 )
 
-__all__ = ["Execution", "run_callable", "run_command", "run_coroutine", "run_isolated"]
+__all__ = ["Execution", "run_callable", "run_child", "run_command", "run_coroutine", "run_isolated"]

@@ -78,6 +78,24 @@ async def run_coroutine(
     return Execution(RunStatus.SUCCEEDED, result=to_result(value))
 
 
+def run_child(
+    target: CallableTarget | CommandTarget,
+    *,
+    timeout: timedelta | None,
+    output_limit: int,
+    cancel: threading.Event,
+    extra_env: dict[str, str],
+) -> Execution:
+    """Run a target that lives in a child process: a command, or an isolated callable."""
+    if isinstance(target, CommandTarget):
+        return run_command(
+            target, timeout=timeout, output_limit=output_limit, cancel=cancel, extra_env=extra_env
+        )
+    return run_isolated(
+        target, timeout=timeout, output_limit=output_limit, cancel=cancel, extra_env=extra_env
+    )
+
+
 def run_command(
     target: CommandTarget,
     *,
