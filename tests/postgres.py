@@ -36,7 +36,7 @@ def private_server() -> Iterator[str]:
     if bindir is None:
         if os.environ.get("CI") == "true":
             raise RuntimeError("PostgreSQL is not installed; .ci/run must install it")
-        pytest.skip("PostgreSQL binaries not installed (apt-get install postgresql)")
+        pytest.skip("PostgreSQL binaries not installed (apt-get install postgresql); under CI=true an error")
     root = Path(tempfile.mkdtemp(prefix="cronkeeper-pg-"))
     data, sockets = root / "data", root / "sock"
     sockets.mkdir()
