@@ -140,7 +140,13 @@ def _log_outcomes(finished: list[Finished], accepted: set[int]) -> None:
                 order.spec.id,
                 completion.run_id,
             )
-        elif completion.status is not RunStatus.SUCCEEDED:
+        elif completion.status is RunStatus.SUCCEEDED:
+            if log.isEnabledFor(logging.INFO):
+                took = (
+                    completion.finished_at - (completion.started_at or completion.finished_at)
+                ).total_seconds()
+                log.info("job %s: run %s succeeded in %.3fs", order.spec.id, completion.run_id, took)
+        else:
             log.warning(
                 "job %s: run %s %s: %s",
                 order.spec.id,
