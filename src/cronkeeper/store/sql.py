@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -11,7 +10,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    Row,
     and_,
     bindparam,
     delete,
@@ -19,13 +17,9 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.sql.dml import Insert
 
 from cronkeeper.exceptions import (
     ConflictError,
@@ -34,25 +28,14 @@ from cronkeeper.exceptions import (
     RunNotFoundError,
     StoreError,
 )
-from cronkeeper.models import ACTIVE_STATUSES, Job, JobSpec, Overlap, Run, RunStatus, TriggerSource
-from cronkeeper.planning import FirePlan, PlannedRun, free_slots, skip_reason
-from cronkeeper.specs import build_spec, spec_to_dict
-from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, Planner, RunFilter, StartOrder
+from cronkeeper.models import Job, JobSpec, Run, RunStatus, TriggerSource
+from cronkeeper.specs import spec_to_dict
+from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, Planner, RunFilter
 from cronkeeper.store.batch import BatchStatement
+from cronkeeper.store.claims import Claimer
 from cronkeeper.store.engines import open_engine
+from cronkeeper.store.rows import ACTIVE, ACTIVE_RUN, AnyRow, SpecCache, run_from_row
 from cronkeeper.store.schema import jobs, nodes, runs
-
-log = logging.getLogger(__name__)
-
-# When a job's fires cannot be planned (a bug, or a schedule that fails to compute), when to try again.
-PLAN_RETRY = timedelta(minutes=1)
-PLAN_FAILED = FirePlan()
-
-# Rows of any shape: the store reads columns by name.
-AnyRow = Row[*tuple[Any, ...]]
-
-ACTIVE = [status.value for status in ACTIVE_STATUSES]
-_active = runs.c.status.in_(ACTIVE)
 
 
 class SqlJobStore(JobStore):
@@ -62,17 +45,11 @@ class SqlJobStore(JobStore):
         self.engine = open_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         # Parsed specs by job id and version: claims happen constantly, and parsing a cron expression is not
         # free.  A new version (any edit) replaces the entry.
-        self._specs: dict[str, tuple[int, JobSpec]] = {}
+        self._specs = SpecCache()
+        self._claimer = Claimer(self.engine.dialect, self._specs)
         dialect = self.engine.dialect
-        self._insert_runs = BatchStatement(dialect, _insert_ignoring_duplicates(dialect.name, _RUN_COLUMNS))
         self._insert_jobs = BatchStatement(
             dialect, insert(jobs).values({n: bindparam(n) for n in _JOB_COLUMNS})
-        )
-        self._advance_jobs = BatchStatement(
-            dialect,
-            update(jobs)
-            .where(jobs.c.id == bindparam("job"))
-            .values(next_fire_at=bindparam("fire"), next_run_at=bindparam("run")),
         )
         self._start_runs = BatchStatement(
             dialect,
@@ -240,21 +217,14 @@ class SqlJobStore(JobStore):
                 raise JobNotFoundError(job_id)
             conn.execute(delete(runs).where(runs.c.job_id == job_id, runs.c.status.not_in(ACTIVE)))
             # Runs still going are asked to stop, and keep their rows until their owners record the end.
-            conn.execute(update(runs).where(runs.c.job_id == job_id, _active).values(cancel_requested=True))
-        self._specs.pop(job_id, None)
-
-    def _spec(self, job_id: str, version: int, data: dict[str, Any]) -> JobSpec:
-        cached = self._specs.get(job_id)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        # Stored specs were validated when saved and carry their zone and anchor, so no defaults apply.
-        spec = build_spec(data, now=datetime.fromisoformat("2000-01-01T00:00:00+00:00"))
-        self._specs[job_id] = (version, spec)
-        return spec
+            conn.execute(
+                update(runs).where(runs.c.job_id == job_id, ACTIVE_RUN).values(cancel_requested=True)
+            )
+        self._specs.forget(job_id)
 
     def _job(self, row: AnyRow) -> Job:
         return Job(
-            spec=self._spec(row.id, row.version, row.spec),
+            spec=self._specs.get(row.id, row.version, row.spec),
             enabled=row.enabled,
             paused=row.paused,
             next_fire_at=row.next_fire_at,
@@ -272,229 +242,15 @@ class SqlJobStore(JobStore):
     def claim_due(
         self, *, now: datetime, owner: str, limit: int, planner: Planner, horizon: datetime | None = None
     ) -> ClaimResult:
-        horizon = now if horizon is None else max(horizon, now)
         with self._write() as conn:
-            due = conn.execute(
-                select(jobs.c.id, jobs.c.version, jobs.c.next_fire_at, jobs.c.next_run_at)
-                .where(jobs.c.next_run_at <= horizon)
-                .order_by(jobs.c.next_run_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).all()
-            queued = conn.execute(
-                select(
-                    runs.c.id,
-                    runs.c.job_id,
-                    runs.c.scheduled_for,
-                    runs.c.due_at,
-                    runs.c.attempt,
-                    runs.c.trigger_source,
-                    runs.c.triggered_by,
-                )
-                .where(runs.c.status == RunStatus.QUEUED.value, runs.c.owner.is_(None), runs.c.due_at <= now)
-                .order_by(runs.c.due_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).all()
-            queued = self._queued_of_lockable_jobs(conn, queued, {row.id for row in due})
-            if not due and not queued:
-                return ClaimResult()
-            job_ids = {row.id for row in due} | {row.job_id for row in queued}
-            active = self._active_counts(conn, job_ids)
-            specs = self._specs_of(
-                conn, [(row.id, row.version) for row in due], {row.job_id for row in queued}
+            return self._claimer.claim(
+                conn,
+                now=now,
+                owner=owner,
+                limit=limit,
+                planner=planner,
+                horizon=now if horizon is None else max(horizon, now),
             )
-            result = ClaimResult()
-            self._claim_jobs(conn, due, specs, active, result, now=now, owner=owner, planner=planner)
-            self._claim_queued(conn, queued, specs, active, result, now=now, owner=owner)
-        return result
-
-    def _specs_of(
-        self, conn: Connection, versions: list[tuple[str, int]], other_ids: set[str]
-    ) -> dict[str, JobSpec]:
-        """Specs of the given jobs, from the cache when its version is current; one query for the rest."""
-        specs: dict[str, JobSpec] = {}
-        missing = set(other_ids)
-        for job_id, version in versions:
-            cached = self._specs.get(job_id)
-            if cached is not None and cached[0] == version:
-                specs[job_id] = cached[1]
-            else:
-                missing.add(job_id)
-        missing -= specs.keys()
-        if missing:
-            rows = conn.execute(select(jobs.c.id, jobs.c.version, jobs.c.spec).where(jobs.c.id.in_(missing)))
-            specs.update({row.id: self._spec(row.id, row.version, row.spec) for row in rows})
-        return specs
-
-    def _active_counts(self, conn: Connection, job_ids: set[str]) -> dict[str, int]:
-        rows = conn.execute(
-            select(runs.c.job_id, func.count())
-            .where(runs.c.job_id.in_(job_ids), _active, runs.c.owner.is_not(None))
-            .group_by(runs.c.job_id)
-        )
-        counts = dict.fromkeys(job_ids, 0)
-        counts.update({row[0]: row[1] for row in rows})
-        return counts
-
-    def _claim_jobs(
-        self,
-        conn: Connection,
-        due: Sequence[AnyRow],
-        specs: dict[str, JobSpec],
-        active: dict[str, int],
-        result: ClaimResult,
-        *,
-        now: datetime,
-        owner: str,
-        planner: Planner,
-    ) -> None:
-        inserts: list[dict[str, Any]] = []
-        advances: list[dict[str, Any]] = []
-        replaced: list[str] = []
-        for row in due:
-            plan = _plan_job(row, specs[row.id], active[row.id], now, planner)
-            if plan is None:
-                continue
-            if plan is PLAN_FAILED:  # look at the job again later
-                advances.append({"job": row.id, "fire": row.next_fire_at, "run": now + PLAN_RETRY})
-                continue
-            jitter = row.next_run_at - row.next_fire_at
-            inserts.extend(_planned_row(row.id, planned, jitter, now, owner) for planned in plan.runs)
-            advances.append({"job": row.id, "fire": plan.next_fire_at, "run": plan.next_run_at})
-            if plan.replace_active:
-                replaced.append(row.id)
-        self._advance_jobs.execute(conn, advances)
-        if replaced:
-            result.to_cancel.extend(self._request_cancel_for_jobs(conn, replaced))
-        for run_id, values in self._insert_planned(conn, inserts):
-            job_id = values["job_id"]
-            if values["status"] == RunStatus.QUEUED.value:
-                active[job_id] += 1
-                source = TriggerSource(values["trigger_source"])
-                result.to_start.append(
-                    StartOrder(run_id, specs[job_id], values["scheduled_for"], values["due_at"], 0, source)
-                )
-            else:
-                result.recorded.append(_run_from_values(run_id, values))
-
-    def _insert_planned(
-        self, conn: Connection, inserts: list[dict[str, Any]]
-    ) -> list[tuple[int, dict[str, Any]]]:
-        """Insert planned runs; return (id, values) of those written.
-
-        A fire that already has its row (an edit moved the schedule back onto a fire claimed ahead, or a
-        manual run holds that very instant) is not inserted again, so it cannot start twice.
-        """
-        if not inserts:
-            return []
-        ids = self._allocate_run_ids(conn, len(inserts))
-        for run_id, values in zip(ids, inserts, strict=True):
-            values["id"] = run_id
-        self._insert_runs.execute(conn, inserts)
-        written = set(conn.execute(select(runs.c.id).where(runs.c.id.in_(ids))).scalars())
-        for values in inserts:
-            if values["id"] not in written:
-                log.info(
-                    "job %s: fire %s already has a run", values["job_id"], values["scheduled_for"].isoformat()
-                )
-        return [(values["id"], values) for values in inserts if values["id"] in written]
-
-    def _allocate_run_ids(self, conn: Connection, count: int) -> list[int]:
-        """Ids for runs about to be inserted in this transaction, so one executemany can write them all."""
-        if self.dialect == "postgresql":
-            query = text(
-                "SELECT nextval(pg_get_serial_sequence('ck_runs', 'id')) FROM generate_series(1, :n)"
-            )
-            return list(conn.execute(query, {"n": count}).scalars())
-        # SQLite: the claim holds the write lock (BEGIN IMMEDIATE), so nobody else can take these ids; the
-        # AUTOINCREMENT counter keeps ids of deleted runs from ever being used again.
-        highest = conn.execute(text(_SQLITE_HIGHEST_RUN_ID)).scalar() or 0
-        return list(range(highest + 1, highest + count + 1))
-
-    def _queued_of_lockable_jobs(
-        self, conn: Connection, queued: Sequence[AnyRow], locked: set[str]
-    ) -> list[AnyRow]:
-        """Queued runs whose job row this claim holds (or could lock now), so that counting a job's active
-        runs and starting another happen under that job's lock on every node (PostgreSQL; SQLite's claim
-        holds the whole database).  Runs of jobs another claimer holds wait for a later claim."""
-        wanted = {row.job_id for row in queued} - locked
-        if wanted:
-            locked = locked | set(
-                conn.execute(
-                    select(jobs.c.id).where(jobs.c.id.in_(wanted)).with_for_update(skip_locked=True)
-                ).scalars()
-            )
-            existing = set(conn.execute(select(jobs.c.id).where(jobs.c.id.in_(wanted))).scalars())
-            locked |= wanted - existing  # runs of removed jobs are refused, which needs no lock
-        return [row for row in queued if row.job_id in locked]
-
-    def _request_cancel_for_jobs(
-        self, conn: Connection, job_ids: list[str], keep: frozenset[int] = frozenset()
-    ) -> list[int]:
-        ids = [
-            row.id
-            for row in conn.execute(
-                select(runs.c.id).where(runs.c.job_id.in_(job_ids), _active, runs.c.owner.is_not(None))
-            )
-            if row.id not in keep
-        ]
-        if ids:
-            conn.execute(update(runs).where(runs.c.id.in_(ids)).values(cancel_requested=True))
-        return ids
-
-    def _claim_queued(
-        self,
-        conn: Connection,
-        queued: Sequence[AnyRow],
-        specs: dict[str, JobSpec],
-        active: dict[str, int],
-        result: ClaimResult,
-        *,
-        now: datetime,
-        owner: str,
-    ) -> None:
-        if not queued:
-            return
-        taken: list[dict[str, Any]] = []
-        refused: list[dict[str, Any]] = []
-        replaced: list[str] = []
-        for row in queued:
-            spec = specs.get(row.job_id)
-            verdict = _queued_verdict(row, spec, active, now)
-            if verdict is not None:
-                refused.append({"rid": row.id, "status": verdict[0].value, "error": verdict[1]})
-                continue
-            assert spec is not None
-            if spec.overlap is Overlap.REPLACE and active[row.job_id]:
-                replaced.append(row.job_id)
-            active[row.job_id] += 1
-            taken.append({"rid": row.id})
-            result.to_start.append(
-                StartOrder(
-                    row.id,
-                    spec,
-                    row.scheduled_for,
-                    row.due_at,
-                    row.attempt,
-                    TriggerSource(row.trigger_source),
-                    row.triggered_by,
-                )
-            )
-        if taken:
-            conn.execute(update(runs).where(runs.c.id == bindparam("rid")).values(owner=owner), taken)
-        if replaced:
-            keep = frozenset(item["rid"] for item in taken)
-            result.to_cancel.extend(self._request_cancel_for_jobs(conn, replaced, keep))
-        if refused:
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == bindparam("rid"))
-                .values(status=bindparam("status"), finished_at=now, error=bindparam("error")),
-                refused,
-            )
-            ids = [item["rid"] for item in refused]
-            result.recorded.extend(_run(row) for row in conn.execute(select(runs).where(runs.c.id.in_(ids))))
 
     def next_due_at(self) -> datetime | None:
         with self._read() as conn:
@@ -538,7 +294,7 @@ class SqlJobStore(JobStore):
                 row.id: row
                 for row in conn.execute(
                     select(runs.c.id, runs.c.job_id, runs.c.scheduled_for, runs.c.attempt)
-                    .where(runs.c.id.in_(ids), runs.c.owner == owner, _active)
+                    .where(runs.c.id.in_(ids), runs.c.owner == owner, ACTIVE_RUN)
                     .with_for_update()
                 )
             }
@@ -560,7 +316,7 @@ class SqlJobStore(JobStore):
             return [
                 row.id
                 for row in conn.execute(
-                    select(runs.c.id).where(runs.c.owner == owner, _active, runs.c.cancel_requested)
+                    select(runs.c.id).where(runs.c.owner == owner, ACTIVE_RUN, runs.c.cancel_requested)
                 )
             ]
 
@@ -581,21 +337,21 @@ class SqlJobStore(JobStore):
                 for row in conn.execute(
                     select(runs.c.id)
                     .select_from(runs.outerjoin(nodes, nodes.c.id == runs.c.owner))
-                    .where(_active, runs.c.owner.is_not(None), dead_owner)
+                    .where(ACTIVE_RUN, runs.c.owner.is_not(None), dead_owner)
                 )
             ]
             if not ids:
                 return []
             conn.execute(
                 update(runs)
-                .where(runs.c.id.in_(ids), _active)
+                .where(runs.c.id.in_(ids), ACTIVE_RUN)
                 .values(
                     status=RunStatus.LOST.value,
                     finished_at=now,
                     error="lost: the process that owned this run stopped without finishing it",
                 )
             )
-            return [_run(row) for row in conn.execute(select(runs).where(runs.c.id.in_(ids)))]
+            return [run_from_row(row) for row in conn.execute(select(runs).where(runs.c.id.in_(ids)))]
 
     # ---- runs ------------------------------------------------------------------------------------------
 
@@ -635,14 +391,14 @@ class SqlJobStore(JobStore):
                     status=RunStatus.CANCELLED.value, finished_at=now, error="cancelled before it started"
                 )
             )
-            conn.execute(update(runs).where(runs.c.id.in_(ids), _active).values(cancel_requested=True))
+            conn.execute(update(runs).where(runs.c.id.in_(ids), ACTIVE_RUN).values(cancel_requested=True))
 
     def get_run(self, run_id: int) -> Run:
         with self._read() as conn:
             row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
         if row is None:
             raise RunNotFoundError(run_id)
-        return _run(row)
+        return run_from_row(row)
 
     def list_runs(self, run_filter: RunFilter) -> list[Run]:
         query = select(runs).order_by(runs.c.id.desc()).limit(run_filter.limit)
@@ -655,7 +411,7 @@ class SqlJobStore(JobStore):
         if run_filter.before_id is not None:
             query = query.where(runs.c.id < run_filter.before_id)
         with self._read() as conn:
-            return [_run(row) for row in conn.execute(query)]
+            return [run_from_row(row) for row in conn.execute(query)]
 
     def close(self) -> None:
         self.engine.dispose()
@@ -664,27 +420,7 @@ class SqlJobStore(JobStore):
 # Ids per IN (...) list: SQLite allows 32,766 parameters in a statement.
 _ID_CHUNK = 10_000
 
-_SQLITE_HIGHEST_RUN_ID = (
-    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'ck_runs'), 0), "
-    "coalesce((SELECT max(id) FROM ck_runs), 0))"
-)
 
-_RUN_COLUMNS = (
-    "id",
-    "job_id",
-    "scheduled_for",
-    "attempt",
-    "trigger_source",
-    "owner",
-    "status",
-    "due_at",
-    "queued_at",
-    "finished_at",
-    "error",
-    "result",
-    "triggered_by",
-    "parent_run_id",
-)
 _JOB_COLUMNS = (
     "id",
     "name",
@@ -733,107 +469,3 @@ def _retry_row(parent: AnyRow, completion: Completion, now: datetime) -> dict[st
         "due_at": completion.retry_at,
         "queued_at": now,
     }
-
-
-def _planned_row(
-    job_id: str, planned: PlannedRun, jitter: timedelta, now: datetime, owner: str
-) -> dict[str, Any]:
-    queued = planned.status is RunStatus.QUEUED
-    return {
-        "job_id": job_id,
-        "scheduled_for": planned.scheduled_for,
-        "attempt": 0,
-        "trigger_source": planned.source.value,
-        "owner": owner if queued else None,
-        "status": planned.status.value,
-        "due_at": planned.scheduled_for + jitter,
-        "queued_at": now,
-        "finished_at": None if queued else now,
-        "error": planned.error,
-        "result": planned.result,
-        "triggered_by": None,
-        "parent_run_id": None,
-    }
-
-
-def _plan_job(row: AnyRow, spec: JobSpec, active: int, now: datetime, planner: Planner) -> FirePlan | None:
-    """What to do with one due job: None to leave it for later, ``PLAN_FAILED`` if it could not be planned."""
-    if row.next_run_at > now:
-        # Claimed ahead of time: only fires that will certainly start, planned as if on time.  A job the
-        # overlap policy would hold back now waits to be claimed when it is due.
-        if free_slots(spec, active) == 0:
-            return None
-        at = row.next_fire_at
-    else:
-        at = now - (row.next_run_at - row.next_fire_at)  # lateness counts from the jittered due time
-    try:
-        return planner(spec, row.next_fire_at, at, active)
-    except Exception:
-        # One job whose schedule cannot be computed must not stop the others.
-        log.exception("job %s: could not plan its fires; trying again in %s", row.id, PLAN_RETRY)
-        return PLAN_FAILED
-
-
-def _insert_ignoring_duplicates(dialect: str, columns: Sequence[str]) -> Insert:
-    """INSERT … ON CONFLICT DO NOTHING for runs (both databases have it)."""
-    values: dict[str, Any] = {name: bindparam(name) for name in columns}
-    if dialect == "postgresql":
-        return postgresql_insert(runs).values(values).on_conflict_do_nothing()
-    return sqlite_insert(runs).values(values).on_conflict_do_nothing()
-
-
-def _queued_verdict(
-    row: AnyRow, spec: JobSpec | None, active: dict[str, int], now: datetime
-) -> tuple[RunStatus, str] | None:
-    """Why a queued run must not start now (a status and a message), or None if it may."""
-    if spec is None:
-        return RunStatus.SKIPPED, "not started: the job was removed"
-    scheduled = row.trigger_source in (TriggerSource.SCHEDULE.value, TriggerSource.CATCHUP.value)
-    if scheduled and now - row.due_at > spec.misfire_grace:
-        # A scheduled run handed back at shutdown and not taken up in time is a misfire like any other.
-        return RunStatus.MISSED, f"missed: not started within the misfire grace of its due time {row.due_at}"
-    if free_slots(spec, active[row.job_id]) == 0:
-        return RunStatus.SKIPPED, skip_reason(spec, active[row.job_id])
-    return None
-
-
-def _run_from_values(run_id: int, values: dict[str, Any]) -> Run:
-    """The Run just inserted from ``values``, without reading it back."""
-    return Run(
-        id=run_id,
-        job_id=values["job_id"],
-        scheduled_for=values["scheduled_for"],
-        attempt=values["attempt"],
-        status=RunStatus(values["status"]),
-        trigger_source=TriggerSource(values["trigger_source"]),
-        due_at=values["due_at"],
-        queued_at=values["queued_at"],
-        finished_at=values["finished_at"],
-        error=values["error"],
-        result=values["result"],
-    )
-
-
-def _run(row: AnyRow) -> Run:
-    return Run(
-        id=row.id,
-        job_id=row.job_id,
-        scheduled_for=row.scheduled_for,
-        attempt=row.attempt,
-        status=RunStatus(row.status),
-        trigger_source=TriggerSource(row.trigger_source),
-        due_at=row.due_at,
-        queued_at=row.queued_at,
-        parent_run_id=row.parent_run_id,
-        triggered_by=row.triggered_by,
-        owner=row.owner,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        exit_code=row.exit_code,
-        output=row.output,
-        error=row.error,
-        traceback=row.traceback,
-        result=row.result,
-        peak_memory_bytes=row.peak_memory_bytes,
-        cpu_time=row.cpu_time,
-    )

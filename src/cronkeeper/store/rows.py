@@ -1,0 +1,98 @@
+"""Reading rows back: runs as :class:`Run` values, stored specs as :class:`JobSpec` (cached per version)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, select
+
+from cronkeeper.models import ACTIVE_STATUSES, JobSpec, Run, RunStatus, TriggerSource
+from cronkeeper.specs import build_spec
+from cronkeeper.store.schema import jobs, runs
+
+# Rows of any shape: the store reads columns by name.
+AnyRow = Row[*tuple[Any, ...]]
+
+ACTIVE = [status.value for status in ACTIVE_STATUSES]
+ACTIVE_RUN = runs.c.status.in_(ACTIVE)
+
+
+class SpecCache:
+    """Parsed specs by job id and version: claims happen constantly, and parsing a cron expression is not
+    free.  A new version (any edit) replaces the entry."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[int, JobSpec]] = {}
+
+    def get(self, job_id: str, version: int, data: dict[str, Any]) -> JobSpec:
+        cached = self._cache.get(job_id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        # Stored specs were validated when saved and carry their zone and anchor, so no defaults apply.
+        spec = build_spec(data, now=datetime.fromisoformat("2000-01-01T00:00:00+00:00"))
+        self._cache[job_id] = (version, spec)
+        return spec
+
+    def of(
+        self, conn: Connection, versions: list[tuple[str, int]], other_ids: set[str]
+    ) -> dict[str, JobSpec]:
+        """Specs of the given jobs, from the cache when its version is current; one query for the rest."""
+        specs: dict[str, JobSpec] = {}
+        missing = set(other_ids)
+        for job_id, version in versions:
+            cached = self._cache.get(job_id)
+            if cached is not None and cached[0] == version:
+                specs[job_id] = cached[1]
+            else:
+                missing.add(job_id)
+        missing -= specs.keys()
+        if missing:
+            rows = conn.execute(select(jobs.c.id, jobs.c.version, jobs.c.spec).where(jobs.c.id.in_(missing)))
+            specs.update({row.id: self.get(row.id, row.version, row.spec) for row in rows})
+        return specs
+
+    def forget(self, job_id: str) -> None:
+        self._cache.pop(job_id, None)
+
+
+def run_from_values(run_id: int, values: dict[str, Any]) -> Run:
+    """The Run just inserted from ``values``, without reading it back."""
+    return Run(
+        id=run_id,
+        job_id=values["job_id"],
+        scheduled_for=values["scheduled_for"],
+        attempt=values["attempt"],
+        status=RunStatus(values["status"]),
+        trigger_source=TriggerSource(values["trigger_source"]),
+        due_at=values["due_at"],
+        queued_at=values["queued_at"],
+        finished_at=values["finished_at"],
+        error=values["error"],
+        result=values["result"],
+    )
+
+
+def run_from_row(row: AnyRow) -> Run:
+    return Run(
+        id=row.id,
+        job_id=row.job_id,
+        scheduled_for=row.scheduled_for,
+        attempt=row.attempt,
+        status=RunStatus(row.status),
+        trigger_source=TriggerSource(row.trigger_source),
+        due_at=row.due_at,
+        queued_at=row.queued_at,
+        parent_run_id=row.parent_run_id,
+        triggered_by=row.triggered_by,
+        owner=row.owner,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        exit_code=row.exit_code,
+        output=row.output,
+        error=row.error,
+        traceback=row.traceback,
+        result=row.result,
+        peak_memory_bytes=row.peak_memory_bytes,
+        cpu_time=row.cpu_time,
+    )
