@@ -68,10 +68,6 @@ class SqlJobStore(JobStore):
             .values({n: bindparam(n) for n in _OUTCOME_FIELDS}),
         )
 
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         try:
