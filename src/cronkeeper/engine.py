@@ -89,6 +89,7 @@ class Engine:
             registry=registry, clock=clock, outcomes=self.outcomes, workers=self.settings.workers, loop=loop
         )
         self._thread: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
         self._next_heartbeat_at: datetime | None = None
         self._next_due_at: datetime | None = None
         self._claim_again = False
@@ -105,6 +106,7 @@ class Engine:
         self._exiting.clear()
         self._thread = threading.Thread(target=self._loop, name="cronkeeper-engine", daemon=True)
         self._thread.start()
+        self._watcher = self.store.watch_changes(self.wake, self._exiting)
 
     def wake(self) -> None:
         """Look at the database again now (a job was added, changed or triggered)."""
@@ -126,6 +128,9 @@ class Engine:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self._watcher is not None:
+            self._watcher.join(5)
+            self._watcher = None
         self._hand_back_held()  # anything a claim under way when stop began put on hold
         self._flush_safely()
         try:

@@ -54,6 +54,11 @@ class JobService:
         self.default_timezone = default_timezone
         self._on_change = on_change or (lambda: None)
 
+    def _changed(self) -> None:
+        """After a write that can make something due sooner: wake this process's engine, and the others."""
+        self._on_change()
+        self.store.announce_change()
+
     # ---- definitions -----------------------------------------------------------------------------------
 
     def build(self, data: Mapping[str, Any]) -> JobSpec:
@@ -75,7 +80,7 @@ class JobService:
             origin=origin,
             paused=paused,
         )
-        self._on_change()
+        self._changed()
         return job
 
     def add_jobs(
@@ -95,7 +100,7 @@ class JobService:
                 due = first_due.get(id(shape)) or first_due.setdefault(id(shape), self._first_due(shape))
             new_jobs.append(NewJob(job.id, job.name, job.stored_json, *due))
         self.store.add_jobs(new_jobs, now=self.clock.now(), by=by, origin=origin)
-        self._on_change()
+        self._changed()
         return len(new_jobs)
 
     def edit_job(
@@ -171,7 +176,7 @@ class JobService:
                 )
                 report.disabled.append(job.id)
                 log.info("disabled job %s: no longer declared in %s", job.id, origin)
-        self._on_change()
+        self._changed()
         return report
 
     def _save(
@@ -195,7 +200,7 @@ class JobService:
             enabled=enabled,
             origin=origin,
         )
-        self._on_change()
+        self._changed()
         return saved
 
     def _next_fire(
@@ -222,7 +227,7 @@ class JobService:
         job = self.store.set_paused(
             job_id, True, next_fire_at=None, next_run_at=None, now=self.clock.now(), by=by
         )
-        self._on_change()
+        self._changed()
         return job
 
     def resume(self, job_id: str, *, by: str | None = None) -> Job:
@@ -232,13 +237,13 @@ class JobService:
         resumed = self.store.set_paused(
             job_id, False, next_fire_at=fire, next_run_at=run, now=self.clock.now(), by=by
         )
-        self._on_change()
+        self._changed()
         return resumed
 
     def remove(self, job_id: str) -> None:
         """Delete a job and its history."""
         self.store.delete_job(job_id)
-        self._on_change()
+        self._changed()
 
     # ---- runs ------------------------------------------------------------------------------------------
 
@@ -249,13 +254,13 @@ class JobService:
         run_id = self.store.enqueue_run(
             job_id, now=self.clock.now(), source=source, triggered_by=triggered_by
         )
-        self._on_change()
+        self._changed()
         return run_id
 
     def cancel(self, run_ids: Iterable[int]) -> None:
         """Ask for runs to be cancelled; their owner kills them at its next heartbeat."""
         self.store.request_cancel(list(run_ids), now=self.clock.now())
-        self._on_change()
+        self._changed()
 
     def get_job(self, job_id: str) -> Job:
         return self.store.get_job(job_id)

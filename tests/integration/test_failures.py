@@ -87,3 +87,22 @@ def test_a_dropped_database_connection_loses_no_run(postgres_url: str, postgres_
         assert scheduler.running
     finally:
         scheduler.close()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_another_process_trigger_wakes_the_scheduler_at_once(postgres_url: str) -> None:
+    slow_poll = EngineSettings(
+        workers=2, poll_interval=60.0, heartbeat_interval=timedelta(seconds=60), lease=timedelta(seconds=180)
+    )
+    scheduler = Scheduler(postgres_url, settings=slow_poll)
+    other = Scheduler(postgres_url)  # another process, as far as the scheduler can tell
+    try:
+        scheduler.add_job("tests.jobs:metrics", id="report", cron="0 0 1 1 *")
+        scheduler.start()
+        time.sleep(0.5)  # let the scheduler settle into its (60 s) sleep
+        run_id = other.trigger("report", triggered_by="alice")
+        # Without LISTEN/NOTIFY the run would wait for the 60 s poll.
+        wait_until(lambda: other.get_run(run_id).status is RunStatus.SUCCEEDED, timeout=4)
+    finally:
+        other.close()
+        scheduler.close()

@@ -4,6 +4,7 @@ contract test suite (tests/contract) runs the same tests against every database.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -222,6 +223,15 @@ class JobStore(ABC):
     @abstractmethod
     def list_runs(self, run_filter: RunFilter) -> list[Run]:
         """Runs matching the filter, newest first."""
+
+    @abstractmethod
+    def announce_change(self) -> None:
+        """Tell schedulers in other processes that jobs or queued runs changed (no-op where they poll)."""
+
+    @abstractmethod
+    def watch_changes(self, on_change: Callable[[], None], stop: threading.Event) -> threading.Thread | None:
+        """Call ``on_change`` whenever another process announces a change, until ``stop`` is set; returns the
+        watching thread, or None where changes are only noticed by polling."""
 
     @abstractmethod
     def close(self) -> None:

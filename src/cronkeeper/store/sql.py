@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    and_,
-    bindparam,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cronkeeper.exceptions import (
@@ -36,6 +27,11 @@ from cronkeeper.store.claims import Claimer
 from cronkeeper.store.engines import open_engine
 from cronkeeper.store.rows import ACTIVE, ACTIVE_RUN, AnyRow, SpecCache, run_from_row
 from cronkeeper.store.schema import jobs, nodes, runs
+
+log = logging.getLogger(__name__)
+
+# PostgreSQL NOTIFY channel on which every process announces changes, so the others wake at once.
+CHANGES_CHANNEL = "cronkeeper_changes"
 
 
 class SqlJobStore(JobStore):
@@ -408,6 +404,37 @@ class SqlJobStore(JobStore):
             query = query.where(runs.c.id < run_filter.before_id)
         with self._read() as conn:
             return [run_from_row(row) for row in conn.execute(query)]
+
+    def announce_change(self) -> None:
+        if self.engine.dialect.name != "postgresql":
+            return  # SQLite: other processes poll
+        with self._write() as conn:
+            conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANGES_CHANNEL})
+
+    def watch_changes(self, on_change: Callable[[], None], stop: threading.Event) -> threading.Thread | None:
+        if self.engine.dialect.name != "postgresql":
+            return None
+        thread = threading.Thread(
+            target=self._watch, args=(on_change, stop), name="cronkeeper-listen", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def _watch(self, on_change: Callable[[], None], stop: threading.Event) -> None:
+        """LISTEN on a connection of its own; reconnect after a failure, never give up while running."""
+        import psycopg  # only PostgreSQL URLs get here, and psycopg is their driver
+
+        conninfo = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not stop.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            on_change()
+            except psycopg.Error as exc:
+                log.warning("listening for changes failed (%s); retrying", exc)
+                stop.wait(1.0)
 
     def close(self) -> None:
         self.engine.dispose()
