@@ -24,6 +24,7 @@ from cronkeeper.exceptions import CronkeeperError
 from cronkeeper.executors import Execution, run_callable, run_child, run_coroutine
 from cronkeeper.executors.pool import Task, WorkerPool
 from cronkeeper.executors.runners import failure
+from cronkeeper.executors.watchdog import Watchdog
 from cronkeeper.loops import LoopThread
 from cronkeeper.models import CallableTarget, CommandTarget, RunStatus
 from cronkeeper.outcomes import OutcomeBuffer
@@ -41,7 +42,6 @@ class InFlight:
     cancel: threading.Event | None = None  # only process runs can be told to stop
     started_at: datetime | None = None
     future: Future[Execution] | None = None
-    timer: threading.Timer | None = None
     in_process: bool = False
 
 
@@ -63,6 +63,7 @@ class Dispatcher:
         self._caller_loop = loop
         self._loop_thread = LoopThread()
         self._pool = WorkerPool(workers)
+        self._watchdog = Watchdog(self._time_out)
         self._lock = threading.Condition()
         self._inflight: dict[int, InFlight] = {}
         self._pending: list[tuple[datetime, int, StartOrder]] = []
@@ -96,7 +97,7 @@ class Dispatcher:
         for order in due:
             try:
                 task = self._start(order)
-            except Exception as exc:  # e.g. no thread could be created for a timer: the run still ends
+            except Exception as exc:  # whatever failed, the run still ends
                 log.exception("job %s: run %s could not be started", order.spec.id, order.run_id)
                 self.complete(order.run_id, failure(exc))
                 continue
@@ -202,20 +203,21 @@ class Dispatcher:
         future.add_done_callback(lambda done: self.complete(flight.order.run_id, _future_execution(done)))
 
     def _arm_timeout(self, flight: InFlight) -> None:
-        timeout = flight.order.spec.timeout
-        if timeout is None:
+        if flight.order.spec.timeout is not None:
+            self._watchdog.watch(flight.order.run_id, flight.order.spec.timeout.total_seconds())
+
+    def _time_out(self, run_id: int) -> None:
+        """The watchdog's verdict on a thread job past its timeout (harmless if the run has ended)."""
+        with self._lock:
+            flight = self._inflight.get(run_id)
+        if flight is None or flight.order.spec.timeout is None:
             return
+        seconds = flight.order.spec.timeout.total_seconds()
         message = (
-            f"timed out after {timeout.total_seconds():g}s; the job's thread cannot be killed and was "
-            "abandoned (use isolate=true for jobs that must be stopped)"
+            f"timed out after {seconds:g}s; the job's thread cannot be killed and was abandoned "
+            "(use isolate=true for jobs that must be stopped)"
         )
-        flight.timer = threading.Timer(
-            timeout.total_seconds(),
-            self.complete,
-            (flight.order.run_id, Execution(RunStatus.TIMED_OUT, error=message)),
-        )
-        flight.timer.daemon = True
-        flight.timer.start()
+        self.complete(run_id, Execution(RunStatus.TIMED_OUT, error=message))
 
     def _mark_started(self, flight: InFlight) -> None:
         flight.started_at = self.clock.now()
@@ -229,8 +231,6 @@ class Dispatcher:
             flight = self._inflight.pop(run_id, None)
             if flight is None:
                 return
-            if flight.timer is not None:
-                flight.timer.cancel()
             # Noted before waiters are told, so whoever waited for the run to end can write its outcome.
             self.outcomes.note_finished(
                 _completion(flight, execution, self.clock.now()), flight.order, execution.exception
@@ -276,6 +276,7 @@ class Dispatcher:
 
     def close(self) -> None:
         self._pool.shutdown()
+        self._watchdog.close()
         self._loop_thread.close()
 
 
