@@ -414,3 +414,16 @@ def test_db_upgrade_uses_the_db_option_over_the_environment_and_a_second_upgrade
     assert second == f"database is up to date (revision {revision.group(1)})\n"
     assert other.exists()
     assert not (cli.cwd / "x.db").exists(), "CRONKEEPER_DB was not used"
+
+
+def test_an_unreachable_database_is_one_clear_line_and_exit_status_1(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(CRONKEEPER), "--db", f"sqlite:///{tmp_path}/missing/dir/x.db", "jobs", "list"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot open the database sqlite:///")
+    assert "Traceback" not in result.stderr
