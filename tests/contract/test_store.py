@@ -297,3 +297,11 @@ def test_a_manual_run_of_a_replace_job_cancels_the_running_one(store: SqlJobStor
     result = store.claim_due(now=NOW + timedelta(seconds=1), owner="node", limit=10, planner=plan_fires)
     assert [order.run_id for order in result.to_start] == [manual]
     assert result.to_cancel == [running]
+
+
+def test_live_nodes_are_those_heartbeating_within_the_lease(store: SqlJobStore) -> None:
+    store.heartbeat(owner="fresh", now=NOW, hostname="h", pid=1)
+    store.heartbeat(owner="stale", now=NOW - LEASE - timedelta(seconds=1), hostname="h", pid=2)
+    store.heartbeat(owner="stopped", now=NOW, hostname="h", pid=3)
+    store.retire_node(owner="stopped", now=NOW)
+    assert store.count_live_nodes(now=NOW, lease=LEASE) == 1

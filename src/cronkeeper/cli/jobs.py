@@ -247,8 +247,15 @@ def remove_job(app: AppContext, job_id: str, yes: bool) -> None:
 @pass_app
 def trigger_job(app: AppContext, job_id: str, triggered_by: str | None, as_json: bool) -> None:
     """Queue a run now; a running `cronkeeper serve` on the same database picks it up."""
-    run_id = app.scheduler().trigger(job_id, triggered_by=triggered_by or _user())
+    scheduler = app.scheduler()
+    run_id = scheduler.trigger(job_id, triggered_by=triggered_by or _user())
     if as_json:
         print_json({"run_id": run_id})
-    else:
-        click.echo(f"queued run {run_id} of {job_id}")
+        return
+    click.echo(f"queued run {run_id} of {job_id}")
+    live = scheduler.store.count_live_nodes(now=scheduler.clock.now(), lease=scheduler.settings.lease)
+    if not live:
+        click.echo(
+            "note: no scheduler is running on this database; the run starts when one does (cronkeeper serve)",
+            err=True,
+        )

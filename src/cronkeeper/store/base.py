@@ -200,6 +200,10 @@ class JobStore(ABC):
         """Note that ``owner`` stopped cleanly."""
 
     @abstractmethod
+    def count_live_nodes(self, *, now: datetime, lease: timedelta) -> int:
+        """How many schedulers heartbeated within ``lease`` and have not stopped."""
+
+    @abstractmethod
     def reap_lost(self, *, now: datetime, lease: timedelta) -> list[Run]:
         """Mark ``lost`` every active run whose owner has not heartbeated within ``lease`` (or never did and
         claimed it longer ago than ``lease``); return them."""

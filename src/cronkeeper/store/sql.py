@@ -316,6 +316,16 @@ class SqlJobStore(JobStore):
         with self._write() as conn:
             conn.execute(update(nodes).where(nodes.c.id == owner).values(stopped_at=now, heartbeat_at=now))
 
+    def count_live_nodes(self, *, now: datetime, lease: timedelta) -> int:
+        with self._read() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(nodes)
+                    .where(nodes.c.heartbeat_at >= now - lease, nodes.c.stopped_at.is_(None))
+                ).scalar_one()
+            )
+
     def reap_lost(self, *, now: datetime, lease: timedelta) -> list[Run]:
         cutoff = now - lease
         dead_owner = or_(
