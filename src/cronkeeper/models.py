@@ -159,11 +159,6 @@ class Job:
     def id(self) -> str:
         return self.spec.id
 
-    @property
-    def schedulable(self) -> bool:
-        """Whether the loop will fire it: enabled, not paused, with a next fire."""
-        return self.enabled and not self.paused and self.next_run_at is not None
-
 
 @dataclass(frozen=True, slots=True)
 class Run:

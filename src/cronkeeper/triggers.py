@@ -92,6 +92,3 @@ class DateTrigger:
 
     def describe(self) -> str:
         return f"Once at {self.at.isoformat()}"
-
-
-AnyTrigger = CronTrigger | IntervalTrigger | DateTrigger

@@ -21,7 +21,7 @@ from cronkeeper.models import JobSpec, Overlap, RunStatus, TriggerSource
 from cronkeeper.planning import FirePlan, PlannedRun, free_slots, skip_reason
 from cronkeeper.store.base import ClaimResult, Planner, StartOrder
 from cronkeeper.store.batch import BatchStatement
-from cronkeeper.store.rows import ACTIVE_RUN, AnyRow, SpecCache, run_from_row, run_from_values
+from cronkeeper.store.rows import ACTIVE_RUN, AnyRow, SpecCache, run_from_mapping, run_from_row
 from cronkeeper.store.schema import jobs, runs
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class Claimer:
                     StartOrder(run_id, specs[job_id], values["scheduled_for"], values["due_at"], 0, source)
                 )
             else:
-                result.recorded.append(run_from_values(run_id, values))
+                result.recorded.append(run_from_mapping(values))
 
     def _insert_planned(
         self, conn: Connection, inserts: list[dict[str, Any]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -56,10 +57,11 @@ class SpecCache:
         self._cache.pop(job_id, None)
 
 
-def run_from_values(run_id: int, values: dict[str, Any]) -> Run:
-    """The Run just inserted from ``values``, without reading it back."""
+def run_from_mapping(values: Mapping[Any, Any]) -> Run:
+    """A Run from column values: a row read back, or the values a claim just inserted (which name only some
+    columns; the others are still empty)."""
     return Run(
-        id=run_id,
+        id=values["id"],
         job_id=values["job_id"],
         scheduled_for=values["scheduled_for"],
         attempt=values["attempt"],
@@ -67,32 +69,25 @@ def run_from_values(run_id: int, values: dict[str, Any]) -> Run:
         trigger_source=TriggerSource(values["trigger_source"]),
         due_at=values["due_at"],
         queued_at=values["queued_at"],
-        finished_at=values["finished_at"],
-        error=values["error"],
-        result=values["result"],
+        **{name: values.get(name) for name in _OPTIONAL_RUN_FIELDS},
     )
 
 
 def run_from_row(row: AnyRow) -> Run:
-    return Run(
-        id=row.id,
-        job_id=row.job_id,
-        scheduled_for=row.scheduled_for,
-        attempt=row.attempt,
-        status=RunStatus(row.status),
-        trigger_source=TriggerSource(row.trigger_source),
-        due_at=row.due_at,
-        queued_at=row.queued_at,
-        parent_run_id=row.parent_run_id,
-        triggered_by=row.triggered_by,
-        owner=row.owner,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        exit_code=row.exit_code,
-        output=row.output,
-        error=row.error,
-        traceback=row.traceback,
-        result=row.result,
-        peak_memory_bytes=row.peak_memory_bytes,
-        cpu_time=row.cpu_time,
-    )
+    return run_from_mapping(row._mapping)
+
+
+_OPTIONAL_RUN_FIELDS = (
+    "parent_run_id",
+    "triggered_by",
+    "owner",
+    "started_at",
+    "finished_at",
+    "exit_code",
+    "output",
+    "error",
+    "traceback",
+    "result",
+    "peak_memory_bytes",
+    "cpu_time",
+)
