@@ -53,6 +53,15 @@ class RunNotFoundError(CronkeeperError, LookupError):
         self.run_id = run_id
 
 
+class AccountNotFoundError(CronkeeperError, LookupError):
+    """No user or API token by that name."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind} {name!r} not found")
+        self.kind = kind
+        self.name = name
+
+
 class ConflictError(CronkeeperError):
     """A write lost a race: the job changed since it was read (optimistic concurrency)."""
 

@@ -195,3 +195,45 @@ class Run:
     def lateness(self) -> timedelta | None:
         """How long after it was due the run started."""
         return None if self.started_at is None else self.started_at - self.due_at
+
+
+class Role(StrEnum):
+    """What a user or API token may do: viewers read, admins also change."""
+
+    ADMIN = "admin"
+    VIEWER = "viewer"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    role: Role
+    created_at: datetime
+    password_changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A token's record; the secret itself is shown once at creation and only its hash is kept."""
+
+    id: int
+    name: str
+    role: Role
+    created_by: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """Who did what to which object, when, and from where (an address, ``cli``, ``config``…)."""
+
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    details: JSONDict | None = None
+    source: str | None = None
+    id: int | None = None

@@ -19,6 +19,7 @@ from cronkeeper.exceptions import SchedulerStateError
 from cronkeeper.models import Job, Run, RunStatus, TriggerSource
 from cronkeeper.registry import Registry
 from cronkeeper.service import JobService
+from cronkeeper.store.audit import SqlAuditLog
 from cronkeeper.store.migrate import upgrade
 from cronkeeper.store.sql import SqlJobStore
 
@@ -47,7 +48,10 @@ class _SchedulerBase:
         self.listeners = Listeners()
         self.settings = settings or EngineSettings()
         self.engine: Engine | None = None
-        self.service = JobService(self.store, self.clock, default_timezone=timezone, on_change=self._wake)
+        self.audit = SqlAuditLog(self.store.engine)
+        self.service = JobService(
+            self.store, self.clock, default_timezone=timezone, on_change=self._wake, audit=self.audit
+        )
 
     def _wake(self) -> None:
         if self.engine is not None:
@@ -128,9 +132,9 @@ class _SchedulerBase:
     def resume(self, job_id: str, *, by: str | None = None) -> Job:
         return self.service.resume(job_id, by=by)
 
-    def remove_job(self, job_id: str) -> None:
+    def remove_job(self, job_id: str, *, by: str | None = None) -> None:
         """Delete a job and its history."""
-        self.service.remove(job_id)
+        self.service.remove(job_id, by=by)
 
     def get_job(self, job_id: str) -> Job:
         return self.service.get_job(job_id)
@@ -146,11 +150,14 @@ class _SchedulerBase:
         """Run a job now, outside its schedule; returns the run id."""
         return self.service.trigger(job_id, triggered_by=triggered_by, source=source)
 
-    def cancel(self, run_id: int) -> None:
-        """Cancel a queued or running run (a thread cannot be killed: its result is then discarded)."""
-        if self.engine is not None and self.engine.cancel_local(run_id, "cancelled on request"):
-            return
-        self.service.cancel([run_id])
+    def cancel(self, run_id: int, *, by: str | None = None, source: str | None = None) -> None:
+        """Cancel a queued or running run (a thread cannot be killed: its result is then discarded).
+
+        A run of this process stops at once; one of another process at that process's next heartbeat.
+        """
+        if self.engine is not None:
+            self.engine.cancel_local(run_id, "cancelled on request")
+        self.service.cancel([run_id], by=by, source=source)
 
     def runs(
         self,

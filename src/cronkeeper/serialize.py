@@ -26,7 +26,18 @@ def schedule_text(trigger: Trigger) -> str:
     return trigger.describe().replace("Once at", "at")
 
 
-def job_to_json(job: Job) -> dict[str, Any]:
+REDACTED = "********"
+
+
+def redact_env(options: dict[str, Any]) -> dict[str, Any]:
+    """Options with the values of ``env`` hidden: they often hold secrets substituted from the environment."""
+    env = options.get("env")
+    if not env:
+        return options
+    return {**options, "env": dict.fromkeys(env, REDACTED)}
+
+
+def job_to_json(job: Job, *, reveal_env: bool = True) -> dict[str, Any]:
     spec = job.spec
     return {
         "id": job.id,
@@ -43,7 +54,7 @@ def job_to_json(job: Job) -> dict[str, Any]:
         "updated_at": iso(job.updated_at),
         "created_by": job.created_by,
         "updated_by": job.updated_by,
-        "spec": spec_to_dict(spec),
+        "spec": spec_to_dict(spec) if reveal_env else redact_env(spec_to_dict(spec)),
     }
 
 

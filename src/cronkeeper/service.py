@@ -14,9 +14,11 @@ from typing import Any
 
 from cronkeeper.clock import Clock
 from cronkeeper.exceptions import ValidationError
-from cronkeeper.models import Job, JobSpec, Run, RunStatus, TriggerSource
+from cronkeeper.models import AuditEvent, Job, JobSpec, Run, RunStatus, TriggerSource
 from cronkeeper.planning import next_due
+from cronkeeper.serialize import redact_env
 from cronkeeper.specs import SCHEDULE_KEYS, SpecBatch, build_spec, spec_to_dict
+from cronkeeper.store.audit import SqlAuditLog
 from cronkeeper.store.base import JobStore, NewJob, RunFilter
 from cronkeeper.triggers import DateTrigger, IntervalTrigger
 
@@ -48,11 +50,30 @@ class JobService:
         *,
         default_timezone: str = "UTC",
         on_change: Callable[[], None] | None = None,
+        audit: SqlAuditLog | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.default_timezone = default_timezone
         self._on_change = on_change or (lambda: None)
+        self._audit = audit
+
+    def _record(
+        self,
+        action: str,
+        object_id: str,
+        *,
+        by: str | None,
+        source: str | None = None,
+        object_type: str = "job",
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Write the audit event of a change that has been made."""
+        if self._audit is not None:
+            event = AuditEvent(
+                self.clock.now(), by or "library", action, object_type, object_id, details, source
+            )
+            self._audit.record(event)
 
     def _changed(self) -> None:
         """After a write that can make something due sooner: wake this process's engine, and the others."""
@@ -66,7 +87,13 @@ class JobService:
         return build_spec(data, default_timezone=self.default_timezone, now=self.clock.now())
 
     def add_job(
-        self, data: Mapping[str, Any], *, by: str | None = None, origin: str = "api", paused: bool = False
+        self,
+        data: Mapping[str, Any],
+        *,
+        by: str | None = None,
+        origin: str = "api",
+        paused: bool = False,
+        source: str | None = None,
     ) -> Job:
         """Create a job; raises ValidationError or JobExistsError and writes nothing on error."""
         spec = self.build(data)
@@ -81,6 +108,7 @@ class JobService:
             paused=paused,
         )
         self._changed()
+        self._record("create", job.id, by=by, source=source, details=redact_env(spec_to_dict(spec)))
         return job
 
     def add_jobs(
@@ -101,6 +129,10 @@ class JobService:
             new_jobs.append(NewJob(job.id, job.name, job.stored_json, *due))
         self.store.add_jobs(new_jobs, now=self.clock.now(), by=by, origin=origin)
         self._changed()
+        ids = [job.id for job in new_jobs]
+        self._record(
+            "create", f"{len(ids)} jobs", by=by, object_type="jobs", details={"first_ids": ids[:100]}
+        )
         return len(new_jobs)
 
     def edit_job(
@@ -110,6 +142,7 @@ class JobService:
         *,
         by: str | None = None,
         expected_version: int | None = None,
+        source: str | None = None,
     ) -> Job:
         """Change some options of a job; a new schedule replaces the old one and restarts from now."""
         job = self.store.get_job(job_id)
@@ -122,7 +155,9 @@ class JobService:
                 for key in replaced:
                     data.pop(key, None)
         data.update(changes)
-        return self._save(job, self.build(data), by=by, expected_version=expected_version)
+        saved = self._save(job, self.build(data), by=by, expected_version=expected_version)
+        self._record("edit", job_id, by=by, source=source, details=_changed_options(job.spec, saved.spec))
+        return saved
 
     def reschedule(self, job_id: str, *, by: str | None = None, **schedule: Any) -> Job:
         """Give a job a new schedule: ``cron=``, ``every=`` or ``at=``, ``timezone``, ``start``, ``end``."""
@@ -139,7 +174,9 @@ class JobService:
             return self.add_job(data, by=by, origin=origin), "added"
         if spec == existing.spec and existing.enabled:
             return existing, "unchanged"
-        return self._save(existing, spec, by=by, origin=origin, enabled=True), "updated"
+        saved = self._save(existing, spec, by=by, origin=origin, enabled=True)
+        self._record("edit", saved.id, by=by or origin, details=_changed_options(existing.spec, spec))
+        return saved, "updated"
 
     def _declared(self, data: Mapping[str, Any]) -> tuple[Job | None, JobSpec]:
         """The stored job of a declaration (if any) and the validated spec the declaration asks for."""
@@ -175,6 +212,9 @@ class JobService:
                     job.spec, next_fire_at=None, next_run_at=None, now=self.clock.now(), by=by, enabled=False
                 )
                 report.disabled.append(job.id)
+                self._record(
+                    "disable", job.id, by=by or origin, details={"reason": f"not declared in {origin}"}
+                )
                 log.info("disabled job %s: no longer declared in %s", job.id, origin)
         self._changed()
         return report
@@ -222,15 +262,16 @@ class JobService:
             return next_due(spec, min(now, spec.trigger.at) - timedelta(microseconds=1))
         return next_due(spec, now)
 
-    def pause(self, job_id: str, *, by: str | None = None) -> Job:
+    def pause(self, job_id: str, *, by: str | None = None, source: str | None = None) -> Job:
         """Stop firing a job until it is resumed; runs already going are not touched."""
         job = self.store.set_paused(
             job_id, True, next_fire_at=None, next_run_at=None, now=self.clock.now(), by=by
         )
         self._changed()
+        self._record("pause", job_id, by=by, source=source)
         return job
 
-    def resume(self, job_id: str, *, by: str | None = None) -> Job:
+    def resume(self, job_id: str, *, by: str | None = None, source: str | None = None) -> Job:
         """Fire again from the next fire after now: a resumed job never bursts through what it missed."""
         job = self.store.get_job(job_id)
         fire, run = next_due(job.spec, self.clock.now()) if job.enabled else (None, None)
@@ -238,29 +279,41 @@ class JobService:
             job_id, False, next_fire_at=fire, next_run_at=run, now=self.clock.now(), by=by
         )
         self._changed()
+        self._record("resume", job_id, by=by, source=source)
         return resumed
 
-    def remove(self, job_id: str) -> None:
+    def remove(self, job_id: str, *, by: str | None = None, source: str | None = None) -> None:
         """Delete a job and its history."""
         self.store.delete_job(job_id)
         self._changed()
+        self._record("delete", job_id, by=by, source=source)
 
     # ---- runs ------------------------------------------------------------------------------------------
 
     def trigger(
-        self, job_id: str, *, triggered_by: str | None = None, source: TriggerSource = TriggerSource.MANUAL
+        self,
+        job_id: str,
+        *,
+        triggered_by: str | None = None,
+        source: TriggerSource = TriggerSource.MANUAL,
+        origin: str | None = None,
     ) -> int:
-        """Queue a run now, recorded with who asked; any live scheduler on the database picks it up."""
+        """Queue a run now, recorded with who asked (``origin`` is where the request came from); any live
+        scheduler on the database picks it up."""
         run_id = self.store.enqueue_run(
             job_id, now=self.clock.now(), source=source, triggered_by=triggered_by
         )
         self._changed()
+        self._record("trigger", job_id, by=triggered_by, source=origin, details={"run_id": run_id})
         return run_id
 
-    def cancel(self, run_ids: Iterable[int]) -> None:
+    def cancel(self, run_ids: Iterable[int], *, by: str | None = None, source: str | None = None) -> None:
         """Ask for runs to be cancelled; their owner kills them at its next heartbeat."""
-        self.store.request_cancel(list(run_ids), now=self.clock.now())
+        ids = list(run_ids)
+        self.store.request_cancel(ids, now=self.clock.now())
         self._changed()
+        for run_id in ids:
+            self._record("cancel", str(run_id), by=by, source=source, object_type="run")
 
     def get_job(self, job_id: str) -> Job:
         return self.store.get_job(job_id)
@@ -286,6 +339,16 @@ class JobService:
         return self.store.list_runs(
             RunFilter(job_id=job_id, statuses=statuses, limit=limit, before_id=before_id)
         )
+
+
+def _changed_options(before: JobSpec, after: JobSpec) -> dict[str, Any]:
+    """The options an edit changed, old and new, for the audit log."""
+    old, new = redact_env(spec_to_dict(before)), redact_env(spec_to_dict(after))
+    return {
+        key: {"from": old.get(key), "to": new.get(key)}
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+    }
 
 
 def _statuses(status: RunStatus | str | Iterable[RunStatus | str] | None) -> tuple[RunStatus, ...]:

@@ -236,7 +236,7 @@ def remove_job(app: AppContext, job_id: str, yes: bool) -> None:
     scheduler.get_job(job_id)
     if not yes:
         click.confirm(f"Delete job {job_id} and all its runs?", abort=True)
-    scheduler.remove_job(job_id)
+    scheduler.remove_job(job_id, by=_user())
     click.echo(f"removed {job_id}")
 
 

@@ -9,12 +9,15 @@ with ``execution_options(ck_read=True)``.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
-from cronkeeper.exceptions import ValidationError
+from cronkeeper.exceptions import StoreError, ValidationError
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -62,3 +65,23 @@ def _configure_sqlite(dbapi_connection: sqlite3.Connection, _record: Any) -> Non
 def _begin_sqlite(connection: Connection) -> None:
     read_only = connection.get_execution_options().get("ck_read", False)
     connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """One write transaction; a database failure becomes a StoreError (domain errors pass through)."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except SQLAlchemyError as exc:
+        raise StoreError(f"database write failed: {exc}") from exc
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads only (on SQLite it takes no write lock)."""
+    try:
+        with engine.connect() as conn:
+            yield conn.execution_options(ck_read=True)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"database read failed: {exc}") from exc

@@ -136,3 +136,69 @@ nodes = Table(
     Column("heartbeat_at", UTCDateTime, nullable=False),
     Column("stopped_at", UTCDateTime),
 )
+
+# ---- access control, audit and the web layer's bookkeeping (migration 0002) --------------------------------
+
+users = Table(
+    "ck_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(10), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("password_changed_at", UTCDateTime, nullable=False),
+)
+
+tokens = Table(
+    "ck_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("role", String(10), nullable=False),
+    Column("created_by", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+)
+
+sessions = Table(
+    "ck_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", Integer, nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+audit_events = Table(
+    "ck_audit",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("object_type", String(20), nullable=False),
+    Column("object_id", String(200), nullable=False),
+    Column("details", JSON),
+    Column("source", String(100)),
+    Index("ix_ck_audit_object", "object_type", "object_id", "id"),
+)
+
+idempotency_keys = Table(
+    "ck_idempotency",
+    metadata,
+    Column("actor", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("job_id", String(128), nullable=False),
+    Column("run_id", BigInteger),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+)
+
+settings = Table(
+    "ck_settings",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, or_, select, text, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from cronkeeper.exceptions import (
     ConflictError,
@@ -24,7 +24,7 @@ from cronkeeper.specs import spec_to_dict
 from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, Planner, RunFilter
 from cronkeeper.store.batch import BatchStatement
 from cronkeeper.store.claims import Claimer
-from cronkeeper.store.engines import open_engine
+from cronkeeper.store.engines import open_engine, reading, writing
 from cronkeeper.store.rows import ACTIVE, ACTIVE_RUN, AnyRow, SpecCache, run_from_row
 from cronkeeper.store.schema import jobs, nodes, runs
 
@@ -64,21 +64,11 @@ class SqlJobStore(JobStore):
             .values({n: bindparam(n) for n in _OUTCOME_FIELDS}),
         )
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database write failed: {exc}") from exc
+    def _write(self) -> AbstractContextManager[Connection]:
+        return writing(self.engine)
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn.execution_options(ck_read=True)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database read failed: {exc}") from exc
+    def _read(self) -> AbstractContextManager[Connection]:
+        return reading(self.engine)
 
     # ---- jobs -------------------------------------------------------------------------------------------
 

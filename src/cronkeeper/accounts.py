@@ -1,0 +1,186 @@
+"""Users, API tokens and sessions: the operations behind ``cronkeeper users``/``tokens`` and the web login.
+
+Passwords are hashed with argon2id.  An unknown user costs the same hash check as a wrong password, so the
+time to answer tells nothing about which names exist.  Every change is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from cronkeeper.clock import Clock
+from cronkeeper.exceptions import ValidationError
+from cronkeeper.models import ApiToken, AuditEvent, Role, User
+from cronkeeper.store.access import SqlAccessStore
+from cronkeeper.store.audit import SqlAuditLog
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")
+MIN_PASSWORD_LENGTH = 8
+TOKEN_PREFIX = "ck_"
+FIRST_ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionGrant:
+    """A new session: the secret for the cookie and the CSRF token its forms must carry."""
+
+    secret: str
+    csrf_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asks for a change, and from where, for the audit log."""
+
+    name: str
+    source: str | None = None
+
+
+def fingerprint(secret: str) -> str:
+    """What is stored of a token or session secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def role_of(value: str, field: str = "role") -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise ValidationError(field, "must be admin or viewer") from None
+
+
+class AccountService:
+    """Managing users and tokens, checking credentials, and holding sessions."""
+
+    def __init__(
+        self,
+        store: SqlAccessStore,
+        audit: SqlAuditLog,
+        clock: Clock,
+        *,
+        hasher: PasswordHasher | None = None,
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self.clock = clock
+        self.hasher = hasher or PasswordHasher()
+        # Checked against when the user does not exist, so that both cases take one argon2 verification.
+        self._decoy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+
+    def _record(
+        self, actor: Actor, action: str, kind: str, name: str, details: dict[str, str] | None = None
+    ) -> None:
+        self.audit.record(AuditEvent(self.clock.now(), actor.name, action, kind, name, details, actor.source))
+
+    # ---- users -----------------------------------------------------------------------------------------
+
+    def add_user(self, username: str, password: str, role: Role | str, *, actor: Actor) -> User:
+        if not NAME_PATTERN.fullmatch(username):
+            raise ValidationError(
+                "username", "use 1-100 letters, digits, '_', '.', '@' or '-', starting with a letter or digit"
+            )
+        role = role_of(role) if isinstance(role, str) else role
+        user = self.store.add_user(username, self._hash(password), role, now=self.clock.now())
+        self._record(actor, "create", "user", username, {"role": role.value})
+        return user
+
+    def set_password(self, username: str, password: str, *, actor: Actor) -> User:
+        """Change a password; the user's sessions end."""
+        user = self.store.set_password(username, self._hash(password), now=self.clock.now())
+        self._record(actor, "change_password", "user", username)
+        return user
+
+    def remove_user(self, username: str, *, actor: Actor) -> None:
+        self.store.remove_user(username)
+        self._record(actor, "delete", "user", username)
+
+    def list_users(self) -> list[User]:
+        return self.store.list_users()
+
+    def _hash(self, password: str) -> str:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise ValidationError("password", f"must have at least {MIN_PASSWORD_LENGTH} characters")
+        return self.hasher.hash(password)
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        """The user if the password is right; None for a wrong password and an unknown user alike."""
+        found = self.store.find_user(username)
+        stored = found[1] if found is not None else self._decoy_hash
+        try:
+            self.hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if found is None:
+            return None
+        user = found[0]
+        if self.hasher.check_needs_rehash(stored):
+            self.store.set_password(username, self.hasher.hash(password), now=user.password_changed_at)
+        return user
+
+    def bootstrap_admin(self, password: str | None) -> tuple[str, str] | None:
+        """With no user at all, create ``admin`` with ``password`` (or a generated one); returns the name and
+        password to show once, or None when users exist already (or another node created the first one)."""
+        if self.store.count_users():
+            return None
+        chosen = password or secrets.token_urlsafe(12)
+        try:
+            self.add_user(FIRST_ADMIN, chosen, Role.ADMIN, actor=Actor("cronkeeper", "first start"))
+        except ValidationError as exc:
+            if exc.field == "username":  # taken: another process got there first
+                return None
+            raise
+        return FIRST_ADMIN, chosen
+
+    # ---- API tokens ------------------------------------------------------------------------------------
+
+    def create_token(self, name: str, role: Role | str, *, actor: Actor) -> tuple[ApiToken, str]:
+        """A new token and its secret, which is shown this once and never stored."""
+        if not NAME_PATTERN.fullmatch(name):
+            raise ValidationError("name", "use 1-100 letters, digits, '_', '.', '@' or '-'")
+        role = role_of(role) if isinstance(role, str) else role
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = self.store.add_token(name, fingerprint(secret), role, by=actor.name, now=self.clock.now())
+        self._record(actor, "create", "token", name, {"role": role.value})
+        return token, secret
+
+    def verify_token(self, secret: str) -> ApiToken | None:
+        if not secret.startswith(TOKEN_PREFIX):
+            return None
+        return self.store.use_token(fingerprint(secret), now=self.clock.now())
+
+    def revoke_token(self, name: str, *, actor: Actor) -> None:
+        self.store.remove_token(name)
+        self._record(actor, "delete", "token", name)
+
+    def list_tokens(self) -> list[ApiToken]:
+        return self.store.list_tokens()
+
+    # ---- sessions --------------------------------------------------------------------------------------
+
+    def start_session(self, user: User, *, lifetime: timedelta) -> SessionGrant:
+        """A fresh session id at every login, so a session fixed before login is worth nothing after it."""
+        grant = SessionGrant(secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+        now = self.clock.now()
+        self.store.add_session(
+            fingerprint(grant.secret), user.id, grant.csrf_token, now=now, expires_at=now + lifetime
+        )
+        return grant
+
+    def session(self, secret: str) -> tuple[User, str] | None:
+        """The user of a live session and the CSRF token its forms must carry."""
+        return self.store.find_session(fingerprint(secret), now=self.clock.now())
+
+    def end_session(self, secret: str) -> None:
+        self.store.end_session(fingerprint(secret))
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison for CSRF tokens."""
+    return hmac.compare_digest(given.encode(), expected.encode())
