@@ -93,6 +93,10 @@ class Engine:
         self._next_heartbeat_at: datetime | None = None
         self._next_due_at: datetime | None = None
         self._claim_again = False
+        # Loop health, for /metrics and /api/status: when the loop last completed a pass, and how many passes
+        # failed on the database.
+        self.last_loop_at: datetime | None = None
+        self.loop_errors = 0
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -167,7 +171,9 @@ class Engine:
             self._wake.clear()
             try:
                 self.run_once()
+                self.last_loop_at = self.clock.now()
             except StoreError:
+                self.loop_errors += 1
                 log.exception("database unavailable; retrying in %ss", self.settings.retry_store_after)
                 time.sleep(self.settings.retry_store_after)
                 continue

@@ -34,7 +34,10 @@ class EventKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RunEvent:
-    """One event; ``exception`` is set only in the process where an in-process job raised it."""
+    """One event; ``exception`` is set only in the process where an in-process job raised it.
+
+    ``duration`` (of an ended run) and ``lateness`` (start minus due time) are in seconds, when known.
+    """
 
     kind: EventKind
     run_id: int
@@ -46,6 +49,8 @@ class RunEvent:
     traceback: str | None = None
     result: dict[str, Any] | None = None
     exception: BaseException | None = None
+    duration: float | None = None
+    lateness: float | None = None
 
     @classmethod
     def from_run(cls, run: Run) -> RunEvent:
@@ -59,6 +64,8 @@ class RunEvent:
             run.error,
             run.traceback,
             run.result,
+            duration=None if run.duration is None else run.duration.total_seconds(),
+            lateness=None if run.lateness is None else run.lateness.total_seconds(),
         )
 
 

@@ -111,11 +111,14 @@ class OutcomeBuffer:
             accepted = self._write_one_by_one(store, finished, owner=owner, now=now)
         _log_outcomes(finished, accepted)
         if listeners:
-            for order, _ in started:
-                listeners.emit(_event(EventKind.STARTED, order, None, None))
+            for order, at in started:
+                listeners.emit(_event(EventKind.STARTED, order, None, None, started_at=at))
             for completion, order, exception in finished:
                 if completion.run_id in accepted:
-                    listeners.emit(_event(EventKind(completion.status.value), order, completion, exception))
+                    kind = EventKind(completion.status.value)
+                    listeners.emit(
+                        _event(kind, order, completion, exception, started_at=completion.started_at)
+                    )
 
 
 def _stored_as_failure(completion: Completion, exc: StoreError) -> Completion:
@@ -157,8 +160,16 @@ def _log_outcomes(finished: list[Finished], accepted: set[int]) -> None:
 
 
 def _event(
-    kind: EventKind, order: StartOrder, completion: Completion | None, exception: BaseException | None
+    kind: EventKind,
+    order: StartOrder,
+    completion: Completion | None,
+    exception: BaseException | None,
+    *,
+    started_at: datetime | None,
 ) -> RunEvent:
+    duration = None
+    if completion is not None and started_at is not None:
+        duration = (completion.finished_at - started_at).total_seconds()
     return RunEvent(
         kind,
         order.run_id,
@@ -170,4 +181,6 @@ def _event(
         traceback=None if completion is None else completion.traceback,
         result=None if completion is None else completion.result,
         exception=exception,
+        duration=duration,
+        lateness=None if started_at is None else (started_at - order.due_at).total_seconds(),
     )

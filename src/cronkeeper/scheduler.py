@@ -28,7 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DB = "sqlite:///cronkeeper.db"
 
 
-class _SchedulerBase:
+class SchedulerBase:
     """Everything but start and stop."""
 
     def __init__(
@@ -198,7 +198,7 @@ class _SchedulerBase:
         return min((instant for instant in candidates if instant is not None), default=None)
 
 
-class Scheduler(_SchedulerBase):
+class Scheduler(SchedulerBase):
     """A persistent scheduler running in a background thread of this process."""
 
     def start(self) -> None:
@@ -228,7 +228,7 @@ class Scheduler(_SchedulerBase):
         self.close()
 
 
-class AsyncScheduler(_SchedulerBase):
+class AsyncScheduler(SchedulerBase):
     """A persistent scheduler whose coroutine jobs run on the event loop that started it."""
 
     async def start(self) -> None:

@@ -1,0 +1,76 @@
+"""Read models of the cluster's state for the status page, /api/status and /metrics: nodes, what is running,
+counts by status and recent failures.  Each is one query on an index, whatever the size of the history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, func, select
+
+from cronkeeper.models import Run, RunStatus
+from cronkeeper.store.engines import reading
+from cronkeeper.store.rows import run_from_row
+from cronkeeper.store.schema import nodes, runs
+
+FAILED_STATUSES = (RunStatus.FAILED.value, RunStatus.TIMED_OUT.value, RunStatus.LOST.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A scheduler process that has heartbeated on this database."""
+
+    id: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+    live: bool
+
+
+class SqlStatusView:
+    """Cluster state on the scheduler's database engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def nodes(self, *, now: datetime, lease: timedelta, since: timedelta = timedelta(days=1)) -> list[Node]:
+        """Live nodes, and those stopped or silent within ``since``, most recent heartbeat first."""
+        query = select(nodes).where(nodes.c.heartbeat_at >= now - since).order_by(nodes.c.heartbeat_at.desc())
+        with reading(self.engine) as conn:
+            return [
+                Node(
+                    row.id,
+                    row.hostname,
+                    row.pid,
+                    row.started_at,
+                    row.heartbeat_at,
+                    row.stopped_at,
+                    row.stopped_at is None and row.heartbeat_at >= now - lease,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def active_runs(self, *, limit: int = 200) -> list[Run]:
+        """Running and queued runs, oldest first."""
+        query = (
+            select(runs)
+            .where(runs.c.status.in_([RunStatus.RUNNING.value, RunStatus.QUEUED.value]))
+            .order_by(runs.c.id)
+            .limit(limit)
+        )
+        with reading(self.engine) as conn:
+            return [run_from_row(row) for row in conn.execute(query)]
+
+    def recent_failures(self, *, limit: int = 20) -> list[Run]:
+        query = select(runs).where(runs.c.status.in_(FAILED_STATUSES)).order_by(runs.c.id.desc()).limit(limit)
+        with reading(self.engine) as conn:
+            return [run_from_row(row) for row in conn.execute(query)]
+
+    def counts_by_status(self) -> dict[str, int]:
+        """How many runs are in each status, over the whole history (zero for statuses with none)."""
+        query = select(runs.c.status, func.count()).group_by(runs.c.status)
+        with reading(self.engine) as conn:
+            found = {status: int(count) for status, count in conn.execute(query)}
+        return {status.value: found.get(status.value, 0) for status in RunStatus}

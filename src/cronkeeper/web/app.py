@@ -1,0 +1,91 @@
+"""The web app: dashboard pages, the JSON API, /healthz and /metrics, as one ASGI application.
+
+``cronkeeper serve`` runs it beside the scheduler.  An application of your own can mount it under a prefix
+(``host.mount("/cron", create_app(scheduler))``) or, for a WSGI host such as Flask, take :func:`wsgi_app`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from importlib.metadata import version
+from typing import TYPE_CHECKING
+
+from a2wsgi import ASGIMiddleware
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from itsdangerous import TimestampSigner
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+
+from cronkeeper.accounts import AccountService
+from cronkeeper.exceptions import StoreError
+from cronkeeper.store.access import SqlAccessStore
+from cronkeeper.web import api, login, pages
+from cronkeeper.web.context import STATIC, TEMPLATES, WebContext
+from cronkeeper.web.errors import install_error_handlers
+from cronkeeper.web.filters import install_filters
+from cronkeeper.web.metrics import Metrics
+from cronkeeper.web.security import SecurityHeaders
+from cronkeeper.web.settings import WebSettings
+from cronkeeper.web.throttle import LoginThrottle
+
+if TYPE_CHECKING:
+    from a2wsgi.wsgi_typing import WSGIApp
+
+    from cronkeeper.scheduler import SchedulerBase
+
+SIGNING_KEY_SETTING = "session_signing_key"
+
+
+def create_app(scheduler: SchedulerBase, settings: WebSettings | None = None) -> FastAPI:
+    """The dashboard and API over ``scheduler`` (which need not be running in this process: the database is
+    the truth, so a web-only process shows what the scheduling processes do)."""
+    settings = settings or WebSettings()
+    accounts = AccountService(SqlAccessStore(scheduler.store.engine), scheduler.audit, scheduler.clock)
+    # One key for every node on the database, so that a session cookie works whichever node answers.
+    signing_key = accounts.store.setting(SIGNING_KEY_SETTING, secrets.token_urlsafe(48))
+    templates = Jinja2Templates(directory=TEMPLATES)
+    install_filters(templates.env)
+    app = FastAPI(
+        title="cronkeeper",
+        version=version("cronkeeper"),
+        summary="Scheduled jobs with a memory: jobs, runs and their history.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.cronkeeper = WebContext(
+        scheduler=scheduler,
+        accounts=accounts,
+        settings=settings,
+        templates=templates,
+        throttle=LoginThrottle(
+            scheduler.clock, attempts=settings.login_attempts, window=settings.login_window
+        ),
+        signer=TimestampSigner(signing_key, salt="cronkeeper.session"),
+        metrics=Metrics(scheduler, public=settings.public_metrics),
+    )
+    app.add_middleware(SecurityHeaders)
+    install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(login.router)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.include_router(app.state.cronkeeper.metrics.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        """For load balancers: 200 when the database answers, 503 when not; no details either way."""
+        try:
+            await run_in_threadpool(scheduler.store.next_due_at)
+        except StoreError:
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return app
+
+
+def wsgi_app(scheduler: SchedulerBase, settings: WebSettings | None = None) -> WSGIApp:
+    """The same app for a WSGI host: ``DispatcherMiddleware(flask_app.wsgi_app, {"/cron": wsgi_app(s)})``."""
+    return ASGIMiddleware(create_app(scheduler, settings))  # type: ignore[arg-type]

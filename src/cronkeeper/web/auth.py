@@ -1,0 +1,118 @@
+"""Who is asking: a Bearer API token or a signed session cookie; and what they may do.
+
+Every state-changing request made with a session cookie must carry the session's CSRF token (a form field
+``csrf_token`` or the ``X-CSRF-Token`` header, which htmx sends); requests with a Bearer token carry no
+ambient credentials and need none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from itsdangerous import BadSignature
+from starlette.concurrency import run_in_threadpool
+
+from cronkeeper.accounts import same_secret
+from cronkeeper.models import Role
+from cronkeeper.web.context import web_context
+
+SESSION_COOKIE = "ck_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated user (``alice``) or API token (``token:deploy``)."""
+
+    name: str
+    role: Role
+    csrf_token: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+class LoginRequired(Exception):
+    """No valid credentials: pages redirect to the login form, the API answers 401."""
+
+
+class PermissionDenied(Exception):
+    """Valid credentials without the right: 403."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _identify(request: Request) -> Principal | None:
+    context = web_context(request)
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        token = context.accounts.verify_token(secret.strip())
+        return None if token is None else Principal(f"token:{token.name}", token.role)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    max_age = int(context.settings.session_lifetime.total_seconds())
+    try:
+        secret = context.signer.unsign(cookie, max_age=max_age).decode()
+    except BadSignature:
+        return None
+    found = context.accounts.session(secret)
+    if found is None:
+        return None
+    user, csrf_token = found
+    return Principal(user.username, user.role, csrf_token)
+
+
+async def session_secret(request: Request) -> str | None:
+    """The session secret in the request's cookie, if its signature holds."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    try:
+        return web_context(request).signer.unsign(cookie).decode()
+    except BadSignature:
+        return None
+
+
+async def viewer(request: Request) -> Principal:
+    """Dependency: anyone logged in; for a state-changing request with a session, a valid CSRF token."""
+    principal = await run_in_threadpool(_identify, request)
+    if principal is None:
+        raise LoginRequired
+    if principal.csrf_token is not None and request.method not in SAFE_METHODS:
+        await _check_csrf(request, principal.csrf_token)
+    request.state.principal = principal
+    return principal
+
+
+async def admin(request: Request) -> Principal:
+    """Dependency: an admin."""
+    principal = await viewer(request)
+    if not principal.is_admin:
+        raise PermissionDenied("this needs the admin role")
+    return principal
+
+
+async def _check_csrf(request: Request, expected: str) -> None:
+    given = request.headers.get(CSRF_HEADER)
+    if given is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        field = (await request.form()).get(CSRF_FIELD)
+        given = field if isinstance(field, str) else None
+    if given is None or not same_secret(given, expected):
+        raise PermissionDenied("the form's CSRF token is missing or stale; reload the page and try again")
+
+
+def client_address(request: Request) -> str | None:
+    """Where a request came from, for the audit log."""
+    return request.client.host if request.client is not None else None
