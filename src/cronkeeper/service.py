@@ -17,12 +17,20 @@ from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import AuditEvent, Job, JobSpec, Run, RunStatus, TriggerSource
 from cronkeeper.planning import next_due
 from cronkeeper.serialize import redact_env
-from cronkeeper.specs import SCHEDULE_KEYS, SpecBatch, build_spec, spec_to_dict
+from cronkeeper.specs import SCHEDULE_KEYS, SpecBatch, build_spec, build_trigger, spec_to_dict
 from cronkeeper.store.audit import SqlAuditLog
 from cronkeeper.store.base import JobStore, NewJob, RunFilter
 from cronkeeper.triggers import DateTrigger, IntervalTrigger
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePreview:
+    """What a schedule means and when it fires next, shown before it is saved."""
+
+    description: str
+    next_fires: list[datetime]
 
 
 @dataclass(slots=True)
@@ -85,6 +93,19 @@ class JobService:
     def build(self, data: Mapping[str, Any]) -> JobSpec:
         """Validate a job definition without saving it."""
         return build_spec(data, default_timezone=self.default_timezone, now=self.clock.now())
+
+    def preview_schedule(self, data: Mapping[str, Any], *, count: int = 5) -> SchedulePreview:
+        """Validate a schedule (``cron``/``every``/``at`` with ``timezone``, ``start``, ``end``, ``seconds``)
+        and list its next ``count`` fires after now; raises ValidationError naming the field."""
+        now = self.clock.now()
+        trigger = build_trigger(data, default_timezone=self.default_timezone, now=now)
+        fires: list[datetime] = []
+        instant: datetime | None = now
+        while instant is not None and len(fires) < count:
+            instant = trigger.next_after(instant)
+            if instant is not None:
+                fires.append(instant)
+        return SchedulePreview(trigger.describe(), fires)
 
     def add_job(
         self,
