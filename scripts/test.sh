@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs what the tests need (PostgreSQL from Debian when this
-# user may), creates .venv with cronkeeper and its test tools, checks lint and types, then runs pytest.
+# The whole test suite on a fresh machine: installs what the tests need (PostgreSQL and Chromium from Debian
+# when this user may), creates .venv with cronkeeper and its test tools, checks lint and types, then runs pytest.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k cron -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages the tests use: PostgreSQL (store contract suite) and Chromium (dashboard browser tests).
+missing=()
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && [ -z "${CRONKEEPER_TEST_PG_URL:-}" ]; then
+  missing+=(postgresql)
+fi
+command -v chromium >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing PostgreSQL for the store contract tests"
+    echo "installing ${missing[*]} for the tests"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "PostgreSQL is not installed: its tests will be skipped (install the 'postgresql' package)" >&2
+    echo "not installed: ${missing[*]}; their tests will be skipped (install the Debian packages)" >&2
   fi
 fi
 
