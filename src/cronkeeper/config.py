@@ -8,6 +8,10 @@
     [scheduler]
     workers = 20
 
+    [web]
+    port = 8787
+    session_lifetime = "8h"
+
     [[jobs]]
     id = "backup"
     cron = "${BACKUP_SCHEDULE:-0 3 * * *}"
@@ -32,6 +36,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cronkeeper.durations import parse_duration
 from cronkeeper.engine import EngineSettings
 from cronkeeper.exceptions import ConfigError, ValidationError
 from cronkeeper.specs import parse_zone
@@ -49,6 +54,21 @@ SETTINGS_KEYS = {
 
 
 @dataclass(frozen=True, slots=True)
+class WebConfig:
+    """The ``[web]`` table as written: None is a setting the file leaves to the command line or the default.
+
+    Kept apart from ``cronkeeper.web.WebSettings`` so that reading the file does not import the web stack;
+    ``secure_cookies`` None is also the default's meaning: Secure when the request came over https.
+    """
+
+    host: str | None = None
+    port: int | None = None
+    public_metrics: bool | None = None
+    session_lifetime: timedelta | None = None
+    secure_cookies: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A loaded configuration file."""
 
@@ -57,6 +77,7 @@ class Config:
     timezone: str | None = None
     settings: EngineSettings = field(default_factory=EngineSettings)
     jobs: list[dict[str, Any]] = field(default_factory=list)
+    web: WebConfig = field(default_factory=WebConfig)
 
 
 def substitute(
@@ -108,7 +129,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(str(path), f"cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - {"db", "timezone", "scheduler", "jobs"})
+    unknown = sorted(set(data) - {"db", "timezone", "scheduler", "jobs", "web"})
     if unknown:
         raise ConfigError(f"{path}: {unknown[0]}", "unknown setting")
     jobs = data.get("jobs", [])
@@ -122,6 +143,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         timezone=_timezone(data, path, environ),
         settings=_settings(data.get("scheduler", {}), path),
         jobs=expanded,
+        web=_web(data.get("web", {}), path, environ),
     )
 
 
@@ -170,6 +192,55 @@ def _settings(table: Any, path: Path) -> EngineSettings:
             raise ConfigError(f"{path}: scheduler.{key}", "must be a positive number")
         values[key] = timedelta(seconds=value) if key in ("heartbeat_interval", "lease") else kind(value)
     return EngineSettings(**values)
+
+
+def _web_host(value: Any, environ: Mapping[str, str]) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("host", "must be a host name or address, such as 127.0.0.1")
+    return substitute(value, environ, "host").strip()
+
+
+def _web_port(value: Any, _environ: Mapping[str, str]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValidationError("port", "must be a whole number from 1 to 65535")
+    return value
+
+
+def _web_flag(value: Any, _environ: Mapping[str, str]) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError("flag", "must be true or false")
+    return value
+
+
+def _web_lifetime(value: Any, _environ: Mapping[str, str]) -> timedelta:
+    lifetime = parse_duration(value, "session_lifetime")
+    if not lifetime:
+        raise ValidationError("session_lifetime", "must be longer than zero")
+    return lifetime
+
+
+WEB_KEYS: dict[str, Callable[[Any, Mapping[str, str]], Any]] = {
+    "host": _web_host,
+    "port": _web_port,
+    "public_metrics": _web_flag,
+    "session_lifetime": _web_lifetime,
+    "secure_cookies": _web_flag,
+}
+
+
+def _web(table: Any, path: Path, environ: Mapping[str, str]) -> WebConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: web", "must be a table")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        check = WEB_KEYS.get(key)
+        if check is None:
+            raise ConfigError(f"{path}: web.{key}", "unknown setting")
+        try:
+            values[key] = check(value, environ)
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: web.{key}", exc.reason) from None
+    return WebConfig(**values)
 
 
 def located(error: ValidationError, where: str) -> ConfigError:

@@ -352,14 +352,16 @@ class JobService:
         status: RunStatus | str | Iterable[RunStatus | str] | None = None,
         limit: int = 50,
         before_id: int | None = None,
+        sources: TriggerSource | str | Iterable[TriggerSource | str] | None = None,
     ) -> list[Run]:
         """History, newest first; pass the last id of a page as ``before_id`` for the next page."""
         if limit < 1 or limit > 1000:
             raise ValidationError("limit", "must be between 1 and 1000")
         statuses = _statuses(status)
-        return self.store.list_runs(
-            RunFilter(job_id=job_id, statuses=statuses, limit=limit, before_id=before_id)
+        run_filter = RunFilter(
+            job_id=job_id, statuses=statuses, sources=_sources(sources), limit=limit, before_id=before_id
         )
+        return self.store.list_runs(run_filter)
 
 
 def _changed_options(before: JobSpec, after: JobSpec) -> dict[str, Any]:
@@ -381,3 +383,14 @@ def _statuses(status: RunStatus | str | Iterable[RunStatus | str] | None) -> tup
     except ValueError:
         allowed = ", ".join(member.value for member in RunStatus)
         raise ValidationError("status", f"must be one of {allowed}") from None
+
+
+def _sources(source: TriggerSource | str | Iterable[TriggerSource | str] | None) -> tuple[TriggerSource, ...]:
+    if source is None:
+        return ()
+    items = [source] if isinstance(source, str) else list(source)
+    try:
+        return tuple(TriggerSource(item) for item in items)
+    except ValueError:
+        allowed = ", ".join(member.value for member in TriggerSource)
+        raise ValidationError("source", f"must be one of {allowed}") from None

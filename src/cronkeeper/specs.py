@@ -76,6 +76,8 @@ def build_spec(data: Mapping[str, Any], *, default_timezone: str = "UTC", now: d
     unknown = sorted(set(data) - KNOWN_KEYS)
     if unknown:
         raise ValidationError(unknown[0], "unknown option")
+    for key, value in data.items():
+        _check_strings(key, value)
     job_id = _job_id(data.get("id"))
     return JobSpec(
         id=job_id,
@@ -295,6 +297,8 @@ def _call_arguments(data: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str,
         raise ValidationError("args", "must be a list")
     if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
         raise ValidationError("kwargs", "must be a table with string keys")
+    _check_strings("args", args)
+    _check_strings("kwargs", kwargs)
     return tuple(args), dict(kwargs)
 
 
@@ -392,11 +396,45 @@ def _bool(data: Mapping[str, Any], key: str) -> bool:
     return value
 
 
+# Longest accepted texts: names and tags are shown in lists, and PostgreSQL enforces the name column's size.
+TEXT_LIMITS = {"name": 200, "description": 4000}
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 50
+
+
+def _storable(key: str, value: str) -> str:
+    """Text every database keeps as given: no NUL (PostgreSQL refuses it) and no lone surrogates (which
+    cannot be encoded, so the job could be saved but never read back)."""
+    if "\x00" in value:
+        raise ValidationError(key, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(key, "must be valid Unicode text (it holds a lone surrogate)") from None
+    return value
+
+
+def _check_strings(key: str, value: Any) -> None:
+    """Every text inside an option (command words, env values, args, kwargs) must be storable."""
+    if isinstance(value, str):
+        _storable(key, value)
+    elif isinstance(value, Mapping):
+        for name, item in value.items():
+            _check_strings(key, name)
+            _check_strings(key, item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_strings(key, item)
+
+
 def _text(data: Mapping[str, Any], key: str) -> str:
     value = data.get(key) or ""
     if not isinstance(value, str):
         raise ValidationError(key, "must be text")
-    return value
+    limit = TEXT_LIMITS[key]
+    if len(value) > limit:
+        raise ValidationError(key, f"must be at most {limit} characters")
+    return _storable(key, value)
 
 
 def _tags(value: Any) -> tuple[str, ...]:
@@ -404,6 +442,12 @@ def _tags(value: Any) -> tuple[str, ...]:
         value = [part.strip() for part in value.split(",") if part.strip()]
     if not isinstance(value, list | tuple) or not all(isinstance(tag, str) for tag in value):
         raise ValidationError("tags", "must be a list of words")
+    if len(value) > MAX_TAGS:
+        raise ValidationError("tags", f"at most {MAX_TAGS} tags")
+    for tag in value:
+        if len(tag) > MAX_TAG_LENGTH:
+            raise ValidationError("tags", f"each tag must be at most {MAX_TAG_LENGTH} characters")
+        _storable("tags", tag)
     return tuple(value)
 
 

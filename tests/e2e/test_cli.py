@@ -132,7 +132,8 @@ def serve(cli: Cli, until: Callable[[], bool] = lambda: True, *args: str) -> Ser
     with (
         log_path.open("w") as log,
         subprocess.Popen(
-            [str(CRONKEEPER), "serve", *args],
+            # No dashboard: these tests are about scheduling, and a fixed port could be taken.
+            [str(CRONKEEPER), "serve", "--no-web", *args],
             cwd=cli.cwd,
             env=cli.env,
             stdout=log,

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from cronkeeper import ConfigError, Scheduler
-from cronkeeper.config import Config, load_config, substitute
+from cronkeeper.cli.serve import web_settings
+from cronkeeper.config import Config, WebConfig, load_config, substitute
 from cronkeeper.engine import EngineSettings
+from cronkeeper.web.settings import WebSettings
 from tests.e2e.test_cli import Cli, make_cli, serve, utc
 
 
@@ -217,6 +219,84 @@ def test_load_config_reports_unreadable_files_and_invalid_toml(tmp_path: Path) -
     with pytest.raises(ConfigError, match="is not valid TOML") as caught:
         load_config(write(tmp_path, "[[jobs]\nid = 1"))
     assert caught.value.field == str(tmp_path / "cronkeeper.toml")
+
+
+# ---- [web] ----------------------------------------------------------------------------------------------
+
+
+def test_load_config_reads_the_web_table(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [web]
+        host = "${WEB_HOST:-0.0.0.0}"
+        port = 9000
+        public_metrics = true
+        session_lifetime = "8h"
+        secure_cookies = false
+        """,
+    )
+
+    assert load_config(path, {}).web == WebConfig(
+        host="0.0.0.0",
+        port=9000,
+        public_metrics=True,
+        session_lifetime=timedelta(hours=8),
+        secure_cookies=False,
+    )
+    assert load_config(write(tmp_path, "[web]\n"), {}).web == WebConfig(), "absent: the defaults decide"
+
+
+PORT_RANGE = "must be a whole number from 1 to 65535"
+FLAG = "must be true or false"
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        pytest.param("prot = 80", "unknown setting", id="unknown"),
+        pytest.param("port = 0", PORT_RANGE, id="port-0"),
+        pytest.param("port = 65536", PORT_RANGE, id="port-too-big"),
+        pytest.param('port = "8787"', PORT_RANGE, id="port-text"),
+        pytest.param("port = true", PORT_RANGE, id="port-boolean"),
+        pytest.param('host = ""', "must be a host name or address, such as 127.0.0.1", id="empty-host"),
+        pytest.param('public_metrics = "yes"', FLAG, id="flag-text"),
+        pytest.param("secure_cookies = 1", FLAG, id="flag-number"),
+        pytest.param(
+            'session_lifetime = "a day"',
+            "'a day' is not a duration; write e.g. 30s, 5m, 1h30m or 2d",
+            id="lifetime-text",
+        ),
+        pytest.param('session_lifetime = "0s"', "must be longer than zero", id="lifetime-zero"),
+    ],
+)
+def test_load_config_rejects_a_bad_web_setting_naming_it(tmp_path: Path, setting: str, reason: str) -> None:
+    path = write(tmp_path, f"[web]\n{setting}\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+
+    key = setting.partition(" ")[0]
+    assert (caught.value.field, caught.value.reason) == (f"{path}: web.{key}", reason)
+
+
+def test_a_web_setting_that_is_not_a_table_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, 'web = "on"')
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+
+    assert (caught.value.field, caught.value.reason) == (f"{path}: web", "must be a table")
+
+
+def test_the_command_line_overrides_the_web_table_which_overrides_the_defaults() -> None:
+    from_file = WebConfig(host="0.0.0.0", port=9000, session_lifetime=timedelta(hours=1))
+
+    assert web_settings(WebConfig(), None, None) == WebSettings()
+    assert web_settings(from_file, None, 9100) == WebSettings(
+        host="0.0.0.0", port=9100, session_lifetime=timedelta(hours=1)
+    )
+    assert web_settings(from_file, "127.0.0.1", None).host == "127.0.0.1"
 
 
 # ---- jobs as code, through `cronkeeper serve` ----------------------------------------------------------

@@ -39,7 +39,7 @@ def test_runs_of_a_killed_process_are_marked_lost_by_a_live_one(tmp_path: Path, 
         run_id = setup.trigger("long", triggered_by="test")
     env = {**os.environ, "CRONKEEPER_DB": db_url}
     command = str(Path(sys.executable).with_name("cronkeeper"))
-    victim = subprocess.Popen([command, "serve", "--log-level", "warning"], cwd=tmp_path, env=env)
+    victim = subprocess.Popen([command, "serve", "--no-web", "--log-level", "warning"], cwd=tmp_path, env=env)
     try:
         with Scheduler(db_url) as watcher:
             wait_until(lambda: watcher.get_run(run_id).status is RunStatus.RUNNING)

@@ -20,7 +20,7 @@ def serve(db_url: str, cwd: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CRONKEEPER_DB": db_url}
     command = Path(sys.executable).with_name("cronkeeper")
     return subprocess.Popen(
-        [str(command), "serve", "--log-level", "warning"],
+        [str(command), "serve", "--no-web", "--log-level", "warning"],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,

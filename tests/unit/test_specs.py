@@ -375,3 +375,30 @@ def test_unknown_option_is_reported_before_anything_else() -> None:
         build({"id": "bad id", "shedule": "0 * * * *"})
     assert excinfo.value.field == "shedule"
     assert excinfo.value.reason == "unknown option"
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"name": "bad\x00name"}, "name"),
+        ({"description": "\ud800"}, "description"),
+        ({"env": {"TOKEN": "a\x00b"}}, "env"),
+        ({"command": ["echo", "\udfff"]}, "command"),
+        ({"tags": ["ok", "x\x00"]}, "tags"),
+        ({"name": "n" * 201}, "name"),
+        ({"tags": [f"t{i}" for i in range(21)]}, "tags"),
+        ({"tags": ["t" * 51]}, "tags"),
+    ],
+)
+def test_text_that_no_database_keeps_as_given_is_refused(options: dict[str, object], field: str) -> None:
+    data = {"id": "j", "cron": "0 3 * * *", "command": ["true"], **options}
+    with pytest.raises(ValidationError) as error:
+        build_spec(data, now=NOW)
+    assert error.value.field == field
+
+
+def test_call_arguments_must_be_storable_too() -> None:
+    data = {"id": "j", "cron": "0 3 * * *", "call": "tests.jobs:noop", "args": ["\x00"]}
+    with pytest.raises(ValidationError) as error:
+        build_spec(data, now=NOW)
+    assert error.value.field == "args"

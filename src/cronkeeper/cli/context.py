@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
+from cronkeeper.accounts import AccountService, Actor
 from cronkeeper.config import Config, load_config
 from cronkeeper.scheduler import DEFAULT_DB, Scheduler
+from cronkeeper.store.access import SqlAccessStore
 
 DEFAULT_CONFIG = Path("cronkeeper.toml")
+# Where a change came from, in the audit log (the web app records the client's address instead).
+CLI_SOURCE = "cli"
+
+
+def os_user() -> str:
+    """Who runs the command, as the OS knows them: the CLI has no login of its own, so the audit log and a
+    job's ``created_by`` name the account that typed the command."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def cli_actor() -> Actor:
+    return Actor(os_user(), CLI_SOURCE)
 
 
 @dataclass(slots=True)
@@ -21,6 +39,7 @@ class AppContext:
     config_option: Path | None
     _config: Config | None = None
     _scheduler: Scheduler | None = field(default=None, repr=False)
+    _accounts: AccountService | None = field(default=None, repr=False)
 
     @property
     def config(self) -> Config:
@@ -42,6 +61,15 @@ class AppContext:
             )
             click.get_current_context().call_on_close(self._scheduler.close)
         return self._scheduler
+
+    def accounts(self) -> AccountService:
+        """Users and tokens on the scheduler's database, audited in the same log as job changes."""
+        if self._accounts is None:
+            scheduler = self.scheduler()
+            self._accounts = AccountService(
+                SqlAccessStore(scheduler.store.engine), scheduler.audit, scheduler.clock
+            )
+        return self._accounts
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from cronkeeper.cli.context import AppContext, pass_app
+from cronkeeper.cli.context import CLI_SOURCE, AppContext, os_user, pass_app
 from cronkeeper.cli.output import console, print_json, table, when
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import Job
@@ -115,13 +114,6 @@ def _env_option(pairs: tuple[str, ...]) -> dict[str, str]:
     return env
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
-
-
 @click.group()
 def jobs() -> None:
     """Define and control jobs."""
@@ -183,7 +175,7 @@ def show_job(app: AppContext, job_id: str, as_json: bool) -> None:
 def add_job(app: AppContext, /, job_id: str, paused: bool, as_json: bool, **options: Any) -> None:
     """Create a job: one of --cron/--every/--at, and --command or --call."""
     data = {"id": job_id, **definition(options)}
-    job = app.scheduler().service.add_job(data, by=_user(), origin="cli", paused=paused)
+    job = app.scheduler().service.add_job(data, by=os_user(), origin="cli", paused=paused, source=CLI_SOURCE)
     _report(job, "added", as_json)
 
 
@@ -197,7 +189,7 @@ def edit_job(app: AppContext, /, job_id: str, as_json: bool, **options: Any) -> 
     changes = definition(options)
     if not changes:
         raise ValidationError("options", "nothing to change; give at least one option")
-    job = app.scheduler().service.edit_job(job_id, changes, by=_user())
+    job = app.scheduler().service.edit_job(job_id, changes, by=os_user(), source=CLI_SOURCE)
     _report(job, "updated", as_json)
 
 
@@ -213,7 +205,7 @@ def _report(job: Job, verb: str, as_json: bool) -> None:
 @pass_app
 def pause_job(app: AppContext, job_id: str) -> None:
     """Stop firing a job until it is resumed."""
-    app.scheduler().pause(job_id, by=_user())
+    app.scheduler().service.pause(job_id, by=os_user(), source=CLI_SOURCE)
     click.echo(f"paused {job_id}")
 
 
@@ -222,7 +214,7 @@ def pause_job(app: AppContext, job_id: str) -> None:
 @pass_app
 def resume_job(app: AppContext, job_id: str) -> None:
     """Fire a paused job again, from its next fire after now."""
-    job = app.scheduler().resume(job_id, by=_user())
+    job = app.scheduler().service.resume(job_id, by=os_user(), source=CLI_SOURCE)
     click.echo(f"resumed {job_id}; next run {when(job.next_run_at)}")
 
 
@@ -236,7 +228,7 @@ def remove_job(app: AppContext, job_id: str, yes: bool) -> None:
     scheduler.get_job(job_id)
     if not yes:
         click.confirm(f"Delete job {job_id} and all its runs?", abort=True)
-    scheduler.remove_job(job_id, by=_user())
+    scheduler.service.remove(job_id, by=os_user(), source=CLI_SOURCE)
     click.echo(f"removed {job_id}")
 
 
@@ -248,7 +240,7 @@ def remove_job(app: AppContext, job_id: str, yes: bool) -> None:
 def trigger_job(app: AppContext, job_id: str, triggered_by: str | None, as_json: bool) -> None:
     """Queue a run now; a running `cronkeeper serve` on the same database picks it up."""
     scheduler = app.scheduler()
-    run_id = scheduler.trigger(job_id, triggered_by=triggered_by or _user())
+    run_id = scheduler.service.trigger(job_id, triggered_by=triggered_by or os_user(), origin=CLI_SOURCE)
     if as_json:
         print_json({"run_id": run_id})
         return

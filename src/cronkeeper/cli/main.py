@@ -9,13 +9,17 @@ from typing import Any
 
 import click
 
+from cronkeeper.cli.audit import audit
 from cronkeeper.cli.context import AppContext
 from cronkeeper.cli.db import db
 from cronkeeper.cli.jobs import jobs
 from cronkeeper.cli.next import next_command
 from cronkeeper.cli.runs import runs
 from cronkeeper.cli.serve import serve
+from cronkeeper.cli.tokens import tokens
+from cronkeeper.cli.users import users
 from cronkeeper.exceptions import (
+    AccountNotFoundError,
     CronkeeperError,
     JobExistsError,
     JobNotFoundError,
@@ -53,6 +57,9 @@ cli.add_command(serve)
 cli.add_command(next_command)
 cli.add_command(jobs)
 cli.add_command(runs)
+cli.add_command(users)
+cli.add_command(tokens)
+cli.add_command(audit)
 cli.add_command(db)
 
 
@@ -78,7 +85,7 @@ def run(command: Callable[..., Any], argv: list[str] | None) -> int:
     except JobExistsError as exc:
         click.echo(f"error: id: {exc}", err=True)
         return EXIT_INVALID
-    except (JobNotFoundError, RunNotFoundError) as exc:
+    except (JobNotFoundError, RunNotFoundError, AccountNotFoundError) as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_NOT_FOUND
     except CronkeeperError as exc:

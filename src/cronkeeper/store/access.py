@@ -34,11 +34,12 @@ class SqlAccessStore:
             "created_at": now,
             "password_changed_at": now,
         }
-        try:
-            with writing(self.engine) as conn:
-                user_id = conn.execute(insert(users).returning(users.c.id), row).scalar_one()
-        except IntegrityError:
-            raise ValidationError("username", f"{username!r} is taken") from None
+        with writing(self.engine) as conn:
+            try:
+                with conn.begin_nested():  # a savepoint: the unique violation must not end the transaction
+                    user_id = conn.execute(insert(users).returning(users.c.id), row).scalar_one()
+            except IntegrityError:
+                raise ValidationError("username", f"{username!r} is taken") from None
         return User(int(user_id), username, role, now, now)
 
     def find_user(self, username: str) -> tuple[User, str] | None:
@@ -102,11 +103,12 @@ class SqlAccessStore:
             "created_by": by,
             "created_at": now,
         }
-        try:
-            with writing(self.engine) as conn:
-                token_id = conn.execute(insert(tokens).returning(tokens.c.id), row).scalar_one()
-        except IntegrityError:
-            raise ValidationError("name", f"a token named {name!r} exists") from None
+        with writing(self.engine) as conn:
+            try:
+                with conn.begin_nested():
+                    token_id = conn.execute(insert(tokens).returning(tokens.c.id), row).scalar_one()
+            except IntegrityError:
+                raise ValidationError("name", f"a token named {name!r} exists") from None
         return ApiToken(int(token_id), name, role, by, now, None)
 
     def use_token(self, token_hash: str, *, now: datetime) -> ApiToken | None:

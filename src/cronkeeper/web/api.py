@@ -1,7 +1,388 @@
-"""The JSON API under /api."""
+"""The JSON API under /api: the service's operations over HTTP, for scripts, CI and the dashboard.
+
+Handlers only translate: input is checked by the same specs layer as every other face (through the service),
+changes are audited by the service with the caller's name and address, and domain errors become answers in
+:mod:`cronkeeper.web.errors`.  They are plain functions because the service blocks on the database; FastAPI
+runs them in its thread pool.  Admins change things; viewers read, with env values redacted.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-router = APIRouter(prefix="/api")
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.security import APIKeyCookie, HTTPBearer
+from starlette.responses import JSONResponse, Response
+
+from cronkeeper.engine import Engine
+from cronkeeper.exceptions import ConflictError, ValidationError
+from cronkeeper.models import Job, RunStatus, TriggerSource
+from cronkeeper.serialize import iso, job_to_json, run_to_json
+from cronkeeper.service import JobService
+from cronkeeper.store.status import Node, SqlStatusView
+from cronkeeper.web.api_models import (
+    CONFLICT,
+    ERRORS,
+    NOT_FOUND,
+    BeforeId,
+    IdempotencyKey,
+    IfMatch,
+    JobCreate,
+    JobId,
+    JobList,
+    JobOut,
+    JobPatch,
+    JobState,
+    Limit,
+    PreviewOut,
+    PreviewRequest,
+    RunAccepted,
+    RunDetail,
+    RunId,
+    RunPage,
+    Sources,
+    Statuses,
+    StatusOut,
+)
+from cronkeeper.web.auth import SESSION_COOKIE, Principal, admin, client_address, viewer
+from cronkeeper.web.context import web_context
+
+# Only here so that OpenAPI shows how to authenticate; `viewer` and `admin` do the checking.
+_BEARER = HTTPBearer(auto_error=False, description="An API token: `cronkeeper tokens create NAME`.")
+_COOKIE = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    description="The dashboard's session; unsafe methods also need its X-CSRF-Token header.",
+)
+router = APIRouter(prefix="/api", dependencies=[Depends(_BEARER), Depends(_COOKIE)], responses=ERRORS)
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+_VERSION = re.compile(r'(?:W/)?"?([0-9]{1,18})"?')
+
+Viewer = Annotated[Principal, Depends(viewer)]
+Admin = Annotated[Principal, Depends(admin)]
+
+
+def _service(request: Request) -> JobService:
+    return web_context(request).scheduler.service
+
+
+def _job_response(
+    job: Job, principal: Principal, *, status_code: int = 200, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The job as JSON with its version as ETag, for a later If-Match."""
+    body = job_to_json(job, reveal_env=principal.is_admin)
+    return JSONResponse(body, status_code, headers={"ETag": f'"{job.version}"', **(headers or {})})
+
+
+# ---- jobs --------------------------------------------------------------------------------------------------
+
+
+def _state(job: Job) -> JobState:
+    if not job.enabled:
+        return JobState.DISABLED
+    return JobState.PAUSED if job.paused else JobState.ACTIVE
+
+
+def _matches(job: Job, state: JobState | None, tag: str | None, q: str | None) -> bool:
+    if state is not None and _state(job) is not state:
+        return False
+    if tag is not None and tag not in job.spec.tags:
+        return False
+    return q is None or q.casefold() in f"{job.id}\n{job.spec.display_name}".casefold()
+
+
+@router.get("/jobs", tags=["jobs"], summary="List jobs", response_model=JobList)
+def list_jobs(
+    request: Request,
+    principal: Viewer,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+    tag: Annotated[str | None, Query(description="Only jobs with this tag.")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Part of the id or name.")] = None,
+) -> JSONResponse:
+    jobs = [job for job in _service(request).list_jobs() if _matches(job, state, tag, q)]
+    return JSONResponse({"jobs": [job_to_json(job, reveal_env=principal.is_admin) for job in jobs]})
+
+
+@router.get("/jobs/{job_id}", tags=["jobs"], summary="Get a job", response_model=JobOut, responses=NOT_FOUND)
+def get_job(request: Request, job_id: JobId, principal: Viewer) -> JSONResponse:
+    return _job_response(_service(request).get_job(job_id), principal)
+
+
+@router.post(
+    "/jobs",
+    tags=["jobs"],
+    summary="Create a job",
+    status_code=201,
+    response_model=JobOut,
+    responses=CONFLICT,
+)
+def create_job(request: Request, body: JobCreate, principal: Admin) -> JSONResponse:
+    job = _service(request).add_job(
+        body.model_dump(exclude_unset=True, exclude={"paused"}),
+        by=principal.name,
+        origin="api",
+        paused=body.paused,
+        source=client_address(request),
+    )
+    location = str(request.url_for("get_job", job_id=job.id))
+    return _job_response(job, principal, status_code=201, headers={"Location": location})
+
+
+def _expected_version(given: int | None, if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return given
+    found = _VERSION.fullmatch(if_match.strip())
+    if found is None:
+        raise ValidationError("If-Match", 'must be the job\'s ETag, e.g. "3"')
+    version = int(found.group(1))
+    if given is not None and given != version:
+        raise ValidationError("If-Match", "disagrees with expected_version")
+    return version
+
+
+@router.patch(
+    "/jobs/{job_id}",
+    tags=["jobs"],
+    summary="Change a job",
+    response_model=JobOut,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def edit_job(
+    request: Request, job_id: JobId, body: JobPatch, principal: Admin, if_match: IfMatch = None
+) -> JSONResponse:
+    """Only the options sent change.  With If-Match (or `expected_version`), an edit based on a stale read
+    is refused with 409 instead of silently undoing someone else's change."""
+    job = _service(request).edit_job(
+        job_id,
+        body.model_dump(exclude_unset=True, exclude={"expected_version"}),
+        by=principal.name,
+        expected_version=_expected_version(body.expected_version, if_match),
+        source=client_address(request),
+    )
+    return _job_response(job, principal)
+
+
+@router.post(
+    "/jobs/{job_id}/pause", tags=["jobs"], summary="Pause a job", response_model=JobOut, responses=NOT_FOUND
+)
+def pause_job(request: Request, job_id: JobId, principal: Admin) -> JSONResponse:
+    job = _service(request).pause(job_id, by=principal.name, source=client_address(request))
+    return _job_response(job, principal)
+
+
+@router.post(
+    "/jobs/{job_id}/resume",
+    tags=["jobs"],
+    summary="Resume a job",
+    response_model=JobOut,
+    responses=NOT_FOUND,
+)
+def resume_job(request: Request, job_id: JobId, principal: Admin) -> JSONResponse:
+    """Resumes from the next fire after now: what was missed while paused is not run."""
+    job = _service(request).resume(job_id, by=principal.name, source=client_address(request))
+    return _job_response(job, principal)
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    tags=["jobs"],
+    summary="Delete a job and its history",
+    status_code=204,
+    response_class=Response,
+    responses=NOT_FOUND,
+)
+def delete_job(request: Request, job_id: JobId, principal: Admin) -> Response:
+    _service(request).remove(job_id, by=principal.name, source=client_address(request))
+    return Response(status_code=204)
+
+
+# ---- runs --------------------------------------------------------------------------------------------------
+
+
+def _trigger(request: Request, job_id: str, principal: Principal) -> int:
+    return _service(request).trigger(
+        job_id, triggered_by=principal.name, source=TriggerSource.API, origin=client_address(request)
+    )
+
+
+def _trigger_once(request: Request, job_id: str, principal: Principal, key: str) -> int:
+    """The key is reserved before the run is queued, so that a retry racing the first request cannot queue a
+    second run; a failed request gives its key back so that it can be retried."""
+    context = web_context(request)
+    keys, now = context.accounts.store, context.scheduler.clock.now()
+    found = keys.reserve_key(principal.name, key, job_id, now=now, forget_before=now - IDEMPOTENCY_WINDOW)
+    if found is not None:
+        first_job, run_id = found
+        if first_job != job_id:
+            raise ValidationError("Idempotency-Key", f"was already used for job {first_job!r}")
+        if run_id is None:
+            raise ConflictError("a request with this Idempotency-Key is still in progress; retry shortly")
+        return run_id
+    try:
+        run_id = _trigger(request, job_id, principal)
+    except BaseException:
+        keys.settle_key(principal.name, key, None)
+        raise
+    keys.settle_key(principal.name, key, run_id)
+    return run_id
+
+
+@router.post(
+    "/jobs/{job_id}/runs",
+    tags=["runs"],
+    summary="Run a job now",
+    status_code=202,
+    response_model=RunAccepted,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def trigger_job(
+    request: Request, job_id: JobId, principal: Admin, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    """Queues a run that any live scheduler on the database picks up; poll GET /api/runs/{run_id}."""
+    if idempotency_key is None:
+        run_id = _trigger(request, job_id, principal)
+    else:
+        run_id = _trigger_once(request, job_id, principal, idempotency_key)
+    return JSONResponse({"run_id": run_id, "job_id": job_id}, 202)
+
+
+def _run_page(
+    request: Request,
+    job_id: str | None,
+    statuses: list[RunStatus] | None,
+    sources: list[TriggerSource] | None,
+    limit: int,
+    before_id: int | None,
+) -> JSONResponse:
+    """Keyset paging: a page ends at an id, so rows arriving meanwhile neither repeat nor shift a page."""
+    runs = _service(request).list_runs(
+        job_id=job_id, status=statuses, sources=sources, limit=limit, before_id=before_id
+    )
+    next_before_id = runs[-1].id if len(runs) == limit else None
+    body = {"runs": [run_to_json(run, with_output=False) for run in runs], "next_before_id": next_before_id}
+    return JSONResponse(body)
+
+
+@router.get(
+    "/jobs/{job_id}/runs",
+    tags=["runs"],
+    summary="A job's runs, newest first",
+    response_model=RunPage,
+    responses=NOT_FOUND,
+)
+def list_job_runs(
+    request: Request,
+    job_id: JobId,
+    _principal: Viewer,
+    status: Statuses = None,
+    source: Sources = None,
+    limit: Limit = 50,
+    before_id: BeforeId = None,
+) -> JSONResponse:
+    _service(request).get_job(job_id)  # an unknown job is a 404, not an empty history
+    return _run_page(request, job_id, status, source, limit, before_id)
+
+
+@router.get("/runs", tags=["runs"], summary="All runs, newest first", response_model=RunPage)
+def list_runs(
+    request: Request,
+    _principal: Viewer,
+    job_id: Annotated[str | None, Query(description="Only runs of this job.")] = None,
+    status: Statuses = None,
+    source: Sources = None,
+    limit: Limit = 50,
+    before_id: BeforeId = None,
+) -> JSONResponse:
+    return _run_page(request, job_id, status, source, limit, before_id)
+
+
+@router.get(
+    "/runs/{run_id}", tags=["runs"], summary="A run in full", response_model=RunDetail, responses=NOT_FOUND
+)
+def get_run(request: Request, run_id: RunId, _principal: Viewer) -> JSONResponse:
+    return JSONResponse(run_to_json(_service(request).get_run(run_id), with_output=True))
+
+
+@router.get(
+    "/runs/{run_id}/output",
+    tags=["runs"],
+    summary="Download a run's output",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "The captured output"}, **NOT_FOUND},
+)
+def get_run_output(request: Request, run_id: RunId, _principal: Viewer) -> Response:
+    """An attachment that browsers never render: the output of a job is data, whatever it contains."""
+    run = _service(request).get_run(run_id)
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f'attachment; filename="run-{run.id}.txt"',
+    }
+    return Response(run.output or "", media_type="text/plain; charset=utf-8", headers=headers)
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    tags=["runs"],
+    summary="Cancel a run",
+    status_code=202,
+    response_model=RunAccepted,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def cancel_run(request: Request, run_id: RunId, principal: Admin) -> JSONResponse:
+    """A queued run is cancelled at once; a running one by its scheduler at its next heartbeat."""
+    scheduler = web_context(request).scheduler
+    run = scheduler.service.get_run(run_id)
+    if not run.status.is_active:
+        raise ConflictError(f"run {run_id} has already ended ({run.status.value})")
+    scheduler.cancel(run_id, by=principal.name, source=client_address(request))
+    return JSONResponse({"run_id": run_id, "job_id": run.job_id}, 202)
+
+
+# ---- status and schedules ----------------------------------------------------------------------------------
+
+
+def _loop_json(engine: Engine | None) -> dict[str, Any]:
+    if engine is None:
+        return {"running": False, "node": None, "last_loop_at": None, "loop_errors": 0}
+    return {
+        "running": engine.running,
+        "node": engine.owner,
+        "last_loop_at": iso(engine.last_loop_at),
+        "loop_errors": engine.loop_errors,
+    }
+
+
+def _node_json(node: Node) -> dict[str, Any]:
+    return {key: iso(value) if isinstance(value, datetime) else value for key, value in asdict(node).items()}
+
+
+@router.get("/status", tags=["status"], summary="Scheduler, nodes and run counts", response_model=StatusOut)
+def get_status(request: Request, _principal: Viewer) -> JSONResponse:
+    scheduler = web_context(request).scheduler
+    view = SqlStatusView(scheduler.store.engine)
+    counts = view.counts_by_status()
+    nodes = view.nodes(now=scheduler.clock.now(), lease=scheduler.settings.lease)
+    body = {
+        "scheduler": _loop_json(scheduler.engine),
+        "nodes": [_node_json(node) for node in nodes],
+        "counts": counts,
+        "active": counts[RunStatus.QUEUED.value] + counts[RunStatus.RUNNING.value],
+    }
+    return JSONResponse(body)
+
+
+@router.post(
+    "/schedule/preview",
+    tags=["schedules"],
+    summary="Explain a schedule and list its next fires",
+    response_model=PreviewOut,
+)
+def preview_schedule(request: Request, body: PreviewRequest, _principal: Viewer) -> JSONResponse:
+    """Open to viewers: it changes nothing, and editors want to see a schedule before an admin saves it."""
+    schedule = body.model_dump(exclude_unset=True, exclude={"count"})
+    preview = _service(request).preview_schedule(schedule, count=body.count)
+    return JSONResponse({"description": preview.description, "next": [iso(at) for at in preview.next_fires]})

@@ -52,9 +52,10 @@ def error_response(
 
 
 def _field_of(location: Sequence[Any]) -> str:
-    """``("body", "timeout")`` → ``timeout``; ``("query", "limit")`` → ``limit``."""
-    parts = [str(part) for part in location[1:]] or [str(part) for part in location]
-    return ".".join(parts) or "body"
+    """``("body", "timeout")`` → ``timeout``; ``("query", "status", 0)`` → ``status``; a body that is not
+    JSON at all (located by a byte offset) → ``body``."""
+    names = [str(part) for part in location[1:] if not isinstance(part, int)]
+    return ".".join(names) or "body"
 
 
 async def _validation(request: Request, exc: Exception) -> Response:

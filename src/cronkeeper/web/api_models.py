@@ -1,0 +1,281 @@
+"""The JSON API's inputs (bodies, parameters) and the documented shapes of its answers.
+
+Request models check only JSON types (strictly: ``"3"`` is not a number, ``1`` is not ``true``) and refuse
+unknown keys; what the values mean is checked once, by :mod:`cronkeeper.specs` through the service, as for
+every other face.  Where that layer reads several forms (a duration as seconds or ``"5m"``, a command as a
+string or a list), the field takes any JSON value and only documents the forms, so that the error names the
+field instead of a pydantic union branch.
+
+Response models document what :mod:`cronkeeper.serialize` produces (the CLI's ``--json`` shapes); handlers
+return those dicts directly, and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import Header, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+
+from cronkeeper.models import Catchup, Overlap, RunStatus, TriggerSource
+
+MAX_ID = 2**63 - 1  # what the database's integer columns hold: larger ids are bad input, not a crash
+_DURATION_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "examples": ["5m"]}]}
+Duration = Annotated[Any, WithJsonSchema(_DURATION_SCHEMA)]
+Command = Annotated[
+    Any, WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
+]
+Tags = Annotated[
+    Any, WithJsonSchema({"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]})
+]
+OverlapChoice = Annotated[str, WithJsonSchema({"type": "string", "enum": [o.value for o in Overlap]})]
+CatchupChoice = Annotated[str, WithJsonSchema({"type": "string", "enum": [c.value for c in Catchup]})]
+
+
+def _storable(value: Any) -> None:
+    pending = [value]  # a loop, not recursion: JSON nests as deep as its parser allows
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend([*item.keys(), *item.values()])
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            _check_text(item)
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _text_is_storable(cls, value: Any) -> Any:
+        """JSON escapes can carry lone surrogates and NULs, which the specs layer lets through: once saved,
+        they could not be sent as UTF-8 or stored in PostgreSQL, and every page listing them would fail."""
+        _storable(value)
+        return value
+
+
+class ScheduleFields(_Strict):
+    """A schedule: exactly one of ``cron``, ``every`` or ``at``."""
+
+    cron: str | None = Field(
+        None, description="Cron expression (5 fields, or @daily etc.).", examples=["0 3 * * *"]
+    )
+    every: Duration = Field(None, description="Interval: seconds, or text such as 30s, 5m, 1h30m, 2d.")
+    at: str | None = Field(None, description="One-off: ISO-8601 instant (no offset: read in `timezone`).")
+    seconds: bool | None = Field(None, description="Opt in to a 6-field cron expression with seconds first.")
+    timezone: str | None = Field(
+        None, description="IANA zone the schedule is evaluated in.", examples=["UTC"]
+    )
+    start: str | None = Field(None, description="ISO-8601 instant before which the job never fires.")
+    end: str | None = Field(None, description="ISO-8601 instant after which the job never fires.")
+
+
+class JobFields(ScheduleFields):
+    """Every job option but ``id``, in the shape of the Python API and the TOML file."""
+
+    name: str | None = Field(None, description="Display name (plain text; defaults to the id).")
+    description: str | None = Field(None, description="Free text.")
+    tags: Tags = Field(None, description="List of words, or one comma-separated string.")
+    jitter: Duration = Field(None, description="Random delay added to each fire, up to this long.")
+    command: Command = Field(None, description="Program to run: argv list, or a string split like a shell.")
+    shell: bool | None = Field(None, description="Run `command` (one string) through /bin/sh.")
+    env: dict[str, str] | None = Field(None, description="Extra environment variables of the command.")
+    cwd: str | None = Field(None, description="Working directory of the command.")
+    call: str | None = Field(None, description="Python callable as 'package.module:function'.")
+    args: list[Any] | None = Field(None, description="Positional arguments of `call` (JSON values).")
+    kwargs: dict[str, Any] | None = Field(None, description="Keyword arguments of `call` (JSON values).")
+    isolate: bool | None = Field(
+        None, description="Run `call` in a child process (so a timeout can kill it)."
+    )
+    timeout: Duration = Field(None, description="Longest a run may take before it is stopped.")
+    max_retries: int | None = Field(None, description="Retries after a failure or timeout (default 0).")
+    retry_base: Duration = Field(None, description="Wait before the first retry (default 1s).")
+    retry_factor: float | None = Field(None, description="Each retry waits this much longer (default 2).")
+    retry_cap: Duration = Field(None, description="Longest wait between retries (default 30s).")
+    retry_jitter: float | None = Field(
+        None, description="Random spread of retry waits, 0 to 1 (default 0.1)."
+    )
+    overlap: OverlapChoice | None = Field(
+        None, description="When earlier runs are still active (default allow)."
+    )
+    max_instances: int | None = Field(None, description="Concurrent runs allowed with overlap=allow.")
+    misfire_grace: Duration = Field(None, description="How late a fire may start before it is a misfire.")
+    catchup: CatchupChoice | None = Field(None, description="What to do with misfires (default once).")
+    output_limit: int | None = Field(None, description="Bytes of output kept per run (the tail).")
+
+
+class JobCreate(JobFields):
+    """A new job."""
+
+    id: str = Field(description="Unique slug: letters, digits, '.', '_' or '-'.", examples=["nightly-backup"])
+    paused: bool = Field(False, description="Create the job paused.")
+
+
+class JobPatch(JobFields):
+    """Options to change; the rest stay.  A new schedule or target replaces the old one with its options."""
+
+    id: str | None = Field(None, description="If given, must be the job's own id.")
+    expected_version: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="Refuse the edit (409) unless the job is still at this version; or use If-Match.",
+    )
+
+
+class PreviewRequest(ScheduleFields):
+    """A schedule to explain before saving it."""
+
+    count: int = Field(5, ge=1, le=50, description="How many next fires to list.")
+
+
+# ---- answers -------------------------------------------------------------------------------------------
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="What is wrong, for people.")
+    field: str | None = Field(None, description="The input field at fault, when there is one.")
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str
+    enabled: bool = Field(description="False when its declaring config no longer lists it.")
+    paused: bool
+    schedule: str = Field(examples=["0 3 * * *", "every 5m"])
+    schedule_description: str
+    timezone: str | None
+    next_run_at: datetime | None
+    origin: str = Field(description="Where the job was defined: api, cli, code, or a config file.")
+    version: int = Field(description="Bumped by every change; send it back as If-Match to edit safely.")
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None
+    updated_by: str | None
+    spec: dict[str, Any] = Field(
+        description="Every option, as POST /api/jobs takes them; env redacted for viewers."
+    )
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+
+
+class RunOut(BaseModel):
+    id: int
+    job_id: str
+    status: RunStatus
+    trigger_source: TriggerSource
+    triggered_by: str | None
+    attempt: int
+    parent_run_id: int | None
+    scheduled_for: datetime
+    due_at: datetime
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    lateness_seconds: float | None
+    node: str | None = Field(description="The scheduler process that ran it.")
+    exit_code: int | None
+    error: str | None
+    result: dict[str, Any] | None = Field(description="What the job returned, if JSON.")
+    peak_memory_bytes: int | None
+    cpu_time_seconds: float | None
+
+
+class RunDetail(RunOut):
+    output: str | None = Field(description="Captured stdout and stderr (the tail, past output_limit).")
+    traceback: str | None
+
+
+class RunPage(BaseModel):
+    runs: list[RunOut]
+    next_before_id: int | None = Field(description="Pass as before_id for the next page; null on the last.")
+
+
+class RunAccepted(BaseModel):
+    run_id: int
+    job_id: str
+
+
+class SchedulerOut(BaseModel):
+    running: bool = Field(description="Whether this process runs a scheduler (a web-only process does not).")
+    node: str | None
+    last_loop_at: datetime | None
+    loop_errors: int
+
+
+class NodeOut(BaseModel):
+    id: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+    live: bool
+
+
+class StatusOut(BaseModel):
+    scheduler: SchedulerOut
+    nodes: list[NodeOut] = Field(description="Live nodes and those seen in the last day.")
+    counts: dict[str, int] = Field(description="Runs in each status over the whole history.")
+    active: int = Field(description="Queued and running runs.")
+
+
+class PreviewOut(BaseModel):
+    description: str = Field(examples=["At 03:00"])
+    next: list[datetime]
+
+
+# ---- parameters and documented errors ------------------------------------------------------------------
+
+JobId = Annotated[str, Path(description="The job's id.")]
+RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="The run's id.")]
+Statuses = Annotated[list[RunStatus] | None, Query(description="Only runs in these statuses (repeatable).")]
+Sources = Annotated[
+    list[TriggerSource] | None, Query(description="Only runs with these trigger sources (repeatable).")
+]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
+BeforeId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Continue below this run id.")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Repeating a request with the same key (for 24 h) returns its run instead of a new one.",
+    ),
+]
+IfMatch = Annotated[
+    str | None, Header(alias="If-Match", max_length=100, description='The job\'s ETag (its version, "3").')
+]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No valid credentials"},
+    403: {"model": ErrorOut, "description": "Not allowed (admin needed, or CSRF token missing)"},
+    422: {"model": ErrorOut, "description": "Bad input; `field` names what is wrong"},
+    503: {"model": ErrorOut, "description": "The database is unavailable"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such job or run"}}
+CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorOut, "description": "Conflict"}}
+
+
+class JobState(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DISABLED = "disabled"

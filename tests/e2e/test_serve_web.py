@@ -1,0 +1,201 @@
+"""``cronkeeper serve`` with its dashboard: a real process on a free port, spoken to over real HTTP."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from cronkeeper.demo import DEMO_JOBS
+from tests.e2e.test_cli import CRONKEEPER, Cli, make_cli, wait_for
+
+PASSWORD_LINE = re.compile(r"dashboard login: admin / (\S+)")
+_numbers = count(1)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return make_cli(tmp_path)
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the kernel's pick for port 0)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@dataclass
+class Served:
+    """A running ``cronkeeper serve``; after the block, how it ended and what it wrote."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+    err_path: Path
+    returncode: int | None = None
+    stopped_in: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stderr(self) -> str:
+        return self.err_path.read_text()
+
+
+@contextmanager
+def serving(
+    cli: Cli, port: int, *args: str, env: dict[str, str] | None = None, web: bool = True
+) -> Iterator[Served]:
+    """``cronkeeper serve ARGS``, expected on ``port``, until the block ends, then SIGTERM, timing the exit.
+    Only standard error is kept: serve writes its log and a first password there, nothing on stdout."""
+    err_path = cli.cwd / f"serve-{next(_numbers)}.err"
+    with (
+        err_path.open("w") as err,
+        subprocess.Popen(
+            [str(CRONKEEPER), "serve", *args],
+            cwd=cli.cwd,
+            env={**cli.env, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        ) as proc,
+    ):
+        served = Served(port, proc, err_path)
+        try:
+            wait_for(lambda: proc.poll() is not None or _ready(served, web), "serve to start")
+            assert proc.poll() is None, served.stderr
+            yield served
+            proc.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            served.returncode = proc.wait(timeout=15)
+            served.stopped_in = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def _ready(served: Served, web: bool) -> bool:
+    """Serving, and with the web app: answering, with its first user made (which comes just after)."""
+    if not web:
+        return "cronkeeper serving" in served.stderr
+    if "dashboard at" not in served.stderr:
+        return False
+    try:
+        return httpx2.get(f"{served.url}/healthz", trust_env=False).status_code == 200
+    except httpx2.TransportError:
+        return False
+
+
+@contextmanager
+def logged_in(url: str, username: str, password: str) -> Iterator[httpx2.Client]:
+    """A client holding a session, logged in through the form as a browser does."""
+    with httpx2.Client(base_url=url, trust_env=False) as client:
+        form = client.get("/login")
+        token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+        assert token is not None, form.text
+        assert client.cookies.get("ck_login") == token.group(1), "the double-submit pair"
+        data = {"username": username, "password": password, "login_token": token.group(1), "next": "/"}
+        answer = client.post("/login", data=data)
+        assert answer.status_code == 303, answer.text
+        yield client
+
+
+def test_serve_runs_the_dashboard_shows_a_generated_admin_password_once_and_stops_on_sigterm(
+    cli: Cli,
+) -> None:
+    port = free_port()
+
+    with serving(cli, port, "--demo", "--port", str(port)) as first:
+        shown = PASSWORD_LINE.findall(first.stderr)
+        assert len(shown) == 1, first.stderr
+        password = shown[0]
+        assert first.stderr.count(password) == 1, "printed once, never logged"
+        assert "cronkeeper users passwd admin" in first.stderr
+        assert f"dashboard at http://127.0.0.1:{port}/" in first.stderr
+        with logged_in(first.url, "admin", password) as client:
+            jobs_page = client.get("/")
+        assert jobs_page.status_code == 200
+        for job in DEMO_JOBS:
+            assert job["id"] in jobs_page.text
+        anonymous = httpx2.get(f"{first.url}/", trust_env=False)
+        assert anonymous.status_code in (302, 303, 401), "the dashboard needs a login"
+
+    assert first.returncode == 0, first.stderr
+    assert "received SIGTERM" in first.stderr, "serve's handler, not uvicorn's"
+    assert first.stopped_in is not None
+    assert first.stopped_in < 10
+    assert first.stderr.rstrip().endswith("stopped")
+
+    with (
+        serving(cli, port, "--demo", "--port", str(port)) as second,
+        logged_in(second.url, "admin", password) as client,
+    ):
+        assert client.get("/").status_code == 200, "the same admin, on the same port again"
+
+    assert second.returncode == 0, second.stderr
+    assert "dashboard login" not in second.stderr
+    assert password not in second.stderr
+
+
+def test_the_first_admin_gets_the_password_from_the_environment_and_the_port_from_the_web_table(
+    cli: Cli,
+) -> None:
+    port = free_port()
+    password = "from-the-environment-1"
+    (cli.cwd / "cronkeeper.toml").write_text(f'[web]\nport = {port}\nsession_lifetime = "1h"\n')
+
+    environ = {"CRONKEEPER_ADMIN_PASSWORD": password}
+    with serving(cli, port, env=environ) as served, logged_in(served.url, "admin", password) as client:
+        assert client.get("/").status_code == 200
+        session = next(cookie for cookie in client.cookies.jar if cookie.name == "ck_session")
+        assert session.expires is not None
+        assert 3500 < session.expires - time.time() <= 3600, "session_lifetime from the [web] table"
+
+    assert served.returncode == 0, served.stderr
+    assert "dashboard login" not in served.stderr
+    assert password not in served.stderr
+    assert "with the password from CRONKEEPER_ADMIN_PASSWORD" in served.stderr
+
+
+def test_no_web_serves_nothing_on_the_port_and_creates_no_user(cli: Cli) -> None:
+    port = free_port()
+
+    with (
+        serving(cli, port, "--no-web", "--port", str(port), web=False) as served,
+        pytest.raises(httpx2.ConnectError),
+    ):
+        httpx2.get(f"{served.url}/healthz", trust_env=False)
+
+    assert served.returncode == 0, served.stderr
+    assert "dashboard" not in served.stderr
+    assert cli.json("users", "list") == []
+
+
+def test_a_port_in_use_is_one_clear_line_and_exit_status_1_and_no_admin_is_created(cli: Cli) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = cli("serve", "--port", str(port))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"error: cannot serve the dashboard on http://127.0.0.1:{port}/: error while attempting to bind on "
+        f"address ('127.0.0.1', {port}): address already in use"
+    )
+    assert "Traceback" not in result.stderr
+    assert "dashboard login" not in result.stderr, "a password shown when nobody can use it would be lost"
+    assert cli.json("users", "list") == []
