@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from cronkeeper.clock import Clock
 from cronkeeper.exceptions import CronkeeperError
 from cronkeeper.executors import Execution, run_callable, run_child, run_coroutine
+from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.pool import Task, WorkerPool
 from cronkeeper.executors.runners import failure
 from cronkeeper.executors.watchdog import Watchdog
@@ -43,6 +44,7 @@ class InFlight:
     started_at: datetime | None = None
     future: Future[Execution] | None = None
     in_process: bool = False
+    output: TailBuffer | None = None  # only process runs have output to show while they run
 
 
 class Dispatcher:
@@ -153,12 +155,13 @@ class Dispatcher:
         """A command or isolated callable: a worker thread waits on the child process."""
         spec, cancel = flight.order.spec, threading.Event()
         flight.cancel = cancel
+        flight.output = TailBuffer(spec.output_limit)
         env = {"CRONKEEPER_JOB_ID": spec.id, "CRONKEEPER_RUN_ID": str(flight.order.run_id)}
         work = functools.partial(
             run_child,
             spec.target,
             timeout=spec.timeout,
-            output_limit=spec.output_limit,
+            output=flight.output,
             cancel=cancel,
             extra_env=env,
         )
@@ -221,7 +224,7 @@ class Dispatcher:
 
     def _mark_started(self, flight: InFlight) -> None:
         flight.started_at = self.clock.now()
-        self.outcomes.note_started(flight.order, flight.started_at)
+        self.outcomes.note_started(flight.order, flight.started_at, flight.output)
 
     # ---- ending ----------------------------------------------------------------------------------------
 

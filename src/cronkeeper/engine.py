@@ -1,10 +1,10 @@
 """The loop: sleep until something is due, claim it in one transaction, hand it to an executor, write the
 outcome down, and keep this process's heartbeat so that others can tell when it died.
 
-One thread runs the loop and makes the scheduler's writes in batches: claims, starts and outcomes.  Workers
-only run jobs and note their outcomes in a buffer the loop writes, which keeps SQLite's single writer busy
-with few, large transactions instead of many small ones.  (Edits made through the service write from the
-caller's thread.)
+One thread runs the loop and makes the scheduler's writes in batches: claims, starts, outcomes, and the
+output of commands still running.  Workers only run jobs and note their outcomes in a buffer the loop
+writes, which keeps SQLite's single writer busy with few, large transactions instead of many small ones.
+(Edits made through the service write from the caller's thread.)
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ class EngineSettings:
     lookahead: timedelta = timedelta(seconds=0.5)
     # Outcomes are written in batches at most this far apart (seconds): one transaction for many runs.
     flush_interval: float = 0.05
+    # How often the output of running commands and isolated callables is written, to be followed live.
+    progress_interval: timedelta = timedelta(seconds=1)
 
 
 def new_owner_id() -> str:
@@ -93,6 +95,10 @@ class Engine:
         self._next_heartbeat_at: datetime | None = None
         self._next_due_at: datetime | None = None
         self._claim_again = False
+        # When the output of running process runs is next written (time.monotonic()), and whether the last
+        # write due was put off.
+        self._next_progress_at = 0.0
+        self._progress_put_off = False
         # Loop health, for /metrics and /api/status: when the loop last completed a pass, and how many passes
         # failed on the database.
         self.last_loop_at: datetime | None = None
@@ -183,14 +189,23 @@ class Engine:
         self._flush_safely()
 
     def _sleep(self) -> None:
-        """Sleep until the next due time on the engine's clock; while outcomes wait to be written, no longer
-        than ``flush_interval`` of real time (outcomes of real work are written on real time)."""
+        """Sleep until the next due time on the engine's clock, but no later than the next write of outcomes
+        or of the output of running processes, in real time (the work of real processes is written on real
+        time)."""
         now = self.clock.now()
         seconds = self._seconds_to_sleep(now)
-        if self.outcomes and seconds > self.settings.flush_interval:
-            self._wake.wait(self.settings.flush_interval)
+        limit = self._real_time_limit()
+        if limit is not None and seconds > limit:
+            self._wake.wait(limit)
         else:
             self.clock.wait_until(self._wake, now + timedelta(seconds=seconds))
+
+    def _real_time_limit(self) -> float | None:
+        if self.outcomes:
+            return self.settings.flush_interval
+        if self.outcomes.has_live_output():
+            return max(self._next_progress_at - time.monotonic(), self.settings.flush_interval)
+        return None  # nothing running writes anything: sleep as long as the schedule allows
 
     def _seconds_to_sleep(self, now: datetime) -> float:
         if self._claim_again:
@@ -227,6 +242,7 @@ class Engine:
         heartbeat_at = self._next_heartbeat_at
         if heartbeat_at is None or (now >= heartbeat_at and (quiet or now - heartbeat_at > HEARTBEAT_SLACK)):
             self._heartbeat(now)
+        self._write_progress(quiet)  # after the outcomes: a run's start is written before its output
         if not claiming:
             # Nothing to claim: a read, not a write transaction, is all an idle poll costs.
             self._claim_again = False
@@ -260,6 +276,22 @@ class Engine:
             log.warning("job %s: run %s lost (owner %s stopped heartbeating)", run.job_id, run.id, run.owner)
             if self.listeners:
                 self.listeners.emit(RunEvent.from_run(run))
+
+    def _write_progress(self, quiet: bool) -> None:
+        """Write the output of running processes once per ``progress_interval``, for those who follow them
+        live.  A write due while runs are about to start, which it would only hold up, waits for the next
+        interval, but never twice in a row: output still shows while every worker is busy."""
+        if not self.outcomes.has_live_output():
+            return
+        now = time.monotonic()
+        if now < self._next_progress_at:
+            return
+        self._next_progress_at = now + self.settings.progress_interval.total_seconds()
+        if quiet or self._progress_put_off:
+            self._progress_put_off = False
+            self.outcomes.write_progress(self.store, owner=self.owner)
+        else:
+            self._progress_put_off = True
 
     def _flush(self) -> None:
         self.outcomes.flush(self.store, owner=self.owner, now=self.clock.now(), listeners=self.listeners)

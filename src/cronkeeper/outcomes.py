@@ -1,5 +1,9 @@
 """Outcomes waiting to be written: workers note that runs started and ended, the engine's loop writes them in
-batches.  Nothing noted is lost when the database is away: a failed write puts the batch back."""
+batches.  Nothing noted is lost when the database is away: a failed write puts the batch back.
+
+The output of process runs is also written while they run, so that a run page can follow it; that is
+progress, not an outcome: best effort, since the final outcome carries the whole tail anyway.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,28 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from cronkeeper.events import EventKind, Listeners, RunEvent
 from cronkeeper.exceptions import StoreError
+from cronkeeper.executors.output import TailBuffer
 from cronkeeper.models import RunStatus
 from cronkeeper.store.base import Completion, JobStore, StartOrder
 
 log = logging.getLogger(__name__)
 
 Finished = tuple[Completion, StartOrder, BaseException | None]
+
+
+@dataclass(slots=True)
+class _LiveOutput:
+    """The output of a running process run, and what of it the database has."""
+
+    buffer: TailBuffer
+    # Until its start is written the row is queued: a progress write would match nothing, yet count as done.
+    start_written: bool = False
+    version_written: int = 0
 
 
 class OutcomeBuffer:
@@ -33,14 +49,26 @@ class OutcomeBuffer:
         self._started: list[tuple[StartOrder, datetime]] = []
         self._finished: list[Finished] = []
         self._since = 0.0
+        self._outputs: dict[int, _LiveOutput] = {}
 
-    def note_started(self, order: StartOrder, at: datetime) -> None:
-        self._note(lambda: self._started.append((order, at)))
+    def note_started(self, order: StartOrder, at: datetime, output: TailBuffer | None = None) -> None:
+        """Note a start; a run with ``output`` has it written while it runs (see :meth:`write_progress`)."""
+
+        def append() -> None:
+            self._started.append((order, at))
+            if output is not None:
+                self._outputs[order.run_id] = _LiveOutput(output)
+
+        self._note(append)
 
     def note_finished(
         self, completion: Completion, order: StartOrder, exception: BaseException | None
     ) -> None:
-        self._note(lambda: self._finished.append((completion, order, exception)))
+        def append() -> None:
+            self._finished.append((completion, order, exception))
+            self._outputs.pop(completion.run_id, None)
+
+        self._note(append)
 
     def _note(self, append: Callable[[], None]) -> None:
         with self._lock:
@@ -54,6 +82,10 @@ class OutcomeBuffer:
     def __bool__(self) -> bool:
         with self._lock:
             return bool(self._started or self._finished)
+
+    def has_live_output(self) -> bool:
+        """Whether runs whose output is shown while they run are running (the loop must wake to write it)."""
+        return bool(self._outputs)
 
     def _put_back(self, started: list[tuple[StartOrder, datetime]], finished: list[Finished]) -> None:
         with self._lock:
@@ -105,6 +137,8 @@ class OutcomeBuffer:
         except StoreError:
             self._put_back(started, finished)
             raise
+        if self._outputs:  # no work per start unless a process run is under way
+            self._note_starts_written(started)
         try:
             accepted = set(store.record_finished([item[0] for item in finished], owner=owner, now=now))
         except StoreError:
@@ -119,6 +153,36 @@ class OutcomeBuffer:
                     listeners.emit(
                         _event(kind, order, completion, exception, started_at=completion.started_at)
                     )
+
+    def _note_starts_written(self, started: list[tuple[StartOrder, datetime]]) -> None:
+        with self._lock:
+            for order, _ in started:
+                live = self._outputs.get(order.run_id)
+                if live is not None:
+                    live.start_written = True
+
+    def write_progress(self, store: JobStore, *, owner: str) -> None:
+        """Write the output of running process runs that changed since it was last written, in one batch.
+
+        A failure is logged and dropped: the same output is tried again next time, and the final outcome
+        carries the whole tail whatever happens here.
+        """
+        with self._lock:
+            live = [(run_id, item) for run_id, item in self._outputs.items() if item.start_written]
+        changed: list[tuple[int, _LiveOutput, int, str]] = []
+        for run_id, item in live:
+            read = item.buffer.text_if_changed(item.version_written)
+            if read is not None:
+                changed.append((run_id, item, *read))
+        if not changed:
+            return
+        try:
+            store.record_progress([(run_id, text) for run_id, _, _, text in changed], owner=owner)
+        except StoreError as exc:
+            log.warning("could not write the output of %d running runs: %s", len(changed), exc)
+            return
+        for _, item, version, _ in changed:
+            item.version_written = version
 
 
 def _stored_as_failure(completion: Completion, exc: StoreError) -> Completion:

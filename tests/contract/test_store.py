@@ -158,6 +158,37 @@ def test_runs_of_a_dead_owner_are_lost_and_its_late_result_refused(store: SqlJob
     assert store.get_run(run_a).status is RunStatus.LOST
 
 
+def started(store: SqlJobStore, job_id: str, owner: str) -> int:
+    """A run of a new job, claimed by ``owner`` and running."""
+    add(store, job_id)
+    (run_id,) = claim(store, owner=owner)
+    store.record_started([(run_id, NOW)], owner=owner)
+    return run_id
+
+
+def test_progress_is_written_only_to_running_runs_of_its_owner(store: SqlJobStore) -> None:
+    store.heartbeat(owner="dead", now=NOW, hostname="h", pid=1)
+    lost = started(store, "lost", "dead")
+    later = NOW + LEASE + timedelta(seconds=1)
+    for owner in ("node-a", "node-b"):
+        store.heartbeat(owner=owner, now=later, hostname="h", pid=2)
+    assert [run.id for run in store.reap_lost(now=later, lease=LEASE)] == [lost]
+    mine = started(store, "mine", "node-a")
+    other = started(store, "other", "node-b")
+    done = started(store, "done", "node-a")
+    assert store.record_finished([finish(done, output="all of it")], owner="node-a", now=later) == [done]
+    add(store, "queued")
+    (queued,) = claim(store, owner="node-a")
+    store.record_progress([(run_id, "so far") for run_id in (mine, other, done, queued)], owner="node-a")
+    store.record_progress([(lost, "so far")], owner="dead")
+    assert store.get_run(mine).output == "so far"
+    assert store.get_run(mine).status is RunStatus.RUNNING
+    assert (store.get_run(other).output, store.get_run(queued).output) == (None, None)
+    assert (store.get_run(done).status, store.get_run(done).output) == (RunStatus.SUCCEEDED, "all of it")
+    assert (store.get_run(lost).status, store.get_run(lost).output) == (RunStatus.LOST, None)
+    store.record_progress([], owner="node-a")  # nothing to write is no write at all
+
+
 def test_runs_of_an_owner_that_never_heartbeated_are_lost_after_the_lease(store: SqlJobStore) -> None:
     add(store)
     (run_id,) = claim(store, owner="ghost")

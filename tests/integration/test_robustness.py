@@ -13,6 +13,7 @@ from cronkeeper import FakeClock, RunStatus, Scheduler
 from cronkeeper.config import expand_job
 from cronkeeper.engine import EngineSettings
 from cronkeeper.exceptions import ValidationError
+from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.process import run_process
 from cronkeeper.testing import advance
 
@@ -30,7 +31,7 @@ def test_a_command_that_closes_its_output_is_still_held_to_its_timeout() -> None
         env=None,
         cwd=None,
         timeout=timedelta(seconds=0.5),
-        output_limit=100,
+        output=TailBuffer(100),
         cancel=threading.Event(),
     )
     assert outcome.timed_out
@@ -76,11 +77,11 @@ def test_a_stopping_scheduler_keeps_its_heartbeat_while_runs_finish(db_url: str)
     try:
         scheduler.add_job(id="slow", cron="0 0 1 1 *", command=["sleep", "2"])
         scheduler.start()
-        reaper.start()
         run_id = scheduler.trigger("slow")
         deadline = time.monotonic() + 10
         while scheduler.get_run(run_id).status is not RunStatus.RUNNING and time.monotonic() < deadline:
             time.sleep(0.05)
+        reaper.start()  # only now: started earlier, it could claim the triggered run itself
         scheduler.stop(wait=True, timeout=10)  # longer than the lease: a silent node would be declared dead
         assert scheduler.get_run(run_id).status is RunStatus.SUCCEEDED
     finally:

@@ -2,37 +2,58 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 
 
 class TailBuffer:
-    """Bytes appended in chunks, of which only the last ``limit`` are kept; the rest is counted."""
+    """Bytes appended in chunks, of which only the last ``limit`` are kept; the rest is counted.
+
+    The thread pumping a process appends while the engine's loop reads the tail of the running job to show it
+    live, hence the lock; ``version`` counts appends, so the reader can tell that nothing is new without
+    decoding the whole tail.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._chunks: deque[bytes] = deque()
         self._size = 0
-        self.dropped = 0
+        self._lock = threading.Lock()
+        self._dropped = 0
+        self.version = 0
 
     def append(self, chunk: bytes) -> None:
-        self._chunks.append(chunk)
-        self._size += len(chunk)
-        while self._size > self.limit and self._chunks:
-            excess = self._size - self.limit
-            head = self._chunks[0]
-            if len(head) <= excess:
-                self._chunks.popleft()
-                self._size -= len(head)
-                self.dropped += len(head)
-            else:
-                self._chunks[0] = head[excess:]
-                self._size -= excess
-                self.dropped += excess
+        with self._lock:
+            self.version += 1
+            self._chunks.append(chunk)
+            self._size += len(chunk)
+            while self._size > self.limit and self._chunks:
+                excess = self._size - self.limit
+                head = self._chunks[0]
+                if len(head) <= excess:
+                    self._chunks.popleft()
+                    self._size -= len(head)
+                    self._dropped += len(head)
+                else:
+                    self._chunks[0] = head[excess:]
+                    self._size -= excess
+                    self._dropped += excess
 
     def text(self) -> str:
         """The kept output as text, led by a marker saying how much was cut."""
+        return self._read()[1]
+
+    def text_if_changed(self, since: int) -> tuple[int, str] | None:
+        """The version and text of the tail if it changed after version ``since``, else None (cheaply)."""
+        if self.version == since:  # an int read is atomic; a stale one only delays the news to the next look
+            return None
+        return self._read()
+
+    def _read(self) -> tuple[int, str]:
+        with self._lock:
+            version, dropped, data = self.version, self._dropped, b"".join(self._chunks)
         # NUL cannot be stored in PostgreSQL text; it becomes the replacement character like invalid UTF-8.
-        body = b"".join(self._chunks).decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-        if self.dropped:
-            return f"[... {self.dropped} earlier bytes truncated ...]\n{body}"
-        return body
+        body = data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+        if dropped:
+            return version, f"[... {dropped} earlier bytes truncated ...]\n{body}"
+        return version, body

@@ -43,12 +43,14 @@ def run_process(
     env: dict[str, str] | None,
     cwd: str | None,
     timeout: timedelta | None,
-    output_limit: int,
+    output: TailBuffer,
     cancel: threading.Event,
     stdin: bytes | None = None,
     kill_grace: float = KILL_GRACE,
 ) -> ProcessOutcome:
-    """Run ``argv`` to the end, its timeout, or ``cancel``; raises OSError if it cannot be started."""
+    """Run ``argv`` to the end, its timeout, or ``cancel``; raises OSError if it cannot be started.
+
+    The caller passes the ``output`` buffer so that it can read the output while the process runs."""
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -62,16 +64,15 @@ def run_process(
         assert proc.stdin is not None
         _write_stdin(proc.stdin, stdin)
     deadline = None if timeout is None else time.monotonic() + timeout.total_seconds()
-    buffer = TailBuffer(output_limit)
     assert proc.stdout is not None
     memory = MemorySampler(proc.pid)
-    verdict = _pump(proc, buffer, deadline, cancel, kill_grace, memory)
+    verdict = _pump(proc, output, deadline, cancel, kill_grace, memory)
     proc.stdout.close()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return ProcessOutcome(
         exit_code=proc.returncode,
-        output=buffer.text(),
+        output=output.text(),
         timed_out=verdict == "timeout",
         cancelled=verdict == "cancel",
         peak_memory_bytes=memory.peak or None,

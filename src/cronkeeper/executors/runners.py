@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.process import ProcessOutcome, run_process
 from cronkeeper.models import CallableTarget, CommandTarget, RunStatus
 from cronkeeper.results import to_result
@@ -82,25 +83,22 @@ def run_child(
     target: CallableTarget | CommandTarget,
     *,
     timeout: timedelta | None,
-    output_limit: int,
+    output: TailBuffer,
     cancel: threading.Event,
     extra_env: dict[str, str],
 ) -> Execution:
-    """Run a target that lives in a child process: a command, or an isolated callable."""
+    """Run a target that lives in a child process: a command, or an isolated callable.  Its output goes to
+    ``output`` as it comes, for whoever follows the run while it runs."""
     if isinstance(target, CommandTarget):
-        return run_command(
-            target, timeout=timeout, output_limit=output_limit, cancel=cancel, extra_env=extra_env
-        )
-    return run_isolated(
-        target, timeout=timeout, output_limit=output_limit, cancel=cancel, extra_env=extra_env
-    )
+        return run_command(target, timeout=timeout, output=output, cancel=cancel, extra_env=extra_env)
+    return run_isolated(target, timeout=timeout, output=output, cancel=cancel, extra_env=extra_env)
 
 
 def run_command(
     target: CommandTarget,
     *,
     timeout: timedelta | None,
-    output_limit: int,
+    output: TailBuffer,
     cancel: threading.Event,
     extra_env: dict[str, str],
 ) -> Execution:
@@ -108,9 +106,7 @@ def run_command(
     argv = ["/bin/sh", "-c", target.argv[0]] if target.shell else list(target.argv)
     env = {**child_environment(), **target.env, **extra_env}
     try:
-        outcome = run_process(
-            argv, env=env, cwd=target.cwd, timeout=timeout, output_limit=output_limit, cancel=cancel
-        )
+        outcome = run_process(argv, env=env, cwd=target.cwd, timeout=timeout, output=output, cancel=cancel)
     except OSError as exc:
         return failure(exc)
     return _from_process(outcome, timeout)
@@ -120,7 +116,7 @@ def run_isolated(
     target: CallableTarget,
     *,
     timeout: timedelta | None,
-    output_limit: int,
+    output: TailBuffer,
     cancel: threading.Event,
     extra_env: dict[str, str],
 ) -> Execution:
@@ -133,14 +129,20 @@ def run_isolated(
             "kwargs": target.kwargs,
             "result_path": result_path,
         }
-        env = {**child_environment(), **extra_env, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        # Unbuffered, so that what the function prints reaches the output (shown live) as it prints it.
+        env = {
+            **child_environment(),
+            **extra_env,
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+            "PYTHONUNBUFFERED": "1",
+        }
         try:
             outcome = run_process(
                 [sys.executable, "-m", "cronkeeper.child"],
                 env=env,
                 cwd=None,
                 timeout=timeout,
-                output_limit=output_limit,
+                output=output,
                 cancel=cancel,
                 stdin=json.dumps(payload).encode(),
             )

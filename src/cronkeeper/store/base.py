@@ -192,6 +192,13 @@ class JobStore(ABC):
         by someone else is refused, not written over the verdict."""
 
     @abstractmethod
+    def record_progress(self, progress: Sequence[tuple[int, str]], *, owner: str) -> None:
+        """Set the output of runs still ``running`` and owned by ``owner`` to the (run id, output) given, so
+        that whoever follows a run sees its output while it runs.  Fenced like an outcome, and more: a run
+        queued, ended (even if this write comes after its outcome), declared lost or owned by another node
+        keeps the output it has."""
+
+    @abstractmethod
     def heartbeat(self, *, owner: str, now: datetime, hostname: str, pid: int) -> list[int]:
         """Record that ``owner`` is alive; return ids of its active runs whose cancellation was requested."""
 

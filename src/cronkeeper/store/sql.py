@@ -57,6 +57,16 @@ class SqlJobStore(JobStore):
             )
             .values(status=RunStatus.RUNNING.value, started_at=bindparam("at")),
         )
+        self._progress_runs = BatchStatement(
+            dialect,
+            update(runs)
+            .where(
+                runs.c.id == bindparam("rid"),
+                runs.c.owner == bindparam("owner"),
+                runs.c.status == RunStatus.RUNNING.value,
+            )
+            .values(output=bindparam("output")),
+        )
         self._finish_runs = BatchStatement(
             dialect,
             update(runs)
@@ -265,6 +275,16 @@ class SqlJobStore(JobStore):
         with self._write() as conn:
             self._start_runs.execute(
                 conn, [{"rid": run_id, "at": at, "owner": owner} for run_id, at in started]
+            )
+
+    def record_progress(self, progress: Sequence[tuple[int, str]], *, owner: str) -> None:
+        # The status condition is the fence against a final outcome: on PostgreSQL an update that waited for
+        # the outcome's row lock checks it again on the row as the outcome left it.
+        if not progress:
+            return
+        with self._write() as conn:
+            self._progress_runs.execute(
+                conn, [{"rid": run_id, "output": output, "owner": owner} for run_id, output in progress]
             )
 
     def record_finished(self, completions: Sequence[Completion], *, owner: str, now: datetime) -> list[int]:
