@@ -160,7 +160,8 @@ def test_isolated_callable_runs_in_a_child_and_is_killed_on_timeout(
         id="iso",
         every="1h",
         isolate=True,
-        timeout="1s",
+        # Long enough for a child Python to start and write its pid on a loaded machine.
+        timeout="3s",
         kwargs={"path": str(pid_file), "seconds": 60},
     )
     scheduler.add_job("tests.jobs:shout", id="iso-ok", every="1h", isolate=True, kwargs={"text": "hi"})

@@ -12,11 +12,17 @@
         status.className = "status status-" + run.status;
       }
       if (output && run.output !== null && run.output !== undefined) {
+        // Stay at the bottom if the reader was there: new lines arrive at the end.
+        var atEnd = output.scrollTop + output.clientHeight >= output.scrollHeight - 4;
         output.textContent = run.output;
+        if (atEnd) {
+          output.scrollTop = output.scrollHeight;
+        }
       }
     });
     source.addEventListener("end", function () {
       source.close();
+      // The page shows more than the stream carries (timings, error, result): load it as it now is.
       window.location.reload();
     });
   }
