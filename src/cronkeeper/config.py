@@ -50,7 +50,9 @@ SETTINGS_KEYS = {
     "poll_interval": float,
     "heartbeat_interval": float,
     "lease": float,
+    "progress_interval": float,
 }
+_TIMEDELTA_SETTINGS = ("heartbeat_interval", "lease", "progress_interval")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +192,7 @@ def _settings(table: Any, path: Path) -> EngineSettings:
             raise ConfigError(f"{path}: scheduler.{key}", "must be a positive whole number")
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"{path}: scheduler.{key}", "must be a positive number")
-        values[key] = timedelta(seconds=value) if key in ("heartbeat_interval", "lease") else kind(value)
+        values[key] = timedelta(seconds=value) if key in _TIMEDELTA_SETTINGS else kind(value)
     return EngineSettings(**values)
 
 

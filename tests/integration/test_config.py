@@ -68,6 +68,7 @@ def test_load_config_reads_the_database_zone_scheduler_settings_and_jobs_with_va
         poll_interval = 0.5
         heartbeat_interval = 2
         lease = 20.5
+        progress_interval = 0.25
 
         [[jobs]]
         id = "backup"
@@ -97,6 +98,7 @@ def test_load_config_reads_the_database_zone_scheduler_settings_and_jobs_with_va
             poll_interval=0.5,
             heartbeat_interval=timedelta(seconds=2),
             lease=timedelta(seconds=20.5),
+            progress_interval=timedelta(seconds=0.25),
         ),
         jobs=[
             {
