@@ -71,8 +71,14 @@ class AccountService:
         self.audit = audit
         self.clock = clock
         self.hasher = hasher or PasswordHasher()
-        # Checked against when the user does not exist, so that both cases take one argon2 verification.
-        self._decoy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+        self._decoy: str | None = None
+
+    def _decoy_hash(self) -> str:
+        """Checked against when the user does not exist, so that both cases cost one argon2 verification.
+        Made on first use: hashing takes a noticeable fraction of a second, which every start would pay."""
+        if self._decoy is None:
+            self._decoy = self.hasher.hash(secrets.token_urlsafe(16))
+        return self._decoy
 
     def _record(
         self, actor: Actor, action: str, kind: str, name: str, details: dict[str, str] | None = None
@@ -112,7 +118,7 @@ class AccountService:
     def authenticate(self, username: str, password: str) -> User | None:
         """The user if the password is right; None for a wrong password and an unknown user alike."""
         found = self.store.find_user(username)
-        stored = found[1] if found is not None else self._decoy_hash
+        stored = found[1] if found is not None else self._decoy_hash()
         try:
             self.hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):

@@ -63,6 +63,17 @@ class SqlStatusView:
         with reading(self.engine) as conn:
             return [run_from_row(row) for row in conn.execute(query)]
 
+    def count_active(self) -> dict[str, int]:
+        """Queued and running runs in the cluster (a count on the partial index of active runs)."""
+        query = (
+            select(runs.c.status, func.count())
+            .where(runs.c.status.in_([RunStatus.RUNNING.value, RunStatus.QUEUED.value]))
+            .group_by(runs.c.status)
+        )
+        with reading(self.engine) as conn:
+            found = {status: int(count) for status, count in conn.execute(query)}
+        return {status: found.get(status, 0) for status in (RunStatus.QUEUED.value, RunStatus.RUNNING.value)}
+
     def recent_failures(self, *, limit: int = 20) -> list[Run]:
         query = select(runs).where(runs.c.status.in_(FAILED_STATUSES)).order_by(runs.c.id.desc()).limit(limit)
         with reading(self.engine) as conn:

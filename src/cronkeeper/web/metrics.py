@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cronkeeper.events import EventKind, RunEvent
-from cronkeeper.models import RunStatus
 from cronkeeper.store.status import SqlStatusView
 from cronkeeper.web.auth import viewer
 
@@ -37,14 +36,17 @@ class _ClusterCollector(Collector):
         self.scheduler = scheduler
         self.status = SqlStatusView(scheduler.store.engine)
 
+    def describe(self) -> list[Metric]:
+        """Nothing to declare up front: without this, registering would run every query once."""
+        return []
+
     def collect(self) -> Iterator[Metric]:
         scheduler = self.scheduler
-        active = self.status.active_runs(limit=100_000)
         runs = GaugeMetricFamily(
             "cronkeeper_runs_active", "Queued and running runs in the cluster", labels=["status"]
         )
-        for status in (RunStatus.QUEUED, RunStatus.RUNNING):
-            runs.add_metric([status.value], sum(1 for run in active if run.status is status))
+        for status, count in self.status.count_active().items():
+            runs.add_metric([status], count)
         yield runs
         now = scheduler.clock.now()
         nodes = self.status.nodes(now=now, lease=scheduler.settings.lease)
