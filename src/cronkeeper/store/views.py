@@ -1,0 +1,282 @@
+"""Read models for the dashboard's busiest pages: a page of jobs with the health of their recent runs.
+
+The jobs page must answer in a few milliseconds whatever the size of the history, so it never issues a query
+per job: one query reads a page of jobs, one more reads the latest runs of all of them, each job's share
+through the ``(job_id, id)`` index.  Only the columns a summary needs are read (never output or tracebacks).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Engine,
+    Float,
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    extract,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+)
+
+from cronkeeper.models import JobSpec, RunStatus
+from cronkeeper.store.engines import reading
+from cronkeeper.store.rows import AnyRow, SpecCache
+from cronkeeper.store.schema import UTCDateTime, jobs, runs
+
+# A verdict on whether the job works: these count towards the success rate.  Cancelled, missed and skipped
+# runs say something about the schedule or an operator, not about the job, so they count neither way.
+VERDICT_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST})
+# Runs that ended on their own: only their durations say how long the job takes (a lost run's "duration"
+# is when it was noticed, a cancelled one's when someone lost patience).
+TIMED_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT})
+_STATUSES = {status.value: status for status in RunStatus}
+# SQLite caps a compound SELECT at 500 arms; a page holds far fewer jobs than this.
+_ARMS_PER_QUERY = 100
+# With a tag filter, rows the LIKE prefilter let through may fail the exact check: scan on this many times
+# at most to fill a page, then hand back a shorter page with a cursor that continues where the scan stopped.
+_MAX_SCANS = 4
+
+
+class JobState(StrEnum):
+    """What the jobs page filters on: disabled wins over paused (a disabled job fires whatever else)."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class JobPageFilter:
+    """Which jobs to list, by id; ``after_id`` is the last id of the previous page (keyset pagination)."""
+
+    state: JobState | None = None
+    search: str | None = None
+    tag: str | None = None
+    after_id: str | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """A job as the jobs page shows it."""
+
+    id: str
+    name: str
+    spec: JobSpec
+    enabled: bool
+    paused: bool
+    next_run_at: datetime | None
+
+    @property
+    def state(self) -> JobState:
+        if not self.enabled:
+            return JobState.DISABLED
+        return JobState.PAUSED if self.paused else JobState.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """A page of jobs and where the next one starts (None on the last page)."""
+
+    rows: list[JobRow]
+    next_after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentRun:
+    """The little of a run that summaries and charts need: its duration comes computed by the database, and
+    ``at`` is when it happened as far as is known (finished, else started, else the instant it was for)."""
+
+    id: int
+    job_id: str
+    status: RunStatus
+    at: datetime
+    seconds: float | None
+
+    @property
+    def duration(self) -> timedelta | None:
+        return None if self.seconds is None else timedelta(seconds=self.seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class RunHealth:
+    """How a job has been doing over its latest runs (see VERDICT_STATUSES and TIMED_STATUSES)."""
+
+    last: RecentRun | None
+    verdicts: int
+    success_rate: float | None
+    median_duration: timedelta | None
+    durations: list[float]
+
+    @classmethod
+    def of(cls, recent: Sequence[RecentRun]) -> RunHealth:
+        """From runs newest first; ``durations`` (seconds) come oldest first, as a chart reads them."""
+        judged = [run for run in recent if run.status in VERDICT_STATUSES]
+        succeeded = sum(run.status is RunStatus.SUCCEEDED for run in judged)
+        timed = (run.seconds for run in reversed(recent) if run.status in TIMED_STATUSES)
+        durations = [seconds for seconds in timed if seconds is not None]
+        return cls(
+            last=recent[0] if recent else None,
+            verdicts=len(judged),
+            success_rate=succeeded / len(judged) if judged else None,
+            median_duration=timedelta(seconds=statistics.median(durations)) if durations else None,
+            durations=durations,
+        )
+
+
+_JOB_COLUMNS = (
+    jobs.c.id,
+    jobs.c.name,
+    jobs.c.spec,
+    jobs.c.version,
+    jobs.c.enabled,
+    jobs.c.paused,
+    jobs.c.next_run_at,
+)
+
+
+class SqlDashboardView:
+    """The dashboard's reads on the scheduler's engine; keeps parsed specs between requests."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._specs = SpecCache()
+
+    def job_page(self, page: JobPageFilter) -> JobPage:
+        """One query in the usual case; see ``_MAX_SCANS`` for a tag that the prefilter cannot pin down."""
+        wanted = page.limit + 1
+        kept: list[AnyRow] = []
+        cursor, exhausted = page.after_id, False
+        with reading(self.engine) as conn:
+            for _ in range(_MAX_SCANS):
+                batch = list(conn.execute(job_page_query(page, cursor, wanted)))
+                kept.extend(row for row in batch if _has_tag(row.spec, page.tag))
+                exhausted = len(batch) < wanted
+                if exhausted or len(kept) >= wanted:
+                    break
+                cursor = batch[-1].id
+        if len(kept) > page.limit:
+            next_after: str | None = kept[page.limit - 1].id
+        else:
+            next_after = None if exhausted else cursor
+        return JobPage([self._row(row) for row in kept[: page.limit]], next_after)
+
+    def _row(self, row: AnyRow) -> JobRow:
+        spec = self._specs.get(row.id, row.version, row.spec)
+        return JobRow(row.id, row.name, spec, row.enabled, row.paused, row.next_run_at)
+
+    def recent_runs(self, job_ids: Iterable[str], per_job: int = 20) -> dict[str, list[RecentRun]]:
+        """The latest ``per_job`` runs of each job, newest first, in one query per 100 jobs."""
+        ids = list(dict.fromkeys(job_ids))
+        found: dict[str, list[RecentRun]] = {job_id: [] for job_id in ids}
+        with reading(self.engine) as conn:
+            for start in range(0, len(ids), _ARMS_PER_QUERY):
+                chunk = ids[start : start + _ARMS_PER_QUERY]
+                query = recent_runs_query(self.engine.dialect.name, len(chunk))
+                params: dict[str, Any] = {f"job_{i}": job_id for i, job_id in enumerate(chunk)}
+                # fetchall and plain tuples: a thousand rows one fetch and attribute lookup at a time cost
+                # more than the query.
+                for run_id, job_id, status, at, seconds in conn.execute(
+                    query, {**params, "per_job": per_job}
+                ).all():
+                    found[job_id].append(RecentRun(run_id, job_id, _STATUSES[status], at, seconds))
+        for recent in found.values():
+            recent.sort(key=lambda run: run.id, reverse=True)
+        return found
+
+    def existing(self, job_ids: Iterable[str], run_ids: Iterable[int]) -> tuple[set[str], set[int]]:
+        """Which of these jobs and runs still exist: the audit log links only to those."""
+        wanted_jobs, wanted_runs = list(set(job_ids)), list(set(run_ids))
+        jobs_found: set[str] = set()
+        runs_found: set[int] = set()
+        with reading(self.engine) as conn:
+            if wanted_jobs:
+                jobs_found = set(conn.scalars(select(jobs.c.id).where(jobs.c.id.in_(wanted_jobs))))
+            if wanted_runs:
+                runs_found = set(conn.scalars(select(runs.c.id).where(runs.c.id.in_(wanted_runs))))
+        return jobs_found, runs_found
+
+
+def job_page_query(page: JobPageFilter, after_id: str | None, limit: int) -> Select[Any]:
+    """A page of jobs in id order, filtered in SQL; a tag only roughly (``_has_tag`` finishes the job)."""
+    query = select(*_JOB_COLUMNS).order_by(jobs.c.id).limit(limit)
+    if after_id is not None:
+        query = query.where(jobs.c.id > after_id)
+    if page.state is JobState.DISABLED:
+        query = query.where(not_(jobs.c.enabled))
+    elif page.state is not None:
+        query = query.where(jobs.c.enabled, jobs.c.paused == (page.state is JobState.PAUSED))
+    if page.search:
+        query = query.where(
+            or_(
+                jobs.c.id.icontains(page.search, autoescape=True),
+                jobs.c.name.icontains(page.search, autoescape=True),
+            )
+        )
+    if page.tag:
+        # Specs are stored as JSON text with default escaping: the tag appears as its JSON string.
+        query = query.where(cast(jobs.c.spec, Text).contains(json.dumps(page.tag), autoescape=True))
+    return query
+
+
+@functools.lru_cache(maxsize=256)
+def recent_runs_query(dialect: str, jobs_count: int) -> Select[Any] | CompoundSelect[Any]:
+    """``SELECT … FROM (SELECT … WHERE job_id = :job_0 ORDER BY id DESC LIMIT :per_job) UNION ALL …``: each
+    arm is a backward walk of ``ix_ck_runs_job_id_id`` that stops after ``per_job`` rows, on SQLite and
+    PostgreSQL alike.  Built once per shape: building and keying 50 subqueries costs more than running them.
+    Durations are computed by the database, which saves converting two instants per run in Python."""
+    columns = (
+        runs.c.id,
+        runs.c.job_id,
+        runs.c.status,
+        type_coerce(
+            func.coalesce(runs.c.finished_at, runs.c.started_at, runs.c.scheduled_for), UTCDateTime()
+        ).label("at"),
+        _seconds_between(dialect, runs.c.started_at, runs.c.finished_at).label("seconds"),
+    )
+    arms = [
+        select(*columns)
+        .where(runs.c.job_id == bindparam(f"job_{i}"))
+        .order_by(runs.c.id.desc())
+        .limit(bindparam("per_job", type_=Integer))
+        .subquery()
+        for i in range(jobs_count)
+    ]
+    if len(arms) == 1:
+        return select(arms[0])
+    return union_all(*(select(arm) for arm in arms))
+
+
+def _seconds_between(
+    dialect: str, start: ColumnElement[Any], end: ColumnElement[Any]
+) -> ColumnElement[float]:
+    """``end - start`` in seconds (NULL if either is): SQLite keeps instants as text, PostgreSQL as
+    timestamptz.  SQLite's ``julianday`` reads milliseconds, which is precision enough for charts."""
+    if dialect == "sqlite":
+        return type_coerce((func.julianday(end) - func.julianday(start)) * literal_column("86400.0"), Float())
+    return cast(extract("epoch", end - start), Float())
+
+
+def _has_tag(spec: Any, tag: str | None) -> bool:
+    if not tag:
+        return True
+    tags = spec.get("tags") if isinstance(spec, dict) else None
+    return isinstance(tags, list) and tag in tags

@@ -1,0 +1,142 @@
+"""Chart geometry for the dashboard: numbers that templates put into SVG attributes.
+
+The Content-Security-Policy forbids inline styles and scripts, so charts are plain SVG shapes whose look
+comes from classes in app.css.  Everything here is pure arithmetic, kept out of templates so it can be
+tested; nothing here reads user text, so titles are safe to build as strings (templates still escape them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from cronkeeper.models import RunStatus
+from cronkeeper.web.filters import seconds
+
+_OWN_CLASS = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST})
+
+
+class Timed(Protocol):
+    """A run as far as a chart cares: :class:`~cronkeeper.models.Run` and the dashboard's RecentRun."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def status(self) -> RunStatus: ...
+
+    @property
+    def duration(self) -> timedelta | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One run's bar: its box in SVG user units, its CSS class (by status) and its hover text."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    css: str
+    title: str
+    run_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class BarChart:
+    """Bars and the scale they are drawn to (``longest`` is the full height, in seconds)."""
+
+    bars: list[Bar]
+    width: float
+    height: float
+    longest: float
+
+
+def _fmt(value: float) -> str:
+    """Short numbers keep the SVG small: ``12``, ``3.5``."""
+    text = f"{value:.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def sparkline(values: Sequence[float], width: float, height: float, *, pad: float = 1.5) -> str:
+    """The ``points`` of a polyline through ``values``, left to right, scaled from zero to the largest.
+
+    Zero, not the smallest value, is the baseline: a job that takes 10.0 s then 10.2 s should look steady.
+    A single value draws a flat line across; no values draw nothing.
+    """
+    if not values:
+        return ""
+    top = max(values)
+    usable = height - 2 * pad
+
+    def y(value: float) -> float:
+        return height - pad - (value / top * usable if top > 0 else 0.0)
+
+    if len(values) == 1:
+        level = _fmt(y(values[0]))
+        return f"{_fmt(pad)},{level} {_fmt(width - pad)},{level}"
+    step = (width - 2 * pad) / (len(values) - 1)
+    return " ".join(f"{_fmt(pad + i * step)},{_fmt(y(value))}" for i, value in enumerate(values))
+
+
+def bar_class(status: RunStatus) -> str:
+    """``bar-succeeded``, ``bar-failed``, ``bar-timed_out``, ``bar-lost``, ``bar-active`` or ``bar-other``
+    (cancelled, missed, skipped: runs that say nothing about whether the job works)."""
+    if status in _OWN_CLASS:
+        return f"bar-{status.value}"
+    return "bar-active" if status.is_active else "bar-other"
+
+
+def duration_bars(
+    runs: Sequence[Timed],
+    width: float,
+    height: float,
+    *,
+    slots: int = 0,
+    gap: float = 1.0,
+    min_height: float = 2.0,
+) -> list[Bar]:
+    """A bar per run, in the order given (oldest first reads left to right), as tall as its duration.
+
+    ``slots`` reserves room for that many bars, so a job with 3 runs gets 3 thin bars (at the right, the
+    newest end) rather than 3 slabs.  Runs without a duration (missed, skipped, still going) get a stub of
+    ``min_height`` so they still show.
+    """
+    if not runs:
+        return []
+    slot = width / max(len(runs), slots)
+    # Flush right: the newest run is always at the right edge, where the axis says "newest".
+    start = width - slot * len(runs)
+    longest = max((_seconds(run) for run in runs), default=0.0)
+    bars = []
+    for i, run in enumerate(runs):
+        taken = _seconds(run)
+        h = max(min_height, taken / longest * height if longest > 0 else 0.0)
+        title = f"run {run.id}: {run.status.value}"
+        if run.duration is not None:
+            title += f" in {seconds(run.duration)}"
+        bars.append(
+            Bar(
+                x=round(start + i * slot + gap / 2, 2),
+                y=round(height - h, 2),
+                w=round(max(slot - gap, 0.5), 2),
+                h=round(h, 2),
+                css=bar_class(run.status),
+                title=title,
+                run_id=run.id,
+            )
+        )
+    return bars
+
+
+def duration_chart(runs: Sequence[Timed], width: float, height: float, *, slots: int = 0) -> BarChart:
+    """:func:`duration_bars` with the scale, for the axis label."""
+    longest = max((_seconds(run) for run in runs), default=0.0)
+    return BarChart(duration_bars(runs, width, height, slots=slots), width, height, longest)
+
+
+def _seconds(run: Timed) -> float:
+    duration = run.duration
+    return 0.0 if duration is None else max(duration.total_seconds(), 0.0)

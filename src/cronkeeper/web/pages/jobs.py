@@ -1,0 +1,99 @@
+"""The jobs page: every job with its schedule, state, next run and recent health, filtered and paged.
+
+Two queries whatever the number of jobs or runs (see :mod:`cronkeeper.store.views`); the filter form works
+as a plain GET form and, with htmx, refreshes only the table as the user types.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from cronkeeper.serialize import schedule_text
+from cronkeeper.store.views import JobPageFilter, JobRow, JobState, RunHealth
+from cronkeeper.triggers import CronTrigger, Trigger
+from cronkeeper.web.charts import sparkline
+from cronkeeper.web.context import render
+from cronkeeper.web.pages.common import PAGE_SIZE, Viewer, choice, dashboard, query_string, text
+
+router = APIRouter()
+HEALTH_WINDOW = 20
+SPARK_WIDTH, SPARK_HEIGHT = 100, 22
+
+
+def describe(trigger: Trigger) -> str:
+    return _describe_cron(trigger) if isinstance(trigger, CronTrigger) else trigger.describe()
+
+
+@functools.lru_cache(maxsize=4096)
+def _describe_cron(trigger: CronTrigger) -> str:
+    """Describing a cron expression costs as much as the rest of a row, and jobs share a few schedules."""
+    return trigger.describe()
+
+
+@dataclass(frozen=True, slots=True)
+class JobLine:
+    """A row of the jobs table."""
+
+    job: JobRow
+    health: RunHealth
+    spark: str
+
+    @property
+    def schedule(self) -> str:
+        return schedule_text(self.job.spec.trigger)
+
+    @property
+    def description(self) -> str:
+        return describe(self.job.spec.trigger)
+
+    @property
+    def timezone(self) -> str | None:
+        """Only a cron schedule is read in a zone; intervals and one-offs are absolute instants."""
+        trigger = self.job.spec.trigger
+        return trigger.timezone.key if isinstance(trigger, CronTrigger) else None
+
+
+@router.get("/")
+def jobs_page(
+    request: Request,
+    _principal: Viewer,
+    state: str | None = None,
+    tag: str | None = None,
+    q: str | None = None,
+    after: str | None = None,
+) -> Response:
+    page_filter = JobPageFilter(
+        state=choice(JobState, state, "state"),
+        search=text(q),
+        tag=text(tag),
+        after_id=text(after),
+        limit=PAGE_SIZE,
+    )
+    view = dashboard(request)
+    page = view.job_page(page_filter)
+    recent = view.recent_runs([row.id for row in page.rows], per_job=HEALTH_WINDOW)
+    lines = []
+    for row in page.rows:
+        health = RunHealth.of(recent[row.id])
+        lines.append(JobLine(row, health, sparkline(health.durations, SPARK_WIDTH, SPARK_HEIGHT)))
+    filters = {"state": state or "", "tag": page_filter.tag or "", "q": page_filter.search or ""}
+    context = {
+        "nav": "jobs",
+        "lines": lines,
+        "filters": filters,
+        "states": [member.value for member in JobState],
+        "next_query": None if page.next_after is None else query_string(filters, after=page.next_after),
+        "first_query": query_string(filters) if page_filter.after_id is not None else None,
+        "window": HEALTH_WINDOW,
+        "spark": (SPARK_WIDTH, SPARK_HEIGHT),
+    }
+    # The filter form's htmx requests want only the table; anything else (a plain GET, a reload, htmx
+    # restoring its history) gets the whole page.
+    template = "_jobs_table.html" if request.headers.get("HX-Target") == "job-table" else "jobs.html"
+    response = render(request, template, context)
+    response.headers["Vary"] = "HX-Target"
+    return response

@@ -1,0 +1,66 @@
+"""Following a run as it happens: server-sent events with its status and output.
+
+The database is the truth and the run may be executing on another node, so the stream polls the run's row
+(through the thread pool: reads block) rather than listening to this process's engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
+
+from cronkeeper.exceptions import RunNotFoundError
+from cronkeeper.service import JobService
+from cronkeeper.web.pages.common import Viewer, service
+
+router = APIRouter()
+POLL_SECONDS = 0.5
+HEARTBEAT_SECONDS = 15.0
+
+
+def event(name: str, data: object) -> str:
+    """One SSE message; JSON never holds a raw newline, so the data fits on one ``data:`` line."""
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+async def follow(request: Request, jobs: JobService, run_id: int) -> AsyncIterator[str]:
+    """``run`` whenever status or output change, ``end`` once the run has ended (or was deleted), and a
+    comment now and then so that proxies keep a quiet stream open; stops when the client goes away."""
+    last: tuple[str, str | None] | None = None
+    quiet_since = time.monotonic()
+    while True:
+        try:
+            run = await run_in_threadpool(jobs.get_run, run_id)
+        except RunNotFoundError:
+            yield event("end", {"status": None})
+            return
+        state = (run.status.value, run.output)
+        if state != last:
+            last, quiet_since = state, time.monotonic()
+            yield event("run", {"status": run.status.value, "output": run.output})
+        if not run.status.is_active:
+            yield event("end", {"status": run.status.value})
+            return
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(POLL_SECONDS)
+        if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
+            quiet_since = time.monotonic()
+            yield ": still here\n\n"
+
+
+@router.get("/runs/{run_id}/events")
+async def run_events(request: Request, run_id: int, _principal: Viewer) -> StreamingResponse:
+    jobs = service(request)
+    await run_in_threadpool(jobs.get_run, run_id)  # an unknown run is a 404, not an empty stream
+    return StreamingResponse(
+        follow(request, jobs, run_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,101 @@
+"""The history of every job (newest first, filtered, paged), one run's page, its output as a download, and
+cancelling a run that is still going."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from cronkeeper.exceptions import ConflictError
+from cronkeeper.models import Run, RunStatus, TriggerSource
+from cronkeeper.web.auth import client_address
+from cronkeeper.web.context import render, web_context
+from cronkeeper.web.pages.common import (
+    PAGE_SIZE,
+    Admin,
+    Viewer,
+    choice,
+    query_string,
+    see_other,
+    service,
+    text,
+)
+
+router = APIRouter()
+
+
+@router.get("/runs")
+def runs_page(
+    request: Request,
+    _principal: Viewer,
+    status: str | None = None,
+    source: str | None = None,
+    job: str | None = None,
+    before_id: int | None = None,
+) -> Response:
+    job_id = text(job)
+    history = service(request).list_runs(
+        job_id=job_id,
+        status=choice(RunStatus, status, "status"),
+        sources=choice(TriggerSource, source, "source"),
+        limit=PAGE_SIZE,
+        before_id=before_id,
+    )
+    filters = {"status": status or "", "source": source or "", "job": job_id or ""}
+    more = len(history) == PAGE_SIZE
+    context = {
+        "nav": "runs",
+        "history": history,
+        "filters": filters,
+        "statuses": [member.value for member in RunStatus],
+        "sources": [member.value for member in TriggerSource],
+        "next_query": query_string(filters, before_id=history[-1].id) if more else None,
+        "first_query": query_string(filters) if before_id is not None else None,
+    }
+    return render(request, "runs.html", context)
+
+
+def result_rows(result: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A job's result or metrics as rows: ``processed | 120``; nested values as compact JSON."""
+    if not result:
+        return []
+    return [
+        (str(key), value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+        for key, value in result.items()
+    ]
+
+
+@router.get("/runs/{run_id}")
+def run_page(request: Request, run_id: int, _principal: Viewer) -> Response:
+    run = service(request).get_run(run_id)
+    context = {"nav": "runs", "run": run, "result_rows": result_rows(run.result)}
+    return render(request, "run.html", context)
+
+
+@router.post("/runs/{run_id}/cancel")
+def cancel(request: Request, run_id: int, principal: Admin) -> Response:
+    run = service(request).get_run(run_id)
+    if not run.status.is_active:
+        raise ConflictError(
+            f"run {run_id} has already ended ({run.status.value}); there is nothing to cancel"
+        )
+    web_context(request).scheduler.cancel(run_id, by=principal.name, source=client_address(request))
+    return see_other(request, f"/runs/{run_id}")
+
+
+@router.get("/runs/{run_id}/output.txt")
+def output(request: Request, run_id: int, _principal: Viewer) -> Response:
+    """Plain text, never rendered by the browser: output is whatever the job printed, HTML included."""
+    run: Run = service(request).get_run(run_id)
+    return Response(
+        run.output or "",
+        media_type="text/plain; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="run-{run_id}-output.txt"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )

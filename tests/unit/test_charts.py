@@ -1,0 +1,122 @@
+"""Chart geometry: numbers only, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cronkeeper.models import RunStatus
+from cronkeeper.store.views import RecentRun, RunHealth
+from cronkeeper.web.charts import bar_class, duration_bars, duration_chart, sparkline
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FakeRun:
+    id: int
+    status: RunStatus
+    duration: timedelta | None
+
+
+def _points(text: str) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in (pair.split(",") for pair in text.split())]
+
+
+def test_sparkline_spans_the_width_and_puts_the_largest_value_at_the_top() -> None:
+    points = _points(sparkline([1.0, 4.0, 2.0], 100, 20, pad=0))
+    assert [x for x, _ in points] == [0, 50, 100]
+    assert points[1][1] == 0  # the largest value touches the top
+    assert points[0][1] == pytest.approx(15)  # 1/4 of the height above the bottom
+    assert points[2][1] == pytest.approx(10)
+
+
+def test_sparkline_baseline_is_zero_so_steady_durations_look_steady() -> None:
+    ys = [y for _, y in _points(sparkline([10.0, 10.2, 9.9], 100, 20, pad=0))]
+    assert max(ys) - min(ys) < 1
+
+
+def test_sparkline_edge_cases() -> None:
+    assert sparkline([], 100, 20) == ""
+    flat = _points(sparkline([3.0], 100, 20, pad=1))
+    assert flat == [(1, 1), (99, 1)]
+    zeros = _points(sparkline([0.0, 0.0], 100, 20, pad=1))
+    assert all(y == 19 for _, y in zeros)
+
+
+def test_bars_are_as_tall_as_their_durations_and_classed_by_status() -> None:
+    runs = [
+        FakeRun(1, RunStatus.SUCCEEDED, timedelta(seconds=2)),
+        FakeRun(2, RunStatus.FAILED, timedelta(seconds=4)),
+        FakeRun(3, RunStatus.MISSED, None),
+        FakeRun(4, RunStatus.RUNNING, None),
+    ]
+    bars = duration_bars(runs, 100, 50, gap=0, min_height=2)
+    assert [bar.css for bar in bars] == ["bar-succeeded", "bar-failed", "bar-other", "bar-active"]
+    assert [bar.x for bar in bars] == [0, 25, 50, 75]
+    assert all(bar.w == 25 for bar in bars)
+    assert bars[1].h == 50 and bars[1].y == 0
+    assert bars[0].h == 25 and bars[0].y == 25
+    assert bars[2].h == 2 and bars[2].y == 48  # no duration: a stub, still visible
+    assert bars[0].title == "run 1: succeeded in 2.0 s"
+    assert bars[2].title == "run 3: missed"
+
+
+def test_slots_keep_few_bars_thin_and_the_newest_at_the_right_edge() -> None:
+    runs = [FakeRun(1, RunStatus.SUCCEEDED, timedelta(seconds=1)), FakeRun(2, RunStatus.FAILED, None)]
+    first, last = duration_bars(runs, 100, 10, slots=10, gap=0)
+    assert first.w == last.w == 10
+    assert (first.x, last.x) == (80, 90)
+
+
+def test_no_runs_no_bars_and_all_zero_durations_are_stubs() -> None:
+    assert duration_bars([], 100, 10) == []
+    chart = duration_chart([FakeRun(1, RunStatus.SUCCEEDED, timedelta(0))], 100, 10)
+    assert chart.longest == 0
+    assert chart.bars[0].h == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "css"),
+    [
+        (RunStatus.SUCCEEDED, "bar-succeeded"),
+        (RunStatus.TIMED_OUT, "bar-timed_out"),
+        (RunStatus.LOST, "bar-lost"),
+        (RunStatus.QUEUED, "bar-active"),
+        (RunStatus.CANCELLED, "bar-other"),
+        (RunStatus.SKIPPED, "bar-other"),
+    ],
+)
+def test_bar_class(status: RunStatus, css: str) -> None:
+    assert bar_class(status) == css
+
+
+def _recent(run_id: int, status: RunStatus, seconds: float | None) -> RecentRun:
+    return RecentRun(run_id, "job", status, T0 + timedelta(minutes=run_id), seconds)
+
+
+def test_health_counts_only_verdicts_and_times_only_runs_that_ended_on_their_own() -> None:
+    newest_first = [
+        _recent(6, RunStatus.RUNNING, None),
+        _recent(5, RunStatus.CANCELLED, 100),
+        _recent(4, RunStatus.SKIPPED, None),
+        _recent(3, RunStatus.FAILED, 3),
+        _recent(2, RunStatus.SUCCEEDED, 2),
+        _recent(1, RunStatus.SUCCEEDED, 1),
+    ]
+    health = RunHealth.of(newest_first)
+    assert health.last is not None and health.last.id == 6
+    assert health.verdicts == 3
+    assert health.success_rate == pytest.approx(2 / 3)
+    assert health.median_duration == timedelta(seconds=2)
+    assert health.durations == [1, 2, 3]  # oldest first; the cancelled run's 100 s is left out
+
+
+def test_health_of_a_job_that_never_ran() -> None:
+    health = RunHealth.of([])
+    assert health.last is None
+    assert health.success_rate is None
+    assert health.median_duration is None
+    assert health.durations == []

@@ -1,0 +1,690 @@
+"""The dashboard through HTTP: pages, filters and paging, the schedule editor, admin actions and their
+audit trail, what viewers may not do, escaping, the output download, the live run stream and the jobs page's
+cost."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event, insert
+
+from cronkeeper.clock import FakeClock
+from cronkeeper.models import AuditEvent, RunStatus, TriggerSource
+from cronkeeper.scheduler import Scheduler
+from cronkeeper.store.audit import AuditFilter
+from cronkeeper.store.schema import nodes, runs
+from tests.web.conftest import START
+
+XSS_NAME = "<script>alert(1)</script>"
+XSS_OUTPUT = "<img src=x onerror=alert(1)>"
+_SECONDS = itertools.count(1)
+
+
+def add_job(scheduler: Scheduler, job_id: str, **options: Any) -> None:
+    schedule = {} if {"every", "at"} & options.keys() else {"cron": "0 3 * * *"}
+    data = {"id": job_id, **schedule, "command": ["true"], **options}
+    scheduler.service.add_job(data, by="setup")
+
+
+def add_runs(
+    scheduler: Scheduler,
+    job_id: str,
+    outcomes: Sequence[tuple[str, float | None]],
+    *,
+    output: str | None = None,
+    source: str = "schedule",
+    owner: str | None = "node-1",
+) -> list[int]:
+    """Runs written as the engine writes them, oldest first: (status, duration in seconds or None)."""
+    ids = []
+    with scheduler.store.engine.begin() as conn:
+        for status, seconds in outcomes:
+            due = START - timedelta(days=1) + timedelta(seconds=next(_SECONDS))
+            started = None if seconds is None and status != "running" else due
+            finished = None if seconds is None else due + timedelta(seconds=seconds)
+            row = {
+                "job_id": job_id,
+                "scheduled_for": due,
+                "attempt": 0,
+                "trigger_source": source,
+                "owner": owner,
+                "status": status,
+                "due_at": due,
+                "queued_at": due,
+                "started_at": started,
+                "finished_at": finished,
+                "output": output,
+                "error": None if status in ("succeeded", "running") else f"{status} for a reason",
+            }
+            ids.append(int(conn.execute(insert(runs).returning(runs.c.id), row).scalar_one()))
+    return ids
+
+
+def job_links(html: str) -> list[str]:
+    return re.findall(r'<a href="/jobs/([^"/]+)">', html)
+
+
+def form(**changes: str) -> dict[str, str]:
+    """The edit form as the page fills it for a default job with ``0 3 * * *``."""
+    values = {
+        "kind": "cron",
+        "schedule": "0 3 * * *",
+        "timezone": "UTC",
+        "start": "",
+        "end": "",
+        "timeout": "",
+        "max_retries": "0",
+        "retry_base": "1s",
+        "retry_factor": "2",
+        "retry_cap": "30s",
+        "overlap": "allow",
+        "max_instances": "1",
+        "misfire_grace": "1m",
+        "catchup": "once",
+    }
+    return {**values, **changes}
+
+
+def last_audit(
+    scheduler: Scheduler, *, object_type: str | None = None, object_id: str | None = None
+) -> AuditEvent:
+    events = scheduler.audit.list(AuditFilter(object_type=object_type, object_id=object_id, limit=1))
+    assert events, f"no audit event for {object_type} {object_id}"
+    return events[0]
+
+
+# ---- pages render ----------------------------------------------------------------------------------------
+
+
+def test_every_page_renders_for_a_viewer_without_actions(
+    viewer_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "report", tags=["reports"])
+    (run_id,) = add_runs(scheduler, "report", [("failed", 2.0)], output="partial")
+    for path in ("/", "/jobs/report", "/runs", f"/runs/{run_id}", "/status", "/status/live", "/audit"):
+        response = viewer_client.get(path)
+        assert response.status_code == 200, path
+    job_page = viewer_client.get("/jobs/report").text
+    assert "Run now" not in job_page
+    assert "/jobs/report/edit" not in job_page
+    assert "/jobs/report/delete" not in job_page
+
+
+def test_unknown_job_and_run_are_404(viewer_client: TestClient) -> None:
+    assert viewer_client.get("/jobs/nope").status_code == 404
+    assert viewer_client.get("/runs/999").status_code == 404
+    assert viewer_client.get("/runs/999/events").status_code == 404
+
+
+def test_jobs_page_shows_schedule_state_next_run_and_health(
+    viewer_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "nightly", cron="30 2 * * *", timezone="Europe/Paris")
+    add_job(scheduler, "held", every="5m")
+    scheduler.service.pause("held")
+    add_runs(
+        scheduler,
+        "nightly",
+        [("succeeded", 1.0), ("failed", 2.0), ("skipped", None), ("succeeded", 3.0), ("cancelled", 50.0)],
+    )
+    page = viewer_client.get("/").text
+    assert "30 2 * * *" in page
+    assert "At 02:30 every day (Europe/Paris)" in page
+    assert "Europe/Paris" in page
+    assert "every 5m" in page
+    assert '<span class="status state-paused">paused</span>' in page
+    assert "2026-03-03 01:30:00 UTC" in page  # next run of nightly, 02:30 in Paris
+    assert "status-cancelled" in page  # the last run, whatever it was
+    assert "67%" in page  # 2 of 3 verdicts; skipped and cancelled count neither way
+    assert "2.0 s" in page  # median of 1, 2 and 3 s; the cancelled 50 s is no measure of the job
+    assert re.search(r'<polyline points="[\d., ]+"/>', page)
+    assert "never ran" in page
+
+
+def test_jobs_filters_by_state_tag_and_search(viewer_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "alpha", name="Alpha report", tags=["reports"])
+    add_job(scheduler, "beta", tags=["reports-old"])
+    add_job(scheduler, "gamma", command=["echo", "reports"])  # "reports" in its spec, but not as a tag
+    add_job(scheduler, "delta_1")
+    scheduler.service.pause("beta")
+    assert job_links(viewer_client.get("/?state=paused").text) == ["beta"]
+    assert job_links(viewer_client.get("/?state=active").text) == ["alpha", "delta_1", "gamma"]
+    assert job_links(viewer_client.get("/?tag=reports").text) == ["alpha"]
+    assert job_links(viewer_client.get("/?q=ALPHA%20REP").text) == ["alpha"]  # by name, any case
+    assert job_links(viewer_client.get("/?q=ta_").text) == ["delta_1"]  # _ is literal, not a wildcard
+    assert job_links(viewer_client.get("/?q=%25").text) == []
+    assert job_links(viewer_client.get("/?q=&state=&tag=").text) == ["alpha", "beta", "delta_1", "gamma"]
+    bad = viewer_client.get("/?state=sleepy")
+    assert bad.status_code == 422
+    assert "state" in bad.text
+
+
+def test_the_filter_forms_htmx_request_gets_only_the_table(
+    viewer_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "alpha")
+    page = viewer_client.get("/")
+    assert 'hx-get="/"' in page.text
+    assert 'hx-trigger="input changed delay:300ms"' in page.text
+    fragment = viewer_client.get("/?q=alp", headers={"HX-Request": "true", "HX-Target": "job-table"})
+    assert fragment.status_code == 200
+    assert "<html" not in fragment.text
+    assert '<table class="jobs">' in fragment.text
+    assert job_links(fragment.text) == ["alpha"]
+    restored = viewer_client.get(
+        "/?q=alp", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+    assert "<html" in restored.text
+
+
+def test_jobs_are_paged_by_id(viewer_client: TestClient, scheduler: Scheduler) -> None:
+    scheduler.add_jobs({"id": f"job-{i:03d}", "every": "1h", "command": ["true"]} for i in range(120))
+    first = viewer_client.get("/").text
+    assert job_links(first) == [f"job-{i:03d}" for i in range(50)]
+    assert 'href="/?after=job-049"' in first
+    second = viewer_client.get("/?after=job-049").text
+    assert job_links(second)[0] == "job-050"
+    third = viewer_client.get("/?after=job-099").text
+    assert job_links(third) == [f"job-{i:03d}" for i in range(100, 120)]
+    assert "Next page" not in third
+    assert "First page" in third
+
+
+def test_paging_with_a_tag_continues_past_rows_the_prefilter_let_through(
+    viewer_client: TestClient, scheduler: Scheduler
+) -> None:
+    # Every job mentions "x" in its command, only every third one has the tag: most rows fail the exact check.
+    scheduler.add_jobs(
+        {"id": f"job-{i:03d}", "every": "1h", "command": ["echo", "x"], "tags": ["x"] if i % 3 == 0 else []}
+        for i in range(300)
+    )
+    seen: list[str] = []
+    query = "/?tag=x"
+    for _ in range(10):
+        page = viewer_client.get(query).text
+        seen += job_links(page)
+        found = re.search(r'href="(/\?[^"]*after=[^"]+)">Next page', page)
+        if found is None:
+            break
+        query = found.group(1).replace("&amp;", "&")
+    assert seen == [f"job-{i:03d}" for i in range(0, 300, 3)]
+
+
+# ---- the job page ----------------------------------------------------------------------------------------
+
+
+def test_job_page_shows_configuration_next_five_fires_and_a_chart(
+    viewer_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "nightly", description="Builds the report", timeout="5m")
+    add_runs(scheduler, "nightly", [("succeeded", 1.0), ("failed", 4.0), ("missed", None)])
+    page = viewer_client.get("/jobs/nightly").text
+    assert "Builds the report" in page
+    assert "At 03:00 every day (UTC)" in page
+    for day in range(3, 8):
+        assert f"2026-03-0{day} 03:00:00 UTC" in page
+    assert '<dt>timeout</dt><dd class="mono">5m</dd>' in page
+    assert '<rect class="bar-succeeded"' in page
+    assert '<rect class="bar-failed"' in page
+    assert '<rect class="bar-other"' in page
+    assert "<title>run 2: failed in 4.0 s</title>" in page
+
+
+def test_env_values_are_hidden_from_viewers(
+    viewer_client: TestClient, admin_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "deploy", env={"API_KEY": "s3cr3t-value"})
+    seen_by_viewer = viewer_client.get("/jobs/deploy").text
+    assert "s3cr3t-value" not in seen_by_viewer
+    assert "********" in seen_by_viewer
+    assert "s3cr3t-value" in admin_client.get("/jobs/deploy").text
+
+
+def test_job_history_is_filtered_and_paged(viewer_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "busy")
+    ids = add_runs(scheduler, "busy", [("succeeded", 1.0)] * 55 + [("failed", 1.0)] * 5)
+    manual = add_runs(scheduler, "busy", [("succeeded", 1.0)], source="manual")
+    page = viewer_client.get("/jobs/busy").text
+    shown = [int(n) for n in re.findall(r'<a href="/runs/(\d+)">#', page)]
+    assert shown == sorted([*ids, *manual], reverse=True)[:50]
+    assert f"before_id={shown[-1]}" in page
+    older = viewer_client.get(f"/jobs/busy?before_id={shown[-1]}").text
+    rest = [int(n) for n in re.findall(r'<a href="/runs/(\d+)">#', older)]
+    assert rest == sorted([*ids, *manual], reverse=True)[50:]
+    failed = viewer_client.get("/jobs/busy?status=failed").text
+    assert len(re.findall(r'<a href="/runs/(\d+)">#', failed)) == 5
+    by_hand = viewer_client.get("/jobs/busy?source=manual").text
+    assert re.findall(r'<a href="/runs/(\d+)">#', by_hand) == [str(manual[0])]
+    assert viewer_client.get("/jobs/busy?source=telepathy").status_code == 422
+
+
+# ---- the schedule editor ---------------------------------------------------------------------------------
+
+
+def test_preview_describes_a_good_schedule_and_names_the_field_of_a_bad_one(admin_client: TestClient) -> None:
+    good = admin_client.post(
+        "/jobs/preview", data={"kind": "cron", "schedule": "0 9 * * 1-5", "timezone": "Europe/Paris"}
+    )
+    assert good.status_code == 200
+    assert "At 09:00 on Monday through Friday (Europe/Paris)" in good.text
+    assert "2026-03-03 08:00:00 UTC" in good.text
+    assert len(re.findall(r"<li>", good.text)) == 5
+    bad = admin_client.post("/jobs/preview", data={"kind": "cron", "schedule": "61 * * * *"})
+    assert bad.status_code == 200  # htmx swaps only successful answers
+    assert "<strong>cron</strong>" in bad.text
+    zone = admin_client.post(
+        "/jobs/preview", data={"kind": "cron", "schedule": "0 9 * * *", "timezone": "Mars/Base"}
+    )
+    assert "<strong>timezone</strong>" in zone.text
+    interval = admin_client.post("/jobs/preview", data={"kind": "every", "schedule": "90m"})
+    assert "Every 1h30m" in interval.text
+
+
+def test_editing_saves_and_is_audited(admin_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "nightly")
+    edit_page = admin_client.get("/jobs/nightly/edit")
+    assert edit_page.status_code == 200
+    assert 'hx-post="/jobs/preview"' in edit_page.text
+    version = re.search(r'name="version" value="(\d+)"', edit_page.text)
+    assert version is not None
+    data = form(schedule="30 4 * * 1-5", timezone="Europe/Paris", timeout="5m", max_retries="2")
+    response = admin_client.post(
+        "/jobs/nightly/edit", data={**data, "version": version.group(1)}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/jobs/nightly"
+    job = scheduler.service.get_job("nightly")
+    assert job.spec.trigger.describe() == "At 04:30 on Monday through Friday (Europe/Paris)"
+    assert job.spec.timeout == timedelta(minutes=5)
+    assert job.spec.retry.max_retries == 2
+    audit = last_audit(scheduler, object_type="job", object_id="nightly")
+    assert (audit.action, audit.actor, audit.source) == ("edit", "admin", "testclient")
+    assert audit.details is not None
+    assert audit.details["cron"] == {"from": "0 3 * * *", "to": "30 4 * * 1-5"}
+    assert audit.details["timeout"] == {"from": None, "to": 300.0}
+
+
+def test_an_edit_that_leaves_the_schedule_alone_keeps_it(
+    admin_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "ticker", every="10m")
+    before = scheduler.service.get_job("ticker")
+    page = admin_client.get("/jobs/ticker/edit").text
+    anchor = re.search(r'name="start" value="([^"]+)"', page)
+    assert anchor is not None
+    data = form(kind="every", schedule="10m", timezone="", start=anchor.group(1), catchup="skip")
+    assert admin_client.post("/jobs/ticker/edit", data=data, follow_redirects=False).status_code == 303
+    after = scheduler.service.get_job("ticker")
+    assert after.spec.trigger == before.spec.trigger
+    assert after.next_run_at == before.next_run_at
+    assert after.spec.catchup.value == "skip"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"schedule": "61 * * * *"}, "cron"),
+        ({"timezone": "Mars/Base"}, "timezone"),
+        ({"max_retries": "lots"}, "max_retries"),
+        ({"timeout": "soon"}, "timeout"),
+        ({"overlap": "sometimes"}, "overlap"),
+        ({"kind": "whenever"}, "kind"),
+    ],
+)
+def test_a_bad_edit_is_422_names_the_field_and_changes_nothing(
+    admin_client: TestClient, scheduler: Scheduler, changes: dict[str, str], field: str
+) -> None:
+    add_job(scheduler, "nightly")
+    before = scheduler.service.get_job("nightly")
+    response = admin_client.post("/jobs/nightly/edit", data=form(**{"max_retries": "3", **changes}))
+    assert response.status_code == 422
+    assert f"Nothing was saved. <strong>{field}</strong>" in response.text
+    assert 'aria-invalid="true"' in response.text
+    assert scheduler.service.get_job("nightly") == before
+    assert last_audit(scheduler, object_type="job", object_id="nightly").action == "create"
+
+
+def test_a_stale_edit_is_refused(admin_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "nightly")
+    scheduler.service.edit_job("nightly", {"max_retries": 1})
+    response = admin_client.post("/jobs/nightly/edit", data={**form(max_retries="5"), "version": "1"})
+    assert response.status_code == 409
+    assert scheduler.service.get_job("nightly").spec.retry.max_retries == 1
+
+
+# ---- actions ---------------------------------------------------------------------------------------------
+
+
+def test_run_now_queues_a_manual_run_and_shows_it(admin_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "nightly")
+    response = admin_client.post("/jobs/nightly/trigger", follow_redirects=False)
+    assert response.status_code == 303
+    run_id = int(response.headers["location"].rsplit("/", 1)[1])
+    run = scheduler.service.get_run(run_id)
+    assert (run.status, run.trigger_source, run.triggered_by) == (
+        RunStatus.QUEUED,
+        TriggerSource.MANUAL,
+        "admin",
+    )
+    audit = last_audit(scheduler, object_type="job", object_id="nightly")
+    assert (audit.action, audit.actor, audit.source, audit.details) == (
+        "trigger",
+        "admin",
+        "testclient",
+        {"run_id": run_id},
+    )
+    page = admin_client.get(f"/runs/{run_id}").text
+    assert f'data-events="/runs/{run_id}/events"' in page
+    assert "Cancel this run" in page
+
+
+def test_pause_resume_and_delete_work_and_are_audited(admin_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "nightly")
+    assert admin_client.post("/jobs/nightly/pause", follow_redirects=False).status_code == 303
+    assert scheduler.service.get_job("nightly").paused
+    assert last_audit(scheduler, object_id="nightly").action == "pause"
+    assert "Resume" in admin_client.get("/jobs/nightly").text
+    assert admin_client.post("/jobs/nightly/resume", follow_redirects=False).status_code == 303
+    assert not scheduler.service.get_job("nightly").paused
+    assert last_audit(scheduler, object_id="nightly").action == "resume"
+    confirm = admin_client.get("/jobs/nightly/delete")
+    assert confirm.status_code == 200
+    assert 'action="/jobs/nightly/delete"' in confirm.text
+    deleted = admin_client.post("/jobs/nightly/delete", follow_redirects=False)
+    assert deleted.status_code == 303
+    assert deleted.headers["location"] == "/"
+    assert admin_client.get("/jobs/nightly").status_code == 404
+    audit = last_audit(scheduler, object_id="nightly")
+    assert (audit.action, audit.actor, audit.source) == ("delete", "admin", "testclient")
+
+
+def test_cancel_a_queued_run_and_refuse_to_cancel_a_finished_one(
+    admin_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "nightly")
+    run_id = scheduler.service.trigger("nightly")
+    assert admin_client.post(f"/runs/{run_id}/cancel", follow_redirects=False).status_code == 303
+    assert scheduler.service.get_run(run_id).status is RunStatus.CANCELLED
+    audit = last_audit(scheduler, object_type="run", object_id=str(run_id))
+    assert (audit.action, audit.actor) == ("cancel", "admin")
+    assert admin_client.post(f"/runs/{run_id}/cancel").status_code == 409
+
+
+def test_viewers_cannot_change_anything(viewer_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "nightly")
+    run_id = scheduler.service.trigger("nightly")
+    before = scheduler.service.get_job("nightly")
+    for path, data in (
+        ("/jobs/nightly/trigger", None),
+        ("/jobs/nightly/pause", None),
+        ("/jobs/nightly/resume", None),
+        ("/jobs/nightly/delete", None),
+        ("/jobs/nightly/edit", form(max_retries="9")),
+        (f"/runs/{run_id}/cancel", None),
+    ):
+        assert viewer_client.post(path, data=data).status_code == 403, path
+    assert viewer_client.get("/jobs/nightly/edit").status_code == 403
+    assert viewer_client.get("/jobs/nightly/delete").status_code == 403
+    assert scheduler.service.get_job("nightly") == before
+    assert scheduler.service.get_run(run_id).status is RunStatus.QUEUED
+    assert len(scheduler.service.list_runs(job_id="nightly")) == 1
+
+
+def test_a_post_without_the_csrf_token_is_refused(admin_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "nightly")
+    token = admin_client.headers.pop("X-CSRF-Token")
+    assert admin_client.post("/jobs/nightly/pause").status_code == 403
+    assert admin_client.post("/jobs/nightly/pause", data={"csrf_token": "forged"}).status_code == 403
+    assert not scheduler.service.get_job("nightly").paused
+    # A plain form (no htmx, no header) carries the token as a field: that works.
+    assert admin_client.post("/jobs/nightly/pause", data={"csrf_token": token}).status_code == 200
+    assert scheduler.service.get_job("nightly").paused
+
+
+def test_forms_on_the_pages_carry_the_csrf_token(admin_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "nightly")
+    token = admin_client.headers["X-CSRF-Token"]
+    for path in ("/jobs/nightly", "/jobs/nightly/edit", "/jobs/nightly/delete"):
+        page = admin_client.get(path).text
+        forms = page.count('method="post"')
+        assert page.count(f'name="csrf_token" value="{token}"') == forms, path
+
+
+# ---- escaping and downloads ------------------------------------------------------------------------------
+
+
+def test_user_text_is_escaped_everywhere(admin_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "xss", name=XSS_NAME, description=XSS_NAME, tags=[XSS_NAME])
+    (run_id,) = add_runs(scheduler, "xss", [("failed", 1.0)], output=XSS_OUTPUT)
+    for path in ("/", "/jobs/xss", f"/runs/{run_id}", "/audit"):
+        page = admin_client.get(path).text
+        assert XSS_NAME not in page, path
+        assert XSS_OUTPUT not in page, path
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in admin_client.get("/").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in admin_client.get("/jobs/xss").text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in admin_client.get(f"/runs/{run_id}").text
+
+
+def test_output_downloads_as_plain_text(viewer_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "nightly")
+    (run_id,) = add_runs(scheduler, "nightly", [("succeeded", 1.0)], output=XSS_OUTPUT + "\nrésumé\n")
+    response = viewer_client.get(f"/runs/{run_id}/output.txt")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-disposition"] == f'attachment; filename="run-{run_id}-output.txt"'
+    assert response.text == XSS_OUTPUT + "\nrésumé\n"
+
+
+def test_run_page_shows_every_field(viewer_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "nightly")
+    (parent,) = add_runs(scheduler, "nightly", [("failed", 1.0)])
+    with scheduler.store.engine.begin() as conn:
+        child = conn.execute(
+            insert(runs).returning(runs.c.id),
+            {
+                "job_id": "nightly",
+                "scheduled_for": START,
+                "attempt": 1,
+                "parent_run_id": parent,
+                "trigger_source": "retry",
+                "owner": "node-7",
+                "status": "failed",
+                "due_at": START,
+                "queued_at": START,
+                "started_at": START + timedelta(seconds=2),
+                "finished_at": START + timedelta(seconds=5),
+                "exit_code": 3,
+                "error": "boom",
+                "traceback": "Traceback: <frame>",
+                "result": {"processed": 10, "failed": [1, 2]},
+            },
+        ).scalar_one()
+    page = viewer_client.get(f"/runs/{child}").text
+    assert f'<a href="/runs/{parent}">#{parent}</a>' in page
+    assert "node-7" in page
+    assert "<dt>duration</dt><dd>3.0 s</dd>" in page
+    assert "<dt>lateness</dt><dd>2.0 s</dd>" in page
+    assert "Traceback: &lt;frame&gt;" in page
+    assert '<td>processed</td><td class="mono">10</td>' in page
+    assert '<td>failed</td><td class="mono">[1, 2]</td>' in page
+    assert "data-events" not in page  # finished: nothing to follow
+    assert "Cancel this run" not in page
+
+
+# ---- the live run stream ---------------------------------------------------------------------------------
+
+
+def sse_events(client: TestClient, path: str) -> Iterator[tuple[str, str]]:
+    with client.stream("GET", path) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        name = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                yield name, line.removeprefix("data: ")
+
+
+def test_the_event_stream_follows_a_run_to_its_end(viewer_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "echo", command=["sh", "-c", "echo one; sleep 0.3; echo two"])
+    scheduler.start()
+    try:
+        run_id = scheduler.service.trigger("echo")
+        began = time.monotonic()
+        events = list(sse_events(viewer_client, f"/runs/{run_id}/events"))
+    finally:
+        scheduler.stop(wait=True, timeout=10)
+    assert time.monotonic() - began < 15
+    names = [name for name, _ in events]
+    assert names[0] == "run"
+    assert names[-1] == "end"
+    assert names.count("end") == 1
+    final = [data for name, data in events if name == "run"][-1]
+    assert '"status": "succeeded"' in final
+    assert "one\\ntwo" in final
+    assert events[-1][1] == '{"status": "succeeded"}'
+
+
+def test_the_event_stream_of_a_finished_run_ends_at_once(
+    viewer_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "nightly")
+    (run_id,) = add_runs(scheduler, "nightly", [("succeeded", 1.0)], output="done")
+    events = list(sse_events(viewer_client, f"/runs/{run_id}/events"))
+    assert [name for name, _ in events] == ["run", "end"]
+
+
+# ---- runs, status and audit ------------------------------------------------------------------------------
+
+
+def test_runs_page_filters_and_pages(viewer_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "one")
+    add_job(scheduler, "two")
+    ones = add_runs(scheduler, "one", [("succeeded", 1.0)] * 40)
+    twos = add_runs(scheduler, "two", [("failed", 1.0)] * 20, source="api")
+    page = viewer_client.get("/runs").text
+    shown = [int(n) for n in re.findall(r'<a href="/runs/(\d+)">#', page)]
+    assert shown == sorted(ones + twos, reverse=True)[:50]
+    older = re.search(r'href="/runs\?(before_id=\d+)"', page)
+    assert older is not None
+    rest = viewer_client.get(f"/runs?{older.group(1)}").text
+    assert len(re.findall(r'<a href="/runs/(\d+)">#', rest)) == 10
+    assert len(re.findall(r'<a href="/runs/(\d+)">#', viewer_client.get("/runs?status=failed").text)) == 20
+    assert len(re.findall(r'<a href="/runs/(\d+)">#', viewer_client.get("/runs?source=api").text)) == 20
+    assert len(re.findall(r'<a href="/runs/(\d+)">#', viewer_client.get("/runs?job=one").text)) == 40
+    assert viewer_client.get("/runs?status=bogus").status_code == 422
+
+
+def test_status_page_shows_running_queued_nodes_and_failures(
+    viewer_client: TestClient, scheduler: Scheduler, clock: FakeClock
+) -> None:
+    add_job(scheduler, "nightly")
+    (running,) = add_runs(scheduler, "nightly", [("running", None)], owner="node-a")
+    (failed,) = add_runs(scheduler, "nightly", [("timed_out", 9.0)])
+    queued = scheduler.service.trigger("nightly")
+    with scheduler.store.engine.begin() as conn:
+        conn.execute(
+            insert(nodes),
+            [
+                {"id": "node-a", "hostname": "web-1", "pid": 41, "started_at": START, "heartbeat_at": START},
+                {
+                    "id": "node-b",
+                    "hostname": "web-2",
+                    "pid": 42,
+                    "started_at": START - timedelta(hours=1),
+                    "heartbeat_at": START - timedelta(minutes=10),
+                },
+            ],
+        )
+    clock.advance(5)
+    page = viewer_client.get("/status").text
+    assert 'hx-get="/status/live" hx-trigger="every 5s"' in page
+    running_table = page.split('<table class="running">')[1].split("</table>")[0]
+    assert f'<a href="/runs/{running}">' in running_table
+    assert "node-a" in running_table
+    queued_table = page.split('<table class="queued">')[1].split("</table>")[0]
+    assert f'<a href="/runs/{queued}">' in queued_table
+    nodes_table = page.split('<table class="nodes">')[1].split("</table>")[0]
+    assert "web-1" in nodes_table and ">live<" in nodes_table
+    assert "web-2" in nodes_table and ">silent<" in nodes_table
+    assert f'<a href="/runs/{failed}">' in page.split("Recent failures")[1]
+    fragment = viewer_client.get("/status/live").text
+    assert "<html" not in fragment
+    assert f'<a href="/runs/{running}">' in fragment
+
+
+def test_audit_log_filters_links_and_escapes(admin_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "kept", name="<b>bold</b>")
+    add_job(scheduler, "gone")
+    admin_client.post("/jobs/kept/pause")
+    admin_client.post("/jobs/gone/delete")
+    run_id = scheduler.service.trigger("kept")
+    admin_client.post(f"/runs/{run_id}/cancel")
+    page = admin_client.get("/audit").text
+    assert '<a href="/jobs/kept">kept</a>' in page
+    assert '<a href="/jobs/gone">' not in page  # deleted: no link to a 404
+    assert f'<a href="/runs/{run_id}">{run_id}</a>' in page
+    assert "<b>bold</b>" not in page
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page
+    by_admin = admin_client.get("/audit?actor=admin").text
+    assert "setup" not in by_admin.split("<tbody>")[1]
+    only_runs = admin_client.get("/audit?object_type=run").text.split("<tbody>")[1]
+    assert only_runs.count("<tr>") == 1
+    one_job = admin_client.get("/audit?object_type=job&object_id=kept").text.split("<tbody>")[1]
+    assert one_job.count("<tr>") == 3  # create, pause, trigger
+
+
+def test_audit_log_is_paged(viewer_client: TestClient, scheduler: Scheduler) -> None:
+    for i in range(30):
+        add_job(scheduler, f"job-{i:02d}")
+        scheduler.service.pause(f"job-{i:02d}", by="ops")
+        scheduler.service.resume(f"job-{i:02d}", by="ops")
+    first = viewer_client.get("/audit?actor=ops").text
+    assert first.split("<tbody>")[1].count("<tr>") == 50
+    older = re.search(r'href="/audit\?([^"]+)">Older', first)
+    assert older is not None
+    rest = viewer_client.get("/audit?" + older.group(1).replace("&amp;", "&")).text
+    assert rest.split("<tbody>")[1].count("<tr>") == 10
+
+
+# ---- cost ------------------------------------------------------------------------------------------------
+
+
+def statements_for(client: TestClient, scheduler: Scheduler, path: str) -> int:
+    count = 0
+
+    def counted(*_args: Any) -> None:
+        nonlocal count
+        count += 1
+
+    event.listen(scheduler.store.engine, "before_cursor_execute", counted)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(scheduler.store.engine, "before_cursor_execute", counted)
+    return count
+
+
+def test_the_jobs_page_costs_a_few_statements_whatever_the_number_of_jobs(
+    viewer_client: TestClient, scheduler: Scheduler
+) -> None:
+    for i in range(5):
+        add_job(scheduler, f"job-{i:02d}")
+        add_runs(scheduler, f"job-{i:02d}", [("succeeded", 1.0), ("failed", 2.0), ("succeeded", 3.0)])
+    few = statements_for(viewer_client, scheduler, "/")
+    for i in range(5, 30):
+        add_job(scheduler, f"job-{i:02d}")
+        add_runs(scheduler, f"job-{i:02d}", [("succeeded", 1.0), ("failed", 2.0), ("succeeded", 3.0)])
+    many = statements_for(viewer_client, scheduler, "/")
+    assert len(job_links(viewer_client.get("/").text)) == 30
+    assert many == few
+    assert many <= 8  # the session lookup, one query for the jobs, one for their runs, and BEGINs
