@@ -1,0 +1,109 @@
+"""The dashboard in a real headless Chromium, against a real running cronkeeper."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import Site, log_in
+from tests.web.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
+
+# Screenshots of the main pages, for the README: CRONKEEPER_SCREENSHOTS=docs/screenshots scripts/test.sh ...
+SCREENSHOTS = os.environ.get("CRONKEEPER_SCREENSHOTS")
+
+
+def _shot(page: Page, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+
+
+def test_log_in_and_see_the_jobs(page: Page, site: Site) -> None:
+    page.goto(f"{site.url}/")
+    expect(page).to_have_url(re.compile(r"/login"))
+    page.get_by_label("User name").fill("admin")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong user name or password.")
+    log_in(page, site, "admin", ADMIN_PASSWORD)
+    expect(page.get_by_role("link", name="Nightly report")).to_be_visible()
+    expect(page.get_by_role("link", name="cleanup")).to_be_visible()
+    expect(page.get_by_text("At 03:00")).to_be_visible()
+    _shot(page, "jobs")
+
+
+def test_trigger_a_run_and_watch_it_finish(page: Page, site: Site) -> None:
+    log_in(page, site, "admin", ADMIN_PASSWORD)
+    page.get_by_role("link", name="Nightly report").click()
+    page.get_by_role("button", name="Run now").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))
+    status = page.locator("#run-status")
+    expect(status).to_have_text(re.compile("queued|running"))
+    expect(page.locator("#run-output")).to_contain_text("building report")  # live, while it runs
+    expect(status).to_have_text("succeeded", timeout=15_000)
+    expect(page.get_by_text("42 rows")).to_be_visible()
+    _shot(page, "run")
+    page.get_by_role("link", name="nightly-report").first.click()
+    expect(page.locator("#history")).to_be_visible()
+    _shot(page, "job")
+
+
+def test_edit_a_schedule_with_the_preview(page: Page, site: Site) -> None:
+    log_in(page, site, "admin", ADMIN_PASSWORD)
+    page.goto(f"{site.url}/jobs/nightly-report/edit")
+    schedule = page.get_by_label("Schedule", exact=True)
+    schedule.fill("0 3 * *")
+    expect(page.locator("#schedule-preview")).to_contain_text("cron")
+    expect(page.locator("#schedule-preview")).to_contain_text("fields")
+    schedule.fill("30 6 * * 1-5")
+    expect(page.locator("#schedule-preview")).to_contain_text("At 06:30")
+    expect(page.locator("#schedule-preview li")).to_have_count(5)
+    _shot(page, "edit")
+    page.get_by_role("button", name="Save").click()
+    expect(page).to_have_url(re.compile(r"/jobs/nightly-report$"))
+    expect(page.get_by_text("30 6 * * 1-5").first).to_be_visible()
+    assert site.scheduler.get_job("nightly-report").spec.trigger.describe().startswith("At 06:30")
+
+
+def test_pause_and_resume(page: Page, site: Site) -> None:
+    log_in(page, site, "admin", ADMIN_PASSWORD)
+    page.goto(f"{site.url}/jobs/cleanup")
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("h1 .status")).to_have_text("paused")
+    assert site.scheduler.get_job("cleanup").paused
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("h1 .status")).to_have_text("active")
+    assert not site.scheduler.get_job("cleanup").paused
+    page.goto(f"{site.url}/audit")
+    expect(page.get_by_role("cell", name="pause", exact=True)).to_be_visible()
+    expect(page.get_by_role("cell", name="resume", exact=True)).to_be_visible()
+    _shot(page, "audit")
+
+
+def test_a_viewer_sees_no_admin_actions_and_is_refused_them(page: Page, site: Site) -> None:
+    log_in(page, site, "viewer", VIEWER_PASSWORD)
+    page.goto(f"{site.url}/jobs/cleanup")
+    expect(page.get_by_role("button", name="Run now")).to_have_count(0)
+    # A hand-made POST, as a page with a forged button would send it, is refused by the server.
+    status = page.evaluate(
+        """async (url) => {
+            const token = JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"];
+            const body = new URLSearchParams({csrf_token: token});
+            const response = await fetch(url, {method: "POST", body});
+            return response.status;
+        }""",
+        f"{site.url}/jobs/cleanup/pause",
+    )
+    assert status == 403
+    assert not site.scheduler.get_job("cleanup").paused
+
+
+def test_live_status_page(page: Page, site: Site) -> None:
+    log_in(page, site, "admin", ADMIN_PASSWORD)
+    page.goto(f"{site.url}/status")
+    expect(page.get_by_role("heading", name="Nodes")).to_be_visible()
+    expect(page.locator("body")).to_contain_text(site.scheduler.engine.owner if site.scheduler.engine else "")
+    _shot(page, "status")
