@@ -266,6 +266,7 @@ IfMatch = Annotated[
 ]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body cannot be read (not UTF-8 or not JSON)"},
     401: {"model": ErrorOut, "description": "No valid credentials"},
     403: {"model": ErrorOut, "description": "Not allowed (admin needed, or CSRF token missing)"},
     422: {"model": ErrorOut, "description": "Bad input; `field` names what is wrong"},
