@@ -11,6 +11,7 @@ import click
 
 from cronkeeper.cli.audit import audit
 from cronkeeper.cli.context import AppContext
+from cronkeeper.cli.crontab import import_crontab
 from cronkeeper.cli.db import db
 from cronkeeper.cli.jobs import jobs
 from cronkeeper.cli.next import next_command
@@ -60,6 +61,7 @@ cli.add_command(runs)
 cli.add_command(users)
 cli.add_command(tokens)
 cli.add_command(audit)
+cli.add_command(import_crontab)
 cli.add_command(db)
 
 
