@@ -68,6 +68,7 @@ class WebConfig:
     public_metrics: bool | None = None
     session_lifetime: timedelta | None = None
     secure_cookies: bool | None = None
+    trust_proxy: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +228,7 @@ WEB_KEYS: dict[str, Callable[[Any, Mapping[str, str]], Any]] = {
     "public_metrics": _web_flag,
     "session_lifetime": _web_lifetime,
     "secure_cookies": _web_flag,
+    "trust_proxy": _web_flag,
 }
 
 

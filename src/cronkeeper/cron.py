@@ -108,17 +108,16 @@ class CronExpression:
 
     def next_after(self, instant: datetime, tz: ZoneInfo) -> datetime | None:
         """The first fire strictly after ``instant`` (aware), evaluated in ``tz``, as aware UTC."""
-        local = instant.astimezone(tz)
         floor = instant.astimezone(UTC)
-        sim = CronSim(self._fields, local)
         try:
+            sim = CronSim(self._fields, instant.astimezone(tz))
             fire: datetime = next(sim).astimezone(UTC)
             # cronsim works on the wall clock for fixed-time jobs and answers the first pass of a repeated
             # autumn hour, so from inside the second pass it can answer an instant already past.  Such a job
             # does not run again in the repeated hour (Vixie cron), so step on to its next real fire.
             while fire <= floor:
                 fire = next(sim).astimezone(UTC)
-        except StopIteration:
+        except (StopIteration, OverflowError):  # no fire before the last representable date
             return None
         return fire
 

@@ -6,6 +6,7 @@ turns rows into these objects; every face (library, CLI, web) reads them.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -108,7 +109,11 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> timedelta:
         """The wait before retry number ``attempt`` (1 for the first retry)."""
-        seconds = min(self.base.total_seconds() * self.factor ** (attempt - 1), self.cap.total_seconds())
+        try:
+            grown = self.base.total_seconds() * self.factor ** (attempt - 1)
+        except OverflowError:  # many retries of a steep backoff: the cap applies
+            grown = math.inf
+        seconds = min(grown, self.cap.total_seconds())
         if self.jitter:
             spread = seconds * self.jitter
             seconds += (rng or random).uniform(-spread, spread)

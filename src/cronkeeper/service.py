@@ -165,7 +165,8 @@ class JobService:
         expected_version: int | None = None,
         source: str | None = None,
     ) -> Job:
-        """Change some options of a job; a new schedule replaces the old one and restarts from now."""
+        """Change some options of a job (None puts an option back to its default); a new schedule replaces the
+        old one and restarts from now.  An edit that changes nothing is not saved: same version, no audit."""
         job = self.store.get_job(job_id)
         if "id" in changes and changes["id"] != job_id:
             raise ValidationError("id", "cannot be changed; create a new job instead")
@@ -176,7 +177,10 @@ class JobService:
                 for key in replaced:
                     data.pop(key, None)
         data.update(changes)
-        saved = self._save(job, self.build(data), by=by, expected_version=expected_version)
+        spec = self.build({key: value for key, value in data.items() if value is not None})
+        if spec == job.spec and expected_version in (None, job.version):
+            return job
+        saved = self._save(job, spec, by=by, expected_version=expected_version)
         self._record("edit", job_id, by=by, source=source, details=_changed_options(job.spec, saved.spec))
         return saved
 
@@ -184,7 +188,9 @@ class JobService:
         """Give a job a new schedule: ``cron=``, ``every=`` or ``at=``, ``timezone``, ``start``, ``end``."""
         return self.edit_job(job_id, schedule, by=by)
 
-    def upsert_job(self, data: Mapping[str, Any], *, by: str | None = None, origin: str) -> tuple[Job, str]:
+    def upsert_job(
+        self, data: Mapping[str, Any], *, by: str | None = None, origin: str, source: str | None = None
+    ) -> tuple[Job, str]:
         """Add the job or bring it in line with ``data``; returns the job and "added"/"updated"/"unchanged".
 
         An interval job declared without a ``start`` keeps the anchor it got when first added, so that
@@ -192,11 +198,12 @@ class JobService:
         """
         existing, spec = self._declared(data)
         if existing is None:
-            return self.add_job(data, by=by, origin=origin), "added"
+            return self.add_job(data, by=by, origin=origin, source=source), "added"
         if spec == existing.spec and existing.enabled:
             return existing, "unchanged"
         saved = self._save(existing, spec, by=by, origin=origin, enabled=True)
-        self._record("edit", saved.id, by=by or origin, details=_changed_options(existing.spec, spec))
+        changed = _changed_options(existing.spec, spec)
+        self._record("edit", saved.id, by=by or origin, source=source, details=changed)
         return saved, "updated"
 
     def _declared(self, data: Mapping[str, Any]) -> tuple[Job | None, JobSpec]:
@@ -208,7 +215,12 @@ class JobService:
         return existing, self.build(data)
 
     def sync_jobs(
-        self, declared: Iterable[Mapping[str, Any]], *, origin: str, by: str | None = None
+        self,
+        declared: Iterable[Mapping[str, Any]],
+        *,
+        origin: str,
+        by: str | None = None,
+        source: str | None = None,
     ) -> SyncReport:
         """Make the jobs of ``origin`` match ``declared``: add new ones, update changed ones, and disable (not
         delete, so history stays) those that are no longer declared.  Validates all before writing any."""
@@ -222,7 +234,7 @@ class JobService:
         report = SyncReport()
         seen = set()
         for data in declared:
-            job, change = self.upsert_job(data, by=by, origin=origin)
+            job, change = self.upsert_job(data, by=by, origin=origin, source=source)
             seen.add(job.id)
             getattr(report, change).append(job.id)
             if change != "unchanged":
@@ -233,9 +245,8 @@ class JobService:
                     job.spec, next_fire_at=None, next_run_at=None, now=self.clock.now(), by=by, enabled=False
                 )
                 report.disabled.append(job.id)
-                self._record(
-                    "disable", job.id, by=by or origin, details={"reason": f"not declared in {origin}"}
-                )
+                reason = {"reason": f"not declared in {origin}"}
+                self._record("disable", job.id, by=by or origin, source=source, details=reason)
                 log.info("disabled job %s: no longer declared in %s", job.id, origin)
         self._changed()
         return report

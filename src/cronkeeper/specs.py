@@ -192,7 +192,9 @@ def build_trigger(data: Mapping[str, Any], *, default_timezone: str, now: dateti
         every = parse_duration(data["every"], "every")
         if every <= timedelta(0):
             raise InvalidScheduleError("every", "must be longer than zero")
-        return IntervalTrigger(every, start or now.astimezone(UTC), end)
+        anchor = start or now.astimezone(UTC)
+        _check_first_step(anchor, every)
+        return IntervalTrigger(every, anchor, end)
     at = _instant(data, "at", zone)
     assert at is not None
     return DateTrigger(at)
@@ -337,8 +339,8 @@ def _retry(data: Mapping[str, Any]) -> RetryPolicy:
     cap = _optional_duration(data, "retry_cap", positive=True) or timedelta(seconds=30)
     factor = data.get("retry_factor", 2.0)
     jitter = data.get("retry_jitter", 0.1)
-    if isinstance(factor, bool) or not isinstance(factor, int | float) or factor < 1:
-        raise ValidationError("retry_factor", "must be a number of at least 1")
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not 1 <= factor <= MAX_RETRY_FACTOR:
+        raise ValidationError("retry_factor", f"must be a number from 1 to {MAX_RETRY_FACTOR}")
     if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
         raise ValidationError("retry_jitter", "must be a fraction between 0 and 1")
     return RetryPolicy(_int(data, "max_retries", 0, minimum=0), base, float(factor), cap, float(jitter))
@@ -351,6 +353,16 @@ def parse_zone(name: Any) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValidationError("timezone", f"unknown time zone {name!r}") from None
+
+
+def _check_first_step(anchor: datetime, every: timedelta) -> None:
+    """An interval must fire at least once within the dates cronkeeper handles."""
+    try:
+        first: datetime | None = anchor + every
+    except OverflowError:
+        first = None
+    if first is None or first.year > LAST_YEAR:
+        raise InvalidScheduleError("every", f"is too long: it would first fire after the year {LAST_YEAR}")
 
 
 def _instant(data: Mapping[str, Any], key: str, zone: ZoneInfo) -> datetime | None:
@@ -367,7 +379,14 @@ def _instant(data: Mapping[str, Any], key: str, zone: ZoneInfo) -> datetime | No
         raise InvalidScheduleError(key, "must be an ISO-8601 date and time")
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
-    return value.astimezone(UTC)
+    try:
+        instant = value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidScheduleError(key, "is outside the range of dates") from None
+    # Schedules add jitter, grace and retry delays to their instants: keep clear of datetime's last year.
+    if instant.year > LAST_YEAR:
+        raise InvalidScheduleError(key, f"must be before the year {LAST_YEAR + 1}")
+    return instant
 
 
 def _optional_duration(data: Mapping[str, Any], key: str, *, positive: bool = False) -> timedelta | None:
@@ -395,6 +414,9 @@ def _bool(data: Mapping[str, Any], key: str) -> bool:
         raise ValidationError(key, "must be true or false")
     return value
 
+
+LAST_YEAR = 9000
+MAX_RETRY_FACTOR = 1000
 
 # Longest accepted texts: names and tags are shown in lists, and PostgreSQL enforces the name column's size.
 TEXT_LIMITS = {"name": 200, "description": 4000}

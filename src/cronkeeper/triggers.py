@@ -74,7 +74,11 @@ class IntervalTrigger:
         if instant < self.anchor:
             return _bounded(self.anchor, self.end_at)
         steps = (instant - self.anchor) // self.every + 1
-        return _bounded(self.anchor + steps * self.every, self.end_at)
+        try:
+            fire = self.anchor + steps * self.every
+        except OverflowError:  # the next step lies past the last representable date: the schedule is over
+            return None
+        return _bounded(fire, self.end_at)
 
     def describe(self) -> str:
         return f"Every {format_duration(self.every)}"

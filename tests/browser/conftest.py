@@ -108,8 +108,10 @@ def site(tmp_path: Path) -> Iterator[Site]:
         scheduler.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One browser per module: Playwright's sync API keeps an event loop in this thread while it runs, so it
+    must be gone before later tests call asyncio.run()."""
     _need_browser()
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

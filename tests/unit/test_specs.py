@@ -402,3 +402,28 @@ def test_call_arguments_must_be_storable_too() -> None:
     with pytest.raises(ValidationError) as error:
         build_spec(data, now=NOW)
     assert error.value.field == "args"
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"retry_factor": float("nan")}, "retry_factor"),
+        ({"retry_factor": float("inf")}, "retry_factor"),
+        ({"retry_factor": 1e308}, "retry_factor"),
+        ({"every": "999999999d", "cron": None}, "every"),
+        ({"start": "9999-12-31T23:00:00+00:00"}, "start"),
+        ({"end": "9999-12-31T23:00:00"}, "end"),
+        ({"at": "9999-12-31T23:59:59-12:00", "cron": None}, "at"),
+    ],
+)
+def test_values_past_what_schedules_can_reach_are_refused(options: dict[str, object], field: str) -> None:
+    data: dict[str, object] = {"id": "j", "cron": "0 3 * * *", "command": ["true"], **options}
+    data = {key: value for key, value in data.items() if value is not None}
+    with pytest.raises(ValidationError) as error:
+        build_spec(data, now=NOW)
+    assert error.value.field == field
+
+
+def test_a_steep_backoff_reaches_its_cap_without_overflowing() -> None:
+    policy = RetryPolicy(max_retries=5000, factor=1000.0, cap=timedelta(minutes=5), jitter=0.0)
+    assert policy.delay(4000) == timedelta(minutes=5)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -250,3 +250,11 @@ def test_formats_durations_in_the_shortest_form(delta: timedelta, text: str) -> 
 )
 def test_formatted_duration_parses_back_to_itself(delta: timedelta) -> None:
     assert parse_duration(format_duration(delta), "every") == delta
+
+
+def test_schedules_end_at_the_last_representable_date_instead_of_failing() -> None:
+    late = datetime(9999, 12, 31, 12, tzinfo=UTC)
+    interval = IntervalTrigger(timedelta(days=1), datetime(2026, 1, 1, tzinfo=UTC))
+    assert interval.next_after(late) is None
+    cron = CronTrigger(CronExpression("0 0 * * *"), ZoneInfo("Pacific/Kiritimati"))
+    assert cron.next_after(late) is None

@@ -119,6 +119,7 @@ def start_web(app: AppContext, scheduler: Scheduler, settings: WebSettings, log_
         # uvicorn's start-up chatter at info would repeat what serve logs; debug shows it, and every request.
         log_level="warning" if log_level == "info" else log_level,
         access_log=log_level == "debug",
+        trust_proxy=settings.trust_proxy,
     )
     # Listening first: if the port is taken, no admin is created whose only showing of a password is lost.
     web.start()
@@ -160,7 +161,8 @@ def sync_declared_jobs(app: AppContext, scheduler: Scheduler, *, demo: bool) -> 
                 scheduler.service.build(data)
             except ValidationError as exc:
                 raise located(exc, f"{where}: jobs[{index}]") from None
-        report = scheduler.service.sync_jobs(declared, origin=origin, by=origin)
+        source = origin if where == origin else f"{origin} {where}"
+        report = scheduler.service.sync_jobs(declared, origin=origin, by=origin, source=source)
         log.info(
             "%s: %d added, %d updated, %d unchanged, %d disabled",
             where,

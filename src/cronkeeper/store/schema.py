@@ -114,6 +114,9 @@ runs = Table(
     UniqueConstraint("job_id", "scheduled_for", "attempt", name="uq_ck_runs_fire"),
     Index("ix_ck_runs_job_id_id", "job_id", "id"),
     Index("ix_ck_runs_status_id", "status", "id"),
+    # Filtered history (a job's failures; manual runs) without walking every run of the status (0003).
+    Index("ix_ck_runs_job_status_id", "job_id", "status", "id"),
+    Index("ix_ck_runs_source_id", "trigger_source", "id"),
     Index(
         "ix_ck_runs_active_job", "job_id", sqlite_where=text(ACTIVE_SQL), postgresql_where=text(ACTIVE_SQL)
     ),

@@ -70,14 +70,13 @@ async def login(
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not same_secret(login_token, expected):
         return _login_page(request, next_path, error="The form expired; please try again.", status=400)
-    wait = context.throttle.retry_after(username)
+    wait = context.throttle.attempt(username)
     if wait is not None:
         minutes = max(1, round(wait.total_seconds() / 60))
         message = f"Too many failed attempts for this account; try again in {minutes} min."
         return _login_page(request, next_path, error=message, status=429)
     user = await run_in_threadpool(context.accounts.authenticate, username, password)
     if user is None:
-        context.throttle.failed(username)
         log.warning("failed login for %r from %s", username, request.client.host if request.client else "?")
         return _login_page(request, next_path, error=WRONG, status=401)
     context.throttle.succeeded(username)

@@ -83,6 +83,7 @@ class WebServer:
         *,
         log_level: str = "warning",
         access_log: bool = False,
+        trust_proxy: bool = False,
         startup_timeout: float = 30.0,
     ) -> None:
         config = uvicorn.Config(
@@ -93,8 +94,8 @@ class WebServer:
             # None: records go to the root logger that `serve` configured, in its format.
             log_config=None,
             access_log=access_log,
-            proxy_headers=True,
-            forwarded_allow_ips="127.0.0.1",
+            proxy_headers=trust_proxy,
+            forwarded_allow_ips="127.0.0.1" if trust_proxy else None,
             lifespan="on",
             # A request still open at shutdown may delay it this long, not forever.
             timeout_graceful_shutdown=5,

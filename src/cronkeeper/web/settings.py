@@ -19,5 +19,8 @@ class WebSettings:
     public_metrics: bool = False
     session_lifetime: timedelta = timedelta(hours=12)
     secure_cookies: bool | None = None
+    # Behind a reverse proxy on this host: believe its X-Forwarded-For/-Proto (the client's address in the
+    # audit log, https for Secure cookies).  Off by default, as any local process could send those headers.
+    trust_proxy: bool = False
     login_attempts: int = 5
     login_window: timedelta = timedelta(minutes=15)

@@ -3,48 +3,56 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from datetime import datetime, timedelta
 
 from cronkeeper.clock import Clock
 
-_MAX_TRACKED = 10_000  # names remembered at once; the oldest are forgotten first
+MAX_TRACKED = 10_000  # names with recent attempts remembered at once
 
 
 class LoginThrottle:
-    """At most ``attempts`` failed logins per name within ``window``; kept in memory, per process."""
+    """At most ``attempts`` unsuccessful logins per name within ``window``; kept in memory, per process.
+
+    An attempt is counted when it starts, before the password is checked, so that parallel guesses cannot
+    all slip through while the first ones are still being verified; a successful login clears the count.
+    """
 
     def __init__(self, clock: Clock, *, attempts: int, window: timedelta) -> None:
         self.clock = clock
         self.attempts = attempts
         self.window = window
-        self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
+        self._attempts: dict[str, deque[datetime]] = {}
         self._lock = threading.Lock()
 
-    def retry_after(self, username: str) -> timedelta | None:
-        """How long the name must wait before its next attempt, or None if it may try now."""
-        now = self.clock.now()
-        with self._lock:
-            failures = self._recent(username.casefold(), now)
-            if len(failures) < self.attempts:
-                return None
-            return failures[0] + self.window - now
+    def attempt(self, username: str) -> timedelta | None:
+        """Count an attempt for the name; returns how long to wait instead if the name is over its limit.
 
-    def failed(self, username: str) -> None:
+        When every slot is taken by names with recent attempts (a flood of made-up names), new names wait
+        rather than push out the count of an account under attack.
+        """
         now = self.clock.now()
         key = username.casefold()
         with self._lock:
-            self._recent(key, now).append(now)
-            self._failures.move_to_end(key)
-            while len(self._failures) > _MAX_TRACKED:
-                self._failures.popitem(last=False)
+            recent = self._attempts.get(key)
+            if recent is None:
+                if len(self._attempts) >= MAX_TRACKED:
+                    self._forget_quiet_names(now)
+                if len(self._attempts) >= MAX_TRACKED:
+                    return self.window
+                recent = self._attempts[key] = deque()
+            while recent and recent[0] <= now - self.window:
+                recent.popleft()
+            if len(recent) >= self.attempts:
+                return recent[0] + self.window - now
+            recent.append(now)
+            return None
 
     def succeeded(self, username: str) -> None:
         with self._lock:
-            self._failures.pop(username.casefold(), None)
+            self._attempts.pop(username.casefold(), None)
 
-    def _recent(self, key: str, now: datetime) -> deque[datetime]:
-        failures = self._failures.setdefault(key, deque())
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        return failures
+    def _forget_quiet_names(self, now: datetime) -> None:
+        cutoff = now - self.window
+        for key in [key for key, recent in self._attempts.items() if not recent or recent[-1] <= cutoff]:
+            del self._attempts[key]
