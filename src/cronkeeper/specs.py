@@ -89,12 +89,12 @@ def build_spec(data: Mapping[str, Any], *, default_timezone: str = "UTC", now: d
         timeout=_optional_duration(data, "timeout", positive=True),
         retry=_retry(data),
         overlap=_choice(data, "overlap", Overlap, Overlap.ALLOW),
-        max_instances=_int(data, "max_instances", 1, minimum=1),
+        max_instances=_int(data, "max_instances", 1, minimum=1, maximum=10_000),
         # Positive: a zero grace would turn every fire into a misfire (and, with catchup=skip, never run).
         misfire_grace=_optional_duration(data, "misfire_grace", positive=True) or timedelta(seconds=60),
         catchup=_choice(data, "catchup", Catchup, Catchup.ONCE),
         jitter=_optional_duration(data, "jitter") or timedelta(0),
-        output_limit=_int(data, "output_limit", 64 * 1024, minimum=0),
+        output_limit=_int(data, "output_limit", 64 * 1024, minimum=0, maximum=64 * 1024 * 1024),
     )
 
 
@@ -343,7 +343,9 @@ def _retry(data: Mapping[str, Any]) -> RetryPolicy:
         raise ValidationError("retry_factor", f"must be a number from 1 to {MAX_RETRY_FACTOR}")
     if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
         raise ValidationError("retry_jitter", "must be a fraction between 0 and 1")
-    return RetryPolicy(_int(data, "max_retries", 0, minimum=0), base, float(factor), cap, float(jitter))
+    return RetryPolicy(
+        _int(data, "max_retries", 0, minimum=0, maximum=10_000), base, float(factor), cap, float(jitter)
+    )
 
 
 def parse_zone(name: Any) -> ZoneInfo:
@@ -399,12 +401,12 @@ def _optional_duration(data: Mapping[str, Any], key: str, *, positive: bool = Fa
     return duration
 
 
-def _int(data: Mapping[str, Any], key: str, default: int, *, minimum: int) -> int:
+def _int(data: Mapping[str, Any], key: str, default: int, *, minimum: int, maximum: int) -> int:
     value = data.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(key, "must be a whole number")
-    if value < minimum:
-        raise ValidationError(key, f"must be at least {minimum}")
+    if not minimum <= value <= maximum:
+        raise ValidationError(key, f"must be from {minimum} to {maximum}")
     return value
 
 

@@ -3,17 +3,21 @@ removal, idempotency keys, settings that the first writer decides."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 
 from cronkeeper.exceptions import AccountNotFoundError, ValidationError
 from cronkeeper.models import Role
 from cronkeeper.store.access import SqlAccessStore
 from cronkeeper.store.engines import open_engine
 from cronkeeper.store.migrate import upgrade
+from cronkeeper.store.schema import idempotency_keys
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -69,16 +73,74 @@ def test_tokens_are_found_by_hash_only(access: SqlAccessStore) -> None:
     assert access.use_token("c" * 64, now=NOW) is None
 
 
+def _reserve(
+    access: SqlAccessStore, actor: str, key: str, now: datetime, job_id: str = "job"
+) -> tuple[str, int | None] | None:
+    """Reserve as the API does: keys kept a day, a reservation without a run abandoned after a minute."""
+    return access.reserve_key(
+        actor,
+        key,
+        job_id,
+        now=now,
+        forget_before=now - timedelta(days=1),
+        abandoned_before=now - timedelta(minutes=1),
+    )
+
+
 def test_idempotency_keys_remember_the_run_and_expire(access: SqlAccessStore) -> None:
-    forget = NOW - timedelta(days=1)
-    assert access.reserve_key("alice", "k1", "job", now=NOW, forget_before=forget) is None
-    assert access.reserve_key("alice", "k1", "job", now=NOW, forget_before=forget) == ("job", None)
-    access.settle_key("alice", "k1", 42)
-    assert access.reserve_key("alice", "k1", "job", now=NOW, forget_before=forget) == ("job", 42)
-    assert access.reserve_key("bob", "k1", "job", now=NOW, forget_before=forget) is None  # per actor
+    assert _reserve(access, "alice", "k1", NOW) is None
+    assert _reserve(access, "alice", "k1", NOW) == ("job", None)
+    access.settle_key("alice", "k1", 42, reserved_at=NOW)
+    assert _reserve(access, "alice", "k1", NOW) == ("job", 42)
+    assert _reserve(access, "bob", "k1", NOW) is None  # per actor
     later = NOW + timedelta(days=2)
-    forget = later - timedelta(days=1)
-    assert access.reserve_key("alice", "k1", "job", now=later, forget_before=forget) is None
+    assert _reserve(access, "alice", "k1", later) is None
+    access.settle_key("alice", "k1", None, reserved_at=later)  # a failed request gives its key back
+    assert _reserve(access, "alice", "k1", later) is None
+
+
+def test_a_reservation_whose_request_died_is_taken_over_after_a_minute(access: SqlAccessStore) -> None:
+    assert _reserve(access, "alice", "k1", NOW) is None  # and the request never settles it
+    assert _reserve(access, "alice", "k1", NOW + timedelta(seconds=59)) == ("job", None)
+    retry_at = NOW + timedelta(seconds=61)
+    assert _reserve(access, "alice", "k1", retry_at, job_id="other") is None
+    assert _reserve(access, "alice", "k1", retry_at) == ("other", None)
+    # The first request, late after all, must not settle or free the reservation that replaced its own.
+    access.settle_key("alice", "k1", 7, reserved_at=NOW)
+    access.settle_key("alice", "k1", None, reserved_at=NOW)
+    assert _reserve(access, "alice", "k1", retry_at) == ("other", None)
+    access.settle_key("alice", "k1", 8, reserved_at=retry_at)
+    assert _reserve(access, "alice", "k1", retry_at) == ("other", 8)
+    # A settled key is an answer, however old (up to a day), never an abandoned reservation.
+    assert _reserve(access, "alice", "k1", retry_at + timedelta(hours=2)) == ("other", 8)
+
+
+def test_only_one_of_concurrent_retries_takes_an_abandoned_reservation_over(access: SqlAccessStore) -> None:
+    assert _reserve(access, "alice", "k1", NOW) is None
+    later = NOW + timedelta(minutes=5)
+    start = threading.Barrier(6)
+
+    def retry(_: int) -> tuple[str, int | None] | None:
+        start.wait()
+        return _reserve(access, "alice", "k1", later)
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(retry, range(6)))
+    assert answers.count(None) == 1
+    assert answers.count(("job", None)) == 5
+
+
+def test_a_key_reserved_by_a_concurrent_request_is_its_answer_not_an_error(
+    access: SqlAccessStore, engine: Engine
+) -> None:
+    with engine.connect() as other, ThreadPoolExecutor(1) as pool:
+        transaction = other.begin()
+        other.execute(insert(idempotency_keys).values(actor="alice", key="k1", job_id="job", created_at=NOW))
+        # PostgreSQL: finds no row, then its insert waits on the other's; SQLite: waits to begin.
+        answer = pool.submit(_reserve, access, "alice", "k1", NOW)
+        time.sleep(0.3)
+        transaction.commit()
+        assert answer.result(timeout=10) == ("job", None)
 
 
 def test_the_first_stored_setting_wins(access: SqlAccessStore) -> None:

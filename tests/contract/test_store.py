@@ -74,6 +74,13 @@ def test_adds_finds_lists_and_deletes_jobs(store: SqlJobStore) -> None:
         store.get_job("a")
 
 
+def test_finds_many_jobs_in_the_order_asked_leaving_out_missing_ones(store: SqlJobStore) -> None:
+    for job_id in ("a", "b", "c"):
+        add(store, job_id)
+    assert [job.id for job in store.find_jobs(["c", "gone", "a"])] == ["c", "a"]
+    assert store.find_jobs([]) == []
+
+
 def test_adding_a_taken_id_fails_and_changes_nothing(store: SqlJobStore) -> None:
     add(store, "a")
     with pytest.raises(JobExistsError):

@@ -427,3 +427,15 @@ def test_values_past_what_schedules_can_reach_are_refused(options: dict[str, obj
 def test_a_steep_backoff_reaches_its_cap_without_overflowing() -> None:
     policy = RetryPolicy(max_retries=5000, factor=1000.0, cap=timedelta(minutes=5), jitter=0.0)
     assert policy.delay(4000) == timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_retries", 10_001), ("max_instances", 0), ("max_instances", 10**20), ("output_limit", 2**40)],
+)
+def test_counts_are_bounded(field: str, value: int) -> None:
+    data = {"id": "j", "cron": "0 3 * * *", "command": ["true"], field: value}
+    with pytest.raises(ValidationError) as error:
+        build_spec(data, now=NOW)
+    assert error.value.field == field
+    assert "must be from" in error.value.reason

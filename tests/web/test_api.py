@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from fastapi.testclient import TestClient
 
 from cronkeeper.accounts import AccountService
 from cronkeeper.clock import FakeClock
-from cronkeeper.models import Run, RunStatus, TriggerSource
+from cronkeeper.exceptions import StoreError
+from cronkeeper.models import Job, Run, RunStatus, TriggerSource
 from cronkeeper.scheduler import Scheduler
 from cronkeeper.serialize import job_to_json, run_to_json
 from cronkeeper.store.audit import AuditFilter
-from cronkeeper.web.api_models import JobOut, PreviewOut, RunDetail, RunOut, RunPage, StatusOut
+from cronkeeper.web import api
+from cronkeeper.web.api_models import JobList, JobOut, PreviewOut, RunDetail, RunOut, RunPage, StatusOut
 
 HELLO = {"id": "hello", "cron": "*/5 * * * *", "command": ["echo", "hi"]}
 
@@ -74,7 +76,7 @@ def test_create_get_and_list_a_job(admin: TestClient, scheduler: Scheduler) -> N
     assert body["spec"]["timeout"] == 300.0
     assert body["created_by"] == "token:admin-bot"
     assert admin.get("/api/jobs/hello").json() == body
-    assert admin.get("/api/jobs").json() == {"jobs": [body]}
+    assert admin.get("/api/jobs").json() == {"jobs": [body], "next_after": None}
     JobOut.model_validate(body)
 
 
@@ -96,7 +98,73 @@ def test_jobs_are_filtered_by_state_tag_and_text(admin: TestClient) -> None:
     assert ids(q="report") == ["report"]  # the name, case-insensitively
     assert ids(q="up") == ["backup-db", "cleanup"]  # the id
     assert ids(tag="db", q="night") == ["backup-db"]
+    assert ids(tag="d") == []  # a whole tag, not part of one
     assert admin.get("/api/jobs", params={"state": "sleeping"}).status_code == 422
+
+
+def _walk_jobs(client: TestClient, **query: Any) -> list[list[str]]:
+    """Every page of the job listing, as lists of job ids."""
+    pages: list[list[str]] = []
+    after: str | None = None
+    while True:
+        response = client.get("/api/jobs", params={**query, **({"after": after} if after else {})})
+        assert response.status_code == 200, response.text
+        page = JobList.model_validate(response.json())
+        pages.append([job.id for job in page.jobs])
+        after = page.next_after
+        if after is None:
+            return pages
+
+
+def test_jobs_are_paged_in_id_order_by_keyset(admin: TestClient, scheduler: Scheduler) -> None:
+    ids = [f"job-{i:02}" for i in range(7)]
+    for job_id in reversed(ids):
+        create(admin, id=job_id, tags=["odd"] if int(job_id[-1]) % 2 else ["even"])
+    assert _walk_jobs(admin, limit=3) == [ids[0:3], ids[3:6], ids[6:7]]
+    assert _walk_jobs(admin) == [ids]  # 100 by default
+    # A page that is exactly full is the last one: no cursor to an empty page.
+    assert _walk_jobs(admin, limit=7) == [ids]
+    assert _walk_jobs(admin, tag="odd", limit=3) == [["job-01", "job-03", "job-05"]]
+    assert _walk_jobs(admin, tag="even", limit=2) == [["job-00", "job-02"], ["job-04", "job-06"]]
+    # A job added while paging does not shift the next page; each job keeps its full shape.
+    first = admin.get("/api/jobs", params={"limit": 3}).json()
+    assert first["next_after"] == "job-02"
+    create(admin, id="job-00a")
+    second = admin.get("/api/jobs", params={"limit": 3, "after": first["next_after"]}).json()
+    assert second["jobs"] == [job_to_json(scheduler.get_job(job_id)) for job_id in ids[3:6]]
+
+
+def test_the_job_listing_reads_one_page_not_every_job(
+    admin: TestClient, scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    definitions = [{"id": f"bulk-{i:04}", "every": "1h", "command": ["true"]} for i in range(1500)]
+    scheduler.service.add_jobs(definitions, by="setup")
+
+    def everything() -> None:
+        raise AssertionError("the listing loaded every job")
+
+    monkeypatch.setattr(scheduler.service, "list_jobs", everything)
+    monkeypatch.setattr(scheduler.store, "list_jobs", everything)
+    page = admin.get("/api/jobs", params={"q": "bulk-01", "after": "bulk-0149"}).json()
+    assert [job["id"] for job in page["jobs"]] == [f"bulk-{i:04}" for i in range(150, 200)]
+    assert page["next_after"] is None
+    assert len(admin.get("/api/jobs").json()["jobs"]) == 100
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"after": "x" * 201}, "after"),
+        ({"after": "a\x00"}, "after"),
+        ({"q": "\x00"}, "q"),
+        ({"tag": "db\x00"}, "tag"),
+    ],
+)
+def test_bad_job_queries_are_422(admin: TestClient, query: dict[str, Any], field: str) -> None:
+    response = admin.get("/api/jobs", params=query)
+    assert (response.status_code, response.json()["field"]) == (422, field)
 
 
 def test_env_values_are_shown_to_admins_only(admin: TestClient, viewer_token: str) -> None:
@@ -237,7 +305,10 @@ def test_stale_edits_are_refused_with_if_match_or_expected_version(admin: TestCl
     create(admin)
     assert admin.patch("/api/jobs/hello", json={"timeout": 5}, headers={"If-Match": '"1"'}).status_code == 200
     stale = admin.patch("/api/jobs/hello", json={"timeout": 9}, headers={"If-Match": '"1"'})
-    assert stale.status_code == 409
+    assert (stale.status_code, stale.json()["field"]) == (412, "If-Match")  # a failed precondition
+    # The precondition comes first: a stale edit is 412 whatever its body.
+    assert admin.patch("/api/jobs/hello", json={"cron": "x"}, headers={"If-Match": "1"}).status_code == 412
+    # The version in the body is the edit's own check, not a precondition: a conflict.
     assert admin.patch("/api/jobs/hello", json={"timeout": 9, "expected_version": 1}).status_code == 409
     assert admin.get("/api/jobs/hello").json()["spec"]["timeout"] == 5.0
     current = admin.patch("/api/jobs/hello", json={"timeout": 9}, headers={"If-Match": 'W/"2"'})
@@ -250,6 +321,56 @@ def test_stale_edits_are_refused_with_if_match_or_expected_version(admin: TestCl
     for version in (10**30, 0, "3"):
         response = admin.patch("/api/jobs/hello", json={"expected_version": version})
         assert (response.status_code, response.json()["field"]) == (422, "expected_version")
+
+
+def test_an_edit_that_loses_a_race_after_its_if_match_check_is_412(
+    admin: TestClient, scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create(admin)
+    service = scheduler.service
+    read = service.get_job
+
+    def read_then_someone_edits(job_id: str) -> Job:
+        job = read(job_id)
+        service.edit_job(job_id, {"timeout": 1}, by="someone")
+        return job
+
+    monkeypatch.setattr(service, "get_job", read_then_someone_edits)
+    response = admin.patch("/api/jobs/hello", json={"timeout": 9}, headers={"If-Match": '"1"'})
+    assert (response.status_code, response.json()["field"]) == (412, "If-Match")
+    assert scheduler.get_job("hello").spec.timeout == timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(("method", "url"), [("POST", "/pause"), ("POST", "/resume"), ("DELETE", "")])
+def test_pause_resume_and_delete_check_if_match(
+    admin: TestClient, scheduler: Scheduler, method: str, url: str
+) -> None:
+    create(admin)
+    admin.patch("/api/jobs/hello", json={"timeout": 5})  # now at version 2
+    for stale in ('"1"', 'W/"1"', "1", '"3"'):
+        response = admin.request(method, f"/api/jobs/hello{url}", headers={"If-Match": stale})
+        assert response.status_code == 412, (stale, response.text)
+        assert response.json() == {
+            "detail": "job 'hello' has changed since the version in If-Match; reload it and try again",
+            "field": "If-Match",
+        }
+    assert scheduler.get_job("hello").version == 2
+    assert [row[1] for row in audit_rows(scheduler)] == ["create", "edit"]
+    for bad in ("two", '"1", "2"'):
+        response = admin.request(method, f"/api/jobs/hello{url}", headers={"If-Match": bad})
+        assert (response.status_code, response.json()["field"]) == (422, "If-Match")
+    gone = admin.request(method, f"/api/jobs/nope{url}", headers={"If-Match": '"1"'})
+    assert gone.status_code == 404
+    current = admin.request(method, f"/api/jobs/hello{url}", headers={"If-Match": 'W/"2"'})
+    assert current.status_code == (204 if method == "DELETE" else 200)
+    assert [row[1] for row in audit_rows(scheduler)][2:] == [url.strip("/") or "delete"]
+
+
+def test_if_match_any_version_is_no_condition(admin: TestClient, scheduler: Scheduler) -> None:
+    create(admin)
+    assert admin.post("/api/jobs/hello/pause", headers={"If-Match": "*"}).status_code == 200
+    assert admin.delete("/api/jobs/hello", headers={"If-Match": "*"}).status_code == 204
+    assert scheduler.jobs() == []
 
 
 def test_pause_resume_and_delete_are_audited_with_the_user(
@@ -266,7 +387,8 @@ def test_pause_resume_and_delete_are_audited_with_the_user(
     assert (deleted.status_code, deleted.content) == (204, b"")
     assert admin_client.get("/api/jobs/hello").status_code == 404
     assert audit_rows(scheduler) == [
-        ("admin", action, "hello", "testclient") for action in ("create", "pause", "resume", "edit", "delete")
+        ("admin", action, "hello", "api testclient")
+        for action in ("create", "pause", "resume", "edit", "delete")
     ]
 
 
@@ -378,7 +500,7 @@ def test_trigger_queues_a_run_recorded_with_who_asked(admin: TestClient, schedul
         TriggerSource.API,
         "token:admin-bot",
     )
-    assert audit_rows(scheduler)[-1] == ("token:admin-bot", "trigger", "hello", "testclient")
+    assert audit_rows(scheduler)[-1] == ("token:admin-bot", "trigger", "hello", "api testclient")
 
 
 def test_an_idempotency_key_makes_a_repeated_trigger_return_the_same_run(
@@ -414,8 +536,14 @@ def test_bad_idempotency_keys_are_refused(admin: TestClient, scheduler: Schedule
 def test_a_key_in_flight_is_a_conflict_and_a_failed_trigger_frees_its_key(
     admin: TestClient, accounts: AccountService, clock: FakeClock
 ) -> None:
+    now = clock.now()
     accounts.store.reserve_key(
-        "token:admin-bot", "busy", "hello", now=clock.now(), forget_before=clock.now() - timedelta(days=1)
+        "token:admin-bot",
+        "busy",
+        "hello",
+        now=now,
+        forget_before=now - timedelta(days=1),
+        abandoned_before=now - timedelta(minutes=1),
     )
     create(admin)
     assert admin.post("/api/jobs/hello/runs", headers={"Idempotency-Key": "busy"}).status_code == 409
@@ -426,6 +554,36 @@ def test_a_key_in_flight_is_a_conflict_and_a_failed_trigger_frees_its_key(
     # Keys are forgotten after a day.
     clock.advance(timedelta(hours=25))
     assert admin.post("/api/jobs/hello/runs", headers={"Idempotency-Key": "busy"}).status_code == 202
+
+
+def test_a_key_whose_request_died_is_taken_over_after_a_minute(
+    admin: TestClient,
+    scheduler: Scheduler,
+    accounts: AccountService,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    create(admin)
+
+    def blip(*_args: Any, **_kwargs: Any) -> NoReturn:
+        raise StoreError("database write failed: connection reset")
+
+    with monkeypatch.context() as patched:  # giving the key back fails too
+        patched.setattr(accounts.store, "settle_key", blip)
+        # The request's own error is the answer, not the failed cleanup's.
+        assert admin.post("/api/jobs/nope/runs", headers={"Idempotency-Key": "k0"}).status_code == 404
+        patched.setattr(scheduler.service, "trigger", blip)
+        assert admin.post("/api/jobs/hello/runs", headers={"Idempotency-Key": "k"}).status_code == 503
+    assert admin.post("/api/jobs/hello/runs", headers={"Idempotency-Key": "k"}).status_code == 409
+    clock.advance(timedelta(seconds=59))
+    assert admin.post("/api/jobs/hello/runs", headers={"Idempotency-Key": "k"}).status_code == 409
+    assert scheduler.runs() == []
+    clock.advance(timedelta(seconds=2))
+    retried = admin.post("/api/jobs/hello/runs", headers={"Idempotency-Key": "k"})
+    assert retried.status_code == 202
+    again = admin.post("/api/jobs/hello/runs", headers={"Idempotency-Key": "k"})
+    assert again.json() == retried.json()
+    assert [run.id for run in scheduler.runs()] == [retried.json()["run_id"]]
 
 
 @pytest.fixture
@@ -467,6 +625,21 @@ def test_runs_are_paged_newest_first_by_keyset(admin: TestClient, history: list[
     admin.post("/api/jobs/a/runs")
     second = admin.get("/api/runs", params={"limit": 10, "before_id": first["next_before_id"]}).json()
     assert [run["id"] for run in second["runs"]] == sorted(history, reverse=True)[10:20]
+
+
+def test_a_page_that_is_exactly_full_is_the_last(admin: TestClient, history: list[int]) -> None:
+    assert [len(page) for page in _walk(admin, "/api/runs", limit=60)] == [60, 60]
+    assert [len(page) for page in _walk(admin, "/api/jobs/a/runs", limit=30)] == [30, 30]
+    assert [len(page) for page in _walk(admin, "/api/runs", status="cancelled", limit=12)] == [12]
+    assert admin.get("/api/runs", params={"limit": 120}).json()["next_before_id"] is None
+
+
+def test_a_full_page_of_the_largest_size_looks_one_row_further(
+    admin: TestClient, history: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api, "MAX_PAGE", 40)  # what the service reads at most, lowered to spare 1000 runs
+    assert [len(page) for page in _walk(admin, "/api/runs", limit=40)] == [40, 40, 40]
+    assert [len(page) for page in _walk(admin, "/api/runs", limit=20)] == [20] * 6
 
 
 def test_runs_are_filtered_by_job_status_and_source(
@@ -557,7 +730,7 @@ def test_cancel_a_queued_run(admin: TestClient, scheduler: Scheduler) -> None:
     assert scheduler.get_run(run_id).status is RunStatus.CANCELLED
     again = admin.post(f"/api/runs/{run_id}/cancel")
     assert again.status_code == 409
-    assert audit_rows(scheduler)[-1] == ("token:admin-bot", "cancel", str(run_id), "testclient")
+    assert audit_rows(scheduler)[-1] == ("token:admin-bot", "cancel", str(run_id), "api testclient")
 
 
 def test_cancel_a_running_command(admin: TestClient, scheduler: Scheduler) -> None:
@@ -673,6 +846,24 @@ def test_openapi_describes_the_api_and_its_bearer_scheme(anon: TestClient) -> No
             assert {"HTTPBearer": []} in operation["security"], (method, path)
             assert operation["summary"] and operation["tags"], (method, path)
             assert "401" in operation["responses"]
+    for path, method in [
+        ("/api/jobs/{job_id}", "patch"),
+        ("/api/jobs/{job_id}", "delete"),
+        ("/api/jobs/{job_id}/pause", "post"),
+        ("/api/jobs/{job_id}/resume", "post"),
+    ]:
+        operation = paths[path][method]
+        assert "412" in operation["responses"], (method, path)
+        assert "If-Match" in [parameter["name"] for parameter in operation["parameters"]], (method, path)
+    listing = paths["/api/jobs"]["get"]
+    assert {parameter["name"] for parameter in listing["parameters"]} == {
+        "state",
+        "tag",
+        "q",
+        "after",
+        "limit",
+    }
+    assert set(document["components"]["schemas"]["JobList"]["required"]) == {"jobs", "next_after"}
     create_job = paths["/api/jobs"]["post"]
     assert "201" in create_job["responses"]
     body_schema = document["components"]["schemas"]["JobCreate"]

@@ -6,20 +6,28 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
+from html import unescape
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, update
 
+from cronkeeper.accounts import AccountService, Actor
 from cronkeeper.clock import FakeClock
+from cronkeeper.exceptions import ConflictError
 from cronkeeper.models import AuditEvent, RunStatus, TriggerSource
 from cronkeeper.scheduler import Scheduler
+from cronkeeper.specs import spec_to_dict
 from cronkeeper.store.audit import AuditFilter
 from cronkeeper.store.schema import nodes, runs
+from cronkeeper.triggers import CronTrigger
+from cronkeeper.web.pages import live
 from tests.web.conftest import START
 
 XSS_NAME = "<script>alert(1)</script>"
@@ -265,6 +273,69 @@ def test_job_history_is_filtered_and_paged(viewer_client: TestClient, scheduler:
     assert viewer_client.get("/jobs/busy?source=telepathy").status_code == 422
 
 
+def test_a_page_exactly_full_has_no_link_to_an_empty_next_page(
+    viewer_client: TestClient, scheduler: Scheduler
+) -> None:
+    scheduler.add_jobs({"id": f"job-{i:02d}", "every": "1h", "command": ["true"]} for i in range(50))
+    runs_ids = add_runs(scheduler, "job-00", [("succeeded", 1.0)] * 50)
+    for i in range(25):
+        scheduler.service.pause(f"job-{i:02d}", by="ops")
+        scheduler.service.resume(f"job-{i:02d}", by="ops")
+    jobs_page = viewer_client.get("/").text
+    assert len(job_links(jobs_page)) == 50
+    assert "Next page" not in jobs_page
+    for path in ("/runs", "/jobs/job-00"):
+        page = viewer_client.get(path).text
+        assert len(re.findall(r'<a href="/runs/(\d+)">#', page)) == 50, path
+        assert "before_id=" not in page, path
+        assert "Older" not in page, path
+    audit = viewer_client.get("/audit?actor=ops").text
+    assert audit.split("<tbody>")[1].count("<tr>") == 50
+    assert "Older" not in audit
+    # One more, and the link is back, to a page that holds it.
+    (newest,) = add_runs(scheduler, "job-00", [("failed", 1.0)])
+    page = viewer_client.get("/runs").text
+    older = re.search(r'href="/runs\?(before_id=\d+)"', page)
+    assert older is not None
+    rest = viewer_client.get(f"/runs?{older.group(1)}").text
+    assert re.findall(r'<a href="/runs/(\d+)">#', rest) == [str(min(runs_ids))]
+    assert newest > max(runs_ids)
+
+
+HUGE = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/runs?before_id={HUGE}",
+        f"/jobs/nightly?before_id={HUGE}",
+        f"/audit?before_id={HUGE}",
+        f"/runs/{HUGE}",
+        f"/runs/{HUGE}/output.txt",
+        f"/runs/{HUGE}/events",
+        f"/runs?before_id=-{HUGE}",
+        "/runs/0",
+    ],
+)
+def test_ids_out_of_range_are_bad_input_not_a_server_error(
+    app: FastAPI, viewer_client: TestClient, scheduler: Scheduler, path: str
+) -> None:
+    add_job(scheduler, "nightly")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.cookies = viewer_client.cookies
+        response = client.get(path)
+    assert response.status_code == 422, response.text
+    assert "<html" in response.text
+
+
+def test_cancelling_a_run_id_out_of_range_is_bad_input(app: FastAPI, admin_client: TestClient) -> None:
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.cookies = admin_client.cookies
+        client.headers.update(admin_client.headers)
+        assert client.post(f"/runs/{HUGE}/cancel").status_code == 422
+
+
 # ---- the schedule editor ---------------------------------------------------------------------------------
 
 
@@ -305,7 +376,7 @@ def test_editing_saves_and_is_audited(admin_client: TestClient, scheduler: Sched
     assert job.spec.timeout == timedelta(minutes=5)
     assert job.spec.retry.max_retries == 2
     audit = last_audit(scheduler, object_type="job", object_id="nightly")
-    assert (audit.action, audit.actor, audit.source) == ("edit", "admin", "testclient")
+    assert (audit.action, audit.actor, audit.source) == ("edit", "admin", "web testclient")
     assert audit.details is not None
     assert audit.details["cron"] == {"from": "0 3 * * *", "to": "30 4 * * 1-5"}
     assert audit.details["timeout"] == {"from": None, "to": 300.0}
@@ -359,6 +430,95 @@ def test_a_stale_edit_is_refused(admin_client: TestClient, scheduler: Scheduler)
     assert scheduler.service.get_job("nightly").spec.retry.max_retries == 1
 
 
+def test_an_edit_with_a_version_out_of_range_is_422(
+    app: FastAPI, admin_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "nightly")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.cookies = admin_client.cookies
+        client.headers.update(admin_client.headers)
+        response = client.post("/jobs/nightly/edit", data={**form(max_retries="5"), "version": HUGE})
+    assert response.status_code == 422
+    assert "Nothing was saved. <strong>version</strong>" in response.text
+    assert scheduler.service.get_job("nightly").version == 1
+
+
+def form_as_shown(page: str) -> dict[str, str]:
+    """What a browser submits for the edit page as it was served, untouched."""
+    values = {
+        name: unescape(value)
+        for name, value in re.findall(r'<input[^>]*name="([^"]+)" value="([^"]*)"', page)
+        if name not in ("seconds", "csrf_token")
+    }
+    for name, options in re.findall(r'<select id="f-[^"]+" name="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
+        selected = re.search(r'<option value="([^"]*)" selected', options)
+        values[name] = selected.group(1) if selected else ""
+    if 'name="seconds" value="on" checked' in page:
+        values["seconds"] = "on"
+    return values
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {
+            "cron": "30 2 * * *",
+            "timezone": "Europe/Paris",
+            "timeout": 1234.5678,
+            "retry_base": 0.25,
+            "retry_factor": 1.23456789,
+            "retry_cap": 3600.000001,
+            "misfire_grace": 0.333333,
+            "jitter": "7s",
+        },
+        {"every": 90.125, "start": "2026-01-01T00:17:00.5+00:00"},
+    ],
+)
+def test_saving_the_form_untouched_changes_nothing(
+    admin_client: TestClient, scheduler: Scheduler, options: dict[str, Any]
+) -> None:
+    add_job(scheduler, "precise", **options)
+    before = scheduler.service.get_job("precise")
+    shown = form_as_shown(admin_client.get("/jobs/precise/edit").text)
+    response = admin_client.post("/jobs/precise/edit", data=shown, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    after = scheduler.service.get_job("precise")
+    assert spec_to_dict(after.spec) == spec_to_dict(before.spec)
+    assert after == before  # same version, same next run
+    assert last_audit(scheduler, object_id="precise").action == "create"
+
+
+def test_an_edit_that_changes_nothing_is_not_saved(scheduler: Scheduler) -> None:
+    add_job(scheduler, "nightly", timeout="5m")
+    before = scheduler.service.get_job("nightly")
+    assert scheduler.service.edit_job("nightly", {"timeout": 300, "cron": "0 3 * * *"}, by="x") == before
+    assert scheduler.service.get_job("nightly").version == before.version
+    assert last_audit(scheduler, object_id="nightly").action == "create"
+    # A stale version is still refused, even for an edit that would change nothing.
+    scheduler.service.edit_job("nightly", {"max_retries": 1})
+    with pytest.raises(ConflictError):
+        scheduler.service.edit_job("nightly", {"max_retries": 1}, expected_version=before.version)
+
+
+def test_a_blank_time_zone_means_the_default_zone(admin_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "paris", cron="0 3 * * *", timezone="Europe/Paris")
+    shown = form_as_shown(admin_client.get("/jobs/paris/edit").text)
+    assert shown["timezone"] == "Europe/Paris"
+    response = admin_client.post("/jobs/paris/edit", data={**shown, "timezone": ""}, follow_redirects=False)
+    assert response.status_code == 303
+    trigger = scheduler.service.get_job("paris").spec.trigger
+    assert isinstance(trigger, CronTrigger)
+    assert trigger.timezone.key == scheduler.service.default_timezone == "UTC"
+    audit = last_audit(scheduler, object_id="paris")
+    assert audit.details is not None
+    assert audit.details["timezone"] == {"from": "Europe/Paris", "to": "UTC"}
+    preview = admin_client.post(
+        "/jobs/preview", data={"kind": "cron", "schedule": "0 9 * * *", "timezone": ""}
+    )
+    assert "At 09:00 every day (UTC)" in preview.text
+
+
 # ---- actions ---------------------------------------------------------------------------------------------
 
 
@@ -377,7 +537,7 @@ def test_run_now_queues_a_manual_run_and_shows_it(admin_client: TestClient, sche
     assert (audit.action, audit.actor, audit.source, audit.details) == (
         "trigger",
         "admin",
-        "testclient",
+        "web testclient",
         {"run_id": run_id},
     )
     page = admin_client.get(f"/runs/{run_id}").text
@@ -402,7 +562,7 @@ def test_pause_resume_and_delete_work_and_are_audited(admin_client: TestClient, 
     assert deleted.headers["location"] == "/"
     assert admin_client.get("/jobs/nightly").status_code == 404
     audit = last_audit(scheduler, object_id="nightly")
-    assert (audit.action, audit.actor, audit.source) == ("delete", "admin", "testclient")
+    assert (audit.action, audit.actor, audit.source) == ("delete", "admin", "web testclient")
 
 
 def test_cancel_a_queued_run_and_refuse_to_cancel_a_finished_one(
@@ -561,6 +721,78 @@ def test_the_event_stream_of_a_finished_run_ends_at_once(
     (run_id,) = add_runs(scheduler, "nightly", [("succeeded", 1.0)], output="done")
     events = list(sse_events(viewer_client, f"/runs/{run_id}/events"))
     assert [name for name, _ in events] == ["run", "end"]
+
+
+def follow_while(
+    client: TestClient, scheduler: Scheduler, revoke: Callable[[], None], *, print_after: bool
+) -> list[tuple[str, str]]:
+    """Follow a running run while, from another thread, its credentials are revoked, it prints (if
+    ``print_after``) and, a little later, ends: a stream that outlived its credentials would carry it all."""
+    add_job(scheduler, "long")
+    (run_id,) = add_runs(scheduler, "long", [("running", None)], output="before")
+
+    def meanwhile() -> None:
+        time.sleep(0.2)
+        revoke()
+        time.sleep(0.2)
+        with scheduler.store.engine.begin() as conn:
+            if print_after:
+                conn.execute(update(runs).where(runs.c.id == run_id).values(output="printed after revoking"))
+        time.sleep(0.5)
+        with scheduler.store.engine.begin() as conn:
+            conn.execute(
+                update(runs).where(runs.c.id == run_id).values(status="succeeded", finished_at=START)
+            )
+
+    worker = threading.Thread(target=meanwhile)
+    worker.start()
+    try:
+        return list(sse_events(client, f"/runs/{run_id}/events"))
+    finally:
+        worker.join()
+
+
+@pytest.mark.parametrize("how", ["remove_user", "set_password", "logout", "revoke_token"])
+def test_the_event_stream_ends_when_its_credentials_do(
+    app: FastAPI,
+    viewer_client: TestClient,
+    viewer_token: str,
+    accounts: AccountService,
+    scheduler: Scheduler,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+) -> None:
+    monkeypatch.setattr(live, "POLL_SECONDS", 0.05)
+    actor = Actor("test")
+    browser = TestClient(app, cookies=viewer_client.cookies, headers=dict(viewer_client.headers))
+
+    def logout() -> None:
+        assert browser.post("/logout", follow_redirects=False).status_code == 303
+
+    revokers: dict[str, Callable[[], Any]] = {
+        "remove_user": lambda: accounts.remove_user("viewer", actor=actor),
+        "set_password": lambda: accounts.set_password("viewer", "a-new-password-1", actor=actor),
+        "logout": logout,
+        "revoke_token": lambda: accounts.revoke_token("viewer-bot", actor=actor),
+    }
+    client = viewer_client
+    if how == "revoke_token":
+        client = TestClient(app, headers={"Authorization": f"Bearer {viewer_token}"})
+    events = list(follow_while(client, scheduler, revokers[how], print_after=True))
+    assert events[0] == ("run", '{"status": "running", "output": "before"}')
+    assert "printed after revoking" not in str(events)
+    assert events[-1] == ("end", '{"status": null}')
+
+
+def test_a_quiet_event_stream_ends_too_when_its_credentials_do(
+    viewer_client: TestClient, accounts: AccountService, scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(live, "RECHECK_SECONDS", 0.1)
+    revoke = lambda: accounts.remove_user("viewer", actor=Actor("test"))  # noqa: E731
+    events = follow_while(viewer_client, scheduler, revoke, print_after=False)
+    assert [name for name, _ in events] == ["run", "end"]
+    assert events[-1] == ("end", '{"status": null}')
 
 
 # ---- runs, status and audit ------------------------------------------------------------------------------

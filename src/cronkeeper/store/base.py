@@ -140,6 +140,10 @@ class JobStore(ABC):
         """Pause (the caller passes no next fire) or resume (the caller passes one computed from now)."""
 
     @abstractmethod
+    def find_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """The jobs with these ids, in the order given, in one read; ids with no job are left out."""
+
+    @abstractmethod
     def find_job(self, job_id: str) -> Job | None:
         """The job, or None."""
 

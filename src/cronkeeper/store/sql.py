@@ -196,6 +196,13 @@ class SqlJobStore(JobStore):
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         return None if row is None else self._job(row)
 
+    def find_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        if not job_ids:
+            return []
+        with self._read() as conn:
+            rows = {row.id: row for row in conn.execute(select(jobs).where(jobs.c.id.in_(list(job_ids))))}
+        return [self._job(rows[job_id]) for job_id in job_ids if job_id in rows]
+
     def list_jobs(self, *, include_disabled: bool = True) -> list[Job]:
         query = select(jobs).order_by(jobs.c.id)
         if not include_disabled:

@@ -8,6 +8,7 @@ runs them in its thread pool.  Admins change things; viewers read, with env valu
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -18,15 +19,19 @@ from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.responses import JSONResponse, Response
 
 from cronkeeper.engine import Engine
-from cronkeeper.exceptions import ConflictError, ValidationError
-from cronkeeper.models import Job, RunStatus, TriggerSource
+from cronkeeper.exceptions import ConflictError, StoreError, ValidationError
+from cronkeeper.models import Job, Run, RunStatus, TriggerSource
 from cronkeeper.serialize import iso, job_to_json, run_to_json
 from cronkeeper.service import JobService
 from cronkeeper.store.status import Node, SqlStatusView
+from cronkeeper.store.views import JobPageFilter
 from cronkeeper.web.api_models import (
     CONFLICT,
     ERRORS,
+    MAX_PAGE,
     NOT_FOUND,
+    PRECONDITION_FAILED,
+    AfterJobId,
     BeforeId,
     IdempotencyKey,
     IfMatch,
@@ -35,7 +40,7 @@ from cronkeeper.web.api_models import (
     JobList,
     JobOut,
     JobPatch,
-    JobState,
+    JobStateFilter,
     Limit,
     PreviewOut,
     PreviewRequest,
@@ -46,9 +51,13 @@ from cronkeeper.web.api_models import (
     Sources,
     Statuses,
     StatusOut,
+    TagFilter,
+    TextFilter,
 )
 from cronkeeper.web.auth import SESSION_COOKIE, Principal, admin, client_address, viewer
 from cronkeeper.web.context import web_context
+from cronkeeper.web.errors import error_response
+from cronkeeper.web.pages.common import dashboard
 
 # Only here so that OpenAPI shows how to authenticate; `viewer` and `admin` do the checking.
 _BEARER = HTTPBearer(auto_error=False, description="An API token: `cronkeeper tokens create NAME`.")
@@ -60,6 +69,10 @@ _COOKIE = APIKeyCookie(
 router = APIRouter(prefix="/api", dependencies=[Depends(_BEARER), Depends(_COOKIE)], responses=ERRORS)
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+# A key reserved this long ago without a run belongs to a request that died before giving it back (its
+# trigger and then its cleanup failed, or its process was killed): a retry takes it over.  Well above the time
+# a trigger takes, even one that queues behind SQLite's 30 s busy timeout.
+ABANDONED_AFTER = timedelta(minutes=1)
 _VERSION = re.compile(r'(?:W/)?"?([0-9]{1,18})"?')
 
 Viewer = Annotated[Principal, Depends(viewer)]
@@ -81,30 +94,25 @@ def _job_response(
 # ---- jobs --------------------------------------------------------------------------------------------------
 
 
-def _state(job: Job) -> JobState:
-    if not job.enabled:
-        return JobState.DISABLED
-    return JobState.PAUSED if job.paused else JobState.ACTIVE
-
-
-def _matches(job: Job, state: JobState | None, tag: str | None, q: str | None) -> bool:
-    if state is not None and _state(job) is not state:
-        return False
-    if tag is not None and tag not in job.spec.tags:
-        return False
-    return q is None or q.casefold() in f"{job.id}\n{job.spec.display_name}".casefold()
-
-
 @router.get("/jobs", tags=["jobs"], summary="List jobs", response_model=JobList)
 def list_jobs(
     request: Request,
     principal: Viewer,
-    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
-    tag: Annotated[str | None, Query(description="Only jobs with this tag.")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Part of the id or name.")] = None,
+    state: JobStateFilter = None,
+    tag: TagFilter = None,
+    q: TextFilter = None,
+    after: AfterJobId = None,
+    limit: Limit = 100,
 ) -> JSONResponse:
-    jobs = [job for job in _service(request).list_jobs() if _matches(job, state, tag, q)]
-    return JSONResponse({"jobs": [job_to_json(job, reveal_env=principal.is_admin) for job in jobs]})
+    """Jobs in id order, filtered and paged in SQL: pass `next_after` as `after` for the next page.  A page
+    may hold fewer than `limit` jobs and still not be the last (a tag is checked exactly after a rough SQL
+    match); only a null `next_after` ends the listing."""
+    page_filter = JobPageFilter(state=state, search=q, tag=tag, after_id=after, limit=limit)
+    page = dashboard(request).job_page(page_filter)
+    # The page's rows lack the version, origin and authors of the API's job shape: read the jobs by id.
+    found = _service(request).store.find_jobs([row.id for row in page.rows])
+    body = [job_to_json(job, reveal_env=principal.is_admin) for job in found]
+    return JSONResponse({"jobs": body, "next_after": page.next_after})
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"], summary="Get a job", response_model=JobOut, responses=NOT_FOUND)
@@ -132,16 +140,30 @@ def create_job(request: Request, body: JobCreate, principal: Admin) -> JSONRespo
     return _job_response(job, principal, status_code=201, headers={"Location": location})
 
 
-def _expected_version(given: int | None, if_match: str | None) -> int | None:
+def _if_match(if_match: str | None) -> int | None:
+    """The version an If-Match header names (``"3"``, ``W/"3"`` or ``3``); None without one, or for ``*``."""
     if if_match is None or if_match.strip() == "*":
-        return given
+        return None
     found = _VERSION.fullmatch(if_match.strip())
     if found is None:
         raise ValidationError("If-Match", 'must be the job\'s ETag, e.g. "3"')
-    version = int(found.group(1))
-    if given is not None and given != version:
-        raise ValidationError("If-Match", "disagrees with expected_version")
-    return version
+    return int(found.group(1))
+
+
+def _precondition_failed(request: Request, job_id: str) -> Response:
+    message = f"job {job_id!r} has changed since the version in If-Match; reload it and try again"
+    return error_response(request, 412, message, field="If-Match")
+
+
+def _stale(request: Request, job_id: str, version: int | None) -> Response | None:
+    """A 412 answer if the job is no longer at the version If-Match named; 404 if there is no such job.
+
+    A check before the change, not in the same statement: a change that lands between the two is not
+    caught.  The store compares versions atomically only for edits (``expected_version``), which PATCH
+    uses as well; for pause, resume and delete the window is a read's length, accepted for now."""
+    if version is None or _service(request).get_job(job_id).version == version:
+        return None
+    return _precondition_failed(request, job_id)
 
 
 @router.patch(
@@ -149,27 +171,46 @@ def _expected_version(given: int | None, if_match: str | None) -> int | None:
     tags=["jobs"],
     summary="Change a job",
     response_model=JobOut,
-    responses={**NOT_FOUND, **CONFLICT},
+    responses={**NOT_FOUND, **CONFLICT, **PRECONDITION_FAILED},
 )
 def edit_job(
     request: Request, job_id: JobId, body: JobPatch, principal: Admin, if_match: IfMatch = None
-) -> JSONResponse:
-    """Only the options sent change.  With If-Match (or `expected_version`), an edit based on a stale read
-    is refused with 409 instead of silently undoing someone else's change."""
-    job = _service(request).edit_job(
-        job_id,
-        body.model_dump(exclude_unset=True, exclude={"expected_version"}),
-        by=principal.name,
-        expected_version=_expected_version(body.expected_version, if_match),
-        source=client_address(request),
-    )
+) -> Response:
+    """Only the options sent change.  An edit based on a stale read is refused instead of silently undoing
+    someone else's change: with 412 for If-Match (a precondition, checked before the body), with 409 for
+    `expected_version` in the body."""
+    version = _if_match(if_match)
+    if version is not None and body.expected_version not in (None, version):
+        raise ValidationError("If-Match", "disagrees with expected_version")
+    stale = _stale(request, job_id, version)
+    if stale is not None:
+        return stale
+    try:
+        job = _service(request).edit_job(
+            job_id,
+            body.model_dump(exclude_unset=True, exclude={"expected_version"}),
+            by=principal.name,
+            expected_version=body.expected_version if version is None else version,
+            source=client_address(request),
+        )
+    except ConflictError:
+        if version is None:
+            raise
+        return _precondition_failed(request, job_id)  # changed between the check and the edit
     return _job_response(job, principal)
 
 
 @router.post(
-    "/jobs/{job_id}/pause", tags=["jobs"], summary="Pause a job", response_model=JobOut, responses=NOT_FOUND
+    "/jobs/{job_id}/pause",
+    tags=["jobs"],
+    summary="Pause a job",
+    response_model=JobOut,
+    responses={**NOT_FOUND, **PRECONDITION_FAILED},
 )
-def pause_job(request: Request, job_id: JobId, principal: Admin) -> JSONResponse:
+def pause_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMatch = None) -> Response:
+    stale = _stale(request, job_id, _if_match(if_match))
+    if stale is not None:
+        return stale
     job = _service(request).pause(job_id, by=principal.name, source=client_address(request))
     return _job_response(job, principal)
 
@@ -179,10 +220,13 @@ def pause_job(request: Request, job_id: JobId, principal: Admin) -> JSONResponse
     tags=["jobs"],
     summary="Resume a job",
     response_model=JobOut,
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **PRECONDITION_FAILED},
 )
-def resume_job(request: Request, job_id: JobId, principal: Admin) -> JSONResponse:
+def resume_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMatch = None) -> Response:
     """Resumes from the next fire after now: what was missed while paused is not run."""
+    stale = _stale(request, job_id, _if_match(if_match))
+    if stale is not None:
+        return stale
     job = _service(request).resume(job_id, by=principal.name, source=client_address(request))
     return _job_response(job, principal)
 
@@ -193,9 +237,12 @@ def resume_job(request: Request, job_id: JobId, principal: Admin) -> JSONRespons
     summary="Delete a job and its history",
     status_code=204,
     response_class=Response,
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **PRECONDITION_FAILED},
 )
-def delete_job(request: Request, job_id: JobId, principal: Admin) -> Response:
+def delete_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMatch = None) -> Response:
+    stale = _stale(request, job_id, _if_match(if_match))
+    if stale is not None:
+        return stale
     _service(request).remove(job_id, by=principal.name, source=client_address(request))
     return Response(status_code=204)
 
@@ -214,7 +261,14 @@ def _trigger_once(request: Request, job_id: str, principal: Principal, key: str)
     second run; a failed request gives its key back so that it can be retried."""
     context = web_context(request)
     keys, now = context.accounts.store, context.scheduler.clock.now()
-    found = keys.reserve_key(principal.name, key, job_id, now=now, forget_before=now - IDEMPOTENCY_WINDOW)
+    found = keys.reserve_key(
+        principal.name,
+        key,
+        job_id,
+        now=now,
+        forget_before=now - IDEMPOTENCY_WINDOW,
+        abandoned_before=now - ABANDONED_AFTER,
+    )
     if found is not None:
         first_job, run_id = found
         if first_job != job_id:
@@ -225,9 +279,12 @@ def _trigger_once(request: Request, job_id: str, principal: Principal, key: str)
     try:
         run_id = _trigger(request, job_id, principal)
     except BaseException:
-        keys.settle_key(principal.name, key, None)
+        # If the key cannot be given back either, the error to report is still the first one: the
+        # reservation is abandoned, and a retry takes it over after ABANDONED_AFTER.
+        with contextlib.suppress(StoreError):
+            keys.settle_key(principal.name, key, None, reserved_at=now)
         raise
-    keys.settle_key(principal.name, key, run_id)
+    keys.settle_key(principal.name, key, run_id, reserved_at=now)
     return run_id
 
 
@@ -258,12 +315,24 @@ def _run_page(
     limit: int,
     before_id: int | None,
 ) -> JSONResponse:
-    """Keyset paging: a page ends at an id, so rows arriving meanwhile neither repeat nor shift a page."""
-    runs = _service(request).list_runs(
-        job_id=job_id, status=statuses, sources=sources, limit=limit, before_id=before_id
-    )
-    next_before_id = runs[-1].id if len(runs) == limit else None
-    body = {"runs": [run_to_json(run, with_output=False) for run in runs], "next_before_id": next_before_id}
+    """Keyset paging: a page ends at an id, so rows arriving meanwhile neither repeat nor shift a page.  One
+    row more than the page is read to know whether another page follows (a page of the largest size asks
+    for one row past its end instead, as the service reads no more than that size)."""
+
+    def fetch(size: int, before: int | None) -> list[Run]:
+        return _service(request).list_runs(
+            job_id=job_id, status=statuses, sources=sources, limit=size, before_id=before
+        )
+
+    runs = fetch(min(limit + 1, MAX_PAGE), before_id)
+    more = len(runs) > limit
+    if len(runs) == limit == MAX_PAGE:
+        more = bool(fetch(1, runs[-1].id))
+    runs = runs[:limit]
+    body = {
+        "runs": [run_to_json(run, with_output=False) for run in runs],
+        "next_before_id": runs[-1].id if more else None,
+    }
     return JSONResponse(body)
 
 

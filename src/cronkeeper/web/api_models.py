@@ -13,15 +13,18 @@ return those dicts directly, and a test keeps the two in step.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Header, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from cronkeeper.models import Catchup, Overlap, RunStatus, TriggerSource
+from cronkeeper.store.views import JobState
+
+__all__ = ["JobState"]  # the jobs page's states, which the API filters on too
 
 MAX_ID = 2**63 - 1  # what the database's integer columns hold: larger ids are bad input, not a crash
+MAX_PAGE = 1000  # the most rows one page of a listing holds
 _DURATION_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "examples": ["5m"]}]}
 Duration = Annotated[Any, WithJsonSchema(_DURATION_SCHEMA)]
 Command = Annotated[
@@ -133,7 +136,7 @@ class JobPatch(JobFields):
         None,
         ge=1,
         le=MAX_ID,
-        description="Refuse the edit (409) unless the job is still at this version; or use If-Match.",
+        description="Refuse the edit (409) unless the job is still at this version; or send If-Match (412).",
     )
 
 
@@ -172,7 +175,8 @@ class JobOut(BaseModel):
 
 
 class JobList(BaseModel):
-    jobs: list[JobOut]
+    jobs: list[JobOut] = Field(description="A page of jobs in id order.")
+    next_after: str | None = Field(description="Pass as `after` for the next page; null on the last.")
 
 
 class RunOut(BaseModel):
@@ -250,8 +254,28 @@ Statuses = Annotated[list[RunStatus] | None, Query(description="Only runs in the
 Sources = Annotated[
     list[TriggerSource] | None, Query(description="Only runs with these trigger sources (repeatable).")
 ]
-Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
 BeforeId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Continue below this run id.")]
+
+
+def _storable_text(value: str | None) -> str | None:
+    """Query text goes into SQL: a NUL would make PostgreSQL fail the query instead of matching nothing."""
+    if value is not None:
+        _check_text(value)
+    return value
+
+
+QueryText = AfterValidator(_storable_text)
+JobStateFilter = Annotated[JobState | None, Query(description="Only jobs in this state.")]
+TagFilter = Annotated[str | None, Query(max_length=200, description="Only jobs with this tag."), QueryText]
+TextFilter = Annotated[
+    str | None, Query(max_length=200, description="Part of the id or name (case-insensitive)."), QueryText
+]
+AfterJobId = Annotated[
+    str | None,
+    Query(max_length=200, description="Continue after this job id: the `next_after` of the previous page."),
+    QueryText,
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -262,7 +286,12 @@ IdempotencyKey = Annotated[
     ),
 ]
 IfMatch = Annotated[
-    str | None, Header(alias="If-Match", max_length=100, description='The job\'s ETag (its version, "3").')
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=100,
+        description='The job\'s ETag (its version, "3"): the change is refused (412) if the job has changed.',
+    ),
 ]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -274,9 +303,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such job or run"}}
 CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorOut, "description": "Conflict"}}
-
-
-class JobState(StrEnum):
-    ACTIVE = "active"
-    PAUSED = "paused"
-    DISABLED = "disabled"
+PRECONDITION_FAILED: dict[int | str, dict[str, Any]] = {
+    412: {"model": ErrorOut, "description": "If-Match does not name the job's current version"}
+}

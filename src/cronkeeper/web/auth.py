@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cronkeeper.accounts import same_secret
 from cronkeeper.models import Role
-from cronkeeper.web.context import web_context
+from cronkeeper.web.context import relative_path, web_context
 
 SESSION_COOKIE = "ck_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -50,13 +50,11 @@ class PermissionDenied(Exception):
 
 def _identify(request: Request) -> Principal | None:
     context = web_context(request)
-    header = request.headers.get("authorization")
-    if header is not None:
-        scheme, _, secret = header.partition(" ")
-        if scheme.lower() != "bearer":
-            return None
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
         token = context.accounts.verify_token(secret.strip())
         return None if token is None else Principal(f"token:{token.name}", token.role)
+    # Any other scheme (a proxy's Basic auth, say) is not ours: the session cookie still counts.
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
@@ -113,6 +111,7 @@ async def _check_csrf(request: Request, expected: str) -> None:
         raise PermissionDenied("the form's CSRF token is missing or stale; reload the page and try again")
 
 
-def client_address(request: Request) -> str | None:
-    """Where a request came from, for the audit log."""
-    return request.client.host if request.client is not None else None
+def client_address(request: Request) -> str:
+    """Where a request came from, for the audit log: ``api 192.0.2.7`` or ``web 192.0.2.7``."""
+    face = "api" if relative_path(request).startswith("/api") else "web"
+    return f"{face} {request.client.host}" if request.client is not None else face

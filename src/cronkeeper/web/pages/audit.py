@@ -11,8 +11,9 @@ from starlette.responses import Response
 
 from cronkeeper.models import AuditEvent
 from cronkeeper.store.audit import AuditFilter
+from cronkeeper.web.api_models import BeforeId
 from cronkeeper.web.context import render, web_context
-from cronkeeper.web.pages.common import PAGE_SIZE, Viewer, dashboard, query_string, text
+from cronkeeper.web.pages.common import PAGE_SIZE, Viewer, dashboard, paged, query_string, text
 
 router = APIRouter()
 
@@ -71,18 +72,18 @@ def audit_page(
     object_type: str | None = None,
     object_id: str | None = None,
     actor: str | None = None,
-    before_id: int | None = None,
+    before_id: BeforeId = None,
 ) -> Response:
     audit_filter = AuditFilter(
         object_type=text(object_type),
         object_id=text(object_id),
         actor=text(actor),
-        limit=PAGE_SIZE,
+        limit=PAGE_SIZE + 1,
         before_id=before_id,
     )
-    events = web_context(request).scheduler.audit.list(audit_filter)
+    events, more = paged(web_context(request).scheduler.audit.list(audit_filter))
+    more = more and events[-1].id is not None
     filters = {"object_type": object_type or "", "object_id": object_id or "", "actor": actor or ""}
-    more = len(events) == PAGE_SIZE and events[-1].id is not None
     context = {
         "nav": "audit",
         "lines": _lines(request, events),

@@ -21,6 +21,7 @@ Admin = Annotated[Principal, Depends(admin)]
 PAGE_SIZE = 50
 
 E = TypeVar("E", bound=StrEnum)
+T = TypeVar("T")
 
 
 def service(request: Request) -> JobService:
@@ -49,9 +50,16 @@ def choice(kind: type[E], value: str | None, field: str) -> E | None:
 
 
 def text(value: str | None) -> str | None:
-    """Trimmed form text, None when blank."""
-    value = (value or "").strip()
+    """Trimmed form text, None when blank; NUL characters dropped (no database searches for them, and
+    PostgreSQL refuses them in a query)."""
+    value = (value or "").replace("\x00", "").strip()
     return value or None
+
+
+def paged(rows: list[T]) -> tuple[list[T], bool]:
+    """A page of rows read ``PAGE_SIZE + 1`` at a time: the page, and whether there is another after it (so
+    that a page exactly full does not offer a link to an empty one)."""
+    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
 
 
 def query_string(filters: Mapping[str, str | int | None], **more: str | int | None) -> str:

@@ -7,6 +7,7 @@ not editable here: commands are admin-only and changed through the API or the CL
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -18,6 +19,7 @@ from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import Catchup, Job, Overlap
 from cronkeeper.specs import SCHEDULE_KEYS
 from cronkeeper.triggers import CronTrigger, DateTrigger, IntervalTrigger
+from cronkeeper.web.api_models import MAX_ID
 from cronkeeper.web.auth import client_address
 from cronkeeper.web.context import render
 from cronkeeper.web.pages.common import Admin, Viewer, see_other, service
@@ -54,12 +56,11 @@ class EditForm(ScheduleForm):
 
 
 def schedule_options(form: ScheduleForm) -> dict[str, Any]:
-    """The options a schedule form stands for, in the shape :func:`cronkeeper.specs.build_trigger` reads."""
+    """The options a schedule form stands for, in the shape :func:`cronkeeper.specs.build_trigger` reads; a
+    blank time zone is None, the default zone (rather than absent, which would keep the job's old zone)."""
     if form.kind not in SCHEDULE_KEYS:
         raise ValidationError("kind", "must be cron, every or at")
-    options: dict[str, Any] = {form.kind: form.schedule.strip()}
-    if form.timezone.strip():
-        options["timezone"] = form.timezone.strip()
+    options: dict[str, Any] = {form.kind: form.schedule.strip(), "timezone": form.timezone.strip() or None}
     if form.kind == "cron" and form.seconds:
         options["seconds"] = True
     for key in ("start", "end"):
@@ -74,6 +75,16 @@ def _whole(value: str, field: str) -> int:
         return int(value.strip())
     except ValueError:
         raise ValidationError(field, "must be a whole number") from None
+
+
+def _version(value: str) -> int | None:
+    """The version the form was filled from; one the database could not even hold is bad input."""
+    if not value.strip():
+        return None
+    version = _whole(value, "version")
+    if not 1 <= version <= MAX_ID:
+        raise ValidationError("version", "is not a version of this job; reload the page")
+    return version
 
 
 def _number(value: str, field: str) -> float | None:
@@ -104,21 +115,35 @@ def policy_changes(form: EditForm) -> dict[str, Any]:
 
 
 def form_of(job: Job) -> EditForm:
-    """The form filled in with the job as it is, so that an untouched field saves what it showed."""
+    """The form filled in with the job as it is, so that an untouched field saves exactly what it showed."""
     spec = job.spec
     return EditForm(
         **_schedule_fields(job),
         version=str(job.version),
-        timeout="" if spec.timeout is None else format_duration(spec.timeout),
+        timeout="" if spec.timeout is None else exact_duration(spec.timeout),
         max_retries=str(spec.retry.max_retries),
-        retry_base=format_duration(spec.retry.base),
-        retry_factor=f"{spec.retry.factor:g}",
-        retry_cap=format_duration(spec.retry.cap),
+        retry_base=exact_duration(spec.retry.base),
+        retry_factor=exact_number(spec.retry.factor),
+        retry_cap=exact_duration(spec.retry.cap),
         overlap=spec.overlap.value,
         max_instances=str(spec.max_instances),
-        misfire_grace=format_duration(spec.misfire_grace),
+        misfire_grace=exact_duration(spec.misfire_grace),
         catchup=spec.catchup.value,
     )
+
+
+def exact_duration(delta: timedelta) -> str:
+    """``5m`` for whole seconds; to the microsecond otherwise (``1234.5678s``), where
+    :func:`format_duration` would round to six digits and saving the untouched form would change the job."""
+    if not delta.microseconds:
+        return format_duration(delta)
+    whole = delta.days * 86400 + delta.seconds
+    return f"{whole}.{delta.microseconds:06d}".rstrip("0") + "s"
+
+
+def exact_number(value: float) -> str:
+    """The shortest text that reads back as exactly ``value``: ``2`` rather than ``2.0``, ``1.23456789``."""
+    return repr(value).removesuffix(".0")
 
 
 def _schedule_fields(job: Job) -> dict[str, str]:
@@ -135,7 +160,7 @@ def _schedule_fields(job: Job) -> dict[str, str]:
     if isinstance(trigger, IntervalTrigger):
         return {
             "kind": "every",
-            "schedule": format_duration(trigger.every),
+            "schedule": exact_duration(trigger.every),
             "start": trigger.anchor.isoformat(),
             "end": "" if trigger.end_at is None else trigger.end_at.isoformat(),
         }
@@ -196,7 +221,7 @@ def save(request: Request, job_id: str, principal: Admin, form: Annotated[EditFo
             changes_of(job, form),
             by=principal.name,
             source=client_address(request),
-            expected_version=_whole(form.version, "version") if form.version else None,
+            expected_version=_version(form.version),
         )
     except ValidationError as exc:
         return _edit_page(request, job, form, exc)

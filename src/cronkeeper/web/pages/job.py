@@ -15,6 +15,7 @@ from cronkeeper.models import Job, RunStatus, TriggerSource
 from cronkeeper.serialize import redact_env, schedule_text
 from cronkeeper.service import SchedulePreview
 from cronkeeper.specs import spec_to_dict
+from cronkeeper.web.api_models import BeforeId
 from cronkeeper.web.auth import client_address
 from cronkeeper.web.charts import duration_chart
 from cronkeeper.web.context import render
@@ -24,6 +25,7 @@ from cronkeeper.web.pages.common import (
     Viewer,
     choice,
     dashboard,
+    paged,
     query_string,
     see_other,
     service,
@@ -68,18 +70,19 @@ def job_page(
     principal: Viewer,
     status: str | None = None,
     source: str | None = None,
-    before_id: int | None = None,
+    before_id: BeforeId = None,
 ) -> Response:
     jobs = service(request)
     job = jobs.get_job(job_id)
     run_status = choice(RunStatus, status, "status")
     run_source = choice(TriggerSource, source, "source")
-    history = jobs.list_runs(
-        job_id=job_id, status=run_status, sources=run_source, limit=PAGE_SIZE, before_id=before_id
+    history, more = paged(
+        jobs.list_runs(
+            job_id=job_id, status=run_status, sources=run_source, limit=PAGE_SIZE + 1, before_id=before_id
+        )
     )
     recent = dashboard(request).recent_runs([job_id], per_job=CHART_RUNS)[job_id]
     filters = {"status": status or "", "source": source or ""}
-    more = len(history) == PAGE_SIZE
     context = {
         "nav": "jobs",
         "job": job,

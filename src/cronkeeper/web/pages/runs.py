@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from cronkeeper.exceptions import ConflictError
 from cronkeeper.models import Run, RunStatus, TriggerSource
+from cronkeeper.web.api_models import BeforeId, RunId
 from cronkeeper.web.auth import client_address
 from cronkeeper.web.context import render, web_context
 from cronkeeper.web.pages.common import (
@@ -18,6 +19,7 @@ from cronkeeper.web.pages.common import (
     Admin,
     Viewer,
     choice,
+    paged,
     query_string,
     see_other,
     service,
@@ -34,18 +36,19 @@ def runs_page(
     status: str | None = None,
     source: str | None = None,
     job: str | None = None,
-    before_id: int | None = None,
+    before_id: BeforeId = None,
 ) -> Response:
     job_id = text(job)
-    history = service(request).list_runs(
-        job_id=job_id,
-        status=choice(RunStatus, status, "status"),
-        sources=choice(TriggerSource, source, "source"),
-        limit=PAGE_SIZE,
-        before_id=before_id,
+    history, more = paged(
+        service(request).list_runs(
+            job_id=job_id,
+            status=choice(RunStatus, status, "status"),
+            sources=choice(TriggerSource, source, "source"),
+            limit=PAGE_SIZE + 1,
+            before_id=before_id,
+        )
     )
     filters = {"status": status or "", "source": source or "", "job": job_id or ""}
-    more = len(history) == PAGE_SIZE
     context = {
         "nav": "runs",
         "history": history,
@@ -69,14 +72,14 @@ def result_rows(result: dict[str, Any] | None) -> list[tuple[str, str]]:
 
 
 @router.get("/runs/{run_id}")
-def run_page(request: Request, run_id: int, _principal: Viewer) -> Response:
+def run_page(request: Request, run_id: RunId, _principal: Viewer) -> Response:
     run = service(request).get_run(run_id)
     context = {"nav": "runs", "run": run, "result_rows": result_rows(run.result)}
     return render(request, "run.html", context)
 
 
 @router.post("/runs/{run_id}/cancel")
-def cancel(request: Request, run_id: int, principal: Admin) -> Response:
+def cancel(request: Request, run_id: RunId, principal: Admin) -> Response:
     run = service(request).get_run(run_id)
     if not run.status.is_active:
         raise ConflictError(
@@ -87,7 +90,7 @@ def cancel(request: Request, run_id: int, principal: Admin) -> Response:
 
 
 @router.get("/runs/{run_id}/output.txt")
-def output(request: Request, run_id: int, _principal: Viewer) -> Response:
+def output(request: Request, run_id: RunId, _principal: Viewer) -> Response:
     """Plain text, never rendered by the browser: output is whatever the job printed, HTML included."""
     run: Run = service(request).get_run(run_id)
     return Response(
