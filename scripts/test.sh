@@ -26,6 +26,6 @@ python3 -m venv .venv 2>/dev/null || [ -x .venv/bin/python ]
 .venv/bin/python -m pip install -q -e '.[test,bench]'
 
 .venv/bin/ruff check .
-.venv/bin/ruff format --check src tests bench
+.venv/bin/ruff format --check src tests bench examples
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

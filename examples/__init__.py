@@ -1,0 +1,1 @@
+"""Runnable examples of cronkeeper; a package only so that tests/examples can import them."""
