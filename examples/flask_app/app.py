@@ -160,8 +160,9 @@ def create_app(data_dir: Path | None = None, scheduler: Scheduler | None = None)
         return status
 
     # The dashboard and its JSON API at /cron/: an ASGI app, adapted to WSGI by wsgi_app() and mounted beside
-    # Flask's own routes.  (Typed as Any: the adapter's WSGI type is not werkzeug's, though both are WSGI.
-    # Flask documents replacing app.wsgi_app like this; mypy objects to assigning to a method.)
-    mounts: dict[str, Any] = {"/cron": wsgi_app(scheduler)}
-    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, mounts)  # type: ignore[method-assign]
+    # Flask's own routes.  (Flask documents replacing app.wsgi_app like this; mypy objects to assigning to a
+    # method.)
+    app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, {"/cron": wsgi_app(scheduler)}
+    )
     return app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -60,8 +59,9 @@ def test_beside_a_flask_app(scheduler: Scheduler) -> None:
     def home() -> str:
         return "flask home"
 
-    mounts: dict[str, Any] = {"/cron": wsgi_app(scheduler)}
-    flask_app.wsgi_app = DispatcherMiddleware(flask_app.wsgi_app, mounts)  # type: ignore[method-assign]
+    flask_app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+        flask_app.wsgi_app, {"/cron": wsgi_app(scheduler)}
+    )
     client = flask_app.test_client()
     assert client.get("/").text == "flask home"
     assert client.get("/cron/healthz").json == {"status": "ok"}

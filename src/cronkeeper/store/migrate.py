@@ -8,14 +8,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from cronkeeper.exceptions import StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+VERSION_TABLE = "alembic_version"
 _ADVISORY_LOCK_KEY = 7_345_210_981  # arbitrary, constant: "cronkeeper schema"
 
 
@@ -33,12 +33,19 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None for an empty database."""
+    """The revision the database is at, or None for an empty database.
+
+    Read straight from Alembic's table: asking Alembic itself logs its set-up at INFO on every open, which
+    would be noise in the logs of every application that opens a scheduler.
+    """
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not inspect(conn).has_table(VERSION_TABLE):
+                return None
+            revision = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot open the database {_safe(engine)}: {_reason(exc)}") from exc
+    return None if revision is None else str(revision)
 
 
 def upgrade(engine: Engine) -> None:

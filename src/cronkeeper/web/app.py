@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from importlib.metadata import version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from a2wsgi import ASGIMiddleware
 from fastapi import FastAPI
@@ -31,7 +31,7 @@ from cronkeeper.web.settings import WebSettings
 from cronkeeper.web.throttle import LoginThrottle
 
 if TYPE_CHECKING:
-    from a2wsgi.wsgi_typing import WSGIApp
+    from wsgiref.types import WSGIApplication
 
     from cronkeeper.scheduler import SchedulerBase
 
@@ -86,6 +86,8 @@ def create_app(scheduler: SchedulerBase, settings: WebSettings | None = None) ->
     return app
 
 
-def wsgi_app(scheduler: SchedulerBase, settings: WebSettings | None = None) -> WSGIApp:
+def wsgi_app(scheduler: SchedulerBase, settings: WebSettings | None = None) -> WSGIApplication:
     """The same app for a WSGI host: ``DispatcherMiddleware(flask_app.wsgi_app, {"/cron": wsgi_app(s)})``."""
-    return ASGIMiddleware(create_app(scheduler, settings))  # type: ignore[arg-type]
+    middleware = ASGIMiddleware(create_app(scheduler, settings))  # type: ignore[arg-type]
+    # a2wsgi types its own environ and start_response; the standard library's are what WSGI hosts take.
+    return cast("WSGIApplication", middleware)

@@ -1,4 +1,4 @@
-"""Users, API tokens, sessions, the audit log, idempotency keys, settings; history indexes for the dashboard.
+"""Users, API tokens, sessions, the audit log, idempotency keys and settings.
 
 Revision ID: 0002
 Revises: 0001
