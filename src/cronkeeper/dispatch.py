@@ -236,7 +236,7 @@ class Dispatcher:
                 return
             # Noted before waiters are told, so whoever waited for the run to end can write its outcome.
             self.outcomes.note_finished(
-                _completion(flight, execution, self.clock.now()), flight.order, execution.exception
+                _completion(flight, execution, self.clock.now()), flight.order, execution
             )
             self._lock.notify_all()
 

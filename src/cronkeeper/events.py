@@ -34,7 +34,8 @@ class EventKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RunEvent:
-    """One event; ``exception`` is set only in the process where an in-process job raised it.
+    """One event; ``exception`` is set only in the process where an in-process job raised it, and ``value``
+    (what it returned, as it was; ``result`` is its JSON form) only where an in-process job returned it.
 
     ``duration`` (of an ended run) and ``lateness`` (start minus due time) are in seconds, when known.
     """
@@ -51,6 +52,7 @@ class RunEvent:
     exception: BaseException | None = None
     duration: float | None = None
     lateness: float | None = None
+    value: Any = None
 
     @classmethod
     def from_run(cls, run: Run) -> RunEvent:

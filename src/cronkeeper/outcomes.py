@@ -18,12 +18,13 @@ from datetime import datetime
 from cronkeeper.events import EventKind, Listeners, RunEvent
 from cronkeeper.exceptions import StoreError
 from cronkeeper.executors.output import TailBuffer
+from cronkeeper.executors.runners import Execution
 from cronkeeper.models import RunStatus
 from cronkeeper.store.base import Completion, JobStore, StartOrder
 
 log = logging.getLogger(__name__)
 
-Finished = tuple[Completion, StartOrder, BaseException | None]
+Finished = tuple[Completion, StartOrder, Execution]
 
 
 @dataclass(slots=True)
@@ -61,11 +62,9 @@ class OutcomeBuffer:
 
         self._note(append)
 
-    def note_finished(
-        self, completion: Completion, order: StartOrder, exception: BaseException | None
-    ) -> None:
+    def note_finished(self, completion: Completion, order: StartOrder, execution: Execution) -> None:
         def append() -> None:
-            self._finished.append((completion, order, exception))
+            self._finished.append((completion, order, execution))
             self._outputs.pop(completion.run_id, None)
 
         self._note(append)
@@ -147,11 +146,11 @@ class OutcomeBuffer:
         if listeners:
             for order, at in started:
                 listeners.emit(_event(EventKind.STARTED, order, None, None, started_at=at))
-            for completion, order, exception in finished:
+            for completion, order, execution in finished:
                 if completion.run_id in accepted:
                     kind = EventKind(completion.status.value)
                     listeners.emit(
-                        _event(kind, order, completion, exception, started_at=completion.started_at)
+                        _event(kind, order, completion, execution, started_at=completion.started_at)
                     )
 
     def _note_starts_written(self, started: list[tuple[StartOrder, datetime]]) -> None:
@@ -227,7 +226,7 @@ def _event(
     kind: EventKind,
     order: StartOrder,
     completion: Completion | None,
-    exception: BaseException | None,
+    execution: Execution | None,
     *,
     started_at: datetime | None,
 ) -> RunEvent:
@@ -244,7 +243,8 @@ def _event(
         error=None if completion is None else completion.error,
         traceback=None if completion is None else completion.traceback,
         result=None if completion is None else completion.result,
-        exception=exception,
+        exception=None if execution is None else execution.exception,
         duration=duration,
         lateness=None if started_at is None else (started_at - order.due_at).total_seconds(),
+        value=None if execution is None else execution.value,
     )

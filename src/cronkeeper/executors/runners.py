@@ -33,6 +33,8 @@ class Execution:
     peak_memory_bytes: int | None = None
     cpu_time: float | None = None
     exception: BaseException | None = None
+    # What an in-process job returned, as it was (``result`` is its JSON form), for this process's listeners.
+    value: Any = None
 
 
 def failure(exc: BaseException, status: RunStatus = RunStatus.FAILED) -> Execution:
@@ -60,7 +62,7 @@ def run_callable(func: Callable[..., Any], target: CallableTarget) -> Execution:
         value = func(*target.args, **target.kwargs)
     except Exception as exc:
         return failure(exc)
-    return Execution(RunStatus.SUCCEEDED, result=to_result(value))
+    return Execution(RunStatus.SUCCEEDED, result=to_result(value), value=value)
 
 
 async def run_coroutine(
@@ -76,7 +78,7 @@ async def run_coroutine(
         return Execution(RunStatus.CANCELLED, error="cancelled", exception=exc)
     except Exception as exc:
         return failure(exc)
-    return Execution(RunStatus.SUCCEEDED, result=to_result(value))
+    return Execution(RunStatus.SUCCEEDED, result=to_result(value), value=value)
 
 
 def run_child(
