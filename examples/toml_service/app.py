@@ -108,7 +108,7 @@ def job_definition(name: str, table: Any, scheduler: Scheduler) -> Definition | 
     options = {key: value for key, value in table.items() if key != "enabled"}
     # The function is registered under its import path, which is how cronkeeper stores a job's target.
     data = {**options, "id": name, "call": scheduler.register(task)}
-    scheduler.service.build(data)  # validate this entry alone, so that it cannot fail the others
+    scheduler.validate(data)  # validate this entry alone, so that it cannot fail the others
     return data
 
 
@@ -143,7 +143,7 @@ def build(
     scheduler = Scheduler(db_url or os.environ.get("CRONKEEPER_DB", "sqlite:///toml_service.db"), clock=clock)
     declared, problems = declared_jobs(settings, scheduler)
     # Adds new jobs, updates changed ones, disables those the file switched off or no longer declares.
-    scheduler.service.sync_jobs(declared, origin=ORIGIN)
+    scheduler.sync_jobs(declared, origin=ORIGIN)
     return scheduler, problems
 
 

@@ -21,6 +21,7 @@ from cronkeeper.exceptions import (
 )
 from cronkeeper.models import Catchup, Job, Overlap, Run, RunStatus, TriggerSource
 from cronkeeper.scheduler import AsyncScheduler, Scheduler
+from cronkeeper.service import SyncReport
 
 __all__ = [
     "AsyncScheduler",
@@ -44,6 +45,7 @@ __all__ = [
     "Scheduler",
     "SchedulerStateError",
     "StoreError",
+    "SyncReport",
     "SystemClock",
     "TargetImportError",
     "TriggerSource",

@@ -16,9 +16,9 @@ from cronkeeper.clock import Clock, SystemClock
 from cronkeeper.engine import Engine, EngineSettings
 from cronkeeper.events import EventKind, Listener, Listeners
 from cronkeeper.exceptions import SchedulerStateError
-from cronkeeper.models import Job, Run, RunStatus, TriggerSource
+from cronkeeper.models import Job, JobSpec, Run, RunStatus, TriggerSource
 from cronkeeper.registry import Registry
-from cronkeeper.service import JobService
+from cronkeeper.service import JobService, SyncReport
 from cronkeeper.store.audit import SqlAuditLog
 from cronkeeper.store.migrate import upgrade
 from cronkeeper.store.sql import SqlJobStore
@@ -113,6 +113,18 @@ class SchedulerBase:
         """Create many jobs at once (each a mapping of the options ``add_job`` takes, with ``call`` or
         ``command``): one transaction, all or nothing; far faster than one ``add_job`` each."""
         return self.service.add_jobs(definitions, by=by, origin="code")
+
+    def sync_jobs(
+        self, definitions: Iterable[Mapping[str, Any]], *, origin: str = "code", by: str | None = None
+    ) -> SyncReport:
+        """Make the jobs declared under ``origin`` exactly ``definitions``: add the new ones, update the
+        changed ones, and disable (keeping their history) those no longer declared.  All are validated before
+        any is written, so one bad definition changes nothing."""
+        return self.service.sync_jobs(definitions, origin=origin, by=by)
+
+    def validate(self, definition: Mapping[str, Any]) -> JobSpec:
+        """Check a job definition without saving it; raises ValidationError naming the field."""
+        return self.service.build(definition)
 
     def register(self, func: Callable[..., Any]) -> str:
         """Make an in-process function runnable by its import path without scheduling it."""

@@ -6,8 +6,9 @@ import itertools
 from datetime import datetime, timedelta
 
 import psutil
+import pytest
 
-from cronkeeper import EventKind, FakeClock, RunEvent, RunStatus, Scheduler, TriggerSource
+from cronkeeper import EventKind, FakeClock, RunEvent, RunStatus, Scheduler, TriggerSource, ValidationError
 from cronkeeper.models import CallableTarget, CommandTarget
 from cronkeeper.testing import advance, run_until
 
@@ -305,3 +306,17 @@ def test_edit_can_switch_a_job_between_command_and_call(scheduler: Scheduler) ->
     assert job.spec.target == CallableTarget("tests.jobs:metrics", (), {"items": 3})
     job = scheduler.edit("switch", command="echo back")
     assert job.spec.target == CommandTarget(("echo", "back"))
+
+
+def test_sync_jobs_declares_a_whole_set_and_validate_checks_one(scheduler: Scheduler) -> None:
+    first = scheduler.sync_jobs(
+        [{"id": "a", "every": "1h", "command": ["true"]}, {"id": "b", "every": "2h", "command": ["true"]}],
+        origin="reports",
+    )
+    assert (first.added, first.disabled) == (["a", "b"], [])
+    again = scheduler.sync_jobs([{"id": "a", "every": "1h", "command": ["true"]}], origin="reports")
+    assert (again.unchanged, again.disabled) == (["a"], ["b"])
+    assert not scheduler.get_job("b").enabled
+    with pytest.raises(ValidationError) as caught:
+        scheduler.validate({"id": "c", "every": "soon", "command": ["true"]})
+    assert caught.value.field == "every"
