@@ -47,3 +47,22 @@ def not_a_number() -> dict[str, float]:
 
 def touch(path: str) -> None:
     Path(path).write_text("ran")
+
+
+def whoami() -> dict[str, object]:
+    """What a job learns about its own run."""
+    from cronkeeper import current_run
+
+    run = current_run()
+    assert run is not None
+    return {
+        "run_id": run.run_id,
+        "job_id": run.job_id,
+        "at": run.scheduled_for.isoformat(),
+        "by": run.triggered_by,
+    }
+
+
+async def async_whoami() -> dict[str, object]:
+    await asyncio.sleep(0)
+    return whoami()

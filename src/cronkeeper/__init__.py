@@ -20,6 +20,7 @@ from cronkeeper.exceptions import (
     ValidationError,
 )
 from cronkeeper.models import Catchup, Job, Overlap, Run, RunStatus, TriggerSource
+from cronkeeper.runcontext import RunContext, current_run
 from cronkeeper.scheduler import AsyncScheduler, Scheduler
 from cronkeeper.service import SyncReport
 
@@ -39,6 +40,7 @@ __all__ = [
     "JobNotFoundError",
     "Overlap",
     "Run",
+    "RunContext",
     "RunEvent",
     "RunNotFoundError",
     "RunStatus",
@@ -50,4 +52,5 @@ __all__ = [
     "TargetImportError",
     "TriggerSource",
     "ValidationError",
+    "current_run",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 
 from cronkeeper.registry import import_ref
 from cronkeeper.results import to_result
+from cronkeeper.runcontext import RunContext, running
 
 
 def main() -> int:
@@ -21,9 +22,10 @@ def main() -> int:
     outcome: dict[str, Any]
     try:
         func = import_ref(payload["ref"])
-        value = func(*payload["args"], **payload["kwargs"])
-        if inspect.isawaitable(value):
-            value = asyncio.run(_await(value))
+        with running(RunContext.from_environment()):
+            value = func(*payload["args"], **payload["kwargs"])
+            if inspect.isawaitable(value):
+                value = asyncio.run(_await(value))
         outcome = {"ok": True, "result": to_result(value)}
     except BaseException as exc:  # the parent records every failure, SystemExit included
         outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}

@@ -30,6 +30,7 @@ from cronkeeper.loops import LoopThread
 from cronkeeper.models import CallableTarget, CommandTarget, RunStatus
 from cronkeeper.outcomes import OutcomeBuffer
 from cronkeeper.registry import Registry
+from cronkeeper.runcontext import RunContext, running
 from cronkeeper.store.base import Completion, StartOrder
 
 log = logging.getLogger(__name__)
@@ -149,14 +150,19 @@ class Dispatcher:
         if self.registry.is_coroutine(target.ref):
             self._start_coroutine(flight, func)
             return None
-        return self._task(flight, lambda: run_callable(func, target), arm_timeout=True)
+
+        def call() -> Execution:
+            with running(run_context(flight.order)):
+                return run_callable(func, target)
+
+        return self._task(flight, call, arm_timeout=True)
 
     def _process_task(self, flight: InFlight) -> Task:
         """A command or isolated callable: a worker thread waits on the child process."""
         spec, cancel = flight.order.spec, threading.Event()
         flight.cancel = cancel
         flight.output = TailBuffer(spec.output_limit)
-        env = {"CRONKEEPER_JOB_ID": spec.id, "CRONKEEPER_RUN_ID": str(flight.order.run_id)}
+        env = run_context(flight.order).environment()
         work = functools.partial(
             run_child,
             spec.target,
@@ -195,7 +201,8 @@ class Dispatcher:
 
         async def job() -> Execution:
             self._mark_started(flight)
-            return await run_coroutine(func, target, flight.order.spec.timeout)  # type: ignore[arg-type]
+            with running(run_context(flight.order)):  # the task's own copy of the context
+                return await run_coroutine(func, target, flight.order.spec.timeout)  # type: ignore[arg-type]
 
         coro = job()
         if self._caller_loop is not None:
@@ -281,6 +288,12 @@ class Dispatcher:
         self._pool.shutdown()
         self._watchdog.close()
         self._loop_thread.close()
+
+
+def run_context(order: StartOrder) -> RunContext:
+    return RunContext(
+        order.run_id, order.spec.id, order.scheduled_for, order.attempt, order.source, order.triggered_by
+    )
 
 
 def _completion(flight: InFlight, execution: Execution, finished_at: datetime) -> Completion:
