@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from cronkeeper.cli.apscheduler import import_apscheduler
 from cronkeeper.cli.audit import audit
 from cronkeeper.cli.context import AppContext
 from cronkeeper.cli.crontab import import_crontab
@@ -62,6 +63,7 @@ cli.add_command(users)
 cli.add_command(tokens)
 cli.add_command(audit)
 cli.add_command(import_crontab)
+cli.add_command(import_apscheduler)
 cli.add_command(db)
 
 
