@@ -731,8 +731,11 @@ def follow_while(
     add_job(scheduler, "long")
     (run_id,) = add_runs(scheduler, "long", [("running", None)], output="before")
 
+    first_event = threading.Event()
+
     def meanwhile() -> None:
-        time.sleep(0.2)
+        first_event.wait(10)  # revoke only once the stream is open and has sent the run as it was
+        time.sleep(0.1)
         revoke()
         time.sleep(0.2)
         with scheduler.store.engine.begin() as conn:
@@ -746,10 +749,15 @@ def follow_while(
 
     worker = threading.Thread(target=meanwhile)
     worker.start()
+    events = []
     try:
-        return list(sse_events(client, f"/runs/{run_id}/events"))
+        for item in sse_events(client, f"/runs/{run_id}/events"):
+            events.append(item)
+            first_event.set()
     finally:
+        first_event.set()
         worker.join()
+    return events
 
 
 @pytest.mark.parametrize("how", ["remove_user", "set_password", "logout", "revoke_token"])
