@@ -123,8 +123,9 @@ class SchedulerBase:
         return self.service.sync_jobs(definitions, origin=origin, by=by)
 
     def validate(self, definition: Mapping[str, Any]) -> JobSpec:
-        """Check a job definition without saving it; raises ValidationError naming the field."""
-        return self.service.build(definition)
+        """Check a job definition as adding it would, without saving it; raises ValidationError naming the
+        field."""
+        return self.service.validate(definition)
 
     def register(self, func: Callable[..., Any]) -> str:
         """Make an in-process function runnable by its import path without scheduling it."""

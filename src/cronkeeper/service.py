@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cronkeeper.clock import Clock
-from cronkeeper.exceptions import ValidationError
+from cronkeeper.exceptions import JobExistsError, ValidationError
 from cronkeeper.models import AuditEvent, Job, JobSpec, Run, RunStatus, TriggerSource
 from cronkeeper.planning import next_due
 from cronkeeper.serialize import redact_env
@@ -93,6 +93,12 @@ class JobService:
     def build(self, data: Mapping[str, Any]) -> JobSpec:
         """Validate a job definition without saving it."""
         return build_spec(data, default_timezone=self.default_timezone, now=self.clock.now())
+
+    def validate(self, data: Mapping[str, Any]) -> JobSpec:
+        """Everything adding the job would check, without saving it: also that a one-off is not past."""
+        spec = self.build(data)
+        self._first_due(spec)
+        return spec
 
     def preview_schedule(self, data: Mapping[str, Any], *, count: int = 5) -> SchedulePreview:
         """Validate a schedule (``cron``/``every``/``at`` with ``timezone``, ``start``, ``end``, ``seconds``)
@@ -198,7 +204,13 @@ class JobService:
         """
         existing, spec = self._declared(data)
         if existing is None:
-            return self.add_job(data, by=by, origin=origin, source=source), "added"
+            try:
+                return self.add_job(data, by=by, origin=origin, source=source), "added"
+            except JobExistsError:
+                # Another process (several workers of one app start together) declared it in between.
+                existing, spec = self._declared(data)
+                if existing is None:
+                    raise
         if spec == existing.spec and existing.enabled:
             return existing, "unchanged"
         saved = self._save(existing, spec, by=by, origin=origin, enabled=True)

@@ -106,6 +106,7 @@ def test_good_jobs_run_failures_are_recorded_and_bad_entries_are_reported(
         ('[jobs.cleanup]\nschedule = "hourly"', "jobs.cleanup.schedule"),
         ('[jobs.cleanup]\nenabled = "yes"\nevery = "1h"', "jobs.cleanup.enabled"),
         ('[jobs.backup]\nevery = "1h"', "jobs.backup"),
+        ('[jobs.cleanup]\nat = "2020-01-01T08:00:00+00:00"', "jobs.cleanup.at"),
     ],
 )
 def test_an_invalid_entry_is_reported_with_its_field_and_skipped(

@@ -320,3 +320,26 @@ def test_sync_jobs_declares_a_whole_set_and_validate_checks_one(scheduler: Sched
     with pytest.raises(ValidationError) as caught:
         scheduler.validate({"id": "c", "every": "soon", "command": ["true"]})
     assert caught.value.field == "every"
+
+
+def test_validate_refuses_what_adding_would_refuse(scheduler: Scheduler) -> None:
+    with pytest.raises(ValidationError) as caught:
+        scheduler.validate({"id": "once", "at": "2020-01-01T08:00:00+00:00", "command": ["true"]})
+    assert caught.value.field == "at"
+
+
+def test_declaring_a_job_another_process_just_added_updates_it(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scheduler.add_job(id="shared", every="1h", command=["true"])
+    real_find = scheduler.store.find_job
+    calls = iter([None])  # the first look-up misses: the other process added it just after
+
+    def racing_find(job_id: str) -> object:
+        return next(calls, real_find(job_id)) if job_id == "shared" else real_find(job_id)
+
+    monkeypatch.setattr(scheduler.store, "find_job", racing_find)
+    job, change = scheduler.service.upsert_job(
+        {"id": "shared", "every": "1h", "command": ["true"]}, origin="code"
+    )
+    assert (job.id, change) == ("shared", "unchanged")
