@@ -3,10 +3,13 @@
 Pure: text in, job definitions and the lines that cannot be translated (with the reason) out; the CLI does
 the writing.  What cron does is kept: each command runs as ``$SHELL -c COMMAND`` (``/bin/sh`` unless the
 crontab sets ``SHELL``), with the crontab's variables in its environment and ``$HOME`` as its working
-directory when the crontab sets ``HOME``; ``CRON_TZ``/``TZ`` give the time zone of the lines after them.
+directory when the crontab sets ``HOME``.  ``CRON_TZ`` gives the time zone of the lines after it; the other
+lines run in the zone the caller passes (the host's: cron runs them in its local time).  ``TZ`` is only passed
+to the commands, as cron does: it does not move the schedule.
 
-A job's id is made from what it does (schedule, zone, command, environment), so importing the same crontab
-again finds the jobs it made the first time instead of adding them twice.
+A job's id is made from its schedule, zone and command (not its environment), so importing the same crontab
+again finds the jobs it made the first time instead of adding them twice, and a changed variable updates
+those jobs instead of adding new ones.
 """
 
 from __future__ import annotations
@@ -41,23 +44,27 @@ class CrontabImport:
 
     jobs: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    # Lines imported with something cron did that the job does not do (the same shape as a skipped line).
+    notes: list[Skipped] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class _State:
     """What earlier lines set for the lines after them."""
 
+    default_timezone: str
     env: dict[str, str] = field(default_factory=dict)
     timezone: str | None = None
     comments: list[str] = field(default_factory=list)
     seen: dict[str, int] = field(default_factory=dict)
 
 
-def parse_crontab(text: str, *, system: bool = False) -> CrontabImport:
+def parse_crontab(text: str, *, system: bool = False, timezone: str = "UTC") -> CrontabImport:
     """Translate a user crontab (``crontab -l``), or with ``system`` one with a user column
-    (``/etc/crontab``, ``/etc/cron.d/*``)."""
+    (``/etc/crontab``, ``/etc/cron.d/*``).  ``timezone`` is the zone of the lines without ``CRON_TZ``: the
+    local zone of the host whose cron ran them."""
     result = CrontabImport()
-    state = _State()
+    state = _State(timezone)
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -79,7 +86,7 @@ def _unquote(value: str) -> str:
 
 
 def _assign(state: _State, result: CrontabImport, number: int, raw: str, name: str, value: str) -> None:
-    if name in ("CRON_TZ", "TZ"):
+    if name == "CRON_TZ":
         state.timezone = value or None
     if name == "MAILTO" and value:
         reason = "e-mail on output is not translated: cronkeeper keeps every run's output in its history"
@@ -98,8 +105,7 @@ def _entry(state: _State, result: CrontabImport, number: int, raw: str, line: st
         return
     user = None
     if system and rest:
-        user, _, command = rest[0].partition(" ")
-        rest = [command.strip()] if command.strip() else []
+        user, *rest = rest[0].split(None, 1)
     if not rest:
         result.skipped.append(Skipped(number, raw, "no command after the schedule"))
         return
@@ -114,19 +120,22 @@ def _entry(state: _State, result: CrontabImport, number: int, raw: str, line: st
         result.skipped.append(Skipped(number, raw, f"the same job as line {earlier}"))
         return
     result.jobs.append((number, job))
+    if user is not None:
+        reason = f"not translated: runs as the scheduler's user, not {user}"
+        result.notes.append(Skipped(number, raw, reason))
 
 
 def _job(state: _State, schedule: str, command: str, comments: list[str], user: str | None) -> dict[str, Any]:
     shell = state.env.get("SHELL", "/bin/sh")
     env = dict(state.env)
-    job: dict[str, Any] = {"cron": schedule, "command": [shell, "-c", command]}
-    if state.timezone:
-        job["timezone"] = state.timezone
+    timezone = state.timezone or state.default_timezone
+    job: dict[str, Any] = {"cron": schedule, "timezone": timezone, "command": [shell, "-c", command]}
     if env:
         job["env"] = env
     if env.get("HOME"):
         job["cwd"] = env["HOME"]
-    identity = repr(sorted(job.items()))
+    # What the job does when: not its environment, so that a changed variable updates the job in place.
+    identity = repr((schedule, timezone, job["command"]))
     digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
     word = PurePosixPath(command.split()[0]).name if command.split() else "job"
     slug = _SLUG.sub("-", word.lower()).strip("-")[:40] or "job"

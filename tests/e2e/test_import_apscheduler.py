@@ -87,6 +87,15 @@ def test_dry_run_writes_nothing_and_says_what_would_change(cli: Cli, aps_url: st
         assert scheduler.jobs() == []
 
 
+def test_a_dry_run_on_a_database_that_does_not_exist_creates_nothing(
+    cli: Cli, aps_url: str, tmp_path: Path
+) -> None:
+    result = cli("import-apscheduler", "--dry-run", "--json", aps_url)
+    assert result.returncode == 0, result.stderr
+    assert {job["action"] for job in json.loads(result.stdout)["jobs"]} == {"add"}
+    assert not (tmp_path / "x.db").exists()
+
+
 def test_import_then_again_changes_nothing(cli: Cli, aps_url: str) -> None:
     first = cli("import-apscheduler", aps_url)
     assert first.returncode == 0, first.stderr

@@ -41,7 +41,7 @@ def test_each_line_becomes_a_command_run_by_the_crontabs_shell_with_its_environm
     assert job["env"] == {"SHELL": "/bin/bash", "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/home/app"}
     assert job["cwd"] == "/home/app"
     assert job["description"] == "Nightly database dump (keep 7 days)"
-    assert "timezone" not in job
+    assert job["timezone"] == "UTC"  # no CRON_TZ: the zone the caller gives (the host's), UTC by default
     assert job["tags"] == ["crontab"]
 
 
@@ -90,3 +90,62 @@ def test_a_system_crontab_has_a_user_column() -> None:
 def test_a_schedule_without_a_command_is_listed() -> None:
     parsed = parse_crontab("0 3 * * *\n@daily\n")
     assert [item.reason for item in parsed.skipped] == ["no command after the schedule"] * 2
+
+
+# Debian's /etc/crontab as shipped: the fields, the user column included, are separated by tabs.
+DEBIAN_ETC_CRONTAB = (
+    "# /etc/crontab: system-wide crontab (Debian's, as shipped; fields separated by tabs)\n"
+    "SHELL=/bin/sh\n"
+    "PATH=/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin\n"
+    "\n"
+    "# Example of job definition:\n"
+    "17 *\t* * *\troot\tcd / && run-parts --report /etc/cron.hourly\n"
+    "25 6\t* * *\troot\ttest -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.daily; }\n"
+    "47 6\t* * 7\troot\ttest -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.weekly; }\n"
+    "52 6\t1 * *\troot\ttest -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.monthly; }\n"
+)
+
+
+def test_a_tab_after_the_user_column_keeps_the_whole_command() -> None:
+    parsed = parse_crontab(DEBIAN_ETC_CRONTAB, system=True)
+    commands = {line: job["command"][-1] for line, job in parsed.jobs}
+    assert commands == {
+        6: "cd / && run-parts --report /etc/cron.hourly",
+        7: "test -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.daily; }",
+        8: "test -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.weekly; }",
+        9: "test -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.monthly; }",
+    }
+    assert [job["cron"] for _, job in parsed.jobs] == ["17 * * * *", "25 6 * * *", "47 6 * * 7", "52 6 1 * *"]
+    assert parse_crontab("@daily\troot\t/usr/bin/x -v\n", system=True).jobs[0][1]["command"][-1] == (
+        "/usr/bin/x -v"
+    )
+
+
+def test_the_user_a_system_line_ran_as_is_listed_as_not_translated() -> None:
+    parsed = parse_crontab(DEBIAN_ETC_CRONTAB, system=True)
+    assert [(note.line, note.reason) for note in parsed.notes] == [
+        (line, "not translated: runs as the scheduler's user, not root") for line in (6, 7, 8, 9)
+    ]
+    assert parsed.skipped == []
+    assert parse_crontab("0 3 * * * backup\n").notes == []
+
+
+def test_lines_without_cron_tz_run_in_the_given_zone_and_tz_only_reaches_the_environment() -> None:
+    text = "TZ=Asia/Tokyo\n0 3 * * * backup\nCRON_TZ=Europe/Paris\n0 4 * * * report\n"
+    jobs = dict(parse_crontab(text, timezone="America/New_York").jobs)
+    assert jobs[2]["timezone"] == "America/New_York"  # cron runs it at 03:00 host time: TZ does not move it
+    assert jobs[2]["env"] == {"TZ": "Asia/Tokyo"}  # but the command sees TZ, as under cron
+    assert jobs[4]["timezone"] == "Europe/Paris"
+
+
+def test_the_id_does_not_depend_on_the_environment_or_its_order() -> None:
+    line = "0 3 * * * /usr/local/bin/backup.sh\n"
+    ((_, bare),) = parse_crontab(line).jobs
+    ((_, with_path),) = parse_crontab("PATH=/usr/local/bin:/usr/bin:/bin\n" + line).jobs
+    ((_, one),) = parse_crontab("A=1\nB=2\n" + line).jobs
+    ((_, other),) = parse_crontab("B=2\nA=1\n" + line).jobs
+    assert bare["id"] == with_path["id"] == one["id"] == other["id"]
+    assert with_path["env"] == {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+    ((_, paris),) = parse_crontab(line, timezone="Europe/Paris").jobs
+    ((_, other_command),) = parse_crontab("0 3 * * * /usr/local/bin/backup.sh --full\n").jobs
+    assert len({bare["id"], paris["id"], other_command["id"]}) == 3

@@ -87,7 +87,7 @@ def import_apscheduler(
     project's directory (it is put on sys.path) or install your project in its environment.
     """
     foreign = read_apscheduler_jobs(url, table=table_name, schema=schema)  # first: a bad URL writes nothing
-    service = app.scheduler().service
+    service = app.planning_service(dry_run=dry_run)  # a dry run neither creates nor migrates the database
     conversion = to_definitions(foreign, service.default_timezone, now=service.clock.now())
     plan, refused = _plan(service, conversion.definitions, conversion.refused, paused=paused)
     if not dry_run:

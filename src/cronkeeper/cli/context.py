@@ -7,11 +7,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
 
 from cronkeeper.accounts import AccountService, Actor
+from cronkeeper.clock import SystemClock
 from cronkeeper.config import Config, load_config
 from cronkeeper.scheduler import DEFAULT_DB, Scheduler
+from cronkeeper.service import JobService
 from cronkeeper.store.access import SqlAccessStore
+from cronkeeper.store.migrate import current_revision, upgrade
+from cronkeeper.store.sql import SqlJobStore
 
 DEFAULT_CONFIG = Path("cronkeeper.toml")
 # Where a change came from, in the audit log (the web app records the client's address instead).
@@ -61,6 +68,32 @@ class AppContext:
             )
             click.get_current_context().call_on_close(self._scheduler.close)
         return self._scheduler
+
+    def planning_service(self, *, dry_run: bool) -> JobService:
+        """The job service an importer plans with.  For a dry run it writes nothing: the database is opened
+        without migrating it, and one that does not exist yet or has no schema is read as empty (a throwaway
+        in-memory database stands in for it), so every job would be added."""
+        if not dry_run:
+            return self.scheduler().service
+        timezone = self.config.timezone or "UTC"
+        if self._database_exists():
+            scheduler = Scheduler(
+                self.db_url, timezone=timezone, settings=self.config.settings, migrate=False
+            )
+            click.get_current_context().call_on_close(scheduler.close)
+            if current_revision(scheduler.store.engine) is not None:
+                return scheduler.service
+        engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+        click.get_current_context().call_on_close(engine.dispose)
+        upgrade(engine)
+        return JobService(SqlJobStore(engine), SystemClock(), default_timezone=timezone)
+
+    def _database_exists(self) -> bool:
+        """False for a SQLite file that is not there (opening it would create it); other databases exist."""
+        url = make_url(self.db_url)
+        if url.get_backend_name() != "sqlite":
+            return True
+        return url.database is not None and Path(url.database).exists()
 
     def accounts(self) -> AccountService:
         """Users and tokens on the scheduler's database, audited in the same log as job changes."""
