@@ -71,6 +71,12 @@ def test_gconfig_with_prefix_and_dotted_keys_configures_like_apscheduler(make: F
     assert (spec.catchup.value, spec.max_instances, spec.misfire_grace) == ("all", 3, timedelta(seconds=30))
 
 
+def test_gconfig_reads_only_the_prefixed_keys_as_apscheduler(make: Factory) -> None:
+    settings = {"DEBUG": True, "SECRET_KEY": "x", "apscheduler.timezone": "Europe/Paris"}
+    sched = make(BackgroundScheduler, gconfig=settings)
+    assert sched.timezone == ZoneInfo("Europe/Paris")
+
+
 def test_keyword_options_override_gconfig(make: Factory) -> None:
     sched = make(BackgroundScheduler, gconfig={"apscheduler.timezone": "Europe/Paris"}, timezone="Asia/Tokyo")
     assert sched.timezone == ZoneInfo("Asia/Tokyo")
@@ -104,6 +110,20 @@ def test_process_pool_is_refused_with_a_pointer_to_isolate(make: Factory) -> Non
     pool = pytest.importorskip("apscheduler.executors.pool")
     with pytest.raises(ValidationError, match="isolate=True"):
         make(BackgroundScheduler, executors={"default": pool.ProcessPoolExecutor(2)})
+
+
+def test_a_second_executors_pool_size_is_refused_not_ignored(make: Factory) -> None:
+    executors = {
+        "default": {"type": "threadpool", "max_workers": 10},
+        "single": {"type": "threadpool", "max_workers": 1},
+    }
+    with pytest.raises(ValidationError, match="max_workers=1 of a second executor") as caught:
+        make(BackgroundScheduler, executors=executors)
+    assert caught.value.field == "executors['single']"
+    sched = make(
+        BackgroundScheduler, executors={"default": ThreadPoolExecutor(3), "aio": {"type": "asyncio"}}
+    )
+    assert sched.add_job(noop, "interval", minutes=1, executor="aio").executor == "aio"
 
 
 def test_job_stores_are_ignored_with_a_warning(make: Factory) -> None:
@@ -226,7 +246,10 @@ def test_a_logger_given_by_name_logs_listener_failures(
 
 
 def test_executors_and_job_stores_can_be_added_after_construction(sched: BackgroundScheduler) -> None:
-    sched.add_executor("threadpool", "fast", max_workers=2)
+    sched.add_executor("threadpool", "fast")
+    with pytest.raises(ValidationError, match="one worker pool") as caught:
+        sched.add_executor("threadpool", "single", max_workers=1)
+    assert caught.value.field == "executors['single']"
     sched.add_executor(ThreadPoolExecutor(6))
     assert sched.core.settings.workers == 6
     with pytest.raises(ValidationError, match="isolate"):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cronkeeper import FakeClock, RunStatus
+from cronkeeper.compat.aps_jobs import DEFAULT_GRACE
 from cronkeeper.compat.apscheduler import (
     BackgroundScheduler,
     ConflictingIdError,
@@ -186,6 +188,19 @@ def test_adding_the_same_jobs_at_the_next_start_updates_them_in_place(
     assert restarted.get_job(interval_id).next_run_time == datetime.fromisoformat("2026-03-02T08:20:00+00:00")  # type: ignore[union-attr]
 
 
+def test_a_job_declared_by_another_process_in_between_is_updated(
+    make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = make(BackgroundScheduler), make(BackgroundScheduler)
+    first.add_job(noop, "cron", minute=5, id="shared", replace_existing=True)
+    store = second.core.store
+    found = iter([None])  # the second looks before the first has stored it, then finds it taken
+    monkeypatch.setattr(store, "find_job", lambda job_id, _real=store.find_job: next(found, _real(job_id)))
+    job = second.add_job(noop, "cron", minute=7, id="shared", replace_existing=True)
+    assert str(job.trigger) == "cron[minute='7']"
+    assert [stored.id for stored in second.core.jobs()] == ["shared"]
+
+
 def test_a_second_add_of_one_id_by_one_scheduler_conflicts(sched: BackgroundScheduler) -> None:
     sched.add_job(noop, "interval", minutes=1, id="once")
     with pytest.raises(ConflictingIdError) as caught:
@@ -242,6 +257,25 @@ def test_policies_map_to_cronkeepers(sched: BackgroundScheduler) -> None:
     with pytest.raises(ValidationError) as caught:
         sched.add_job(noop, "interval", minutes=1, misfire_grace_time=0)
     assert caught.value.field == "misfire_grace_time"
+
+
+def test_coalesce_with_a_grace_runs_a_late_fire_only_within_it_as_apscheduler(
+    sched: BackgroundScheduler, clock: FakeClock
+) -> None:
+    # APScheduler coalesces the due fires into the newest and runs it only within misfire_grace_time.
+    sched.add_job(noop, "cron", minute=5, id="strict", misfire_grace_time=30, coalesce=True)
+    sched.add_job(noop, "cron", minute=5, id="default-grace")  # cronkeeper's default: one catch-up
+    sched.add_job(noop, "cron", minute=5, id="modified", misfire_grace_time=30, coalesce=False)
+    sched.modify_job("modified", coalesce=True)
+    assert sched.core.get_job("strict").spec.catchup.value == "skip"
+    assert sched.core.get_job("default-grace").spec.misfire_grace == DEFAULT_GRACE
+    clock.advance(timedelta(minutes=15))  # down over 08:05
+    step(sched, clock, timedelta(seconds=1))
+    assert statuses(sched, "strict") == ["missed"]
+    assert statuses(sched, "modified") == ["missed"]
+    assert statuses(sched, "default-grace") == ["succeeded"]
+    step(sched, clock, timedelta(hours=1))  # on time: runs
+    assert statuses(sched, "strict") == ["missed", "succeeded"]
 
 
 def test_cronkeepers_own_options_are_accepted_beside_apschedulers(sched: BackgroundScheduler) -> None:
@@ -308,13 +342,40 @@ def test_next_run_time_now_runs_at_once_then_on_schedule(
     assert statuses(sched, "eager-cron") == ["succeeded"]
 
 
+@pytest.fixture
+def paris_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The host's local zone is Europe/Paris (east of UTC) for the test."""
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("paris_host")
+def test_a_naive_next_run_time_is_the_hosts_wall_time_without_a_configured_zone(
+    make: Factory, clock: FakeClock
+) -> None:
+    now_here = clock.now().astimezone().replace(tzinfo=None)  # datetime.now() on a host in Paris
+    sched = make(BackgroundScheduler)
+    sched.add_job(noop, "cron", hour=3, id="eager-cron", next_run_time=now_here)
+    job = sched.add_job(noop, "interval", minutes=30, id="eager", next_run_time=now_here)
+    assert job.next_run_time == clock.now() + timedelta(minutes=30)  # run now, then every 30 minutes
+    step(sched, clock, timedelta(seconds=1))
+    assert statuses(sched, "eager-cron") == ["succeeded"]
+    assert statuses(sched, "eager") == ["succeeded"]
+    configured = make(BackgroundScheduler, timezone="America/New_York")
+    later = configured.add_job(noop, "interval", minutes=30, id="ny", next_run_time=now_here)
+    assert later.next_run_time == now_here.replace(tzinfo=ZoneInfo("America/New_York"))
+
+
 def test_a_future_next_run_time_starts_an_interval_there(
     sched: BackgroundScheduler, clock: FakeClock
 ) -> None:
     at = clock.now() + timedelta(minutes=3)
     job = sched.add_job(noop, "interval", minutes=10, id="later", next_run_time=at)
     assert job.next_run_time == at
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(ValidationError, match="start_date") as caught:
         sched.add_job(noop, "cron", hour=9, next_run_time=at)
     assert caught.value.field == "next_run_time"
 
@@ -322,6 +383,15 @@ def test_a_future_next_run_time_starts_an_interval_there(
 def test_a_past_run_date_beyond_the_grace_is_refused(sched: BackgroundScheduler, clock: FakeClock) -> None:
     with pytest.raises(ValidationError, match=r"run_date: .* is in the past"):
         sched.add_job(noop, "date", run_date=clock.now() - timedelta(hours=1))
+
+
+def test_a_job_past_its_end_date_is_returned_without_a_next_run_as_apscheduler(
+    sched: BackgroundScheduler,
+) -> None:
+    job = sched.add_job(noop, "cron", hour=3, end_date="2020-01-01", id="old")
+    assert (job.id, job.next_run_time) == ("old", None)
+    assert sched.add_job(noop, "cron", hour=3, end_date="2020-01-01", id="old").next_run_time is None
+    assert sched.get_jobs() == []
 
 
 def test_unknown_job_store_is_refused(sched: BackgroundScheduler) -> None:
@@ -442,6 +512,18 @@ def test_remove_job_and_remove_all_jobs(sched: BackgroundScheduler) -> None:
     sched.add_job(noop, "interval", minutes=1, id="a")  # removed: no conflict any more
     sched.remove_all_jobs()
     assert sched.get_jobs() == []
+
+
+def test_remove_all_jobs_keeps_the_jobs_of_other_faces(sched: BackgroundScheduler) -> None:
+    service = sched.core.service
+    service.upsert_job(
+        {"id": "from-toml", "call": "os.path:join", "args": ["a"], "every": "1h"}, origin="config"
+    )
+    service.add_job({"id": "from-cli", "call": "os:getcwd", "cron": "0 * * * *"}, origin="cli")
+    service.add_job({"id": "cmd", "command": ["true"], "cron": "0 * * * *"}, origin="cli")
+    sched.add_job(noop, "interval", minutes=1, id="mine")
+    sched.remove_all_jobs()
+    assert sorted(job.id for job in sched.core.jobs()) == ["cmd", "from-cli", "from-toml"]
 
 
 def test_job_methods_act_and_refresh_the_object(sched: BackgroundScheduler, clock: FakeClock) -> None:

@@ -136,6 +136,30 @@ def test_shutdown_without_wait_cancels_running_jobs(sched: BackgroundScheduler, 
     assert [run.status.value for run in sched.core.runs(job_id="long")] == ["cancelled"]
 
 
+def test_a_background_scheduler_shut_down_in_an_event_loop_waits_for_running_jobs(
+    sched: BackgroundScheduler, clock: FakeClock
+) -> None:
+    started = threading.Event()
+    done: list[str] = []
+
+    def export() -> None:
+        started.set()
+        threading.Event().wait(0.3)
+        done.append("finished")
+
+    sched.add_job(export, "interval", minutes=1, id="export")
+
+    async def lifespan() -> None:  # FastAPI's: start, serve, shutdown() on the loop's thread
+        sched.start()
+        clock.advance(timedelta(minutes=1))
+        assert started.wait(5)
+        sched.shutdown()
+
+    asyncio.run(lifespan())
+    assert done == ["finished"]
+    assert [run.status.value for run in sched.core.runs(job_id="export")] == ["succeeded"]
+
+
 def test_blocking_scheduler_runs_until_a_listener_shuts_it_down(make: Factory, clock: FakeClock) -> None:
     sched: BlockingScheduler = make(BlockingScheduler)
     runs: list[int] = []

@@ -44,7 +44,7 @@ from cronkeeper.compat.aps_triggers import (
 )
 from cronkeeper.compat.aps_views import JobViews
 from cronkeeper.events import RunEvent
-from cronkeeper.exceptions import JobNotFoundError, ValidationError
+from cronkeeper.exceptions import JobExistsError, JobNotFoundError, ValidationError
 from cronkeeper.models import Job as StoredJob
 from cronkeeper.scheduler import Scheduler, SchedulerBase
 
@@ -53,6 +53,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 STATE_STOPPED = 0
 STATE_RUNNING = 1
 STATE_PAUSED = 2
+
+ORIGIN = "code"  # the origin of the jobs the facade stores (as cronkeeper's Scheduler.add_job in code)
 
 MODIFIABLE = frozenset(
     {
@@ -156,7 +158,7 @@ class JobsFacade:
         if run_now:
             self._core.trigger(job_id)
         self._dispatch(JobEvent(EVENT_JOB_ADDED, job_id, jobstore))
-        return self._get(job_id)
+        return self._added_view(job_id)
 
     def scheduled_job(
         self,
@@ -221,19 +223,27 @@ class JobsFacade:
 
     def _declare(self, data: dict[str, Any], *, paused: bool) -> StoredJob:
         """Add the job, or bring the stored one in line (a job paused elsewhere stays paused)."""
-        service = self._core.service
         try:
-            if self._core.store.find_job(data["id"]) is None:
-                return service.add_job(data, origin="code", paused=paused)
-            job = service.upsert_job(data, origin="code")[0]
+            job = self._add_or_update(data, paused=paused)
         except ValidationError as exc:
             if exc.field == "at":  # APScheduler's name for it
                 raise ValidationError("run_date", exc.reason) from None
             raise
         return self._core.pause(job.id) if paused and not job.paused else job
 
+    def _add_or_update(self, data: dict[str, Any], *, paused: bool) -> StoredJob:
+        service = self._core.service
+        if self._core.store.find_job(data["id"]) is None:
+            try:
+                return service.add_job(data, origin=ORIGIN, paused=paused)
+            except JobExistsError:
+                pass  # another process or scheduler declared it in between: update theirs
+        return service.upsert_job(data, origin=ORIGIN)[0]
+
     def _first_run(self, trigger: BaseTrigger, data: dict[str, Any], next_run_time: object) -> bool:
-        return first_run(trigger, data, next_run_time, zone=self._config.timezone, now=self._core.clock.now())
+        # A naive next_run_time is the host's wall time (datetime.now()) unless a timezone was configured.
+        zone = self._config.timezone if self._config.timezone_given else None
+        return first_run(trigger, data, next_run_time, zone=zone, now=self._core.clock.now())
 
     # ---- changing jobs ---------------------------------------------------------------------------------
 
@@ -259,7 +269,7 @@ class JobsFacade:
 
     def _edits(self, stored: StoredJob, changes: Mapping[str, Any]) -> dict[str, Any]:
         trigger = self._bind(create_trigger(changes["trigger"], {})) if "trigger" in changes else None
-        return job_edits(stored.spec.target, changes, naming=self._naming, trigger=trigger)
+        return job_edits(stored.spec, changes, naming=self._naming, trigger=trigger)
 
     def _set_next_run_time(self, job_id: str, value: object) -> None:
         if value is None:
@@ -312,8 +322,12 @@ class JobsFacade:
         self._dispatch(JobEvent(EVENT_JOB_REMOVED, job_id, "default"))
 
     def remove_all_jobs(self, jobstore: str | None = None) -> None:
-        """Delete every job this scheduler would list (all Python-function jobs of the database)."""
+        """Delete, with their history, the jobs added from code (by this facade or cronkeeper's ``Scheduler``,
+        in any run of any program on the database): the jobs of the configuration file, the CLI, the dashboard
+        or an import from APScheduler's table are kept, as are command jobs."""
         for job in self._views.visible():
+            if job.origin != ORIGIN:
+                continue
             self._call(self._core.remove_job, job.id)
             self._forget(job.id)
         self._dispatch(SchedulerEvent(EVENT_ALL_JOBS_REMOVED, jobstore))
@@ -346,6 +360,14 @@ class JobsFacade:
     def resolve(self, func_ref: str) -> Callable[..., Any]:
         """The callable behind a job's ``func_ref``."""
         return self._core.registry.resolve(func_ref)
+
+    def _added_view(self, job_id: str) -> Job:
+        """The job just added, even when its schedule has no fire left (an ``end_date`` in the past): as
+        APScheduler, it is returned with ``next_run_time`` None (and, stored, stays out of ``get_jobs``)."""
+        stored = self._core.store.find_job(job_id)
+        if stored is None:  # another process removed it meanwhile
+            raise JobLookupError(job_id)
+        return self._views.view(stored)
 
     def _get(self, job_id: str) -> Job:
         return self._views.view(self._views.stored(job_id))

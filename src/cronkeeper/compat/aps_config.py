@@ -98,6 +98,7 @@ class JobDefaults:
 class FacadeConfig:
     db: str = DEFAULT_DB
     timezone: str = "UTC"
+    timezone_given: bool = False  # else a naive next_run_time is the host's wall time (datetime.now())
     clock: Clock | None = None
     settings: EngineSettings | None = None
     migrate: bool = True
@@ -123,6 +124,7 @@ def read_config(
     return FacadeConfig(
         db=_db(config.get("db"), store_url),
         timezone=zone_name(config["timezone"]) if config.get("timezone") is not None else "UTC",
+        timezone_given=config.get("timezone") is not None,
         clock=config.get("clock"),
         settings=_settings(config, workers),
         migrate=bool(config.get("migrate", True)),
@@ -135,10 +137,13 @@ def read_config(
 
 
 def _nested(gconfig: Mapping[str, Any]) -> dict[str, Any]:
-    """APScheduler's global configuration: ``apscheduler.``-prefixed keys (the prefix is optional here),
-    dotted keys nested (``job_defaults.coalesce`` → ``{"job_defaults": {"coalesce": ...}}``)."""
+    """APScheduler's global configuration: only the ``apscheduler.``-prefixed keys, as APScheduler reads it
+    (the rest of an application's settings is left alone), dotted keys nested (``job_defaults.coalesce`` →
+    ``{"job_defaults": {"coalesce": ...}}``)."""
     config: dict[str, Any] = {}
     for key, value in gconfig.items():
+        if not isinstance(key, str) or not key.startswith(PREFIX):
+            continue
         parts = key.removeprefix(PREFIX).split(".")
         parent = config
         for part in parts[:-1]:
@@ -165,9 +170,22 @@ def _executors(executors: Mapping[str, Any]) -> int | None:
                 "cronkeeper has no process pool (jobs are never pickled); pass isolate=True to add_job "
                 "to run a job in a child process, which its timeout can also kill",
             )
+        check_pool_alias(alias, max_workers)
         if alias == "default" and max_workers is not None:
             workers = _as_int(max_workers, f"executors[{alias!r}].max_workers", minimum=1)
     return workers
+
+
+def check_pool_alias(alias: str, max_workers: Any) -> None:
+    """Refuse a pool size for an executor other than the default: cronkeeper runs every job in one pool, so
+    the limit of a second pool (often 1, to keep jobs from running together) could not be honoured."""
+    if alias != "default" and max_workers is not None:
+        raise ValidationError(
+            f"executors[{alias!r}]",
+            f"cronkeeper has one worker pool, so max_workers={max_workers!r} of a second executor cannot be "
+            "honoured; drop it and limit the jobs themselves (max_instances, overlap='forbid'), or size "
+            "the 'default' executor",
+        )
 
 
 def executor_kind(alias: str, executor: Any) -> tuple[str, Any]:

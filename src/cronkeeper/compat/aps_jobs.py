@@ -20,7 +20,7 @@ from cronkeeper.compat.aps_config import NO_LIMIT, JobDefaults, Undefined, grace
 from cronkeeper.compat.aps_time import datetime_repr, to_datetime
 from cronkeeper.compat.aps_triggers import BaseTrigger, DateTrigger, IntervalTrigger
 from cronkeeper.exceptions import ValidationError
-from cronkeeper.models import CallableTarget, Catchup, Target
+from cronkeeper.models import CallableTarget, Catchup, JobSpec
 from cronkeeper.registry import Registry
 
 # cronkeeper's own job options, accepted by add_job and modify_job beside APScheduler's.
@@ -44,6 +44,7 @@ _NOT_IN_ID = re.compile(r"[^A-Za-z0-9._-]+")
 _NOT_IN_NAME = re.compile(r"[^\w.<>]+")
 _DUNDER = re.compile(r"(?<![^.])__(\w+?)__(?![^.])")
 MAX_ID = 128
+DEFAULT_GRACE = timedelta(seconds=60)  # cronkeeper's own misfire grace (JobSpec.misfire_grace)
 
 
 class JobHost(Protocol):
@@ -256,13 +257,14 @@ def changed_policies(
     max_instances: object = undefined,
     misfire_grace_time: object = undefined,
 ) -> dict[str, Any]:
-    """Only the options given: coalesce → ``catchup`` (True: "once", cronkeeper's default; False: "all"),
-    misfire_grace_time → ``misfire_grace`` (None: no limit)."""
+    """Only the options given: coalesce → ``catchup`` (see :func:`coalesce_catchup`), misfire_grace_time →
+    ``misfire_grace`` (None: no limit)."""
     options: dict[str, Any] = {}
     if not isinstance(coalesce, Undefined):
         if not isinstance(coalesce, bool):
             raise ValidationError("coalesce", "must be True or False")
-        options["catchup"] = Catchup.ONCE.value if coalesce else Catchup.ALL.value
+        grace_given = not isinstance(misfire_grace_time, Undefined)
+        options["catchup"] = coalesce_catchup(coalesce, grace_given=grace_given)
     if not isinstance(max_instances, Undefined):
         options["max_instances"] = max_instances
     if not isinstance(misfire_grace_time, Undefined):
@@ -277,6 +279,17 @@ def changed_policies(
     return options
 
 
+def coalesce_catchup(coalesce: bool, *, grace_given: bool) -> str:
+    """cronkeeper's ``catchup`` for APScheduler's ``coalesce``.  False: "all".  True with a
+    ``misfire_grace_time`` given (per job or in ``job_defaults``): "skip", APScheduler's own behaviour (the
+    newest due fire runs if it is within the grace, a later one is recorded missed).  True without one:
+    "once", one catch-up run after downtime (APScheduler's 1 s default grace would drop nearly every late
+    fire; cronkeeper's default grace is 60 s)."""
+    if not coalesce:
+        return Catchup.ALL.value
+    return Catchup.SKIP.value if grace_given else Catchup.ONCE.value
+
+
 def grace_time_of(grace: timedelta) -> float | None:
     """APScheduler's ``misfire_grace_time`` for a stored grace (whole seconds as an int, as it shows them)."""
     if grace >= NO_LIMIT:
@@ -286,10 +299,11 @@ def grace_time_of(grace: timedelta) -> float | None:
 
 
 def first_run(
-    trigger: BaseTrigger, data: dict[str, Any], next_run_time: object, *, zone: str, now: datetime
+    trigger: BaseTrigger, data: dict[str, Any], next_run_time: object, *, zone: str | None, now: datetime
 ) -> bool:
     """Apply an explicit ``next_run_time`` (APScheduler's first run regardless of the trigger) to a job's
-    cronkeeper ``data``; True when that means a run right now (then on schedule)."""
+    cronkeeper ``data``; True when that means a run right now (then on schedule).  A naive one is read in
+    ``zone`` (None: the host's local zone)."""
     if next_run_time is None or isinstance(next_run_time, Undefined):
         return False
     when = to_datetime(next_run_time, zone, "next_run_time")
@@ -303,14 +317,16 @@ def first_run(
         return True
     raise ValidationError(
         "next_run_time",
-        "a future first run applies to interval jobs without a start_date and to date jobs only",
+        "a cron job's first fire cannot be moved to a future instant: give the trigger a start_date (it then "
+        "fires first at the first cron time after it), or add it with next_run_time=None and resume it later",
     )
 
 
 def job_edits(
-    target: Target, changes: Mapping[str, Any], *, naming: JobNaming, trigger: BaseTrigger | None
+    spec: JobSpec, changes: Mapping[str, Any], *, naming: JobNaming, trigger: BaseTrigger | None
 ) -> dict[str, Any]:
     """cronkeeper's edit for ``modify_job``'s changes (a new function keeps the arguments, as APScheduler)."""
+    target = spec.target
     assert isinstance(target, CallableTarget)
     edits: dict[str, Any] = {key: changes[key] for key in ("name", *EXTRA_OPTIONS) if key in changes}
     if {"func", "args", "kwargs"} & set(changes):
@@ -324,4 +340,16 @@ def job_edits(
         key: changes[key] for key in ("coalesce", "max_instances", "misfire_grace_time") if key in changes
     }
     edits.update(changed_policies(**policies))
+    if edits.get("catchup") == Catchup.ONCE.value or ("catchup" not in edits and "misfire_grace" in edits):
+        edits.update(_coalesce_with_grace(spec, edits))
     return edits
+
+
+def _coalesce_with_grace(spec: JobSpec, edits: Mapping[str, Any]) -> dict[str, Any]:
+    """``modify_job``'s coalesce or grace, with the other one as stored: a coalescing job whose grace is not
+    cronkeeper's default was given one, so it follows APScheduler's rule (see :func:`coalesce_catchup`)."""
+    catchup = edits.get("catchup", spec.catchup.value)
+    grace = edits.get("misfire_grace", spec.misfire_grace)
+    if catchup == Catchup.ONCE.value and grace != DEFAULT_GRACE:
+        return {"catchup": Catchup.SKIP.value}
+    return {}

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from cronkeeper.compat.aps_base import STATE_PAUSED, STATE_RUNNING, STATE_STOPPED, JobsFacade
-from cronkeeper.compat.aps_config import executor_kind, store_url, user_stacklevel
+from cronkeeper.compat.aps_config import check_pool_alias, executor_kind, store_url, user_stacklevel
 from cronkeeper.compat.aps_errors import SchedulerAlreadyRunningError, SchedulerNotRunningError
 from cronkeeper.compat.aps_events import (
     EVENT_SCHEDULER_PAUSED,
@@ -30,17 +30,14 @@ from cronkeeper.exceptions import SchedulerStateError, ValidationError
 from cronkeeper.scheduler import AsyncScheduler, SchedulerBase
 
 
-def blocking_is_unsafe() -> bool:
+def blocking_is_unsafe(loop: asyncio.AbstractEventLoop | None) -> bool:
     """Whether this thread must not wait for the engine to stop: it is one of cronkeeper's (a job or a
-    listener asking to shut down would wait for itself) or it runs an event loop (whose coroutine jobs
-    could not finish while it waits)."""
+    listener asking to shut down would wait for itself) or it runs ``loop``, the event loop of an
+    ``AsyncIOScheduler`` (whose coroutine jobs could not finish while it waits).  Another event loop (a
+    FastAPI lifespan stopping a ``BackgroundScheduler``) waits, as in APScheduler."""
     if threading.current_thread().name.startswith("cronkeeper-"):
         return True
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+    return loop is not None and _runs_in(loop)
 
 
 class EngineRunner:
@@ -50,8 +47,10 @@ class EngineRunner:
         self._core = core
         self._stoppers: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the event loop coroutine jobs run on, if any
 
     def start(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._loop = loop
         self._core._new_engine(loop).start()
 
     def stop(self, *, wait: bool, background: bool, close: bool, then: threading.Event | None = None) -> None:
@@ -68,7 +67,7 @@ class EngineRunner:
                 if then is not None:
                     then.set()
 
-        if background or blocking_is_unsafe():
+        if background or blocking_is_unsafe(self._loop):
             thread = threading.Thread(target=finish, name="cronkeeper-compat-stop", daemon=True)
             with self._lock:
                 self._stoppers = [stopper for stopper in self._stoppers if stopper.is_alive()] + [thread]
@@ -82,7 +81,7 @@ class EngineRunner:
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for stops under way in other threads (not from one of them, nor from a job)."""
-        if blocking_is_unsafe():
+        if blocking_is_unsafe(self._loop):
             return
         with self._lock:
             stoppers = list(self._stoppers)
@@ -112,7 +111,8 @@ class BaseScheduler(JobsFacade):
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop.  With ``wait``, running jobs finish first; without, they are cancelled (a thread cannot be
-        killed: its result is dropped).  Called from a job, a listener or an event loop, it does not wait."""
+        killed: its result is dropped).  Called from a job, a listener or the event loop of an
+        ``AsyncIOScheduler``, it does not wait."""
         with self._lock:
             if self.state == STATE_STOPPED:
                 raise SchedulerNotRunningError()
@@ -159,6 +159,7 @@ class BaseScheduler(JobsFacade):
         kind, max_workers = executor_kind(alias, definition)
         if kind == "processpool":
             raise ValidationError(f"executors[{alias!r}]", "cronkeeper has no process pool; use isolate=True")
+        check_pool_alias(alias, max_workers)
         if alias == "default" and max_workers is not None and self._core.engine is None:
             self._core.settings = dataclasses.replace(self._core.settings, workers=int(max_workers))
         self._executor_aliases.add(alias)

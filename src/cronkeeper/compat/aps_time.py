@@ -50,8 +50,9 @@ def zone_of(instant: object) -> str | None:
     return None
 
 
-def to_datetime(value: object, zone: str, field: str) -> datetime:
-    """An aware datetime from a datetime, a date (midnight) or an ISO string; naive values are in ``zone``."""
+def to_datetime(value: object, zone: str | None, field: str) -> datetime:
+    """An aware datetime from a datetime, a date (midnight) or an ISO string; naive values are in ``zone``
+    (None: the host's local zone, where ``datetime.now()`` gives them)."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.strip())
@@ -64,7 +65,7 @@ def to_datetime(value: object, zone: str, field: str) -> datetime:
     if not isinstance(value, datetime):
         raise ValidationError(field, "must be a datetime, a date or an ISO 8601 string")
     if value.tzinfo is None:
-        return value.replace(tzinfo=ZoneInfo(zone))
+        return value.astimezone() if zone is None else value.replace(tzinfo=ZoneInfo(zone))
     return value
 
 

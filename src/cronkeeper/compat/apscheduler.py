@@ -41,7 +41,8 @@ Decisions, where cronkeeper cannot or should not do what APScheduler 3 does:
   ``args`` and ``kwargs`` must be JSON-serialisable; nothing is pickled.  Jobs receive them back from JSON
   (a tuple argument arrives as a list).
 - **Time zones.**  The scheduler's default time zone is UTC unless ``timezone`` is given, never the host's;
-  naive datetimes are read in the trigger's zone, else the scheduler's.
+  naive datetimes are read in the trigger's zone, else the scheduler's.  A naive ``next_run_time`` is the
+  host's local wall time (what ``datetime.now()`` gives) unless ``timezone`` is given.
 - **Cron.**  Keyword ``CronTrigger`` fields have APScheduler's meaning (day_of_week 0 = Monday, omitted
   smaller fields set to their minimum) and are translated to a standard cron expression; what cron cannot
   express is refused with an error naming the field: ``year`` and ``week`` other than ``*``, and ``day``
@@ -52,15 +53,18 @@ Decisions, where cronkeeper cannot or should not do what APScheduler 3 does:
   as Monday, a mistake it documents).  Daylight saving time follows cronkeeper (Vixie cron): a fixed-time job
   in a skipped hour runs once right after the jump, and once in a repeated hour.
 - **Misfires.**  ``misfire_grace_time`` maps to cronkeeper's ``misfire_grace`` (default 60 s when not given,
-  where APScheduler's is 1 s); ``None`` (no limit) becomes a century.  ``coalesce=True`` (the default) is
-  cronkeeper's ``catchup="once"``: after downtime, one catch-up run, the other fires recorded as one
-  ``missed`` record (one ``EVENT_JOB_MISSED``); ``coalesce=False`` is ``catchup="all"``: every missed fire
-  runs (at most 100).  ``catchup="skip"`` gives APScheduler's behaviour of running none.
+  where APScheduler's is 1 s); ``None`` (no limit) becomes a century.  ``coalesce=True`` (the default) with
+  a ``misfire_grace_time`` given (per job or in ``job_defaults``) is cronkeeper's ``catchup="skip"``, as
+  APScheduler: the newest due fire runs if it is within the grace, else it is recorded ``missed``
+  (``EVENT_JOB_MISSED``).  Without one it is ``catchup="once"``: after downtime, one catch-up run, the other
+  fires recorded as one ``missed`` record.  ``coalesce=False`` is ``catchup="all"``: every missed fire runs
+  (at most 100).
 - **Runs.**  ``max_instances`` is enforced through the database, across processes.  A fire refused by it is
   recorded ``skipped`` (``EVENT_JOB_MAX_INSTANCES``).  ``shutdown()`` waits for running jobs however long they
   take, as APScheduler; ``shutdown(wait=False)`` cancels them (a thread cannot be killed; its result is
-  dropped) where APScheduler lets them run on.  Called from a job, a listener or an event loop, ``shutdown``
-  does not wait.  ``pause()`` stops the engine (runs under way finish) and ``resume()`` starts a new one;
+  dropped) where APScheduler lets them run on.  Called from a job, a listener or the event loop of an
+  ``AsyncIOScheduler``, ``shutdown`` does not wait (a ``BackgroundScheduler`` stopped in an async lifespan
+  does).  ``pause()`` stops the engine (runs under way finish) and ``resume()`` starts a new one;
   fires missed meanwhile follow the misfire rules.
 - **Events.**  ``EVENT_JOB_SUBMITTED`` when a run starts; ``EVENT_JOB_EXECUTED`` with ``retval`` (the object
   returned when the job ran in this process; from an ``isolate=True`` child, its JSON form from the run
@@ -74,13 +78,16 @@ Decisions, where cronkeeper cannot or should not do what APScheduler 3 does:
   programs, the CLI or the configuration file; command jobs are not APScheduler jobs and are left out).  Jobs
   after their last fire (a date job that ran, a cron job past its ``end_date``) disappear from
   ``get_jobs``/``get_job`` as in APScheduler, but stay in the database with their history; ``remove_job``
-  deletes a job *and* its history.  Jobs are stored at once, started or not: ``Job.pending`` is always False,
+  deletes a job *and* its history.  ``remove_all_jobs`` deletes (with their history) only the jobs added
+  from code, by the facade or cronkeeper's ``Scheduler``: those of the configuration file, the CLI, the
+  dashboard or an import are kept.  Jobs are stored at once, started or not: ``Job.pending`` is always False,
   ``print_jobs`` always lists ``Jobstore default``, and a conflicting id is refused by ``add_job`` itself
   rather than at ``start()``.  A date job whose ``run_date`` is past by more than the misfire grace is
   refused (APScheduler adds it, then reports it missed).
 - **next_run_time.**  ``None`` adds or sets a job paused.  A datetime at or before now runs the job now (then
   on schedule); a future one is supported for interval jobs without ``start_date`` (the interval counts from
-  it) and date jobs, and refused for cron jobs.
+  it) and date jobs, and refused for cron jobs (give the trigger a ``start_date`` instead).  ``add_job`` of
+  a job with no fire left (an ``end_date`` in the past) returns it with ``next_run_time`` None.
 - **cronkeeper's own options** are accepted by ``add_job`` and ``modify_job`` beside APScheduler's:
   ``timeout``, ``max_retries``, ``retry_base``, ``retry_factor``, ``retry_cap``, ``retry_jitter``,
   ``isolate`` (run in a child process; replaces a process pool executor, which is refused), ``overlap``,

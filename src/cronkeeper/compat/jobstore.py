@@ -33,8 +33,10 @@ What changes on the way:
   interval triggers have no single cronkeeper schedule and are refused.  An interval keeps APScheduler's
   ``start_date`` as its anchor, so the grid does not move.
 - **Options**: ``coalesce``, ``max_instances`` and ``misfire_grace_time`` map as in the facade.  APScheduler
-  stores its default grace (1 s) explicitly, so imported jobs keep a 1 s grace; ``None`` (no limit) becomes
-  a century.  The executor alias is not carried over (a note says so when it is not ``default``).
+  stores its default grace (1 s) explicitly, so imported jobs keep a 1 s grace and, with ``coalesce``,
+  ``catchup="skip"`` (a fire later than the grace is recorded missed, as APScheduler does); ``None`` (no
+  limit) becomes a century.  The executor alias is not carried over (a note says so when it is not
+  ``default``).
 - **Paused** jobs (APScheduler's ``next_run_time`` of None) stay paused.  Fires missed while APScheduler
   was not running are not replayed: an imported job fires from its next fire after the import.
 """
