@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import time
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cronkeeper import FakeClock, RunStatus
+from cronkeeper.compat.aps_errors import NotATriggerError, UnknownJobStoreError
 from cronkeeper.compat.aps_jobs import DEFAULT_GRACE
 from cronkeeper.compat.apscheduler import (
     BackgroundScheduler,
@@ -584,3 +586,102 @@ def test_a_one_off_job_disappears_after_its_run_but_its_history_stays(
     step(sched, clock, timedelta(hours=2))
     assert sched.get_job("once") is None
     assert [run.status for run in sched.core.runs(job_id="once")] == [RunStatus.SUCCEEDED]
+
+
+# ---- partial ids, modify_job's trigger, job store aliases ------------------------------------------------
+
+
+def test_partials_get_ids_from_their_function_and_arguments_not_their_order(make: Factory) -> None:
+    first = make(BackgroundScheduler)
+    five = first.add_job(functools.partial(greet, "ann"), "interval", minutes=1)
+    six = first.add_job(functools.partial(greet, "bob", punctuation="?"), "interval", minutes=1)
+    as_args = first.add_job(greet, "interval", minutes=1, args=["ann"])
+    assert re.fullmatch(r"tests\.compat\.test_jobs\.greet-[0-9a-f]{8}", five.id)
+    assert five.func_ref == f"{__name__}:greet.partial_{five.id[-8:]}"  # not greet's own: that lacks "ann"
+    assert as_args.id == f"{five.id}-2"  # the same call as partial(greet, "ann"): the same id, counted
+    again = make(BackgroundScheduler)  # the next start, with the two jobs added in the other order
+    assert again.add_job(functools.partial(greet, "bob", punctuation="?"), "interval", minutes=1).id == six.id
+    assert again.add_job(functools.partial(greet, "ann"), "interval", minutes=1).id == five.id
+    both = again.add_job(functools.partial(greet, "ann"), "interval", minutes=1, kwargs={"punctuation": "."})
+    assert both.id.startswith(f"{five.id}-") and both.id != f"{five.id}-2"
+
+
+def test_a_partial_runs_with_its_arguments(sched: BackgroundScheduler, clock: FakeClock) -> None:
+    job = sched.add_job(functools.partial(greet, "ann"), "interval", minutes=1, kwargs={"punctuation": "?"})
+    step(sched, clock, timedelta(minutes=1))
+    assert statuses(sched, job.id) == ["succeeded"]
+    assert job.func() == "hello ann!"  # the partial itself, as added
+    assert sched.core.runs(job_id=job.id)[0].result == {"value": "hello ann?"}
+
+
+def test_partials_whose_arguments_json_cannot_hold_keep_the_order_based_names(
+    sched: BackgroundScheduler,
+) -> None:
+    first = sched.add_job(functools.partial(repr, object()), "interval", minutes=1)
+    second = sched.add_job(functools.partial(repr, object()), "interval", minutes=1)
+    assert (first.id, second.id) == ("functools.partial", "functools.partial_2")
+
+
+def test_modify_job_refuses_a_trigger_alias_as_apscheduler(sched: BackgroundScheduler) -> None:
+    job = sched.add_job(noop, "cron", hour=3, id="night")
+    for value in ("cron", None):
+        with pytest.raises(NotATriggerError, match="reschedule_job") as caught:
+            sched.modify_job("night", trigger=value)
+        assert isinstance(caught.value, TypeError) and isinstance(caught.value, ValidationError)
+        assert caught.value.field == "trigger"
+    unchanged = sched.get_job("night")
+    assert unchanged is not None
+    assert (str(unchanged.trigger), unchanged.next_run_time) == ("cron[hour='3']", job.next_run_time)
+    assert str(sched.modify_job("night", trigger=CronTrigger(hour=4)).trigger) == "cron[hour='4']"
+
+
+def test_apscheduler_refuses_a_trigger_alias_in_modify_job_too() -> None:
+    background = pytest.importorskip("apscheduler.schedulers.background")
+    real = background.BackgroundScheduler(timezone="UTC")
+    real.add_job(noop, "cron", hour=3, id="night")
+    with pytest.raises(TypeError):
+        real.modify_job("night", trigger="cron")
+
+
+def test_an_unknown_job_store_is_refused_by_every_job_method(sched: BackgroundScheduler) -> None:
+    job = sched.add_job(noop, "cron", hour=3, id="night")
+    calls: list[Callable[[], object]] = [
+        lambda: sched.add_job(noop, "interval", minutes=1, id="other", jobstore="redis"),
+        lambda: sched.pause_job("night", jobstore="redis"),
+        lambda: sched.resume_job("night", jobstore="redis"),
+        lambda: sched.modify_job("night", jobstore="redis", name="renamed"),
+        lambda: sched.reschedule_job("night", jobstore="redis", trigger="cron", hour=4),
+        lambda: sched.get_job("night", jobstore="redis"),
+        lambda: sched.get_jobs(jobstore="redis"),
+        lambda: sched.remove_job("night", jobstore="redis"),
+        lambda: sched.remove_all_jobs(jobstore="redis"),
+    ]
+    for call in calls:
+        with pytest.raises(UnknownJobStoreError, match="No such job store: 'redis'") as caught:
+            call()
+        assert isinstance(caught.value, KeyError) and caught.value.field == "jobstore"
+    assert sched.get_jobs() == [job]
+    kept = sched.get_job("night", jobstore="default")
+    assert kept is not None and (kept.name, kept.next_run_time) == ("noop", job.next_run_time)
+
+
+def test_job_store_aliases_that_were_configured_are_accepted(make: Factory) -> None:
+    with pytest.warns(UserWarning, match="jobstores are ignored"):
+        sched = make(BackgroundScheduler, jobstores={"archive": {"type": "memory"}})
+    sched.add_job(noop, "cron", hour=3, id="night", jobstore="archive")
+    assert sched.pause_job("night", jobstore="archive").next_run_time is None
+    assert sched.resume_job("night", jobstore="default") is not None
+    assert [job.id for job in sched.get_jobs(jobstore="archive")] == ["night"]
+    sched.remove_job("night", jobstore=None)
+    assert sched.get_jobs() == []
+
+
+def test_apscheduler_raises_key_error_for_an_unknown_job_store() -> None:
+    background = pytest.importorskip("apscheduler.schedulers.background")
+    real = background.BackgroundScheduler(timezone="UTC")
+    real.start(paused=True)
+    try:
+        with pytest.raises(KeyError, match="No such job store"):
+            real.add_job(noop, "cron", hour=3, jobstore="redis")
+    finally:
+        real.shutdown(wait=False)

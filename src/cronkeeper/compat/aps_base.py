@@ -15,7 +15,12 @@ from typing import IO, Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
 from cronkeeper.compat.aps_config import FacadeConfig, Undefined, read_config, undefined
-from cronkeeper.compat.aps_errors import ConflictingIdError, JobLookupError
+from cronkeeper.compat.aps_errors import (
+    ConflictingIdError,
+    JobLookupError,
+    NotATriggerError,
+    UnknownJobStoreError,
+)
 from cronkeeper.compat.aps_events import (
     EVENT_ALL,
     EVENT_ALL_JOBS_REMOVED,
@@ -135,7 +140,7 @@ class JobsFacade:
         a declaration: the stored job is brought in line and keeps its history.  Only a second add of one
         id by this scheduler, without ``replace_existing``, raises :class:`ConflictingIdError`."""
         extras = {key: trigger_args.pop(key) for key in list(trigger_args) if key in EXTRA_OPTIONS}
-        self._check_alias("jobstore", jobstore, self._jobstore_aliases)
+        self._check_jobstore(jobstore)
         self._check_alias("executor", executor, self._executor_aliases)
         if "catchup" in extras and not isinstance(coalesce, Undefined):
             raise ValidationError("catchup", "give coalesce or catchup, not both")
@@ -221,6 +226,12 @@ class JobsFacade:
         if alias not in known:
             raise ValidationError(kind, f"no {kind} named {alias!r} (configured: {', '.join(sorted(known))})")
 
+    def _check_jobstore(self, alias: str | None) -> None:
+        """Refuse a job store alias the scheduler was not configured with (None: any store)."""
+        if alias is not None and alias not in self._jobstore_aliases:
+            known = ", ".join(repr(name) for name in sorted(self._jobstore_aliases))
+            raise UnknownJobStoreError("jobstore", f"No such job store: {alias!r} (configured: {known})")
+
     def _declare(self, data: dict[str, Any], *, paused: bool) -> StoredJob:
         """Add the job, or bring the stored one in line (a job paused elsewhere stays paused)."""
         try:
@@ -254,6 +265,9 @@ class JobsFacade:
         if unknown:
             reason = "cannot be changed" if unknown[0] == "id" else "is not a job option"
             raise ValidationError(unknown[0], reason)
+        self._check_jobstore(jobstore)
+        if "trigger" in changes:
+            _check_trigger_object(changes["trigger"])
         stored = self._views.stored(job_id)
         if "executor" in changes:
             self._check_alias("executor", changes["executor"], self._executor_aliases)
@@ -288,6 +302,7 @@ class JobsFacade:
         self, job_id: str, jobstore: str | None = None, trigger: object = None, **trigger_args: Any
     ) -> Job:
         """Give a job a new trigger, counted from now; like APScheduler, this also resumes a paused job."""
+        self._check_jobstore(jobstore)
         stored = self._views.stored(job_id)
         bound = self._bind(create_trigger(trigger, trigger_args))
         self._call(self._core.reschedule, job_id, **bound.schedule())
@@ -298,6 +313,7 @@ class JobsFacade:
         return self._get(job_id)
 
     def pause_job(self, job_id: str, jobstore: str | None = None) -> Job:
+        self._check_jobstore(jobstore)
         self._views.stored(job_id)
         self._call(self._core.pause, job_id)
         self._dispatch(JobEvent(EVENT_JOB_MODIFIED, job_id, "default"))
@@ -306,6 +322,7 @@ class JobsFacade:
     def resume_job(self, job_id: str, jobstore: str | None = None) -> Job | None:
         """Fire again from the next fire after now; None (and a ``EVENT_JOB_REMOVED``) when the schedule has
         no fire left.  The job's history is kept."""
+        self._check_jobstore(jobstore)
         self._views.stored(job_id)
         resumed = self._call(self._core.resume, job_id)
         if resumed.next_run_at is None:
@@ -316,6 +333,7 @@ class JobsFacade:
 
     def remove_job(self, job_id: str, jobstore: str | None = None) -> None:
         """Delete the job (and, in cronkeeper, its run history)."""
+        self._check_jobstore(jobstore)
         self._views.stored(job_id)
         self._call(self._core.remove_job, job_id)
         self._forget(job_id)
@@ -325,6 +343,7 @@ class JobsFacade:
         """Delete, with their history, the jobs added from code (by this facade or cronkeeper's ``Scheduler``,
         in any run of any program on the database): the jobs of the configuration file, the CLI, the dashboard
         or an import from APScheduler's table are kept, as are command jobs."""
+        self._check_jobstore(jobstore)
         for job in self._views.visible():
             if job.origin != ORIGIN:
                 continue
@@ -341,15 +360,18 @@ class JobsFacade:
 
     def get_jobs(self, jobstore: str | None = None, pending: bool | None = None) -> list[Job]:
         """Every scheduled Python-function job of the database, soonest first, paused ones last."""
+        self._check_jobstore(jobstore)
         jobs = [self._views.view(job) for job in self._views.visible()]
         return sorted(jobs, key=lambda job: (job.next_run_time is None, job.next_run_time or 0, job.id))
 
     def get_job(self, job_id: str, jobstore: str | None = None) -> Job | None:
+        self._check_jobstore(jobstore)
         stored = self._views.find(job_id)
         return None if stored is None else self._views.view(stored)
 
     def print_jobs(self, jobstore: str | None = None, out: IO[str] | None = None) -> None:
         """APScheduler's listing of the jobs, written to ``out`` (standard output by default)."""
+        self._check_jobstore(jobstore)
         out = out or sys.stdout
         jobs = self.get_jobs()
         lines = ["Jobstore default:", *(f"    {job}" for job in jobs)] if jobs else ["Jobstore default:"]
@@ -398,3 +420,13 @@ class JobsFacade:
     def _deliver(self, events: list[SchedulerEvent]) -> None:
         """Hand run events to the listeners (in the engine's thread; the asyncio scheduler overrides it)."""
         self._listeners.dispatch_all(events)
+
+
+def _check_trigger_object(trigger: object) -> None:
+    """``modify_job`` takes trigger objects, as APScheduler (an alias and its options: reschedule_job)."""
+    if trigger is None or isinstance(trigger, str):
+        raise NotATriggerError(
+            "trigger",
+            f"modify_job takes a trigger object, not {trigger!r}; to give the job a new trigger from an "
+            "alias and its options, use reschedule_job(job_id, trigger='cron', hour=3, ...)",
+        )

@@ -6,7 +6,13 @@ Code written for APScheduler catches ``JobLookupError`` or ``KeyError``; code wr
 
 from __future__ import annotations
 
-from cronkeeper.exceptions import CronkeeperError, JobExistsError, JobNotFoundError, SchedulerStateError
+from cronkeeper.exceptions import (
+    CronkeeperError,
+    JobExistsError,
+    JobNotFoundError,
+    SchedulerStateError,
+    ValidationError,
+)
 
 
 class JobLookupError(JobNotFoundError, KeyError):
@@ -22,6 +28,19 @@ class ConflictingIdError(JobExistsError, KeyError):
 
     def __str__(self) -> str:
         return f"Job identifier ({self.job_id}) conflicts with an existing job"
+
+
+class NotATriggerError(ValidationError, TypeError):
+    """``modify_job`` was given a trigger alias (or None) instead of a trigger object: a ``TypeError``, as
+    APScheduler raises, and a cronkeeper ``ValidationError`` naming ``trigger``."""
+
+
+class UnknownJobStoreError(ValidationError, KeyError):
+    """A ``jobstore`` alias the scheduler was not configured with: a ``KeyError``, as APScheduler's ``No such
+    job store``, and a cronkeeper ``ValidationError`` naming ``jobstore``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # KeyError would show the message quoted
 
 
 class SchedulerAlreadyRunningError(SchedulerStateError):

@@ -8,6 +8,7 @@ callable a reference cronkeeper can store and each job without an ``id`` a stabl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -151,41 +152,70 @@ class JobNaming:
         self._registry = registry
         self._owners: dict[str, Callable[..., Any]] = {}
         self._auto: dict[str, int] = {}
+        self._id_bases: dict[str, str] = {}  # reference -> what its auto ids start with, where they differ
         self._lock = threading.Lock()
 
     def ref_for(self, func: Callable[..., Any] | str) -> str:
         """The reference cronkeeper stores: an import path as given (checked by importing it), else the
         callable's ``module:qualname``; callables that share one (lambdas, closures, bound methods of two
-        objects) get ``_2``, ``_3``… in the order this process adds them."""
+        objects) get ``_2``, ``_3``… in the order this process adds them.  A ``functools.partial`` whose own
+        arguments are JSON is ``module:qualname.partial_<hash>`` of the function it wraps (see
+        :func:`partial_names`)."""
         if isinstance(func, str):
             self._registry.resolve(func)
             return func
         if not callable(func):
             raise ValidationError("func", f"{func!r} is neither callable nor a 'module:function' reference")
-        base = natural_ref(func)
+        base, id_base = partial_names(func) or (natural_ref(func), None)
         with self._lock:
             ref, count = base, 1
             while ref in self._owners and self._owners[ref] != func:
                 count += 1
                 ref = f"{base}_{count}"
             self._owners[ref] = func
+            if id_base is not None:
+                self._id_bases[ref] = id_base
         return self._registry.register(func, ref)
 
     def auto_id(self, ref: str, args: list[Any], kwargs: dict[str, Any]) -> str:
         """The id of a job added without one: the function's ``module.qualname``, plus ``-`` and eight hex
         digits of a SHA-256 of its JSON arguments when it has any; the n-th such job of this scheduler with
-        the same function and arguments gets ``-n``.  The trigger is left out on purpose: a schedule changed
-        in code then updates the stored job instead of leaving the old one firing."""
-        dotted = _DUNDER.sub(r"\1", ref.replace(":", "."))  # __main__.tick -> main.tick
+        the same function and arguments gets ``-n``.  A ``functools.partial`` is named after the function it
+        wraps plus the hash of its own arguments, so ``partial(f, 5)`` gets the id ``add_job(f, args=[5])``
+        would.  The trigger is left out on purpose: a schedule changed in code then updates the stored job
+        instead of leaving the old one firing."""
+        named = self._id_bases.get(ref, ref)
+        dotted = _DUNDER.sub(r"\1", named.replace(":", "."))  # __main__.tick -> main.tick
         base = _NOT_IN_ID.sub("", dotted).lstrip("._-") or "job"
         if args or kwargs:
-            text = json.dumps([args, kwargs], sort_keys=True, separators=(",", ":"))
-            base = f"{base[: MAX_ID - 20]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+            base = f"{base[: MAX_ID - 20]}-{_arguments_digest(args, kwargs)}"
         base = base[: MAX_ID - 8]
         with self._lock:
             count = self._auto.get(base, 0) + 1
             self._auto[base] = count
         return base if count == 1 else f"{base}-{count}"
+
+
+def _arguments_digest(args: object, kwargs: object) -> str:
+    """Eight hex digits of a SHA-256 of the arguments' JSON (TypeError/ValueError when not JSON)."""
+    text = json.dumps([args, kwargs], sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def partial_names(func: object) -> tuple[str, str] | None:
+    """For a ``functools.partial`` whose own arguments are JSON-serialisable: its reference,
+    ``module:qualname.partial_<hash>`` of the wrapped function (not the function's own reference, which
+    another process would import and call without the partial's arguments), and the start of its auto
+    ids, ``module:qualname-<hash>``; the hash is the one a job with those arguments gets.  None otherwise
+    (other partials are named ``functools:partial``, ``_2``… in the order added)."""
+    if not isinstance(func, functools.partial):
+        return None
+    try:
+        digest = _arguments_digest(list(func.args), dict(func.keywords))
+    except (TypeError, ValueError):
+        return None
+    inner = natural_ref(func.func)
+    return f"{inner}.partial_{digest}", f"{inner}-{digest}"
 
 
 def natural_ref(func: Callable[..., Any]) -> str:

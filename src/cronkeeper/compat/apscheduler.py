@@ -21,7 +21,9 @@ Decisions, where cronkeeper cannot or should not do what APScheduler 3 does:
 
 - **Jobs are persistent.**  cronkeeper always keeps jobs in its database (``db=``, default
   ``sqlite:///cronkeeper.db``; when ``db`` is not given, the URL of a ``SQLAlchemyJobStore`` configured as the
-  default job store is used).  ``jobstores`` is otherwise ignored, with a ``UserWarning``.
+  default job store is used).  ``jobstores`` is otherwise ignored, with a ``UserWarning``; their aliases (and
+  ``default``) are accepted as ``jobstore=`` arguments, any other is refused with ``UnknownJobStoreError`` (a
+  ``KeyError``, as APScheduler's "No such job store", naming ``jobstore``) by every job method.
 - **Adding is declaring.**  APScheduler's default memory store forgets jobs at exit, so programs add their
   jobs at every start.  Adding a job whose id is already stored (by an earlier run, or another process)
   updates it in place and keeps its history and, if nothing changed, its schedule; an interval job keeps the
@@ -32,7 +34,10 @@ Decisions, where cronkeeper cannot or should not do what APScheduler 3 does:
 - **Stable ids.**  A job added without an ``id`` is named after its function, ``module.qualname`` (dunder
   parts lose their underscores, ``__main__.tick`` is ``main.tick``; characters an id cannot hold are
   dropped), plus ``-`` and 8 hex digits of a SHA-256 of its JSON arguments when it has arguments; the n-th
-  job of one scheduler with the same function and arguments gets ``-n``.  The trigger is not part of the id,
+  job of one scheduler with the same function and arguments gets ``-n``.  A ``functools.partial`` is named
+  after the function it wraps plus the hash of its own arguments (``partial(f, 5)`` gets the id of
+  ``add_job(f, args=[5])``; a partial whose arguments are not JSON gets ``functools.partial``, ``_2``… in the
+  order added).  The trigger is not part of the id,
   so a schedule changed in code updates the stored job rather than leaving the old one firing.  (APScheduler
   uses a random uuid, which would add a new job at every restart.)
 - **Functions by reference, arguments as JSON.**  ``func`` is stored as ``module:qualname`` (or the
@@ -88,6 +93,8 @@ Decisions, where cronkeeper cannot or should not do what APScheduler 3 does:
   on schedule); a future one is supported for interval jobs without ``start_date`` (the interval counts from
   it) and date jobs, and refused for cron jobs (give the trigger a ``start_date`` instead).  ``add_job`` of
   a job with no fire left (an ``end_date`` in the past) returns it with ``next_run_time`` None.
+- **modify_job(trigger=...)** takes a trigger object, as APScheduler; an alias such as ``"cron"`` (or None) is
+  refused with ``NotATriggerError`` (a ``TypeError``, naming ``trigger``): ``reschedule_job`` takes aliases.
 - **cronkeeper's own options** are accepted by ``add_job`` and ``modify_job`` beside APScheduler's:
   ``timeout``, ``max_retries``, ``retry_base``, ``retry_factor``, ``retry_cap``, ``retry_jitter``,
   ``isolate`` (run in a child process; replaces a process pool executor, which is refused), ``overlap``,
