@@ -16,7 +16,7 @@ import click
 from rich.markup import escape
 
 from cronkeeper.cli.context import CLI_SOURCE, AppContext, os_user, pass_app
-from cronkeeper.cli.output import console, print_json, table
+from cronkeeper.cli.output import console, import_summary, print_json, table
 from cronkeeper.compat.jobstore import (
     DEFAULT_TABLE,
     Definition,
@@ -184,12 +184,4 @@ def _report(plan: list[Planned], skipped: list[NotImportable], *, dry_run: bool)
             click.echo(f"job {item.definition.source_id}: {note}", err=True)
     for job in skipped:
         click.echo(f"job {job.source_id}: not imported: {job.reason}", err=True)
-    counts = {
-        action: sum(item.action == action for item in plan) for action in ("add", "update", "unchanged")
-    }
-    verb = "would add" if dry_run else "added"
-    click.echo(
-        f"{verb} {counts['add']}, {'would update' if dry_run else 'updated'} {counts['update']}, "
-        f"unchanged {counts['unchanged']}, not imported {len(skipped)}",
-        err=True,
-    )
+    import_summary((item.action for item in plan), len(skipped), dry_run=dry_run)

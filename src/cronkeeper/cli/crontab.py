@@ -17,7 +17,7 @@ import click
 from rich.markup import escape
 
 from cronkeeper.cli.context import CLI_SOURCE, AppContext, os_user, pass_app
-from cronkeeper.cli.output import console, print_json, table
+from cronkeeper.cli.output import console, import_summary, print_json, table
 from cronkeeper.crontab import Skipped, parse_crontab
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import AuditEvent, Job
@@ -232,15 +232,7 @@ def _report(plan: list[Planned], skipped: list[Skipped], notes: list[Skipped], *
         click.echo(f"line {line.line}: not imported: {line.reason}\n  {line.text.strip()}", err=True)
     for note in notes:
         click.echo(f"line {note.line}: {note.reason}", err=True)
-    counts = {
-        action: sum(item.action == action for item in plan) for action in ("add", "update", "unchanged")
-    }
-    verb = "would add" if dry_run else "added"
-    click.echo(
-        f"{verb} {counts['add']}, {'would update' if dry_run else 'updated'} {counts['update']}, "
-        f"unchanged {counts['unchanged']}, not imported {len(skipped)}",
-        err=True,
-    )
+    import_summary((item.action for item in plan), len(skipped), dry_run=dry_run)
 
 
 def _report_stale(stale: list[Job], *, prune: bool, dry_run: bool) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -30,3 +32,14 @@ def table(*columns: str) -> Table:
     for column in columns:
         out.add_column(column, overflow="fold")
     return out
+
+
+def import_summary(actions: Iterable[str], not_imported: int, *, dry_run: bool) -> None:
+    """The last line of an import (crontab, APScheduler table): what it did, or would do, to how many jobs."""
+    counts = Counter(actions)
+    verb, update = ("would add", "would update") if dry_run else ("added", "updated")
+    click.echo(
+        f"{verb} {counts['add']}, {update} {counts['update']}, unchanged {counts['unchanged']}, "
+        f"not imported {not_imported}",
+        err=True,
+    )
