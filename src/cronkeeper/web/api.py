@@ -56,7 +56,7 @@ from cronkeeper.web.api_models import (
 )
 from cronkeeper.web.auth import SESSION_COOKIE, Principal, admin, client_address, viewer
 from cronkeeper.web.context import web_context
-from cronkeeper.web.errors import error_response
+from cronkeeper.web.errors import PreconditionFailed
 from cronkeeper.web.pages.common import dashboard
 
 # Only here so that OpenAPI shows how to authenticate; `viewer` and `admin` do the checking.
@@ -150,20 +150,20 @@ def _if_match(if_match: str | None) -> int | None:
     return int(found.group(1))
 
 
-def _precondition_failed(request: Request, job_id: str) -> Response:
-    message = f"job {job_id!r} has changed since the version in If-Match; reload it and try again"
-    return error_response(request, 412, message, field="If-Match")
+def _stale(job_id: str) -> PreconditionFailed:
+    return PreconditionFailed(
+        f"job {job_id!r} has changed since the version in If-Match; reload it and try again"
+    )
 
 
-def _stale(request: Request, job_id: str, version: int | None) -> Response | None:
-    """A 412 answer if the job is no longer at the version If-Match named; 404 if there is no such job.
+def _require_version(request: Request, job_id: str, version: int | None) -> None:
+    """Raise a 412 if the job is no longer at the version If-Match named (404 if there is no such job).
 
     A check before the change, not in the same statement: a change that lands between the two is not
     caught.  The store compares versions atomically only for edits (``expected_version``), which PATCH
     uses as well; for pause, resume and delete the window is a read's length, accepted for now."""
-    if version is None or _service(request).get_job(job_id).version == version:
-        return None
-    return _precondition_failed(request, job_id)
+    if version is not None and _service(request).get_job(job_id).version != version:
+        raise _stale(job_id)
 
 
 @router.patch(
@@ -182,9 +182,7 @@ def edit_job(
     version = _if_match(if_match)
     if version is not None and body.expected_version not in (None, version):
         raise ValidationError("If-Match", "disagrees with expected_version")
-    stale = _stale(request, job_id, version)
-    if stale is not None:
-        return stale
+    _require_version(request, job_id, version)
     try:
         job = _service(request).edit_job(
             job_id,
@@ -196,7 +194,7 @@ def edit_job(
     except ConflictError:
         if version is None:
             raise
-        return _precondition_failed(request, job_id)  # changed between the check and the edit
+        raise _stale(job_id) from None  # changed between the check and the edit
     return _job_response(job, principal)
 
 
@@ -208,9 +206,7 @@ def edit_job(
     responses={**NOT_FOUND, **PRECONDITION_FAILED},
 )
 def pause_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMatch = None) -> Response:
-    stale = _stale(request, job_id, _if_match(if_match))
-    if stale is not None:
-        return stale
+    _require_version(request, job_id, _if_match(if_match))
     job = _service(request).pause(job_id, by=principal.name, source=client_address(request))
     return _job_response(job, principal)
 
@@ -224,9 +220,7 @@ def pause_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMat
 )
 def resume_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMatch = None) -> Response:
     """Resumes from the next fire after now: what was missed while paused is not run."""
-    stale = _stale(request, job_id, _if_match(if_match))
-    if stale is not None:
-        return stale
+    _require_version(request, job_id, _if_match(if_match))
     job = _service(request).resume(job_id, by=principal.name, source=client_address(request))
     return _job_response(job, principal)
 
@@ -240,9 +234,7 @@ def resume_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMa
     responses={**NOT_FOUND, **PRECONDITION_FAILED},
 )
 def delete_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMatch = None) -> Response:
-    stale = _stale(request, job_id, _if_match(if_match))
-    if stale is not None:
-        return stale
+    _require_version(request, job_id, _if_match(if_match))
     _service(request).remove(job_id, by=principal.name, source=client_address(request))
     return Response(status_code=204)
 

@@ -28,6 +28,14 @@ from cronkeeper.web.context import base_path, relative_path, render
 _API_PREFIXES = ("/api", "/metrics", "/healthz")
 
 
+class PreconditionFailed(Exception):
+    """An If-Match that no longer holds: 412, naming the header."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 def wants_json(request: Request) -> bool:
     return relative_path(request).startswith(_API_PREFIXES)
 
@@ -100,6 +108,11 @@ async def _denied(request: Request, exc: Exception) -> Response:
     return error_response(request, 403, exc.reason)
 
 
+async def _precondition_failed(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PreconditionFailed)
+    return error_response(request, 412, exc.message, field="If-Match")
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return error_response(request, exc.status_code, str(exc.detail), headers=exc.headers)
@@ -116,6 +129,7 @@ _HANDLERS: tuple[tuple[type[Exception], Callable[[Request, Exception], Awaitable
     (StoreError, _store_failed),
     (LoginRequired, _login_required),
     (PermissionDenied, _denied),
+    (PreconditionFailed, _precondition_failed),
     (HTTPException, _http_error),
 )
 
