@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from bench.apscheduler3 import ON_TIME_SECONDS, WORKER_THREADS, BulkResult, FireResult, _percentile
 from cronkeeper import RunStatus, Scheduler
-from cronkeeper.engine import EngineSettings
+from cronkeeper.settings import SchedulerSettings
 from cronkeeper.store.schema import runs
 
 _LEAD_SECONDS = 2.0
@@ -34,8 +34,8 @@ def probe() -> None:
     """The trivial job."""
 
 
-def _settings() -> EngineSettings:
-    return EngineSettings(workers=WORKER_THREADS)
+def _settings() -> SchedulerSettings:
+    return SchedulerSettings(workers=WORKER_THREADS)
 
 
 def _finished_runs(scheduler: Scheduler) -> int:
@@ -157,7 +157,7 @@ def bulk_add(jobs: int = 100_000, idle_window: float = 10.0) -> BulkResult:
         began = time.perf_counter()
         restarted = Scheduler(url, settings=_settings())
         restarted.start()
-        assert restarted.engine is not None
+        assert restarted.loop is not None
         restarted.run_pending(wait=False)
         ready = time.perf_counter() - began
         loaded = len(restarted.jobs())

@@ -31,8 +31,8 @@ from sqlalchemy import func, insert, select
 
 from bench.compare import machine
 from cronkeeper import Scheduler
-from cronkeeper.accounts import AccountService, Actor
 from cronkeeper.models import Role
+from cronkeeper.services.accounts import AccountService, Actor
 from cronkeeper.store.access import SqlAccessStore
 from cronkeeper.store.schema import runs
 from cronkeeper.web import create_app

@@ -22,9 +22,9 @@ from playwright.sync_api import Page, sync_playwright
 from sqlalchemy import insert
 
 from cronkeeper import Scheduler
-from cronkeeper.accounts import AccountService, Actor
 from cronkeeper.demo import DEMO_JOBS
 from cronkeeper.models import Role
+from cronkeeper.services.accounts import AccountService, Actor
 from cronkeeper.store.schema import runs
 from cronkeeper.web import create_app
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cronkeeper import FakeClock, Scheduler
-from cronkeeper.engine import EngineSettings
+from cronkeeper.settings import SchedulerSettings
 from tests.postgres import create_database, private_server
 
 START = "2026-03-02T08:00:00+00:00"  # a Monday
@@ -36,7 +36,7 @@ def make_scheduler(db_url: str, clock: FakeClock) -> Iterator[SchedulerFactory]:
 
     def make(**kwargs: Any) -> Scheduler:
         kwargs.setdefault("clock", clock)
-        kwargs.setdefault("settings", EngineSettings(workers=4))
+        kwargs.setdefault("settings", SchedulerSettings(workers=4))
         scheduler = Scheduler(kwargs.pop("db", db_url), **kwargs)
         made.append(scheduler)
         return scheduler

@@ -4,7 +4,6 @@ multi-process operation, on SQLite or PostgreSQL."""
 from __future__ import annotations
 
 from cronkeeper.clock import Clock, FakeClock, SystemClock
-from cronkeeper.engine import EngineSettings
 from cronkeeper.events import EventKind, RunEvent
 from cronkeeper.exceptions import (
     ConfigError,
@@ -22,7 +21,8 @@ from cronkeeper.exceptions import (
 from cronkeeper.models import Catchup, Job, Overlap, Run, RunStatus, TriggerSource
 from cronkeeper.runcontext import RunContext, current_run
 from cronkeeper.scheduler import AsyncScheduler, Scheduler
-from cronkeeper.service import SyncReport
+from cronkeeper.services.jobs import SyncReport
+from cronkeeper.settings import SchedulerSettings
 
 __all__ = [
     "AsyncScheduler",
@@ -31,7 +31,6 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "CronkeeperError",
-    "EngineSettings",
     "EventKind",
     "FakeClock",
     "InvalidScheduleError",
@@ -45,6 +44,7 @@ __all__ = [
     "RunNotFoundError",
     "RunStatus",
     "Scheduler",
+    "SchedulerSettings",
     "SchedulerStateError",
     "StoreError",
     "SyncReport",

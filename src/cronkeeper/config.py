@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from cronkeeper.durations import parse_duration
-from cronkeeper.engine import EngineSettings
 from cronkeeper.exceptions import ConfigError, ValidationError
+from cronkeeper.settings import SchedulerSettings
 from cronkeeper.specs import parse_zone
 
 # Keys whose string values may use ${VAR}: the schedule and the command, as the docs promise.
@@ -78,7 +78,7 @@ class Config:
     path: Path | None = None
     db: str | None = None
     timezone: str | None = None
-    settings: EngineSettings = field(default_factory=EngineSettings)
+    settings: SchedulerSettings = field(default_factory=SchedulerSettings)
     jobs: list[dict[str, Any]] = field(default_factory=list)
     web: WebConfig = field(default_factory=WebConfig)
 
@@ -181,7 +181,7 @@ def _timezone(data: Mapping[str, Any], path: Path, environ: Mapping[str, str]) -
     return name
 
 
-def _settings(table: Any, path: Path) -> EngineSettings:
+def _settings(table: Any, path: Path) -> SchedulerSettings:
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: scheduler", "must be a table")
     values: dict[str, Any] = {}
@@ -194,7 +194,7 @@ def _settings(table: Any, path: Path) -> EngineSettings:
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"{path}: scheduler.{key}", "must be a positive number")
         values[key] = timedelta(seconds=value) if key in _TIMEDELTA_SETTINGS else kind(value)
-    return EngineSettings(**values)
+    return SchedulerSettings(**values)
 
 
 def _web_host(value: Any, environ: Mapping[str, str]) -> str:

@@ -13,12 +13,13 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from cronkeeper.clock import Clock, SystemClock
-from cronkeeper.engine import Engine, EngineSettings
+from cronkeeper.engine.loop import SchedulerLoop
 from cronkeeper.events import EventKind, Listener, Listeners
 from cronkeeper.exceptions import SchedulerStateError
 from cronkeeper.models import Job, JobSpec, Run, RunStatus, TriggerSource
 from cronkeeper.registry import Registry
-from cronkeeper.service import JobService, SyncReport
+from cronkeeper.services.jobs import JobService, SyncReport
+from cronkeeper.settings import SchedulerSettings
 from cronkeeper.store.audit import SqlAuditLog
 from cronkeeper.store.migrate import upgrade
 from cronkeeper.store.sql import SqlJobStore
@@ -37,7 +38,7 @@ class SchedulerBase:
         *,
         timezone: str = "UTC",
         clock: Clock | None = None,
-        settings: EngineSettings | None = None,
+        settings: SchedulerSettings | None = None,
         migrate: bool = True,
     ) -> None:
         self.clock = clock or SystemClock()
@@ -46,33 +47,33 @@ class SchedulerBase:
             upgrade(self.store.engine)
         self.registry = Registry()
         self.listeners = Listeners()
-        self.settings = settings or EngineSettings()
-        self.engine: Engine | None = None
+        self.settings = settings or SchedulerSettings()
+        self.loop: SchedulerLoop | None = None
         self.audit = SqlAuditLog(self.store.engine)
         self.service = JobService(
             self.store, self.clock, default_timezone=timezone, on_change=self._wake, audit=self.audit
         )
 
     def _wake(self) -> None:
-        if self.engine is not None:
-            self.engine.wake()
+        if self.loop is not None:
+            self.loop.wake()
 
-    def _new_engine(self, loop: asyncio.AbstractEventLoop | None) -> Engine:
-        if self.engine is not None and self.engine.running:
+    def _new_loop(self, event_loop: asyncio.AbstractEventLoop | None) -> SchedulerLoop:
+        if self.loop is not None and self.loop.running:
             raise SchedulerStateError("the scheduler is already running")
-        self.engine = Engine(
+        self.loop = SchedulerLoop(
             self.store,
             registry=self.registry,
             clock=self.clock,
             listeners=self.listeners,
             settings=self.settings,
-            loop=loop,
+            event_loop=event_loop,
         )
-        return self.engine
+        return self.loop
 
     @property
     def running(self) -> bool:
-        return self.engine is not None and self.engine.running
+        return self.loop is not None and self.loop.running
 
     # ---- defining jobs ---------------------------------------------------------------------------------
 
@@ -168,8 +169,8 @@ class SchedulerBase:
 
         A run of this process stops at once; one of another process at that process's next heartbeat.
         """
-        if self.engine is not None:
-            self.engine.cancel_local(run_id, "cancelled on request")
+        if self.loop is not None:
+            self.loop.cancel_local(run_id, "cancelled on request")
         self.service.cancel([run_id], by=by, source=source)
 
     def runs(
@@ -199,15 +200,15 @@ class SchedulerBase:
     def run_pending(self, *, wait: bool = True, timeout: float = 30.0) -> int:
         """Fire what is due at the clock's now in the calling thread; with ``wait``, also let those runs
         finish and record them.  Used with a FakeClock to step through schedules without a thread."""
-        engine = self.engine or self._new_engine(None)
-        started = engine.run_once()
+        loop = self.loop or self._new_loop(None)
+        started = loop.run_once()
         if wait:
-            engine.drain(timeout)
+            loop.drain(timeout)
         return started
 
     def next_due_at(self) -> datetime | None:
         """When the next fire, queued run or run claimed ahead of time is due."""
-        candidates = [self.store.next_due_at(), self.engine.next_pending_at() if self.engine else None]
+        candidates = [self.store.next_due_at(), self.loop.next_pending_at() if self.loop else None]
         return min((instant for instant in candidates if instant is not None), default=None)
 
 
@@ -216,16 +217,16 @@ class Scheduler(SchedulerBase):
 
     def start(self) -> None:
         """Start firing jobs in a background thread; coroutine jobs get an event loop thread of their own."""
-        self._new_engine(None).start()
+        self._new_loop(None).start()
 
     def stop(self, *, wait: bool = True, timeout: float = 30.0) -> None:
         """Stop; with ``wait``, running jobs get ``timeout`` seconds to finish before they are cancelled.
 
         Without ``wait`` the jobs are cancelled at once and this returns without waiting for them; a run
         whose end is not recorded by then is marked ``lost`` by the next scheduler on the database."""
-        if self.engine is not None:
-            self.engine.stop(wait=wait, timeout=timeout)
-            self.engine = None
+        if self.loop is not None:
+            self.loop.stop(wait=wait, timeout=timeout)
+            self.loop = None
 
     def close(self) -> None:
         """Stop and release the database."""
@@ -246,14 +247,14 @@ class AsyncScheduler(SchedulerBase):
 
     async def start(self) -> None:
         """Start firing jobs; call from the event loop that should run coroutine jobs."""
-        self._new_engine(asyncio.get_running_loop()).start()
+        self._new_loop(asyncio.get_running_loop()).start()
 
     async def stop(self, *, wait: bool = True, timeout: float = 30.0) -> None:
         """Stop without blocking the loop (coroutine jobs still running on it can finish)."""
-        engine, self.engine = self.engine, None
-        if engine is not None:
+        loop, self.loop = self.loop, None
+        if loop is not None:
             await asyncio.get_running_loop().run_in_executor(
-                None, lambda: engine.stop(wait=wait, timeout=timeout)
+                None, lambda: loop.stop(wait=wait, timeout=timeout)
             )
 
     async def close(self) -> None:

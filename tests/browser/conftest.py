@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from cronkeeper.accounts import AccountService, Actor
-from cronkeeper.engine import EngineSettings
 from cronkeeper.models import Role
 from cronkeeper.scheduler import Scheduler
+from cronkeeper.services.accounts import AccountService, Actor
+from cronkeeper.settings import SchedulerSettings
 from cronkeeper.web import create_app
 from tests.web.conftest import ADMIN_PASSWORD, FAST_HASHER, VIEWER_PASSWORD
 
@@ -69,7 +69,9 @@ def _free_port() -> int:
 def site(tmp_path: Path) -> Iterator[Site]:
     """cronkeeper as ``serve`` runs it: a running scheduler and the web app on one database."""
     _need_browser()
-    scheduler = Scheduler(f"sqlite:///{tmp_path / 'browser.db'}", settings=EngineSettings(poll_interval=0.5))
+    scheduler = Scheduler(
+        f"sqlite:///{tmp_path / 'browser.db'}", settings=SchedulerSettings(poll_interval=0.5)
+    )
     app = create_app(scheduler)
     accounts: AccountService = app.state.cronkeeper.accounts
     accounts.hasher = FAST_HASHER

@@ -105,5 +105,5 @@ def test_live_status_page(page: Page, site: Site) -> None:
     log_in(page, site, "admin", ADMIN_PASSWORD)
     page.goto(f"{site.url}/status")
     expect(page.get_by_role("heading", name="Nodes")).to_be_visible()
-    expect(page.locator("body")).to_contain_text(site.scheduler.engine.owner if site.scheduler.engine else "")
+    expect(page.locator("body")).to_contain_text(site.scheduler.loop.owner if site.scheduler.loop else "")
     _shot(page, "status")

@@ -10,7 +10,7 @@ import pytest
 
 from cronkeeper import FakeClock
 from cronkeeper.compat.apscheduler import BackgroundScheduler, BaseScheduler
-from cronkeeper.engine import EngineSettings
+from cronkeeper.settings import SchedulerSettings
 
 S = TypeVar("S", bound=BaseScheduler)
 
@@ -27,7 +27,7 @@ def make(db_url: str, clock: FakeClock) -> Iterator[Factory]:
     def factory(cls: type[S], /, **options: Any) -> S:
         options.setdefault("db", db_url)
         options.setdefault("clock", clock)
-        options.setdefault("settings", EngineSettings(workers=4))
+        options.setdefault("settings", SchedulerSettings(workers=4))
         scheduler = cls(**options)
         made.append(scheduler)
         return scheduler
@@ -36,8 +36,8 @@ def make(db_url: str, clock: FakeClock) -> Iterator[Factory]:
     for scheduler in made:
         if scheduler.running:
             scheduler.shutdown(wait=False)
-        elif scheduler.core.engine is not None:  # made by stepping (run_pending): close its threads
-            scheduler.core.engine.stop(wait=False)
+        elif scheduler.core.loop is not None:  # made by stepping (run_pending): close its threads
+            scheduler.core.loop.stop(wait=False)
         runner = getattr(scheduler, "_runner", None)
         if runner is not None:
             runner.join(10)

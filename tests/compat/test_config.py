@@ -19,8 +19,8 @@ from cronkeeper.compat.apscheduler import (
     SQLAlchemyJobStore,
     ThreadPoolExecutor,
 )
-from cronkeeper.engine import EngineSettings
 from cronkeeper.exceptions import ValidationError
+from cronkeeper.settings import SchedulerSettings
 from tests.compat.conftest import Factory
 
 
@@ -222,7 +222,7 @@ def test_daemon_true_is_accepted_and_false_refused(make: Factory) -> None:
 def test_jobstore_retry_interval_and_settings_reach_the_engine(make: Factory) -> None:
     sched = make(
         BackgroundScheduler,
-        settings=EngineSettings(workers=3, lease=timedelta(seconds=90)),
+        settings=SchedulerSettings(workers=3, lease=timedelta(seconds=90)),
         jobstore_retry_interval=4,
     )
     assert sched.core.settings.workers == 3

@@ -7,9 +7,9 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 
 from cronkeeper import FakeClock
-from cronkeeper.accounts import Actor
 from cronkeeper.compat.apscheduler import BackgroundScheduler
 from cronkeeper.models import Role
+from cronkeeper.services.accounts import Actor
 from cronkeeper.web import create_app
 from tests.compat.conftest import Factory
 from tests.compat.helpers import step

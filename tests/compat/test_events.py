@@ -174,8 +174,8 @@ def test_a_fire_refused_by_max_instances_is_reported(sched: BackgroundScheduler,
     clock.advance(timedelta(minutes=1))
     core.run_pending(wait=False)
     release.set()
-    assert core.engine is not None
-    core.engine.drain(5)
+    assert core.loop is not None
+    core.loop.drain(5)
     (refused,) = events.events
     assert isinstance(refused, JobSubmissionEvent)
     assert refused.scheduled_run_times == [datetime.fromisoformat("2026-03-02T08:02:00+00:00")]
@@ -257,7 +257,7 @@ def run_event(kind: EventKind, **fields: Any) -> RunEvent:
 
 
 def test_errors_seen_in_another_process_carry_the_recorded_message() -> None:
-    from cronkeeper.compat.aps_events import job_events
+    from cronkeeper.compat.apscheduler.events import job_events
 
     utc = ZoneInfo("UTC")
     (failed,) = job_events(
@@ -283,7 +283,7 @@ def test_retval_is_the_object_itself_in_process(sched: BackgroundScheduler, cloc
     ("result", "retval"), [(None, None), ({"value": [1, 2]}, [1, 2]), ({"items": 3}, {"items": 3})]
 )
 def test_retval_of_a_run_seen_from_another_process_comes_from_its_record(result: Any, retval: Any) -> None:
-    from cronkeeper.compat.aps_events import job_events
+    from cronkeeper.compat.apscheduler.events import job_events
 
     (executed,) = job_events(run_event(EventKind.SUCCEEDED, result=result), ZoneInfo("UTC"))
     assert isinstance(executed, JobExecutionEvent) and executed.retval == retval

@@ -14,8 +14,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cronkeeper import FakeClock, RunStatus
-from cronkeeper.compat.aps_errors import NotATriggerError, UnknownJobStoreError
-from cronkeeper.compat.aps_jobs import DEFAULT_GRACE
 from cronkeeper.compat.apscheduler import (
     BackgroundScheduler,
     ConflictingIdError,
@@ -25,6 +23,8 @@ from cronkeeper.compat.apscheduler import (
     Job,
     JobLookupError,
 )
+from cronkeeper.compat.apscheduler.errors import NotATriggerError, UnknownJobStoreError
+from cronkeeper.compat.apscheduler.jobs import DEFAULT_GRACE
 from cronkeeper.exceptions import JobNotFoundError, TargetImportError, ValidationError
 from tests.compat.conftest import Factory
 from tests.compat.helpers import step

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cronkeeper import Scheduler
-from cronkeeper.compat.aps_config import NO_LIMIT
-from cronkeeper.compat.jobstore import (
+from cronkeeper.compat.apscheduler.config import NO_LIMIT
+from cronkeeper.importers.apscheduler import (
     ForeignJob,
     JobStoreError,
     cronkeeper_id,

@@ -59,7 +59,7 @@ def test_a_started_scheduler_fires_as_the_clock_moves(sched: BackgroundScheduler
     settler.advance(timedelta(minutes=5))
     assert len(ticks) == 5
     sched.shutdown()
-    assert sched.core.engine is None
+    assert sched.core.loop is None
 
 
 def test_jobs_added_while_running_are_picked_up(sched: BackgroundScheduler, clock: FakeClock) -> None:
@@ -183,7 +183,7 @@ def test_blocking_scheduler_stops_on_shutdown_from_another_thread(make: Factory)
     sched.add_listener(lambda event: threading.Timer(0.05, sched.shutdown).start(), EVENT_SCHEDULER_STARTED)
     with guard(sched):
         sched.start()
-    assert sched.state == STATE_STOPPED and sched.core.engine is None
+    assert sched.state == STATE_STOPPED and sched.core.loop is None
 
 
 def test_blocking_scheduler_stops_gracefully_on_ctrl_c(make: Factory) -> None:
@@ -195,7 +195,7 @@ def test_blocking_scheduler_stops_gracefully_on_ctrl_c(make: Factory) -> None:
     sched.add_listener(lambda event: interrupt.start(), EVENT_SCHEDULER_STARTED)
     with pytest.raises(KeyboardInterrupt), guard(sched):
         sched.start()
-    assert sched.state == STATE_STOPPED and sched.core.engine is None
+    assert sched.state == STATE_STOPPED and sched.core.loop is None
     sched.shutdown()  # what APScheduler code does after catching it: no error
     assert os.getpid()  # still here
 

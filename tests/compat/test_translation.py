@@ -268,7 +268,7 @@ def test_translations_read_as_plain_cron(fields: dict[str, Any], expression: str
 
 
 def test_trigger_objects_of_apscheduler_itself_are_converted() -> None:
-    from cronkeeper.compat.aps_triggers import convert_foreign
+    from cronkeeper.compat.apscheduler.triggers import convert_foreign
 
     cron = convert_foreign(aps_cron.CronTrigger(day_of_week="mon-fri", hour=9, timezone="Europe/Paris"))
     assert fires(cron, NOW) == fires(

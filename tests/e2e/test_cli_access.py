@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cronkeeper.accounts import AccountService
 from cronkeeper.cli.main import cli as cronkeeper_cli
 from cronkeeper.scheduler import Scheduler
+from cronkeeper.services.accounts import AccountService
 from cronkeeper.store.access import SqlAccessStore
 from tests.e2e.test_cli import USER, Cli, make_cli
 

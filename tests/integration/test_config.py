@@ -11,7 +11,7 @@ import pytest
 from cronkeeper import ConfigError, Scheduler
 from cronkeeper.cli.serve import web_settings
 from cronkeeper.config import Config, WebConfig, load_config, substitute
-from cronkeeper.engine import EngineSettings
+from cronkeeper.settings import SchedulerSettings
 from cronkeeper.web.settings import WebSettings
 from tests.e2e.test_cli import Cli, make_cli, serve, utc
 
@@ -92,7 +92,7 @@ def test_load_config_reads_the_database_zone_scheduler_settings_and_jobs_with_va
         path=path,
         db="sqlite:////var/lib/ck.db",
         timezone="Europe/Paris",
-        settings=EngineSettings(
+        settings=SchedulerSettings(
             workers=3,
             batch_size=50,
             poll_interval=0.5,

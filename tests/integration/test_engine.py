@@ -184,8 +184,8 @@ def test_thread_job_past_its_timeout_is_marked_timed_out_and_its_late_result_dro
 ) -> None:
     scheduler.add_job("tests.jobs:sleep", id="slow", every="1h", timeout="0.2s", kwargs={"seconds": 1})
     advance(scheduler, clock, timedelta(hours=1))
-    assert scheduler.engine is not None
-    scheduler.engine.drain(3)
+    assert scheduler.loop is not None
+    scheduler.loop.drain(3)
     run = scheduler.runs(job_id="slow")[0]
     assert run.status is RunStatus.TIMED_OUT
     assert run.error is not None and "cannot be killed" in run.error
@@ -246,8 +246,8 @@ def test_overlap_forbid_records_skipped_fires(scheduler: Scheduler, clock: FakeC
     for _ in range(3):
         clock.advance(1)
         scheduler.run_pending(wait=False)
-    assert scheduler.engine is not None
-    scheduler.engine.drain(5)
+    assert scheduler.loop is not None
+    scheduler.loop.drain(5)
     assert statuses(scheduler, "long") == ["succeeded", "skipped", "skipped"]
     assert statuses(scheduler, "long2") == ["succeeded", "succeeded", "skipped"]
     skipped = scheduler.runs(job_id="long", status="skipped")[0]
@@ -262,9 +262,9 @@ def test_overlap_replace_cancels_the_running_one(scheduler: Scheduler, clock: Fa
     scheduler.run_pending(wait=False)
     clock.advance(1)
     scheduler.run_pending(wait=False)
-    assert scheduler.engine is not None
-    scheduler.engine.cancel_local(scheduler.runs(job_id="replace")[0].id, "test over")
-    scheduler.engine.drain(10)
+    assert scheduler.loop is not None
+    scheduler.loop.cancel_local(scheduler.runs(job_id="replace")[0].id, "test over")
+    scheduler.loop.drain(10)
     assert statuses(scheduler, "replace") == ["cancelled", "cancelled", "cancelled"]
 
 

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 
 from cronkeeper import FakeClock, RunStatus, Scheduler
-from cronkeeper.engine import EngineSettings
+from cronkeeper.settings import SchedulerSettings
 
-FAST = EngineSettings(
+FAST = SchedulerSettings(
     workers=4, heartbeat_interval=timedelta(seconds=0.2), lease=timedelta(seconds=1), poll_interval=0.1
 )
 
@@ -91,7 +91,7 @@ def test_a_dropped_database_connection_loses_no_run(postgres_url: str, postgres_
 
 @pytest.mark.postgres
 def test_on_postgresql_another_process_trigger_wakes_the_scheduler_at_once(postgres_url: str) -> None:
-    slow_poll = EngineSettings(
+    slow_poll = SchedulerSettings(
         workers=2, poll_interval=60.0, heartbeat_interval=timedelta(seconds=60), lease=timedelta(seconds=180)
     )
     scheduler = Scheduler(postgres_url, settings=slow_poll)

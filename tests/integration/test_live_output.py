@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from cronkeeper import RunStatus, Scheduler
-from cronkeeper.engine import EngineSettings
 from cronkeeper.exceptions import StoreError
 from cronkeeper.models import Run
+from cronkeeper.settings import SchedulerSettings
 
 FIRST_THEN_SECOND = ["sh", "-c", "echo first; sleep 2; echo second"]
 Progress = Sequence[tuple[int, str]]
@@ -33,7 +33,7 @@ def make_live(db_url: str) -> Iterator[Callable[..., Scheduler]]:
     made: list[Scheduler] = []
 
     def make(**settings: Any) -> Scheduler:
-        scheduler = Scheduler(db_url, settings=EngineSettings(workers=2, **settings))
+        scheduler = Scheduler(db_url, settings=SchedulerSettings(workers=2, **settings))
         made.append(scheduler)
         return scheduler
 
@@ -113,7 +113,7 @@ def test_a_failed_progress_write_is_dropped_and_the_outcome_still_written(
     monkeypatch.setattr(scheduler.store, "record_progress", broken)
     scheduler.add_job(id="chatty", every="1h", command=FIRST_THEN_SECOND)
     run_id = scheduler.trigger("chatty")
-    with caplog.at_level(logging.WARNING, logger="cronkeeper.outcomes"):
+    with caplog.at_level(logging.WARNING, logger="cronkeeper.engine.outcomes"):
         scheduler.start()
         run = poll(scheduler, run_id, ended)
     assert (run.status, run.output) == (RunStatus.SUCCEEDED, "first\nsecond\n")

@@ -11,13 +11,13 @@ import pytest
 
 from cronkeeper import FakeClock, RunStatus, Scheduler
 from cronkeeper.config import expand_job
-from cronkeeper.engine import EngineSettings
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.process import run_process
+from cronkeeper.settings import SchedulerSettings
 from cronkeeper.testing import advance
 
-FAST = EngineSettings(
+FAST = SchedulerSettings(
     workers=4, heartbeat_interval=timedelta(seconds=0.2), lease=timedelta(seconds=1), poll_interval=0.1
 )
 
@@ -41,7 +41,7 @@ def test_a_command_that_closes_its_output_is_still_held_to_its_timeout() -> None
 def test_a_run_cancelled_while_waiting_for_a_worker_never_runs(
     make_scheduler: object, clock: FakeClock, db_url: str, tmp_path: Path
 ) -> None:
-    scheduler = Scheduler(db_url, clock=clock, settings=EngineSettings(workers=1))
+    scheduler = Scheduler(db_url, clock=clock, settings=SchedulerSettings(workers=1))
     try:
         scheduler.add_job("tests.jobs:sleep", id="busy", every="1h", kwargs={"seconds": 1})
         marker = tmp_path / "ran"
@@ -50,8 +50,8 @@ def test_a_run_cancelled_while_waiting_for_a_worker_never_runs(
         scheduler.run_pending(wait=False)
         victim = scheduler.runs(job_id="victim")[0]
         scheduler.cancel(victim.id)
-        assert scheduler.engine is not None
-        scheduler.engine.drain(5)
+        assert scheduler.loop is not None
+        scheduler.loop.drain(5)
         assert scheduler.get_run(victim.id).status is RunStatus.CANCELLED
         assert not marker.exists()
     finally:
@@ -59,7 +59,7 @@ def test_a_run_cancelled_while_waiting_for_a_worker_never_runs(
 
 
 def test_a_thread_jobs_timeout_counts_from_its_start_not_its_queueing(db_url: str, clock: FakeClock) -> None:
-    scheduler = Scheduler(db_url, clock=clock, settings=EngineSettings(workers=1))
+    scheduler = Scheduler(db_url, clock=clock, settings=SchedulerSettings(workers=1))
     try:
         scheduler.add_job("tests.jobs:sleep", id="first", every="1h", kwargs={"seconds": 0.6})
         scheduler.add_job(

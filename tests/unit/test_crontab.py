@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cronkeeper.crontab import parse_crontab
 from cronkeeper.exceptions import ValidationError
+from cronkeeper.importers.crontab import parse_crontab
 from cronkeeper.specs import build_spec
 
 CRONTAB = r"""

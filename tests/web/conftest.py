@@ -17,10 +17,10 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from cronkeeper.accounts import AccountService, Actor
 from cronkeeper.clock import FakeClock
 from cronkeeper.models import Role
 from cronkeeper.scheduler import Scheduler
+from cronkeeper.services.accounts import AccountService, Actor
 from cronkeeper.web import WebSettings, create_app
 
 ADMIN_PASSWORD = "admin-password-1"

@@ -9,12 +9,12 @@ from typing import Any, NoReturn
 import pytest
 from fastapi.testclient import TestClient
 
-from cronkeeper.accounts import AccountService
 from cronkeeper.clock import FakeClock
 from cronkeeper.exceptions import StoreError
 from cronkeeper.models import Job, Run, RunStatus, TriggerSource
 from cronkeeper.scheduler import Scheduler
 from cronkeeper.serialize import job_to_json, run_to_json
+from cronkeeper.services.accounts import AccountService
 from cronkeeper.store.audit import AuditFilter
 from cronkeeper.web import api
 from cronkeeper.web.api_models import JobList, JobOut, PreviewOut, RunDetail, RunOut, RunPage, StatusOut
@@ -54,8 +54,8 @@ def wait_until_ended(scheduler: Scheduler, run_id: int, timeout: float = 20.0) -
     """Real time, for a real subprocess: poll the run until it reaches a terminal status."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if scheduler.engine is not None:
-            scheduler.engine.drain(0.1)
+        if scheduler.loop is not None:
+            scheduler.loop.drain(0.1)
         run = scheduler.get_run(run_id)
         if not run.status.is_active:
             return run
@@ -765,7 +765,7 @@ def test_status_without_a_scheduler_in_this_process(admin: TestClient, history: 
 def test_status_with_a_running_scheduler(admin: TestClient, scheduler: Scheduler) -> None:
     scheduler.start()
     try:
-        assert scheduler.engine is not None
+        assert scheduler.loop is not None
         deadline = time.monotonic() + 10
         body = admin.get("/api/status").json()
         while not body["nodes"] and time.monotonic() < deadline:
@@ -773,8 +773,8 @@ def test_status_with_a_running_scheduler(admin: TestClient, scheduler: Scheduler
             body = admin.get("/api/status").json()
         StatusOut.model_validate(body)
         assert body["scheduler"]["running"] is True
-        assert body["scheduler"]["node"] == scheduler.engine.owner
-        assert [(node["id"], node["live"]) for node in body["nodes"]] == [(scheduler.engine.owner, True)]
+        assert body["scheduler"]["node"] == scheduler.loop.owner
+        assert [(node["id"], node["live"]) for node in body["nodes"]] == [(scheduler.loop.owner, True)]
     finally:
         scheduler.stop()
 

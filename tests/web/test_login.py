@@ -104,7 +104,7 @@ def test_healthz_needs_no_login_and_says_nothing_more(anon: TestClient) -> None:
 
 
 def test_a_password_change_ends_the_users_sessions(admin_client: TestClient, accounts: object) -> None:
-    from cronkeeper.accounts import AccountService, Actor
+    from cronkeeper.services.accounts import AccountService, Actor
 
     assert isinstance(accounts, AccountService)
     accounts.set_password("admin", "a-new-password", actor=Actor("test"))

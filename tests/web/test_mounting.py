@@ -15,8 +15,8 @@ from tests.web.conftest import ADMIN_PASSWORD, FAST_HASHER
 
 
 def _with_admin(scheduler: Scheduler) -> None:
-    from cronkeeper.accounts import AccountService, Actor
     from cronkeeper.models import Role
+    from cronkeeper.services.accounts import AccountService, Actor
     from cronkeeper.store.access import SqlAccessStore
 
     accounts = AccountService(SqlAccessStore(scheduler.store.engine), scheduler.audit, scheduler.clock)

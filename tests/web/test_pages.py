@@ -18,11 +18,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import event, insert, update
 
-from cronkeeper.accounts import AccountService, Actor
 from cronkeeper.clock import FakeClock
 from cronkeeper.exceptions import ConflictError
 from cronkeeper.models import AuditEvent, RunStatus, TriggerSource
 from cronkeeper.scheduler import Scheduler
+from cronkeeper.services.accounts import AccountService, Actor
 from cronkeeper.specs import spec_to_dict
 from cronkeeper.store.audit import AuditFilter
 from cronkeeper.store.schema import nodes, runs

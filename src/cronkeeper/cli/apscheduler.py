@@ -1,7 +1,7 @@
 """``cronkeeper import-apscheduler``: move the jobs of an APScheduler 3 SQLAlchemy job store into cronkeeper.
 
-Shaped like ``import-crontab``: read and translate everything (:mod:`cronkeeper.compat.jobstore`), validate
-every job with :meth:`JobService.build` and plan add / update / unchanged, write only then (unless
+Shaped like ``import-crontab``: read and translate everything (:mod:`cronkeeper.importers.apscheduler`),
+validate every job with :meth:`JobService.build` and plan add / update / unchanged, write only then (unless
 ``--dry-run``), and list the jobs that could not be imported with the reason.  Ids are kept, so importing
 again finds the jobs of the first import and changes nothing.
 """
@@ -17,17 +17,17 @@ from rich.markup import escape
 
 from cronkeeper.cli.context import CLI_SOURCE, AppContext, os_user, pass_app
 from cronkeeper.cli.output import console, import_summary, print_json, table
-from cronkeeper.compat.jobstore import (
+from cronkeeper.exceptions import ValidationError
+from cronkeeper.importers.apscheduler import (
     DEFAULT_TABLE,
     Definition,
     NotImportable,
     read_apscheduler_jobs,
     to_definitions,
 )
-from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import Job, JobSpec
 from cronkeeper.serialize import schedule_text
-from cronkeeper.service import JobService
+from cronkeeper.services.jobs import JobService
 from cronkeeper.triggers import CronTrigger, DateTrigger
 
 ORIGIN = "apscheduler"

@@ -11,11 +11,11 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-from cronkeeper.accounts import AccountService, Actor
 from cronkeeper.clock import SystemClock
 from cronkeeper.config import Config, load_config
 from cronkeeper.scheduler import DEFAULT_DB, Scheduler
-from cronkeeper.service import JobService
+from cronkeeper.services.accounts import AccountService, Actor
+from cronkeeper.services.jobs import JobService
 from cronkeeper.store.access import SqlAccessStore
 from cronkeeper.store.migrate import current_revision, upgrade
 from cronkeeper.store.sql import SqlJobStore

@@ -18,10 +18,10 @@ from rich.markup import escape
 
 from cronkeeper.cli.context import CLI_SOURCE, AppContext, os_user, pass_app
 from cronkeeper.cli.output import console, import_summary, print_json, table
-from cronkeeper.crontab import Skipped, parse_crontab
 from cronkeeper.exceptions import ValidationError
+from cronkeeper.importers.crontab import Skipped, parse_crontab
 from cronkeeper.models import AuditEvent, Job
-from cronkeeper.service import JobService
+from cronkeeper.services.jobs import JobService
 from cronkeeper.specs import spec_to_dict
 
 ORIGIN = "crontab"

@@ -79,7 +79,7 @@ def serve(
             "cronkeeper serving %s with %d job(s); node %s",
             make_url(app.db_url).render_as_string(hide_password=True),
             len(scheduler.jobs()),
-            scheduler.engine.owner if scheduler.engine else "?",
+            scheduler.loop.owner if scheduler.loop else "?",
         )
         if web is not None:
             log.info("dashboard at %s", web.url)

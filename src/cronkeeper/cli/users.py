@@ -6,12 +6,12 @@ import sys
 
 import click
 
-from cronkeeper.accounts import MIN_PASSWORD_LENGTH, AccountService
 from cronkeeper.cli.context import AppContext, cli_actor, pass_app
 from cronkeeper.cli.output import console, print_json, table, when
 from cronkeeper.exceptions import AccountNotFoundError, ValidationError
 from cronkeeper.models import Role
 from cronkeeper.serialize import iso
+from cronkeeper.services.accounts import MIN_PASSWORD_LENGTH, AccountService
 
 ROLES = click.Choice([role.value for role in Role])
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.process import ProcessOutcome, run_process
+from cronkeeper.executors.results import to_result
 from cronkeeper.models import CallableTarget, CommandTarget, RunStatus
-from cronkeeper.results import to_result
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +140,7 @@ def run_isolated(
         }
         try:
             outcome = run_process(
-                [sys.executable, "-m", "cronkeeper.child"],
+                [sys.executable, "-m", "cronkeeper.executors.child"],
                 env=env,
                 cwd=None,
                 timeout=timeout,

@@ -18,11 +18,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.responses import JSONResponse, Response
 
-from cronkeeper.engine import Engine
+from cronkeeper.engine.loop import SchedulerLoop
 from cronkeeper.exceptions import ConflictError, StoreError, ValidationError
 from cronkeeper.models import Job, Run, RunStatus, TriggerSource
 from cronkeeper.serialize import iso, job_to_json, run_to_json
-from cronkeeper.service import JobService
+from cronkeeper.services.jobs import JobService
 from cronkeeper.store.status import Node, SqlStatusView
 from cronkeeper.store.views import JobPageFilter
 from cronkeeper.web.api_models import (
@@ -406,14 +406,14 @@ def cancel_run(request: Request, run_id: RunId, principal: Admin) -> JSONRespons
 # ---- status and schedules ----------------------------------------------------------------------------------
 
 
-def _loop_json(engine: Engine | None) -> dict[str, Any]:
-    if engine is None:
+def _loop_json(loop: SchedulerLoop | None) -> dict[str, Any]:
+    if loop is None:
         return {"running": False, "node": None, "last_loop_at": None, "loop_errors": 0}
     return {
-        "running": engine.running,
-        "node": engine.owner,
-        "last_loop_at": iso(engine.last_loop_at),
-        "loop_errors": engine.loop_errors,
+        "running": loop.running,
+        "node": loop.owner,
+        "last_loop_at": iso(loop.last_loop_at),
+        "loop_errors": loop.loop_errors,
     }
 
 
@@ -428,7 +428,7 @@ def get_status(request: Request, _principal: Viewer) -> JSONResponse:
     counts = view.counts_by_status()
     nodes = view.nodes(now=scheduler.clock.now(), lease=scheduler.settings.lease)
     body = {
-        "scheduler": _loop_json(scheduler.engine),
+        "scheduler": _loop_json(scheduler.loop),
         "nodes": [_node_json(node) for node in nodes],
         "counts": counts,
         "active": counts[RunStatus.QUEUED.value] + counts[RunStatus.RUNNING.value],

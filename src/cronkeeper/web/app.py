@@ -18,8 +18,8 @@ from itsdangerous import TimestampSigner
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
-from cronkeeper.accounts import AccountService
 from cronkeeper.exceptions import StoreError
+from cronkeeper.services.accounts import AccountService
 from cronkeeper.store.access import SqlAccessStore
 from cronkeeper.web import api, login, pages
 from cronkeeper.web.context import STATIC, TEMPLATES, WebContext

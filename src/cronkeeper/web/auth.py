@@ -13,8 +13,8 @@ from fastapi import Request
 from itsdangerous import BadSignature
 from starlette.concurrency import run_in_threadpool
 
-from cronkeeper.accounts import same_secret
 from cronkeeper.models import Role
+from cronkeeper.services.accounts import same_secret
 from cronkeeper.web.context import relative_path, web_context
 
 SESSION_COOKIE = "ck_session"

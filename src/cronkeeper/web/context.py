@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import TimestampSigner
 from starlette.responses import Response
 
-from cronkeeper.accounts import AccountService
+from cronkeeper.services.accounts import AccountService
 from cronkeeper.web.settings import WebSettings
 from cronkeeper.web.throttle import LoginThrottle
 

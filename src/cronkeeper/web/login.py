@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from cronkeeper.accounts import same_secret
+from cronkeeper.services.accounts import same_secret
 from cronkeeper.web.auth import SESSION_COOKIE, Principal, session_secret, viewer
 from cronkeeper.web.context import base_path, render, web_context
 

@@ -55,13 +55,13 @@ class _ClusterCollector(Collector):
             "Scheduler processes heartbeating",
             value=sum(node.live for node in nodes),
         )
-        engine = scheduler.engine
-        running = engine is not None and engine.running
+        loop = scheduler.loop
+        running = loop is not None and loop.running
         yield GaugeMetricFamily(
             "cronkeeper_scheduler_up", "1 if this process runs a scheduler", value=running
         )
-        if engine is not None:
-            last = engine.last_loop_at
+        if loop is not None:
+            last = loop.last_loop_at
             yield GaugeMetricFamily(
                 "cronkeeper_scheduler_seconds_since_loop",
                 "Seconds since this process's scheduler loop last completed a pass",
@@ -70,7 +70,7 @@ class _ClusterCollector(Collector):
             yield GaugeMetricFamily(
                 "cronkeeper_scheduler_loop_errors",
                 "Scheduler loop passes that failed on the database since start",
-                value=engine.loop_errors,
+                value=loop.loop_errors,
             )
 
 

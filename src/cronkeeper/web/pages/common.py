@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from starlette.responses import RedirectResponse
 
 from cronkeeper.exceptions import ValidationError
-from cronkeeper.service import JobService
+from cronkeeper.services.jobs import JobService
 from cronkeeper.store.views import SqlDashboardView
 from cronkeeper.web.auth import Principal, admin, viewer
 from cronkeeper.web.context import base_path, web_context

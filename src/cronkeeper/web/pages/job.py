@@ -13,7 +13,7 @@ from starlette.responses import Response
 from cronkeeper.durations import format_duration
 from cronkeeper.models import Job, RunStatus, TriggerSource
 from cronkeeper.serialize import redact_env, schedule_text
-from cronkeeper.service import SchedulePreview
+from cronkeeper.services.jobs import SchedulePreview
 from cronkeeper.specs import spec_to_dict
 from cronkeeper.web.api_models import BeforeId
 from cronkeeper.web.auth import client_address

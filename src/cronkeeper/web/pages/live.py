@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from cronkeeper.exceptions import RunNotFoundError
-from cronkeeper.service import JobService
+from cronkeeper.services.jobs import JobService
 from cronkeeper.web.api_models import RunId
 from cronkeeper.web.auth import Principal, _identify
 from cronkeeper.web.pages.common import Viewer, service

@@ -16,8 +16,8 @@ from typing import Any, ClassVar, Self
 from zoneinfo import ZoneInfo
 
 from cronkeeper.clock import SystemClock
-from cronkeeper.compat.aps_cronfields import CronField, build_fields, to_cron
-from cronkeeper.compat.aps_time import (
+from cronkeeper.compat.apscheduler.cronfields import CronField, build_fields, to_cron
+from cronkeeper.compat.apscheduler.time import (
     datetime_repr,
     in_zone,
     optional_datetime,

@@ -16,16 +16,16 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cronkeeper.clock import Clock
-from cronkeeper.dispatch import Dispatcher
+from cronkeeper.engine.dispatch import Dispatcher
+from cronkeeper.engine.outcomes import OutcomeBuffer
 from cronkeeper.events import Listeners, RunEvent
 from cronkeeper.exceptions import StoreError
-from cronkeeper.outcomes import OutcomeBuffer
 from cronkeeper.planning import plan_fires
 from cronkeeper.registry import Registry
+from cronkeeper.settings import SchedulerSettings
 from cronkeeper.store.base import ClaimResult, JobStore
 
 log = logging.getLogger(__name__)
@@ -39,33 +39,12 @@ HEARTBEAT_SLACK = timedelta(seconds=1)
 CANCEL_WAIT = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class EngineSettings:
-    """Tuning knobs; the defaults suit one process on SQLite."""
-
-    workers: int = 20
-    batch_size: int = 500
-    heartbeat_interval: timedelta = timedelta(seconds=5)
-    lease: timedelta = timedelta(seconds=30)
-    # How often to look for changes made by other processes (a CLI trigger, another node's edit) on SQLite.
-    poll_interval: float = 5.0
-    # How long to back off after the database failed before trying again.
-    retry_store_after: float = 1.0
-    # Fires due this soon are claimed ahead of time and started on the dot from memory, so the claim's
-    # database work never makes a run late.
-    lookahead: timedelta = timedelta(seconds=0.5)
-    # Outcomes are written in batches at most this far apart (seconds): one transaction for many runs.
-    flush_interval: float = 0.05
-    # How often the output of running commands and isolated callables is written, to be followed live.
-    progress_interval: timedelta = timedelta(seconds=1)
-
-
 def new_owner_id() -> str:
     """A token naming this process in the runs it owns: host, pid and a random part."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-class Engine:
+class SchedulerLoop:
     """Fires due jobs of one store.  Drive it with :meth:`start` (a thread) or :meth:`run_once` (tests)."""
 
     def __init__(
@@ -75,20 +54,24 @@ class Engine:
         registry: Registry,
         clock: Clock,
         listeners: Listeners,
-        settings: EngineSettings | None = None,
-        loop: asyncio.AbstractEventLoop | None = None,
+        settings: SchedulerSettings | None = None,
+        event_loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.listeners = listeners
-        self.settings = settings or EngineSettings()
+        self.settings = settings or SchedulerSettings()
         self.owner = new_owner_id()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._exiting = threading.Event()
         self.outcomes = OutcomeBuffer(on_first=self._wake.set)
         self.dispatcher = Dispatcher(
-            registry=registry, clock=clock, outcomes=self.outcomes, workers=self.settings.workers, loop=loop
+            registry=registry,
+            clock=clock,
+            outcomes=self.outcomes,
+            workers=self.settings.workers,
+            event_loop=event_loop,
         )
         self._thread: threading.Thread | None = None
         self._watcher: threading.Thread | None = None
@@ -114,7 +97,7 @@ class Engine:
         """Run the loop in a background thread."""
         self._stopping.clear()
         self._exiting.clear()
-        self._thread = threading.Thread(target=self._loop, name="cronkeeper-engine", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="cronkeeper-loop", daemon=True)
         self._thread.start()
         self._watcher = self.store.watch_changes(self.wake, self._exiting)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
-from cronkeeper.compat.aps_errors import JobLookupError
-from cronkeeper.compat.aps_jobs import Job, JobHost, grace_time_of
-from cronkeeper.compat.aps_time import in_zone
-from cronkeeper.compat.aps_triggers import BaseTrigger, same_schedule, stored_trigger
+from cronkeeper.compat.apscheduler.errors import JobLookupError
+from cronkeeper.compat.apscheduler.jobs import Job, JobHost, grace_time_of
+from cronkeeper.compat.apscheduler.time import in_zone
+from cronkeeper.compat.apscheduler.triggers import BaseTrigger, same_schedule, stored_trigger
 from cronkeeper.models import CallableTarget, Catchup
 from cronkeeper.models import Job as StoredJob
 from cronkeeper.scheduler import SchedulerBase

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-class LoopThread:
+class EventLoopThread:
     """Starts on first use; :meth:`close` stops the loop and joins the thread."""
 
     def __init__(self) -> None:

@@ -14,14 +14,14 @@ from datetime import datetime
 from typing import IO, Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
-from cronkeeper.compat.aps_config import FacadeConfig, Undefined, read_config, undefined
-from cronkeeper.compat.aps_errors import (
+from cronkeeper.compat.apscheduler.config import FacadeConfig, Undefined, read_config, undefined
+from cronkeeper.compat.apscheduler.errors import (
     ConflictingIdError,
     JobLookupError,
     NotATriggerError,
     UnknownJobStoreError,
 )
-from cronkeeper.compat.aps_events import (
+from cronkeeper.compat.apscheduler.events import (
     EVENT_ALL,
     EVENT_ALL_JOBS_REMOVED,
     EVENT_JOB_ADDED,
@@ -33,7 +33,7 @@ from cronkeeper.compat.aps_events import (
     SchedulerEvent,
     job_events,
 )
-from cronkeeper.compat.aps_jobs import (
+from cronkeeper.compat.apscheduler.jobs import (
     EXTRA_OPTIONS,
     Job,
     JobNaming,
@@ -43,11 +43,11 @@ from cronkeeper.compat.aps_jobs import (
     json_arguments,
     policy_options,
 )
-from cronkeeper.compat.aps_triggers import (
+from cronkeeper.compat.apscheduler.triggers import (
     BaseTrigger,
     create_trigger,
 )
-from cronkeeper.compat.aps_views import JobViews
+from cronkeeper.compat.apscheduler.views import JobViews
 from cronkeeper.events import RunEvent
 from cronkeeper.exceptions import JobExistsError, JobNotFoundError, ValidationError
 from cronkeeper.models import Job as StoredJob
@@ -80,7 +80,7 @@ MODIFIABLE = frozenset(
 
 class JobsFacade:
     """The job half of APScheduler's schedulers, on a cronkeeper scheduler (``core``); starting and stopping
-    are :class:`~cronkeeper.compat.aps_schedulers.BaseScheduler`'s."""
+    are :class:`~cronkeeper.compat.apscheduler.schedulers.BaseScheduler`'s."""
 
     _core_class: ClassVar[type[SchedulerBase]] = Scheduler
     _extra_options: ClassVar[frozenset[str]] = frozenset()

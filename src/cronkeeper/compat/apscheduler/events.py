@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cronkeeper.compat.aps_errors import JobExecutionError, JobTimeoutError
+from cronkeeper.compat.apscheduler.errors import JobExecutionError, JobTimeoutError
 from cronkeeper.events import EventKind, RunEvent
 
 EVENT_SCHEDULER_STARTED = EVENT_SCHEDULER_START = 2**0

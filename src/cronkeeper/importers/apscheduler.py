@@ -57,9 +57,9 @@ from sqlalchemy import table as sql_table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from cronkeeper.compat.aps_config import JobDefaults
-from cronkeeper.compat.aps_jobs import MAX_ID, json_arguments, policy_options
-from cronkeeper.compat.aps_triggers import convert_foreign
+from cronkeeper.compat.apscheduler.config import JobDefaults
+from cronkeeper.compat.apscheduler.jobs import MAX_ID, json_arguments, policy_options
+from cronkeeper.compat.apscheduler.triggers import convert_foreign
 from cronkeeper.exceptions import CronkeeperError, ValidationError
 from cronkeeper.specs import JOB_ID, TEXT_LIMITS
 

@@ -99,16 +99,16 @@ Decisions, where cronkeeper cannot or should not do what APScheduler 3 does:
   ``timeout``, ``max_retries``, ``retry_base``, ``retry_factor``, ``retry_cap``, ``retry_jitter``,
   ``isolate`` (run in a child process; replaces a process pool executor, which is refused), ``overlap``,
   ``catchup``, ``description``, ``tags``, ``output_limit``.  Constructor options APScheduler does not have:
-  ``db``, ``clock`` (tests), ``settings`` (an ``EngineSettings``), ``migrate``.  Any other unknown option is
-  an error naming it.
+  ``db``, ``clock`` (tests), ``settings`` (a ``SchedulerSettings``), ``migrate``.  Any other unknown option
+  is an error naming it.
 - Not provided: ``configure()``, ``remove_executor``, ``remove_jobstore``, ``export_jobs``/``import_jobs``,
   combining and calendar-interval triggers.
 """
 
 from __future__ import annotations
 
-from cronkeeper.compat.aps_base import STATE_PAUSED, STATE_RUNNING, STATE_STOPPED
-from cronkeeper.compat.aps_config import (
+from cronkeeper.compat.apscheduler.base import STATE_PAUSED, STATE_RUNNING, STATE_STOPPED
+from cronkeeper.compat.apscheduler.config import (
     AsyncIOExecutor,
     MemoryJobStore,
     ProcessPoolExecutor,
@@ -116,7 +116,7 @@ from cronkeeper.compat.aps_config import (
     ThreadPoolExecutor,
     undefined,
 )
-from cronkeeper.compat.aps_errors import (
+from cronkeeper.compat.apscheduler.errors import (
     ConflictingIdError,
     JobExecutionError,
     JobLookupError,
@@ -124,7 +124,7 @@ from cronkeeper.compat.aps_errors import (
     SchedulerAlreadyRunningError,
     SchedulerNotRunningError,
 )
-from cronkeeper.compat.aps_events import (
+from cronkeeper.compat.apscheduler.events import (
     EVENT_ALL,
     EVENT_ALL_JOBS_REMOVED,
     EVENT_EXECUTOR_ADDED,
@@ -149,14 +149,14 @@ from cronkeeper.compat.aps_events import (
     JobSubmissionEvent,
     SchedulerEvent,
 )
-from cronkeeper.compat.aps_jobs import Job
-from cronkeeper.compat.aps_schedulers import (
+from cronkeeper.compat.apscheduler.jobs import Job
+from cronkeeper.compat.apscheduler.schedulers import (
     AsyncIOScheduler,
     BackgroundScheduler,
     BaseScheduler,
     BlockingScheduler,
 )
-from cronkeeper.compat.aps_triggers import BaseTrigger, CronTrigger, DateTrigger, IntervalTrigger
+from cronkeeper.compat.apscheduler.triggers import BaseTrigger, CronTrigger, DateTrigger, IntervalTrigger
 
 __all__ = [
     "EVENT_ALL",

@@ -1,6 +1,6 @@
-"""The program an isolated callable runs in: ``python -m cronkeeper.child`` reads a JSON job description on
-standard input, calls the function, and writes its JSON result (or error) to the file the parent named.
-Running in a child process is what lets a timeout really kill a Python job.
+"""The program an isolated callable runs in: ``python -m cronkeeper.executors.child`` reads a JSON job
+description on standard input, calls the function, and writes its JSON result (or error) to the file the
+parent named.  Running in a child process is what lets a timeout really kill a Python job.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 import traceback
 from typing import Any
 
+from cronkeeper.executors.results import to_result
 from cronkeeper.registry import import_ref
-from cronkeeper.results import to_result
 from cronkeeper.runcontext import RunContext, running
 
 

@@ -20,10 +20,10 @@ from datetime import timedelta
 from typing import Any
 
 from cronkeeper.clock import Clock
-from cronkeeper.compat.aps_time import zone_name
-from cronkeeper.engine import EngineSettings
+from cronkeeper.compat.apscheduler.time import zone_name
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.scheduler import DEFAULT_DB
+from cronkeeper.settings import SchedulerSettings
 
 PREFIX = "apscheduler."
 COMMON_OPTIONS = frozenset(
@@ -100,7 +100,7 @@ class FacadeConfig:
     timezone: str = "UTC"
     timezone_given: bool = False  # else a naive next_run_time is the host's wall time (datetime.now())
     clock: Clock | None = None
-    settings: EngineSettings | None = None
+    settings: SchedulerSettings | None = None
     migrate: bool = True
     job_defaults: JobDefaults = JobDefaults()
     executors: frozenset[str] = frozenset({"default"})
@@ -254,10 +254,10 @@ def _db(db: Any, store_url: str | None) -> str:
     return db
 
 
-def _settings(config: Mapping[str, Any], workers: int | None) -> EngineSettings | None:
+def _settings(config: Mapping[str, Any], workers: int | None) -> SchedulerSettings | None:
     settings = config.get("settings")
-    if settings is not None and not isinstance(settings, EngineSettings):
-        raise ValidationError("settings", "must be a cronkeeper EngineSettings")
+    if settings is not None and not isinstance(settings, SchedulerSettings):
+        raise ValidationError("settings", "must be a cronkeeper SchedulerSettings")
     changes: dict[str, Any] = {}
     if workers is not None:
         changes["workers"] = workers
@@ -266,7 +266,7 @@ def _settings(config: Mapping[str, Any], workers: int | None) -> EngineSettings 
         changes["retry_store_after"] = float(_as_number(seconds, "jobstore_retry_interval"))
     if not changes:
         return settings
-    return dataclasses.replace(settings or EngineSettings(), **changes)
+    return dataclasses.replace(settings or SchedulerSettings(), **changes)
 
 
 def _job_defaults(values: Mapping[str, Any]) -> JobDefaults:

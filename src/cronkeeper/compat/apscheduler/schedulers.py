@@ -15,17 +15,17 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from cronkeeper.compat.aps_base import STATE_PAUSED, STATE_RUNNING, STATE_STOPPED, JobsFacade
-from cronkeeper.compat.aps_config import check_pool_alias, executor_kind, store_url, user_stacklevel
-from cronkeeper.compat.aps_errors import SchedulerAlreadyRunningError, SchedulerNotRunningError
-from cronkeeper.compat.aps_events import (
+from cronkeeper.compat.apscheduler.base import STATE_PAUSED, STATE_RUNNING, STATE_STOPPED, JobsFacade
+from cronkeeper.compat.apscheduler.config import check_pool_alias, executor_kind, store_url, user_stacklevel
+from cronkeeper.compat.apscheduler.errors import SchedulerAlreadyRunningError, SchedulerNotRunningError
+from cronkeeper.compat.apscheduler.events import (
     EVENT_SCHEDULER_PAUSED,
     EVENT_SCHEDULER_RESUMED,
     EVENT_SCHEDULER_SHUTDOWN,
     EVENT_SCHEDULER_STARTED,
     SchedulerEvent,
 )
-from cronkeeper.engine import Engine
+from cronkeeper.engine.loop import SchedulerLoop
 from cronkeeper.exceptions import SchedulerStateError, ValidationError
 from cronkeeper.scheduler import AsyncScheduler, SchedulerBase
 
@@ -40,7 +40,7 @@ def blocking_is_unsafe(loop: asyncio.AbstractEventLoop | None) -> bool:
     return loop is not None and _runs_in(loop)
 
 
-class EngineRunner:
+class LoopRunner:
     """Starts the core's engine and stops it, in a thread of its own when the caller must not wait."""
 
     def __init__(self, core: SchedulerBase) -> None:
@@ -51,16 +51,16 @@ class EngineRunner:
 
     def start(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self._loop = loop
-        self._core._new_engine(loop).start()
+        self._core._new_loop(loop).start()
 
     def stop(self, *, wait: bool, background: bool, close: bool, then: threading.Event | None = None) -> None:
         """Stop the engine; ``wait`` lets running jobs finish (however long they take, as APScheduler), else
         they are cancelled.  ``close`` also releases database connections (they reopen on next use)."""
-        engine, self._core.engine = self._core.engine, None
+        loop, self._core.loop = self._core.loop, None
 
         def finish() -> None:
             try:
-                self._stop_engine(engine, wait)
+                self._stop_loop(loop, wait)
                 if close:
                     self._core.store.close()
             finally:
@@ -75,9 +75,9 @@ class EngineRunner:
         else:
             finish()
 
-    def _stop_engine(self, engine: Engine | None, wait: bool) -> None:
-        if engine is not None:
-            engine.stop(wait=wait, timeout=None)
+    def _stop_loop(self, loop: SchedulerLoop | None, wait: bool) -> None:
+        if loop is not None:
+            loop.stop(wait=wait, timeout=None)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for stops under way in other threads (not from one of them, nor from a job)."""
@@ -95,7 +95,7 @@ class BaseScheduler(JobsFacade):
 
     def __init__(self, gconfig: Mapping[str, Any] | None = None, **options: Any) -> None:
         super().__init__(gconfig, **options)
-        self._runner = EngineRunner(self._core)
+        self._runner = LoopRunner(self._core)
         self._stopped = threading.Event()
 
     def start(self, paused: bool = False) -> None:
@@ -144,8 +144,8 @@ class BaseScheduler(JobsFacade):
 
     def wakeup(self) -> None:
         """Look at the jobs again now (cronkeeper wakes by itself on every change; kept for old code)."""
-        if self._core.engine is not None:
-            self._core.engine.wake()
+        if self._core.loop is not None:
+            self._core.loop.wake()
 
     def _start_engine(self) -> None:
         self._runner.start(None)
@@ -160,7 +160,7 @@ class BaseScheduler(JobsFacade):
         if kind == "processpool":
             raise ValidationError(f"executors[{alias!r}]", "cronkeeper has no process pool; use isolate=True")
         check_pool_alias(alias, max_workers)
-        if alias == "default" and max_workers is not None and self._core.engine is None:
+        if alias == "default" and max_workers is not None and self._core.loop is None:
             self._core.settings = dataclasses.replace(self._core.settings, workers=int(max_workers))
         self._executor_aliases.add(alias)
 

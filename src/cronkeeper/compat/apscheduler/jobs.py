@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from cronkeeper.compat.aps_config import NO_LIMIT, JobDefaults, Undefined, grace_seconds, undefined
-from cronkeeper.compat.aps_time import datetime_repr, to_datetime
-from cronkeeper.compat.aps_triggers import BaseTrigger, DateTrigger, IntervalTrigger
+from cronkeeper.compat.apscheduler.config import NO_LIMIT, JobDefaults, Undefined, grace_seconds, undefined
+from cronkeeper.compat.apscheduler.time import datetime_repr, to_datetime
+from cronkeeper.compat.apscheduler.triggers import BaseTrigger, DateTrigger, IntervalTrigger
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import CallableTarget, Catchup, JobSpec
 from cronkeeper.registry import Registry

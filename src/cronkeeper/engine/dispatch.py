@@ -20,15 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cronkeeper.clock import Clock
+from cronkeeper.engine.outcomes import OutcomeBuffer
 from cronkeeper.exceptions import CronkeeperError
 from cronkeeper.executors import Execution, run_callable, run_child, run_coroutine
+from cronkeeper.executors.event_loop import EventLoopThread
 from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.pool import Task, WorkerPool
 from cronkeeper.executors.runners import failure
 from cronkeeper.executors.watchdog import Watchdog
-from cronkeeper.loops import LoopThread
 from cronkeeper.models import CallableTarget, CommandTarget, RunStatus
-from cronkeeper.outcomes import OutcomeBuffer
 from cronkeeper.registry import Registry
 from cronkeeper.runcontext import RunContext, running
 from cronkeeper.store.base import Completion, StartOrder
@@ -58,13 +58,13 @@ class Dispatcher:
         clock: Clock,
         outcomes: OutcomeBuffer,
         workers: int,
-        loop: asyncio.AbstractEventLoop | None,
+        event_loop: asyncio.AbstractEventLoop | None,
     ) -> None:
         self.registry = registry
         self.clock = clock
         self.outcomes = outcomes
-        self._caller_loop = loop
-        self._loop_thread = LoopThread()
+        self._caller_loop = event_loop
+        self._loop_thread = EventLoopThread()
         self._pool = WorkerPool(workers)
         self._watchdog = Watchdog(self._time_out)
         self._lock = threading.Condition()
