@@ -114,7 +114,7 @@ def main() -> None:
         app = create_app(scheduler)
         accounts: AccountService = app.state.cronkeeper.accounts
         accounts.add_user("admin", PASSWORD, Role.ADMIN, actor=Actor("cronkeeper", "first start"))
-        scheduler.service.pause("demo-slow", by="admin", source="127.0.0.1")
+        scheduler.service.pause("demo-slow", by="admin", via="127.0.0.1")
         scheduler.start()
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))

@@ -111,7 +111,7 @@ class JobOut(BaseModel):
     id: str
     schedule: str
     paused: bool
-    next_run_at: datetime | None
+    next_due_at: datetime | None
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
@@ -119,7 +119,7 @@ class JobOut(BaseModel):
             id=job.id,
             schedule=job.spec.trigger.describe(),
             paused=job.paused,
-            next_run_at=job.next_run_at,
+            next_due_at=job.next_due_at,
         )
 
 

@@ -45,7 +45,7 @@ class RunEvent:
     job_id: str
     scheduled_for: datetime
     attempt: int
-    source: TriggerSource
+    trigger_source: TriggerSource
     error: str | None = None
     traceback: str | None = None
     result: dict[str, Any] | None = None

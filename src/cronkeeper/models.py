@@ -152,7 +152,7 @@ class Job:
     enabled: bool
     paused: bool
     next_fire_at: datetime | None
-    next_run_at: datetime | None
+    next_due_at: datetime | None
     version: int
     origin: str
     created_at: datetime
@@ -240,5 +240,5 @@ class AuditEvent:
     object_type: str
     object_id: str
     details: JSONDict | None = None
-    source: str | None = None
+    via: str | None = None
     id: int | None = None

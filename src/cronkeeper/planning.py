@@ -25,7 +25,7 @@ class PlannedRun:
     """A run row to insert: to execute (``QUEUED``) or a record of a fire that did not run."""
 
     scheduled_for: datetime
-    source: TriggerSource
+    trigger_source: TriggerSource
     status: RunStatus = RunStatus.QUEUED
     error: str | None = None
     result: dict[str, object] | None = None
@@ -37,7 +37,7 @@ class FirePlan:
 
     runs: list[PlannedRun] = field(default_factory=list)
     next_fire_at: datetime | None = None
-    next_run_at: datetime | None = None
+    next_due_at: datetime | None = None
     replace_active: bool = False
 
 
@@ -64,11 +64,11 @@ def plan_fires(
     if missed or not complete:
         runs.insert(0, _missed_record(spec, missed, complete))
     after = fires[-1] if complete else now
-    next_fire_at, next_run_at = next_due(spec, after, rng)
+    next_fire_at, next_due_at = next_due(spec, after, rng)
     replace = (
         spec.overlap is Overlap.REPLACE and active > 0 and any(run.status is RunStatus.QUEUED for run in runs)
     )
-    return FirePlan(runs, next_fire_at, next_run_at, replace)
+    return FirePlan(runs, next_fire_at, next_due_at, replace)
 
 
 def _due_fires(spec: JobSpec, first_fire: datetime, now: datetime) -> tuple[list[datetime], bool]:
@@ -160,7 +160,9 @@ def _apply_overlap(spec: JobSpec, chosen: list[PlannedRun], active: int) -> list
             free -= 1
         else:
             out.append(
-                PlannedRun(run.scheduled_for, run.source, RunStatus.SKIPPED, error=skip_reason(spec, active))
+                PlannedRun(
+                    run.scheduled_for, run.trigger_source, RunStatus.SKIPPED, error=skip_reason(spec, active)
+                )
             )
     return out
 

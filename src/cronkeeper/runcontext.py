@@ -26,7 +26,7 @@ class RunContext:
     job_id: str
     scheduled_for: datetime
     attempt: int
-    source: TriggerSource
+    trigger_source: TriggerSource
     triggered_by: str | None = None
 
     def environment(self) -> dict[str, str]:
@@ -36,7 +36,7 @@ class RunContext:
             "CRONKEEPER_JOB_ID": self.job_id,
             "CRONKEEPER_SCHEDULED_FOR": self.scheduled_for.isoformat(),
             "CRONKEEPER_ATTEMPT": str(self.attempt),
-            "CRONKEEPER_SOURCE": self.source.value,
+            "CRONKEEPER_SOURCE": self.trigger_source.value,
         }
         if self.triggered_by is not None:
             env["CRONKEEPER_TRIGGERED_BY"] = self.triggered_by
@@ -52,7 +52,7 @@ class RunContext:
             job_id=env["CRONKEEPER_JOB_ID"],
             scheduled_for=datetime.fromisoformat(env["CRONKEEPER_SCHEDULED_FOR"]),
             attempt=int(env.get("CRONKEEPER_ATTEMPT", "0")),
-            source=TriggerSource(env.get("CRONKEEPER_SOURCE", TriggerSource.SCHEDULE.value)),
+            trigger_source=TriggerSource(env.get("CRONKEEPER_SOURCE", TriggerSource.SCHEDULE.value)),
             triggered_by=env.get("CRONKEEPER_TRIGGERED_BY"),
         )
 

@@ -159,19 +159,23 @@ class SchedulerBase:
     # ---- runs ------------------------------------------------------------------------------------------
 
     def trigger(
-        self, job_id: str, *, triggered_by: str | None = None, source: TriggerSource = TriggerSource.MANUAL
+        self,
+        job_id: str,
+        *,
+        triggered_by: str | None = None,
+        trigger_source: TriggerSource = TriggerSource.MANUAL,
     ) -> int:
         """Run a job now, outside its schedule; returns the run id."""
-        return self.service.trigger(job_id, triggered_by=triggered_by, source=source)
+        return self.service.trigger(job_id, triggered_by=triggered_by, trigger_source=trigger_source)
 
-    def cancel(self, run_id: int, *, by: str | None = None, source: str | None = None) -> None:
+    def cancel(self, run_id: int, *, by: str | None = None, via: str | None = None) -> None:
         """Cancel a queued or running run (a thread cannot be killed: its result is then discarded).
 
         A run of this process stops at once; one of another process at that process's next heartbeat.
         """
         if self.loop is not None:
             self.loop.cancel_local(run_id, "cancelled on request")
-        self.service.cancel([run_id], by=by, source=source)
+        self.service.cancel([run_id], by=by, via=via)
 
     def runs(
         self,

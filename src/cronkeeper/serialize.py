@@ -47,7 +47,8 @@ def job_to_json(job: Job, *, reveal_env: bool = True) -> dict[str, Any]:
         "schedule": schedule_text(spec.trigger),
         "schedule_description": spec.trigger.describe(),
         "timezone": spec.trigger.timezone.key if isinstance(spec.trigger, CronTrigger) else None,
-        "next_run_at": iso(job.next_run_at),
+        "next_due_at": iso(job.next_due_at),
+        "next_run_at": iso(job.next_due_at),  # the name before next_due_at, kept for existing clients
         "origin": job.origin,
         "version": job.version,
         "created_at": iso(job.created_at),

@@ -245,8 +245,8 @@ def test_definitions_are_accepted_by_a_scheduler_and_paused_jobs_stay_paused(
     assert len(stored) == 6
     assert stored["paused-job"].paused
     assert not stored["monday-report"].paused
-    assert stored["monday-report"].next_run_at is not None
-    assert stored["monday-report"].next_run_at.astimezone(PARIS).strftime("%A %H:%M") == "Monday 09:30"
+    assert stored["monday-report"].next_due_at is not None
+    assert stored["monday-report"].next_due_at.astimezone(PARIS).strftime("%A %H:%M") == "Monday 09:30"
 
 
 def test_without_apscheduler_the_error_says_what_to_install(

@@ -38,7 +38,7 @@ def spec(job_id: str = "job", **options: object) -> JobSpec:
 
 def add(store: SqlJobStore, job_id: str = "job", due: datetime = NOW, **options: object) -> None:
     store.add_job(
-        spec(job_id, **options), next_fire_at=due, next_run_at=due, now=NOW, by="test", origin="api"
+        spec(job_id, **options), next_fire_at=due, next_due_at=due, now=NOW, by="test", origin="api"
     )
 
 
@@ -85,7 +85,7 @@ def test_adding_a_taken_id_fails_and_changes_nothing(store: SqlJobStore) -> None
     add(store, "a")
     with pytest.raises(JobExistsError):
         store.add_job(
-            spec("a", every="5m"), next_fire_at=NOW, next_run_at=NOW, now=NOW, by=None, origin="api"
+            spec("a", every="5m"), next_fire_at=NOW, next_due_at=NOW, now=NOW, by=None, origin="api"
         )
     assert store.get_job("a").spec == spec("a")
 
@@ -93,11 +93,11 @@ def test_adding_a_taken_id_fails_and_changes_nothing(store: SqlJobStore) -> None
 def test_update_with_a_stale_version_is_a_conflict(store: SqlJobStore) -> None:
     add(store, "a")
     store.update_job(
-        spec("a", every="2m"), next_fire_at=NOW, next_run_at=NOW, now=NOW, by="x", expected_version=1
+        spec("a", every="2m"), next_fire_at=NOW, next_due_at=NOW, now=NOW, by="x", expected_version=1
     )
     with pytest.raises(ConflictError):
         store.update_job(
-            spec("a", every="3m"), next_fire_at=NOW, next_run_at=NOW, now=NOW, by="y", expected_version=1
+            spec("a", every="3m"), next_fire_at=NOW, next_due_at=NOW, now=NOW, by="y", expected_version=1
         )
     job = store.get_job("a")
     assert (job.version, job.updated_by) == (2, "x")
@@ -107,7 +107,7 @@ def test_a_due_fire_is_claimed_once_and_the_job_advanced(store: SqlJobStore) -> 
     add(store)
     assert len(claim(store)) == 1
     assert claim(store, owner="node-b") == []
-    assert store.get_job("job").next_run_at == NOW + timedelta(minutes=1)
+    assert store.get_job("job").next_due_at == NOW + timedelta(minutes=1)
     assert store.next_due_at() == NOW + timedelta(minutes=1)
 
 
@@ -215,8 +215,8 @@ def test_runs_left_by_a_node_that_stopped_are_lost(store: SqlJobStore) -> None:
 
 def test_manual_runs_respect_the_overlap_policy(store: SqlJobStore) -> None:
     add(store, due=NOW + timedelta(days=1), overlap="forbid")
-    first = store.enqueue_run("job", now=NOW, source=TriggerSource.MANUAL, triggered_by="alice")
-    second = store.enqueue_run("job", now=NOW, source=TriggerSource.API, triggered_by="bob")
+    first = store.enqueue_run("job", now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by="alice")
+    second = store.enqueue_run("job", now=NOW, trigger_source=TriggerSource.API, triggered_by="bob")
     result = store.claim_due(now=NOW, owner="node", limit=10, planner=plan_fires)
     assert [order.run_id for order in result.to_start] == [first]
     assert result.to_start[0].triggered_by == "alice"
@@ -226,7 +226,7 @@ def test_manual_runs_respect_the_overlap_policy(store: SqlJobStore) -> None:
 
 def test_enqueue_for_an_unknown_job_fails(store: SqlJobStore) -> None:
     with pytest.raises(JobNotFoundError):
-        store.enqueue_run("nope", now=NOW, source=TriggerSource.MANUAL, triggered_by=None)
+        store.enqueue_run("nope", now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by=None)
 
 
 def test_retries_are_persisted_as_new_queued_runs(store: SqlJobStore) -> None:
@@ -236,18 +236,18 @@ def test_retries_are_persisted_as_new_queued_runs(store: SqlJobStore) -> None:
     store.record_finished([finish(run_id, RunStatus.FAILED, retry_at=retry_at)], owner="node-a", now=NOW)
     assert store.next_due_at() == retry_at
     result = store.claim_due(now=retry_at, owner="node-b", limit=10, planner=plan_fires)
-    retry = next(order for order in result.to_start if order.source is TriggerSource.RETRY)
+    retry = next(order for order in result.to_start if order.trigger_source is TriggerSource.RETRY)
     assert retry.attempt == 1
     assert store.get_run(retry.run_id).parent_run_id == run_id
 
 
 def test_cancel_requests_reach_the_owner_or_end_unowned_runs(store: SqlJobStore) -> None:
     add(store, due=NOW + timedelta(days=1))
-    queued = store.enqueue_run("job", now=NOW, source=TriggerSource.MANUAL, triggered_by=None)
+    queued = store.enqueue_run("job", now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by=None)
     store.request_cancel([queued], now=NOW)
     assert store.get_run(queued).status is RunStatus.CANCELLED
     owned = store.enqueue_run(
-        "job", now=NOW + timedelta(seconds=1), source=TriggerSource.MANUAL, triggered_by=None
+        "job", now=NOW + timedelta(seconds=1), trigger_source=TriggerSource.MANUAL, triggered_by=None
     )
     claim(store, owner="node", now=NOW + timedelta(seconds=1))
     store.request_cancel([owned], now=NOW)
@@ -286,10 +286,10 @@ def test_a_fire_put_back_after_its_claim_is_not_claimed_again(store: SqlJobStore
     add(store)
     (run_id,) = claim(store)
     # A pause and resume (or an edit) racing a claim ahead can set the next fire back onto that same fire.
-    store.set_paused("job", False, next_fire_at=NOW, next_run_at=NOW, now=NOW, by=None)
+    store.set_paused("job", False, next_fire_at=NOW, next_due_at=NOW, now=NOW, by=None)
     other = store.claim_due(now=NOW, owner="node-a", limit=10, planner=plan_fires)
     assert other.to_start == []
-    assert store.get_job("job").next_run_at == NOW + timedelta(minutes=1)
+    assert store.get_job("job").next_due_at == NOW + timedelta(minutes=1)
     assert [run.id for run in store.list_runs(RunFilter())] == [run_id]
 
 
@@ -316,7 +316,7 @@ def test_a_jittered_fire_is_late_only_from_its_jittered_due_time(store: SqlJobSt
     store.add_job(
         spec("job", jitter="30m", catchup="skip"),
         next_fire_at=NOW,
-        next_run_at=jittered,
+        next_due_at=jittered,
         now=NOW,
         by=None,
         origin="api",
@@ -330,7 +330,7 @@ def test_a_manual_run_of_a_replace_job_cancels_the_running_one(store: SqlJobStor
     add(store, overlap="replace")
     (running,) = claim(store, owner="node")
     manual = store.enqueue_run(
-        "job", now=NOW + timedelta(seconds=1), source=TriggerSource.MANUAL, triggered_by="alice"
+        "job", now=NOW + timedelta(seconds=1), trigger_source=TriggerSource.MANUAL, triggered_by="alice"
     )
     result = store.claim_due(now=NOW + timedelta(seconds=1), owner="node", limit=10, planner=plan_fires)
     assert [order.run_id for order in result.to_start] == [manual]

@@ -32,6 +32,7 @@ STABLE_JOB_FIELDS = {
     "schedule",
     "schedule_description",
     "timezone",
+    "next_due_at",
     "next_run_at",
     "origin",
     "version",
@@ -228,7 +229,7 @@ def test_jobs_add_creates_cron_interval_and_one_off_jobs_that_list_and_show_prin
     assert nightly["spec"]["timeout"] == 600.0
     assert nightly["name"] == "Nightly backup"
     assert nightly["spec"]["tags"] == ["db", "backup"]
-    local = utc(nightly["next_run_at"]).astimezone(ZoneInfo("Europe/Paris"))
+    local = utc(nightly["next_due_at"]).astimezone(ZoneInfo("Europe/Paris"))
     assert (local.hour, local.minute, local.weekday() < 5) == (3, 0, True)
 
     assert every["schedule"] == "every 5m"
@@ -237,10 +238,10 @@ def test_jobs_add_creates_cron_interval_and_one_off_jobs_that_list_and_show_prin
     assert every["spec"]["kwargs"] == {"items": 3}
     assert every["spec"]["max_retries"] == 2
     assert every["name"] == "metrics", "the display name defaults to the id"
-    assert utc(every["next_run_at"]) > datetime.now(UTC)
+    assert utc(every["next_due_at"]) > datetime.now(UTC)
 
     assert once["schedule"] == "at 2031-01-01T08:00:00+00:00"
-    assert once["next_run_at"] == "2031-01-01T08:00:00+00:00"
+    assert once["next_due_at"] == "2031-01-01T08:00:00+00:00"
 
     for job in (nightly, every, once):
         assert job.keys() >= STABLE_JOB_FIELDS
@@ -291,8 +292,8 @@ def test_jobs_edit_changes_the_timeout_in_place_and_a_new_cron_reschedules_in_th
     assert timeout["spec"]["timeout"] == 90.0
     assert timeout["version"] == 2
     assert timeout["schedule"] == "0 3 * * *"
-    assert added.next_run_at is not None
-    assert utc(timeout["next_run_at"]) == added.next_run_at, "not rescheduled"
+    assert added.next_due_at is not None
+    assert utc(timeout["next_due_at"]) == added.next_due_at, "not rescheduled"
 
     rescheduled = cli.json("jobs", "edit", "nightly", "--cron", "30 4 * * *")
 
@@ -300,7 +301,7 @@ def test_jobs_edit_changes_the_timeout_in_place_and_a_new_cron_reschedules_in_th
     assert rescheduled["timezone"] == "Europe/Paris"
     assert rescheduled["spec"]["timeout"] == 90.0
     assert rescheduled["version"] == 3
-    local = utc(rescheduled["next_run_at"]).astimezone(ZoneInfo("Europe/Paris"))
+    local = utc(rescheduled["next_due_at"]).astimezone(ZoneInfo("Europe/Paris"))
     assert (local.hour, local.minute) == (4, 30)
     assert utc(rescheduled["updated_at"]) > utc(timeout["updated_at"])
     assert rescheduled["updated_by"] == USER
@@ -311,14 +312,14 @@ def test_jobs_pause_resume_and_remove_change_the_job_and_remove_asks_first(cli: 
     with Scheduler(cli.db_url, migrate=False) as reader:
         assert cli.ok("jobs", "pause", "tick") == "paused tick\n"
         paused = reader.get_job("tick")
-        assert (paused.paused, paused.next_run_at) == (True, None)
+        assert (paused.paused, paused.next_due_at) == (True, None)
 
         resumed = cli.ok("jobs", "resume", "tick")
         job = reader.get_job("tick")
-        assert job.next_run_at is not None
+        assert job.next_due_at is not None
         assert (job.paused, resumed) == (
             False,
-            f"resumed tick; next run {job.next_run_at.isoformat(timespec='seconds')}\n",
+            f"resumed tick; next run {job.next_due_at.isoformat(timespec='seconds')}\n",
         )
 
         assert cli.fails(1, "jobs", "remove", "tick", stdin="n\n").endswith("aborted\n")

@@ -204,9 +204,7 @@ def test_audit_lists_what_the_cli_did_newest_first_with_the_os_user_as_actor(cli
     events = json_of(everything)
     assert [event["id"] for event in events] == sorted((event["id"] for event in events), reverse=True)
     assert events[0]["action"] == "delete", "newest first"
-    assert sorted(
-        (e["actor"], e["source"], e["action"], e["object_type"], e["object_id"]) for e in events
-    ) == [
+    assert sorted((e["actor"], e["via"], e["action"], e["object_type"], e["object_id"]) for e in events) == [
         (USER, "cli", "create", "job", "tick"),
         (USER, "cli", "create", "token", "ci"),
         (USER, "cli", "create", "user", "alice"),

@@ -34,17 +34,17 @@ def test_endpoints_list_pause_resume_and_remove_jobs(scheduler: Scheduler) -> No
         assert scheduler.running  # started by the app's lifespan
         jobs = {job["id"]: job for job in client.get("/jobs").json()}
         assert set(jobs) == {"daily-digest", "weekly-reindex", "monthly-invoices"}
-        assert jobs["daily-digest"]["next_run_at"] == "2026-03-09T06:00:00Z"
-        assert jobs["weekly-reindex"]["next_run_at"] == "2026-03-15T03:00:00Z"
-        assert jobs["monthly-invoices"]["next_run_at"] == "2026-04-01T04:00:00Z"
+        assert jobs["daily-digest"]["next_due_at"] == "2026-03-09T06:00:00Z"
+        assert jobs["weekly-reindex"]["next_due_at"] == "2026-03-15T03:00:00Z"
+        assert jobs["monthly-invoices"]["next_due_at"] == "2026-04-01T04:00:00Z"
         assert jobs["weekly-reindex"]["schedule"] == "At 03:00 on Sunday (UTC)"
 
         paused = client.post("/jobs/weekly-reindex/pause").json()
         assert paused["paused"] is True
-        assert paused["next_run_at"] is None
+        assert paused["next_due_at"] is None
         resumed = client.post("/jobs/weekly-reindex/resume").json()
         assert resumed["paused"] is False
-        assert resumed["next_run_at"] == "2026-03-15T03:00:00Z"
+        assert resumed["next_due_at"] == "2026-03-15T03:00:00Z"
 
         assert client.delete("/jobs/monthly-invoices").status_code == 204
         assert [job["id"] for job in client.get("/jobs").json()] == ["daily-digest", "weekly-reindex"]

@@ -345,10 +345,10 @@ def test_serve_adds_config_jobs_then_updates_changed_ones_and_disables_removed_o
     )
     report_job = json.loads(report.stdout)
     assert (report_job["schedule"], report_job["enabled"], report_job["version"]) == ("30 7 * * *", True, 2)
-    next_run = utc(report_job["next_run_at"]).astimezone(UTC)
+    next_run = utc(report_job["next_due_at"]).astimezone(UTC)
     assert (next_run.hour, next_run.minute) == (7, 30)
     beat_job = json.loads(beat.stdout)
-    assert (beat_job["enabled"], beat_job["next_run_at"], beat_job["origin"]) == (False, None, "config")
+    assert (beat_job["enabled"], beat_job["next_due_at"], beat_job["origin"]) == (False, None, "config")
     history = json.loads(beat_runs.stdout)
     assert history
     assert {run["job_id"] for run in history} == {"beat"}

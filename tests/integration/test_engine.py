@@ -52,7 +52,7 @@ def test_one_off_job_runs_once_and_then_has_no_next_run(scheduler: Scheduler, cl
     scheduler.add_job("tests.jobs:metrics", id="once", at=at.isoformat())
     advance(scheduler, clock, timedelta(days=2))
     assert statuses(scheduler, "once") == ["succeeded"]
-    assert scheduler.get_job("once").next_run_at is None
+    assert scheduler.get_job("once").next_due_at is None
 
 
 def test_decorated_function_is_scheduled_and_run(scheduler: Scheduler, clock: FakeClock) -> None:
@@ -225,7 +225,7 @@ def test_pause_stops_fires_and_resume_does_not_burst(scheduler: Scheduler, clock
 def test_reschedule_takes_effect_from_now(scheduler: Scheduler, clock: FakeClock) -> None:
     scheduler.add_job("tests.jobs:metrics", id="job", cron="0 3 * * *")
     job = scheduler.reschedule("job", cron="30 2 * * *")
-    assert job.next_run_at == datetime.fromisoformat("2026-03-03T02:30:00+00:00")
+    assert job.next_due_at == datetime.fromisoformat("2026-03-03T02:30:00+00:00")
     assert job.version == 2
 
 

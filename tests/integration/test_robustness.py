@@ -126,7 +126,7 @@ def test_an_edited_one_off_that_already_ran_stays_done(scheduler: Scheduler, clo
     scheduler.add_job(id="once", at=(clock.now() + timedelta(minutes=5)).isoformat(), command="true")
     advance(scheduler, clock, timedelta(hours=1))
     job = scheduler.edit("once", description="ran already")
-    assert job.next_run_at is None
+    assert job.next_due_at is None
 
 
 def test_substituted_values_in_a_shell_command_stay_one_word() -> None:

@@ -61,7 +61,7 @@ def test_fires_once_on_time(now: str) -> None:
     assert plan == FirePlan(
         runs=[PlannedRun(at("2026-03-02T10:00:00+00:00"), TriggerSource.SCHEDULE)],
         next_fire_at=at("2026-03-02T11:00:00+00:00"),
-        next_run_at=at("2026-03-02T11:00:00+00:00"),
+        next_due_at=at("2026-03-02T11:00:00+00:00"),
         replace_active=False,
     )
 
@@ -75,7 +75,7 @@ def test_fires_within_grace_coalesce_to_the_newest_plus_one_missed_record() -> N
     every_10s = IntervalTrigger(timedelta(seconds=10), at("2026-03-02T10:00:00+00:00"))
     plan = plan_fires(spec(every_10s), at("2026-03-02T10:00:00+00:00"), at("2026-03-02T10:00:35+00:00"), 0)
     assert isos(queued(plan)) == ["2026-03-02T10:00:30+00:00"]
-    assert queued(plan)[0].source is TriggerSource.SCHEDULE
+    assert queued(plan)[0].trigger_source is TriggerSource.SCHEDULE
     [record] = missed(plan)
     assert record.scheduled_for == at("2026-03-02T10:00:00+00:00")
     assert record.result == {
@@ -131,7 +131,7 @@ def test_catchup_policy_decides_what_runs_after_an_outage(
     job = spec(catchup=catchup, max_instances=10)
     plan = plan_fires(job, at(HOURLY_OUTAGE_FIRST), at(HOURLY_OUTAGE_NOW), active=0)
     assert isos(queued(plan)) == runs
-    assert {run.source for run in queued(plan)} <= {TriggerSource.CATCHUP}
+    assert {run.trigger_source for run in queued(plan)} <= {TriggerSource.CATCHUP}
     assert [record.result for record in missed(plan)] == missed_summaries
     assert plan.next_fire_at == at("2026-03-02T11:00:00+00:00")
 
@@ -149,7 +149,7 @@ def test_catchup_all_is_capped_at_the_newest_hundred() -> None:
     assert len(runs) == CATCHUP_ALL_CAP == 100
     assert runs[0].scheduled_for == at("2026-03-02T10:51:00+00:00")
     assert runs[-1] == PlannedRun(at("2026-03-02T12:30:00+00:00"), TriggerSource.SCHEDULE)
-    assert {run.source for run in runs[:-1]} == {TriggerSource.CATCHUP}
+    assert {run.trigger_source for run in runs[:-1]} == {TriggerSource.CATCHUP}
     [record] = missed(plan)
     assert record.result == {
         "missed": 51,
@@ -309,7 +309,7 @@ def test_next_fire_is_strictly_after_now(first: str, now: str, next_fire: str) -
     for catchup in Catchup:
         plan = plan_fires(spec(catchup=catchup), at(first), at(now), active=0)
         assert plan.next_fire_at == at(next_fire)
-        assert plan.next_run_at == at(next_fire)
+        assert plan.next_due_at == at(next_fire)
 
 
 def test_date_job_has_no_next_fire_after_it_fired() -> None:
@@ -317,7 +317,7 @@ def test_date_job_has_no_next_fire_after_it_fired() -> None:
     plan = plan_fires(once, at("2026-03-02T10:00:00+00:00"), at("2026-03-02T10:00:02+00:00"), active=0)
     assert isos(queued(plan)) == ["2026-03-02T10:00:00+00:00"]
     assert plan.next_fire_at is None
-    assert plan.next_run_at is None
+    assert plan.next_due_at is None
 
 
 def test_next_fire_follows_the_cron_zone_across_dst() -> None:
@@ -356,8 +356,8 @@ def test_plan_puts_the_next_run_after_the_next_fire_by_the_jitter() -> None:
     )
     assert plan.runs == [PlannedRun(at("2026-03-02T10:00:00+00:00"), TriggerSource.SCHEDULE)]
     assert plan.next_fire_at == at("2026-03-02T11:00:00+00:00")
-    assert plan.next_run_at is not None
-    assert plan.next_fire_at <= plan.next_run_at <= plan.next_fire_at + timedelta(seconds=30)
+    assert plan.next_due_at is not None
+    assert plan.next_fire_at <= plan.next_due_at <= plan.next_fire_at + timedelta(seconds=30)
 
 
 def test_without_jitter_the_run_is_due_at_the_fire() -> None:
@@ -374,5 +374,5 @@ def test_finished_schedule_has_nothing_due() -> None:
 
 def test_all_instants_are_aware_utc() -> None:
     plan = plan_fires(spec(), at(HOURLY_OUTAGE_FIRST), at(HOURLY_OUTAGE_NOW), active=0)
-    instants = [run.scheduled_for for run in plan.runs] + [plan.next_fire_at, plan.next_run_at]
+    instants = [run.scheduled_for for run in plan.runs] + [plan.next_fire_at, plan.next_due_at]
     assert all(instant is not None and instant.tzinfo is UTC for instant in instants)

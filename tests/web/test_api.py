@@ -44,7 +44,7 @@ def audit_rows(scheduler: Scheduler) -> list[tuple[str, str, str, str | None]]:
     """(actor, action, object id, source) of every audit event, oldest first, leaving out account setup."""
     events = scheduler.audit.list(AuditFilter(limit=1000))
     return [
-        (event.actor, event.action, event.object_id, event.source)
+        (event.actor, event.action, event.object_id, event.via)
         for event in reversed(events)
         if event.object_type in ("job", "run")
     ]
@@ -379,9 +379,10 @@ def test_pause_resume_and_delete_are_audited_with_the_user(
     create(admin_client)
     paused = admin_client.post("/api/jobs/hello/pause")
     assert paused.status_code == 200
-    assert (paused.json()["paused"], paused.json()["next_run_at"]) == (True, None)
+    assert (paused.json()["paused"], paused.json()["next_due_at"]) == (True, None)
     resumed = admin_client.post("/api/jobs/hello/resume")
     assert (resumed.json()["paused"], resumed.json()["updated_by"]) == (False, "admin")
+    assert resumed.json()["next_run_at"] == resumed.json()["next_due_at"] is not None, "the old name stays"
     admin_client.patch("/api/jobs/hello", json={"timeout": 5})
     deleted = admin_client.delete("/api/jobs/hello")
     assert (deleted.status_code, deleted.content) == (204, b"")
@@ -595,7 +596,7 @@ def history(scheduler: Scheduler, clock: FakeClock, admin: TestClient) -> list[i
     for i in range(120):
         clock.advance(timedelta(seconds=1))
         source = TriggerSource.API if i % 3 == 0 else TriggerSource.MANUAL
-        ids.append(scheduler.trigger("a" if i % 2 == 0 else "b", source=source))
+        ids.append(scheduler.trigger("a" if i % 2 == 0 else "b", trigger_source=source))
     scheduler.service.cancel(ids[0:120:10])
     return ids
 

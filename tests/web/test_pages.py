@@ -376,7 +376,7 @@ def test_editing_saves_and_is_audited(admin_client: TestClient, scheduler: Sched
     assert job.spec.timeout == timedelta(minutes=5)
     assert job.spec.retry.max_retries == 2
     audit = last_audit(scheduler, object_type="job", object_id="nightly")
-    assert (audit.action, audit.actor, audit.source) == ("edit", "admin", "web testclient")
+    assert (audit.action, audit.actor, audit.via) == ("edit", "admin", "web testclient")
     assert audit.details is not None
     assert audit.details["cron"] == {"from": "0 3 * * *", "to": "30 4 * * 1-5"}
     assert audit.details["timeout"] == {"from": None, "to": 300.0}
@@ -394,7 +394,7 @@ def test_an_edit_that_leaves_the_schedule_alone_keeps_it(
     assert admin_client.post("/jobs/ticker/edit", data=data, follow_redirects=False).status_code == 303
     after = scheduler.service.get_job("ticker")
     assert after.spec.trigger == before.spec.trigger
-    assert after.next_run_at == before.next_run_at
+    assert after.next_due_at == before.next_due_at
     assert after.spec.catchup.value == "skip"
 
 
@@ -534,7 +534,7 @@ def test_run_now_queues_a_manual_run_and_shows_it(admin_client: TestClient, sche
         "admin",
     )
     audit = last_audit(scheduler, object_type="job", object_id="nightly")
-    assert (audit.action, audit.actor, audit.source, audit.details) == (
+    assert (audit.action, audit.actor, audit.via, audit.details) == (
         "trigger",
         "admin",
         "web testclient",
@@ -562,7 +562,7 @@ def test_pause_resume_and_delete_work_and_are_audited(admin_client: TestClient, 
     assert deleted.headers["location"] == "/"
     assert admin_client.get("/jobs/nightly").status_code == 404
     audit = last_audit(scheduler, object_id="nightly")
-    assert (audit.action, audit.actor, audit.source) == ("delete", "admin", "web testclient")
+    assert (audit.action, audit.actor, audit.via) == ("delete", "admin", "web testclient")
 
 
 def test_cancel_a_queued_run_and_refuse_to_cancel_a_finished_one(

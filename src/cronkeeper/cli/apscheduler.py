@@ -15,7 +15,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from cronkeeper.cli.context import CLI_SOURCE, AppContext, os_user, pass_app
+from cronkeeper.cli.context import CLI_VIA, AppContext, os_user, pass_app
 from cronkeeper.cli.output import console, import_summary, print_json, table
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.importers.apscheduler import (
@@ -147,9 +147,9 @@ def _apply(service: JobService, plan: list[Planned]) -> None:
     for item in plan:
         job = item.definition.job
         if item.action == "add":
-            service.add_job(job, by=by, origin=ORIGIN, paused=item.paused, source=CLI_SOURCE)
+            service.add_job(job, by=by, origin=ORIGIN, paused=item.paused, via=CLI_VIA)
         elif item.action == "update":
-            service.upsert_job(job, by=by, origin=ORIGIN, source=CLI_SOURCE)
+            service.upsert_job(job, by=by, origin=ORIGIN, via=CLI_VIA)
 
 
 def _json_item(item: Planned) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def audit(
             str(event.id),
             when(event.at),
             event.actor,
-            event.source or "-",
+            event.via or "-",
             event.action,
             f"{event.object_type} {event.object_id}",
             _details(event.details),
@@ -60,7 +60,8 @@ def event_to_json(event: AuditEvent) -> dict[str, Any]:
         "id": event.id,
         "at": iso(event.at),
         "actor": event.actor,
-        "source": event.source,
+        "via": event.via,
+        "source": event.via,  # the name before via, kept for existing scripts
         "action": event.action,
         "object_type": event.object_type,
         "object_id": event.object_id,

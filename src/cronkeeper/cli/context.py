@@ -22,7 +22,7 @@ from cronkeeper.store.sql import SqlJobStore
 
 DEFAULT_CONFIG = Path("cronkeeper.toml")
 # Where a change came from, in the audit log (the web app records the client's address instead).
-CLI_SOURCE = "cli"
+CLI_VIA = "cli"
 
 
 def os_user() -> str:
@@ -35,7 +35,7 @@ def os_user() -> str:
 
 
 def cli_actor() -> Actor:
-    return Actor(os_user(), CLI_SOURCE)
+    return Actor(os_user(), CLI_VIA)
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import click
 from rich.markup import escape
 
-from cronkeeper.cli.context import CLI_SOURCE, AppContext, os_user, pass_app
+from cronkeeper.cli.context import CLI_VIA, AppContext, os_user, pass_app
 from cronkeeper.cli.output import console, import_summary, print_json, table
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.importers.crontab import Skipped, parse_crontab
@@ -175,7 +175,7 @@ def _apply(service: JobService, plan: list[Planned], *, paused: bool) -> None:
     by = os_user()
     for item in plan:
         if item.action == "add":
-            service.add_job(item.job, by=by, origin=ORIGIN, paused=paused, source=CLI_SOURCE)
+            service.add_job(item.job, by=by, origin=ORIGIN, paused=paused, via=CLI_VIA)
         elif item.action == "update" and item.existing is not None:
             _update(service, item.existing, item.job, by=by)
 
@@ -187,9 +187,9 @@ def _update(service: JobService, existing: Job, job: dict[str, Any], *, by: str)
     kept = {key: value for key, value in current.items() if key not in _OTHER_KINDS and key not in OWNED}
     changes = {**kept, **{key: job.get(key) for key in OWNED}}
     if existing.enabled:
-        service.edit_job(existing.id, changes, by=by, source=CLI_SOURCE)
+        service.edit_job(existing.id, changes, by=by, via=CLI_VIA)
     else:  # disabled by an earlier --prune and back in the crontab: enabled again
-        service.upsert_job({"id": existing.id, **changes}, by=by, origin=ORIGIN, source=CLI_SOURCE)
+        service.upsert_job({"id": existing.id, **changes}, by=by, origin=ORIGIN, via=CLI_VIA)
 
 
 def _disable(app: AppContext, stale: list[Job]) -> None:
@@ -199,10 +199,10 @@ def _disable(app: AppContext, stale: list[Job]) -> None:
     for job in stale:
         now = scheduler.clock.now()
         scheduler.store.update_job(
-            job.spec, next_fire_at=None, next_run_at=None, now=now, by=by, enabled=False
+            job.spec, next_fire_at=None, next_due_at=None, now=now, by=by, enabled=False
         )
         reason = {"reason": "no longer in the imported crontab"}
-        scheduler.audit.record(AuditEvent(now, by, "disable", "job", job.id, reason, CLI_SOURCE))
+        scheduler.audit.record(AuditEvent(now, by, "disable", "job", job.id, reason, CLI_VIA))
 
 
 def _json_item(item: Planned) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from cronkeeper.cli.context import CLI_SOURCE, AppContext, os_user, pass_app
+from cronkeeper.cli.context import CLI_VIA, AppContext, os_user, pass_app
 from cronkeeper.cli.output import console, print_json, table, when
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import Job
@@ -130,7 +130,7 @@ def list_jobs(app: AppContext, as_json: bool) -> None:
         return
     out = table("ID", "SCHEDULE", "STATE", "NEXT RUN (UTC)", "TARGET")
     for job in found:
-        out.add_row(job.id, schedule_text(job.spec.trigger), _state(job), when(job.next_run_at), _target(job))
+        out.add_row(job.id, schedule_text(job.spec.trigger), _state(job), when(job.next_due_at), _target(job))
     console.print(out)
 
 
@@ -175,7 +175,7 @@ def show_job(app: AppContext, job_id: str, as_json: bool) -> None:
 def add_job(app: AppContext, /, job_id: str, paused: bool, as_json: bool, **options: Any) -> None:
     """Create a job: one of --cron/--every/--at, and --command or --call."""
     data = {"id": job_id, **definition(options)}
-    job = app.scheduler().service.add_job(data, by=os_user(), origin="cli", paused=paused, source=CLI_SOURCE)
+    job = app.scheduler().service.add_job(data, by=os_user(), origin="cli", paused=paused, via=CLI_VIA)
     _report(job, "added", as_json)
 
 
@@ -189,7 +189,7 @@ def edit_job(app: AppContext, /, job_id: str, as_json: bool, **options: Any) -> 
     changes = definition(options)
     if not changes:
         raise ValidationError("options", "nothing to change; give at least one option")
-    job = app.scheduler().service.edit_job(job_id, changes, by=os_user(), source=CLI_SOURCE)
+    job = app.scheduler().service.edit_job(job_id, changes, by=os_user(), via=CLI_VIA)
     _report(job, "updated", as_json)
 
 
@@ -197,7 +197,7 @@ def _report(job: Job, verb: str, as_json: bool) -> None:
     if as_json:
         print_json(job_to_json(job))
     else:
-        click.echo(f"{verb} {job.id}: {job.spec.trigger.describe()}; next run {when(job.next_run_at)}")
+        click.echo(f"{verb} {job.id}: {job.spec.trigger.describe()}; next run {when(job.next_due_at)}")
 
 
 @jobs.command("pause")
@@ -205,7 +205,7 @@ def _report(job: Job, verb: str, as_json: bool) -> None:
 @pass_app
 def pause_job(app: AppContext, job_id: str) -> None:
     """Stop firing a job until it is resumed."""
-    app.scheduler().service.pause(job_id, by=os_user(), source=CLI_SOURCE)
+    app.scheduler().service.pause(job_id, by=os_user(), via=CLI_VIA)
     click.echo(f"paused {job_id}")
 
 
@@ -214,8 +214,8 @@ def pause_job(app: AppContext, job_id: str) -> None:
 @pass_app
 def resume_job(app: AppContext, job_id: str) -> None:
     """Fire a paused job again, from its next fire after now."""
-    job = app.scheduler().service.resume(job_id, by=os_user(), source=CLI_SOURCE)
-    click.echo(f"resumed {job_id}; next run {when(job.next_run_at)}")
+    job = app.scheduler().service.resume(job_id, by=os_user(), via=CLI_VIA)
+    click.echo(f"resumed {job_id}; next run {when(job.next_due_at)}")
 
 
 @jobs.command("remove")
@@ -228,7 +228,7 @@ def remove_job(app: AppContext, job_id: str, yes: bool) -> None:
     scheduler.get_job(job_id)
     if not yes:
         click.confirm(f"Delete job {job_id} and all its runs?", abort=True)
-    scheduler.service.remove(job_id, by=os_user(), source=CLI_SOURCE)
+    scheduler.service.remove(job_id, by=os_user(), via=CLI_VIA)
     click.echo(f"removed {job_id}")
 
 
@@ -240,7 +240,7 @@ def remove_job(app: AppContext, job_id: str, yes: bool) -> None:
 def trigger_job(app: AppContext, job_id: str, triggered_by: str | None, as_json: bool) -> None:
     """Queue a run now; a running `cronkeeper serve` on the same database picks it up."""
     scheduler = app.scheduler()
-    run_id = scheduler.service.trigger(job_id, triggered_by=triggered_by or os_user(), origin=CLI_SOURCE)
+    run_id = scheduler.service.trigger(job_id, triggered_by=triggered_by or os_user(), via=CLI_VIA)
     if as_json:
         print_json({"run_id": run_id})
         return

@@ -161,8 +161,8 @@ def sync_declared_jobs(app: AppContext, scheduler: Scheduler, *, demo: bool) -> 
                 scheduler.service.build(data)
             except ValidationError as exc:
                 raise located(exc, f"{where}: jobs[{index}]") from None
-        source = origin if where == origin else f"{origin} {where}"
-        report = scheduler.service.sync_jobs(declared, origin=origin, by=origin, source=source)
+        via = origin if where == origin else f"{origin} {where}"
+        report = scheduler.service.sync_jobs(declared, origin=origin, by=origin, via=via)
         log.info(
             "%s: %d added, %d updated, %d unchanged, %d disabled",
             where,

@@ -292,7 +292,12 @@ class Dispatcher:
 
 def run_context(order: StartOrder) -> RunContext:
     return RunContext(
-        order.run_id, order.spec.id, order.scheduled_for, order.attempt, order.source, order.triggered_by
+        order.run_id,
+        order.spec.id,
+        order.scheduled_for,
+        order.attempt,
+        order.trigger_source,
+        order.triggered_by,
     )
 
 

@@ -239,7 +239,7 @@ def _event(
         order.spec.id,
         order.scheduled_for,
         order.attempt,
-        order.source,
+        order.trigger_source,
         error=None if completion is None else completion.error,
         traceback=None if completion is None else completion.traceback,
         result=None if completion is None else completion.result,

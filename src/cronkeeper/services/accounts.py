@@ -41,7 +41,7 @@ class Actor:
     """Who asks for a change, and from where, for the audit log."""
 
     name: str
-    source: str | None = None
+    via: str | None = None
 
 
 def fingerprint(secret: str) -> str:
@@ -83,7 +83,7 @@ class AccountService:
     def _record(
         self, actor: Actor, action: str, kind: str, name: str, details: dict[str, str] | None = None
     ) -> None:
-        self.audit.record(AuditEvent(self.clock.now(), actor.name, action, kind, name, details, actor.source))
+        self.audit.record(AuditEvent(self.clock.now(), actor.name, action, kind, name, details, actor.via))
 
     # ---- users -----------------------------------------------------------------------------------------
 

@@ -72,14 +72,14 @@ class JobService:
         object_id: str,
         *,
         by: str | None,
-        source: str | None = None,
+        via: str | None = None,
         object_type: str = "job",
         details: dict[str, Any] | None = None,
     ) -> None:
         """Write the audit event of a change that has been made."""
         if self._audit is not None:
             event = AuditEvent(
-                self.clock.now(), by or "library", action, object_type, object_id, details, source
+                self.clock.now(), by or "library", action, object_type, object_id, details, via
             )
             self._audit.record(event)
 
@@ -120,7 +120,7 @@ class JobService:
         by: str | None = None,
         origin: str = "api",
         paused: bool = False,
-        source: str | None = None,
+        via: str | None = None,
     ) -> Job:
         """Create a job; raises ValidationError or JobExistsError and writes nothing on error."""
         spec = self.build(data)
@@ -128,14 +128,14 @@ class JobService:
         job = self.store.add_job(
             spec,
             next_fire_at=fire,
-            next_run_at=run,
+            next_due_at=run,
             now=self.clock.now(),
             by=by,
             origin=origin,
             paused=paused,
         )
         self._changed()
-        self._record("create", job.id, by=by, source=source, details=redact_env(spec_to_dict(spec)))
+        self._record("create", job.id, by=by, via=via, details=redact_env(spec_to_dict(spec)))
         return job
 
     def add_jobs(
@@ -169,7 +169,7 @@ class JobService:
         *,
         by: str | None = None,
         expected_version: int | None = None,
-        source: str | None = None,
+        via: str | None = None,
     ) -> Job:
         """Change some options of a job (None puts an option back to its default); a new schedule replaces the
         old one and restarts from now.  An edit that changes nothing is not saved: same version, no audit."""
@@ -187,7 +187,7 @@ class JobService:
         if spec == job.spec and expected_version in (None, job.version):
             return job
         saved = self._save(job, spec, by=by, expected_version=expected_version)
-        self._record("edit", job_id, by=by, source=source, details=_changed_options(job.spec, saved.spec))
+        self._record("edit", job_id, by=by, via=via, details=_changed_options(job.spec, saved.spec))
         return saved
 
     def reschedule(self, job_id: str, *, by: str | None = None, **schedule: Any) -> Job:
@@ -195,7 +195,7 @@ class JobService:
         return self.edit_job(job_id, schedule, by=by)
 
     def upsert_job(
-        self, data: Mapping[str, Any], *, by: str | None = None, origin: str, source: str | None = None
+        self, data: Mapping[str, Any], *, by: str | None = None, origin: str, via: str | None = None
     ) -> tuple[Job, str]:
         """Add the job or bring it in line with ``data``; returns the job and "added"/"updated"/"unchanged".
 
@@ -205,7 +205,7 @@ class JobService:
         existing, spec = self._declared(data)
         if existing is None:
             try:
-                return self.add_job(data, by=by, origin=origin, source=source), "added"
+                return self.add_job(data, by=by, origin=origin, via=via), "added"
             except JobExistsError:
                 # Another process (several workers of one app start together) declared it in between.
                 existing, spec = self._declared(data)
@@ -215,7 +215,7 @@ class JobService:
             return existing, "unchanged"
         saved = self._save(existing, spec, by=by, origin=origin, enabled=True)
         changed = _changed_options(existing.spec, spec)
-        self._record("edit", saved.id, by=by or origin, source=source, details=changed)
+        self._record("edit", saved.id, by=by or origin, via=via, details=changed)
         return saved, "updated"
 
     def _declared(self, data: Mapping[str, Any]) -> tuple[Job | None, JobSpec]:
@@ -232,7 +232,7 @@ class JobService:
         *,
         origin: str,
         by: str | None = None,
-        source: str | None = None,
+        via: str | None = None,
     ) -> SyncReport:
         """Make the jobs of ``origin`` match ``declared``: add new ones, update changed ones, and disable (not
         delete, so history stays) those that are no longer declared.  Validates all before writing any."""
@@ -246,7 +246,7 @@ class JobService:
         report = SyncReport()
         seen = set()
         for data in declared:
-            job, change = self.upsert_job(data, by=by, origin=origin, source=source)
+            job, change = self.upsert_job(data, by=by, origin=origin, via=via)
             seen.add(job.id)
             getattr(report, change).append(job.id)
             if change != "unchanged":
@@ -254,11 +254,11 @@ class JobService:
         for job in self.store.list_jobs():
             if job.origin == origin and job.enabled and job.id not in seen:
                 self.store.update_job(
-                    job.spec, next_fire_at=None, next_run_at=None, now=self.clock.now(), by=by, enabled=False
+                    job.spec, next_fire_at=None, next_due_at=None, now=self.clock.now(), by=by, enabled=False
                 )
                 report.disabled.append(job.id)
                 reason = {"reason": f"not declared in {origin}"}
-                self._record("disable", job.id, by=by or origin, source=source, details=reason)
+                self._record("disable", job.id, by=by or origin, via=via, details=reason)
                 log.info("disabled job %s: no longer declared in %s", job.id, origin)
         self._changed()
         return report
@@ -277,7 +277,7 @@ class JobService:
         saved = self.store.update_job(
             spec,
             next_fire_at=fire,
-            next_run_at=run,
+            next_due_at=run,
             now=self.clock.now(),
             by=by,
             expected_version=expected_version,
@@ -295,7 +295,7 @@ class JobService:
         if not enabled or job.paused:
             return None, None
         if spec.trigger == job.spec.trigger and job.enabled:
-            return job.next_fire_at, job.next_run_at
+            return job.next_fire_at, job.next_due_at
         return self._first_due(spec)
 
     def _first_due(self, spec: JobSpec) -> tuple[datetime | None, datetime | None]:
@@ -306,31 +306,31 @@ class JobService:
             return next_due(spec, min(now, spec.trigger.at) - timedelta(microseconds=1))
         return next_due(spec, now)
 
-    def pause(self, job_id: str, *, by: str | None = None, source: str | None = None) -> Job:
+    def pause(self, job_id: str, *, by: str | None = None, via: str | None = None) -> Job:
         """Stop firing a job until it is resumed; runs already going are not touched."""
         job = self.store.set_paused(
-            job_id, True, next_fire_at=None, next_run_at=None, now=self.clock.now(), by=by
+            job_id, True, next_fire_at=None, next_due_at=None, now=self.clock.now(), by=by
         )
         self._changed()
-        self._record("pause", job_id, by=by, source=source)
+        self._record("pause", job_id, by=by, via=via)
         return job
 
-    def resume(self, job_id: str, *, by: str | None = None, source: str | None = None) -> Job:
+    def resume(self, job_id: str, *, by: str | None = None, via: str | None = None) -> Job:
         """Fire again from the next fire after now: a resumed job never bursts through what it missed."""
         job = self.store.get_job(job_id)
         fire, run = next_due(job.spec, self.clock.now()) if job.enabled else (None, None)
         resumed = self.store.set_paused(
-            job_id, False, next_fire_at=fire, next_run_at=run, now=self.clock.now(), by=by
+            job_id, False, next_fire_at=fire, next_due_at=run, now=self.clock.now(), by=by
         )
         self._changed()
-        self._record("resume", job_id, by=by, source=source)
+        self._record("resume", job_id, by=by, via=via)
         return resumed
 
-    def remove(self, job_id: str, *, by: str | None = None, source: str | None = None) -> None:
+    def remove(self, job_id: str, *, by: str | None = None, via: str | None = None) -> None:
         """Delete a job and its history."""
         self.store.delete_job(job_id)
         self._changed()
-        self._record("delete", job_id, by=by, source=source)
+        self._record("delete", job_id, by=by, via=via)
 
     # ---- runs ------------------------------------------------------------------------------------------
 
@@ -339,25 +339,25 @@ class JobService:
         job_id: str,
         *,
         triggered_by: str | None = None,
-        source: TriggerSource = TriggerSource.MANUAL,
-        origin: str | None = None,
+        trigger_source: TriggerSource = TriggerSource.MANUAL,
+        via: str | None = None,
     ) -> int:
-        """Queue a run now, recorded with who asked (``origin`` is where the request came from); any live
+        """Queue a run now, recorded with who asked (``via`` is where the request came from); any live
         scheduler on the database picks it up."""
         run_id = self.store.enqueue_run(
-            job_id, now=self.clock.now(), source=source, triggered_by=triggered_by
+            job_id, now=self.clock.now(), trigger_source=trigger_source, triggered_by=triggered_by
         )
         self._changed()
-        self._record("trigger", job_id, by=triggered_by, source=origin, details={"run_id": run_id})
+        self._record("trigger", job_id, by=triggered_by, via=via, details={"run_id": run_id})
         return run_id
 
-    def cancel(self, run_ids: Iterable[int], *, by: str | None = None, source: str | None = None) -> None:
+    def cancel(self, run_ids: Iterable[int], *, by: str | None = None, via: str | None = None) -> None:
         """Ask for runs to be cancelled; their owner kills them at its next heartbeat."""
         ids = list(run_ids)
         self.store.request_cancel(ids, now=self.clock.now())
         self._changed()
         for run_id in ids:
-            self._record("cancel", str(run_id), by=by, source=source, object_type="run")
+            self._record("cancel", str(run_id), by=by, via=via, object_type="run")
 
     def get_job(self, job_id: str) -> Job:
         return self.store.get_job(job_id)

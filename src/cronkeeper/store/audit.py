@@ -38,7 +38,7 @@ class SqlAuditLog:
                     object_type=event.object_type,
                     object_id=event.object_id[:200],
                     details=event.details,
-                    source=None if event.source is None else event.source[:100],
+                    via=None if event.via is None else event.via[:100],
                 )
             )
 
@@ -62,7 +62,7 @@ class SqlAuditLog:
                     object_type=row.object_type,
                     object_id=row.object_id,
                     details=row.details,
-                    source=row.source,
+                    via=row.via,
                     id=row.id,
                 )
                 for row in conn.execute(query)

@@ -25,7 +25,7 @@ class StartOrder:
     scheduled_for: datetime
     due_at: datetime
     attempt: int
-    source: TriggerSource
+    trigger_source: TriggerSource
     triggered_by: str | None = None
 
 
@@ -78,7 +78,7 @@ class NewJob:
     name: str
     spec: dict[str, Any] | str
     next_fire_at: datetime | None
-    next_run_at: datetime | None
+    next_due_at: datetime | None
     paused: bool = False
 
 
@@ -96,7 +96,7 @@ class JobStore(ABC):
         spec: JobSpec,
         *,
         next_fire_at: datetime | None,
-        next_run_at: datetime | None,
+        next_due_at: datetime | None,
         now: datetime,
         by: str | None,
         origin: str,
@@ -114,7 +114,7 @@ class JobStore(ABC):
         spec: JobSpec,
         *,
         next_fire_at: datetime | None,
-        next_run_at: datetime | None,
+        next_due_at: datetime | None,
         now: datetime,
         by: str | None,
         expected_version: int | None = None,
@@ -133,7 +133,7 @@ class JobStore(ABC):
         paused: bool,
         *,
         next_fire_at: datetime | None,
-        next_run_at: datetime | None,
+        next_due_at: datetime | None,
         now: datetime,
         by: str | None,
     ) -> Job:
@@ -168,7 +168,7 @@ class JobStore(ABC):
     def claim_due(
         self, *, now: datetime, owner: str, limit: int, planner: Planner, horizon: datetime | None = None
     ) -> ClaimResult:
-        """In one transaction: for up to ``limit`` jobs whose ``next_run_at <= now`` ask ``planner`` what to
+        """In one transaction: for up to ``limit`` jobs whose ``next_due_at <= now`` ask ``planner`` what to
         do, insert the run rows it plans (owned by ``owner``), advance each job's next fire, and take up to
         ``limit`` unowned queued runs (manual triggers, retries) whose ``due_at <= now``, subject to the
         job's overlap policy.  Jobs locked by another claimer are passed over, never waited for.  Each run row
@@ -223,7 +223,7 @@ class JobStore(ABC):
 
     @abstractmethod
     def enqueue_run(
-        self, job_id: str, *, now: datetime, source: TriggerSource, triggered_by: str | None
+        self, job_id: str, *, now: datetime, trigger_source: TriggerSource, triggered_by: str | None
     ) -> int:
         """Insert an unowned queued run due now (a manual trigger); raises ``JobNotFoundError``."""
 

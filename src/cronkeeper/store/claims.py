@@ -64,7 +64,7 @@ class Claimer:
             dialect,
             update(jobs)
             .where(jobs.c.id == bindparam("job"))
-            .values(next_fire_at=bindparam("fire"), next_run_at=bindparam("run")),
+            .values(next_fire_at=bindparam("fire"), next_due_at=bindparam("run")),
         )
 
     def claim(
@@ -72,9 +72,9 @@ class Claimer:
     ) -> ClaimResult:
         """The body of :meth:`JobStore.claim_due`, inside the caller's write transaction."""
         due = conn.execute(
-            select(jobs.c.id, jobs.c.version, jobs.c.next_fire_at, jobs.c.next_run_at)
-            .where(jobs.c.next_run_at <= horizon)
-            .order_by(jobs.c.next_run_at)
+            select(jobs.c.id, jobs.c.version, jobs.c.next_fire_at, jobs.c.next_due_at)
+            .where(jobs.c.next_due_at <= horizon)
+            .order_by(jobs.c.next_due_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
@@ -136,9 +136,9 @@ class Claimer:
             if plan is PLAN_FAILED:  # look at the job again later
                 advances.append({"job": row.id, "fire": row.next_fire_at, "run": now + PLAN_RETRY})
                 continue
-            jitter = row.next_run_at - row.next_fire_at
+            jitter = row.next_due_at - row.next_fire_at
             inserts.extend(_planned_row(row.id, planned, jitter, now, owner) for planned in plan.runs)
-            advances.append({"job": row.id, "fire": plan.next_fire_at, "run": plan.next_run_at})
+            advances.append({"job": row.id, "fire": plan.next_fire_at, "run": plan.next_due_at})
             if plan.replace_active:
                 replaced.append(row.id)
         self._advance_jobs.execute(conn, advances)
@@ -284,7 +284,7 @@ def _planned_row(
         "job_id": job_id,
         "scheduled_for": planned.scheduled_for,
         "attempt": 0,
-        "trigger_source": planned.source.value,
+        "trigger_source": planned.trigger_source.value,
         "owner": owner if queued else None,
         "status": planned.status.value,
         "due_at": planned.scheduled_for + jitter,
@@ -299,14 +299,14 @@ def _planned_row(
 
 def _plan_job(row: AnyRow, spec: JobSpec, active: int, now: datetime, planner: Planner) -> FirePlan | None:
     """What to do with one due job: None to leave it for later, ``PLAN_FAILED`` if it could not be planned."""
-    if row.next_run_at > now:
+    if row.next_due_at > now:
         # Claimed ahead of time: only fires that will certainly start, planned as if on time.  A job the
         # overlap policy would hold back now waits to be claimed when it is due.
         if free_slots(spec, active) == 0:
             return None
         at = row.next_fire_at
     else:
-        at = now - (row.next_run_at - row.next_fire_at)  # lateness counts from the jittered due time
+        at = now - (row.next_due_at - row.next_fire_at)  # lateness counts from the jittered due time
     try:
         return planner(spec, row.next_fire_at, at, active)
     except Exception:

@@ -77,14 +77,15 @@ jobs = Table(
     Column("enabled", Boolean, nullable=False, server_default=text("true")),
     Column("paused", Boolean, nullable=False, server_default=text("false")),
     Column("next_fire_at", UTCDateTime),
-    Column("next_run_at", UTCDateTime),
+    # When the next run is due: the fire plus its jitter.  The column keeps the name it was created with.
+    Column("next_run_at", UTCDateTime, key="next_due_at"),
     Column("origin", String(20), nullable=False, server_default="api"),
     Column("version", Integer, nullable=False, server_default="1"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("created_by", String(200)),
     Column("updated_by", String(200)),
-    Index("ix_ck_jobs_next_run_at", "next_run_at"),
+    Index("ix_ck_jobs_next_run_at", "next_due_at"),
 )
 
 runs = Table(
@@ -185,7 +186,8 @@ audit_events = Table(
     Column("object_type", String(20), nullable=False),
     Column("object_id", String(200), nullable=False),
     Column("details", JSON),
-    Column("source", String(100)),
+    # Where the change came from (an address, "cli", "config PATH"); the column keeps its first name.
+    Column("source", String(100), key="via"),
     Index("ix_ck_audit_object", "object_type", "object_id", "id"),
 )
 

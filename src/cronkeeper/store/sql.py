@@ -87,13 +87,13 @@ class SqlJobStore(JobStore):
         spec: JobSpec,
         *,
         next_fire_at: datetime | None,
-        next_run_at: datetime | None,
+        next_due_at: datetime | None,
         now: datetime,
         by: str | None,
         origin: str,
         paused: bool = False,
     ) -> Job:
-        new = NewJob(spec.id, spec.name, spec_to_dict(spec), next_fire_at, next_run_at, paused)
+        new = NewJob(spec.id, spec.name, spec_to_dict(spec), next_fire_at, next_due_at, paused)
         self.add_jobs([new], now=now, by=by, origin=origin)
         return self.get_job(spec.id)
 
@@ -106,7 +106,7 @@ class SqlJobStore(JobStore):
                 "enabled": True,
                 "paused": new.paused,
                 "next_fire_at": new.next_fire_at,
-                "next_run_at": new.next_run_at,
+                "next_due_at": new.next_due_at,
                 "origin": origin,
                 "version": 1,
                 "created_at": now,
@@ -131,7 +131,7 @@ class SqlJobStore(JobStore):
         spec: JobSpec,
         *,
         next_fire_at: datetime | None,
-        next_run_at: datetime | None,
+        next_due_at: datetime | None,
         now: datetime,
         by: str | None,
         expected_version: int | None = None,
@@ -142,7 +142,7 @@ class SqlJobStore(JobStore):
             "name": spec.name,
             "spec": spec_to_dict(spec),
             "next_fire_at": next_fire_at,
-            "next_run_at": next_run_at,
+            "next_due_at": next_due_at,
             "updated_at": now,
             "updated_by": by,
             "version": jobs.c.version + 1,
@@ -170,7 +170,7 @@ class SqlJobStore(JobStore):
         paused: bool,
         *,
         next_fire_at: datetime | None,
-        next_run_at: datetime | None,
+        next_due_at: datetime | None,
         now: datetime,
         by: str | None,
     ) -> Job:
@@ -181,7 +181,7 @@ class SqlJobStore(JobStore):
                 .values(
                     paused=paused,
                     next_fire_at=next_fire_at,
-                    next_run_at=next_run_at,
+                    next_due_at=next_due_at,
                     updated_at=now,
                     updated_by=by,
                     version=jobs.c.version + 1,
@@ -227,7 +227,7 @@ class SqlJobStore(JobStore):
             enabled=row.enabled,
             paused=row.paused,
             next_fire_at=row.next_fire_at,
-            next_run_at=row.next_run_at,
+            next_due_at=row.next_due_at,
             version=row.version,
             origin=row.origin,
             created_at=row.created_at,
@@ -253,7 +253,7 @@ class SqlJobStore(JobStore):
 
     def next_due_at(self) -> datetime | None:
         with self._read() as conn:
-            job_due = conn.execute(select(func.min(jobs.c.next_run_at))).scalar()
+            job_due = conn.execute(select(func.min(jobs.c.next_due_at))).scalar()
             run_due = conn.execute(
                 select(func.min(runs.c.due_at)).where(
                     runs.c.status == RunStatus.QUEUED.value, runs.c.owner.is_(None)
@@ -375,7 +375,7 @@ class SqlJobStore(JobStore):
     # ---- runs ------------------------------------------------------------------------------------------
 
     def enqueue_run(
-        self, job_id: str, *, now: datetime, source: TriggerSource, triggered_by: str | None
+        self, job_id: str, *, now: datetime, trigger_source: TriggerSource, triggered_by: str | None
     ) -> int:
         with self._write() as conn:
             if conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None:
@@ -387,7 +387,7 @@ class SqlJobStore(JobStore):
                     "job_id": job_id,
                     "scheduled_for": now + timedelta(microseconds=nudge),
                     "attempt": 0,
-                    "trigger_source": source.value,
+                    "trigger_source": trigger_source.value,
                     "triggered_by": triggered_by,
                     "status": RunStatus.QUEUED.value,
                     "due_at": now,
@@ -478,7 +478,7 @@ _JOB_COLUMNS = (
     "enabled",
     "paused",
     "next_fire_at",
-    "next_run_at",
+    "next_due_at",
     "origin",
     "version",
     "created_at",

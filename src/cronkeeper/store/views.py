@@ -83,7 +83,7 @@ class JobRow:
     spec: JobSpec
     enabled: bool
     paused: bool
-    next_run_at: datetime | None
+    next_due_at: datetime | None
 
     @property
     def state(self) -> JobState:
@@ -149,7 +149,7 @@ _JOB_COLUMNS = (
     jobs.c.version,
     jobs.c.enabled,
     jobs.c.paused,
-    jobs.c.next_run_at,
+    jobs.c.next_due_at,
 )
 
 
@@ -181,7 +181,7 @@ class SqlDashboardView:
 
     def _row(self, row: AnyRow) -> JobRow:
         spec = self._specs.get(row.id, row.version, row.spec)
-        return JobRow(row.id, row.name, spec, row.enabled, row.paused, row.next_run_at)
+        return JobRow(row.id, row.name, spec, row.enabled, row.paused, row.next_due_at)
 
     def recent_runs(self, job_ids: Iterable[str], per_job: int = 20) -> dict[str, list[RecentRun]]:
         """The latest ``per_job`` runs of each job, newest first, in one query per 100 jobs."""

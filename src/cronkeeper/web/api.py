@@ -134,7 +134,7 @@ def create_job(request: Request, body: JobCreate, principal: Admin) -> JSONRespo
         by=principal.name,
         origin="api",
         paused=body.paused,
-        source=client_address(request),
+        via=client_address(request),
     )
     location = str(request.url_for("get_job", job_id=job.id))
     return _job_response(job, principal, status_code=201, headers={"Location": location})
@@ -189,7 +189,7 @@ def edit_job(
             body.model_dump(exclude_unset=True, exclude={"expected_version"}),
             by=principal.name,
             expected_version=body.expected_version if version is None else version,
-            source=client_address(request),
+            via=client_address(request),
         )
     except ConflictError:
         if version is None:
@@ -207,7 +207,7 @@ def edit_job(
 )
 def pause_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMatch = None) -> Response:
     _require_version(request, job_id, _if_match(if_match))
-    job = _service(request).pause(job_id, by=principal.name, source=client_address(request))
+    job = _service(request).pause(job_id, by=principal.name, via=client_address(request))
     return _job_response(job, principal)
 
 
@@ -221,7 +221,7 @@ def pause_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMat
 def resume_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMatch = None) -> Response:
     """Resumes from the next fire after now: what was missed while paused is not run."""
     _require_version(request, job_id, _if_match(if_match))
-    job = _service(request).resume(job_id, by=principal.name, source=client_address(request))
+    job = _service(request).resume(job_id, by=principal.name, via=client_address(request))
     return _job_response(job, principal)
 
 
@@ -235,7 +235,7 @@ def resume_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMa
 )
 def delete_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMatch = None) -> Response:
     _require_version(request, job_id, _if_match(if_match))
-    _service(request).remove(job_id, by=principal.name, source=client_address(request))
+    _service(request).remove(job_id, by=principal.name, via=client_address(request))
     return Response(status_code=204)
 
 
@@ -244,7 +244,7 @@ def delete_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMa
 
 def _trigger(request: Request, job_id: str, principal: Principal) -> int:
     return _service(request).trigger(
-        job_id, triggered_by=principal.name, source=TriggerSource.API, origin=client_address(request)
+        job_id, triggered_by=principal.name, trigger_source=TriggerSource.API, via=client_address(request)
     )
 
 
@@ -399,7 +399,7 @@ def cancel_run(request: Request, run_id: RunId, principal: Admin) -> JSONRespons
     run = scheduler.service.get_run(run_id)
     if not run.status.is_active:
         raise ConflictError(f"run {run_id} has already ended ({run.status.value})")
-    scheduler.cancel(run_id, by=principal.name, source=client_address(request))
+    scheduler.cancel(run_id, by=principal.name, via=client_address(request))
     return JSONResponse({"run_id": run_id, "job_id": run.job_id}, 202)
 
 

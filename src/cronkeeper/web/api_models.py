@@ -162,7 +162,8 @@ class JobOut(BaseModel):
     schedule: str = Field(examples=["0 3 * * *", "every 5m"])
     schedule_description: str
     timezone: str | None
-    next_run_at: datetime | None
+    next_due_at: datetime | None = Field(description="When the next run is due (the fire plus jitter).")
+    next_run_at: datetime | None = Field(description="Deprecated: the same as next_due_at.", deprecated=True)
     origin: str = Field(description="Where the job was defined: api, cli, code, or a config file.")
     version: int = Field(description="Bumped by every change; send it back as If-Match to edit safely.")
     created_at: datetime

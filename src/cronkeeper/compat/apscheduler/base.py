@@ -325,7 +325,7 @@ class JobsFacade:
         self._check_jobstore(jobstore)
         self._views.stored(job_id)
         resumed = self._call(self._core.resume, job_id)
-        if resumed.next_run_at is None:
+        if resumed.next_due_at is None:
             self._dispatch(JobEvent(EVENT_JOB_REMOVED, job_id, "default"))
             return None
         self._dispatch(JobEvent(EVENT_JOB_MODIFIED, job_id, "default"))

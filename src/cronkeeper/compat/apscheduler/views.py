@@ -25,7 +25,7 @@ def is_visible(job: StoredJob) -> bool:
     return (
         job.enabled
         and isinstance(job.spec.target, CallableTarget)
-        and (job.paused or job.next_run_at is not None)
+        and (job.paused or job.next_due_at is not None)
     )
 
 
@@ -91,5 +91,5 @@ class JobViews:
             coalesce=spec.catchup is not Catchup.ALL,
             max_instances=spec.max_instances,
             misfire_grace_time=grace_time_of(spec.misfire_grace),
-            next_run_time=None if stored.paused else in_zone(stored.next_run_at, self._zone),
+            next_run_time=None if stored.paused else in_zone(stored.next_due_at, self._zone),
         )

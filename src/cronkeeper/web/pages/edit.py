@@ -220,7 +220,7 @@ def save(request: Request, job_id: str, principal: Admin, form: Annotated[EditFo
             job_id,
             changes_of(job, form),
             by=principal.name,
-            source=client_address(request),
+            via=client_address(request),
             expected_version=_version(form.version),
         )
     except ValidationError as exc:

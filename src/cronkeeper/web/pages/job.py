@@ -104,20 +104,20 @@ def job_page(
 @router.post("/jobs/{job_id}/trigger")
 def trigger(request: Request, job_id: str, principal: Admin) -> Response:
     run_id = service(request).trigger(
-        job_id, triggered_by=principal.name, source=TriggerSource.MANUAL, origin=client_address(request)
+        job_id, triggered_by=principal.name, trigger_source=TriggerSource.MANUAL, via=client_address(request)
     )
     return see_other(request, f"/runs/{run_id}")
 
 
 @router.post("/jobs/{job_id}/pause")
 def pause(request: Request, job_id: str, principal: Admin) -> Response:
-    service(request).pause(job_id, by=principal.name, source=client_address(request))
+    service(request).pause(job_id, by=principal.name, via=client_address(request))
     return see_other(request, f"/jobs/{job_id}")
 
 
 @router.post("/jobs/{job_id}/resume")
 def resume(request: Request, job_id: str, principal: Admin) -> Response:
-    service(request).resume(job_id, by=principal.name, source=client_address(request))
+    service(request).resume(job_id, by=principal.name, via=client_address(request))
     return see_other(request, f"/jobs/{job_id}")
 
 
@@ -130,5 +130,5 @@ def confirm_delete(request: Request, job_id: str, _principal: Admin) -> Response
 
 @router.post("/jobs/{job_id}/delete")
 def delete(request: Request, job_id: str, principal: Admin) -> Response:
-    service(request).remove(job_id, by=principal.name, source=client_address(request))
+    service(request).remove(job_id, by=principal.name, via=client_address(request))
     return see_other(request, "/")

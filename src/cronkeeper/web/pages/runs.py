@@ -85,7 +85,7 @@ def cancel(request: Request, run_id: RunId, principal: Admin) -> Response:
         raise ConflictError(
             f"run {run_id} has already ended ({run.status.value}); there is nothing to cancel"
         )
-    web_context(request).scheduler.cancel(run_id, by=principal.name, source=client_address(request))
+    web_context(request).scheduler.cancel(run_id, by=principal.name, via=client_address(request))
     return see_other(request, f"/runs/{run_id}")
 
 
