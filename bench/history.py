@@ -32,8 +32,7 @@ from sqlalchemy import func, insert, select
 from bench.compare import machine
 from cronkeeper import Scheduler
 from cronkeeper.models import Role
-from cronkeeper.services.accounts import AccountService, Actor
-from cronkeeper.store.access import SqlAccessStore
+from cronkeeper.services.accounts import Actor
 from cronkeeper.store.schema import runs
 from cronkeeper.web import create_app
 
@@ -148,7 +147,7 @@ def main() -> None:
 
 
 def report(scheduler: Scheduler, total: int) -> None:
-    accounts = AccountService(SqlAccessStore(scheduler.store.engine), scheduler.audit, scheduler.clock)
+    accounts = scheduler.accounts
     token = accounts.create_token(f"bench-{time.time_ns()}", Role.VIEWER, actor=Actor("bench"))[1]
     with scheduler.store.engine.connect() as conn:
         deep = int(conn.execute(select(func.min(runs.c.id))).scalar_one()) + total // 2

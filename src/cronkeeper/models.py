@@ -202,6 +202,17 @@ class Run:
         return None if self.started_at is None else self.started_at - self.due_at
 
 
+@dataclass(frozen=True, slots=True)
+class LoopHealth:
+    """How a process's scheduler loop is doing (for /metrics and /api/status); ``node`` is None where no loop
+    was ever started in the process."""
+
+    running: bool = False
+    node: str | None = None
+    last_loop_at: datetime | None = None
+    loop_errors: int = 0
+
+
 class Role(StrEnum):
     """What a user or API token may do: viewers read, admins also change."""
 

@@ -16,17 +16,24 @@ from cronkeeper.clock import Clock, SystemClock
 from cronkeeper.engine.loop import SchedulerLoop
 from cronkeeper.events import EventKind, Listener, Listeners
 from cronkeeper.exceptions import SchedulerStateError
-from cronkeeper.models import Job, JobSpec, Run, RunStatus, TriggerSource
+from cronkeeper.models import Job, JobSpec, LoopHealth, Run, RunStatus, TriggerSource
 from cronkeeper.registry import Registry
+from cronkeeper.services.accounts import AccountService
+from cronkeeper.services.changes import ChangeLog
 from cronkeeper.services.jobs import JobService, SyncReport
+from cronkeeper.services.runs import RunService
 from cronkeeper.settings import SchedulerSettings
-from cronkeeper.store.audit import SqlAuditLog
-from cronkeeper.store.migrate import upgrade
-from cronkeeper.store.sql import SqlJobStore
+from cronkeeper.store.base import AuditLog, DashboardView, JobStore, StatusView
+from cronkeeper.store.database import Database
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DB = "sqlite:///cronkeeper.db"
+
+
+def database_exists(url: str) -> bool:
+    """False for a SQLite file that is not there (opening it would create it); other databases exist."""
+    return Database.exists(url)
 
 
 class SchedulerBase:
@@ -42,21 +49,38 @@ class SchedulerBase:
         migrate: bool = True,
     ) -> None:
         self.clock = clock or SystemClock()
-        self.store = SqlJobStore(db)
-        if migrate:
-            upgrade(self.store.engine)
+        self._database = Database(db, migrate=migrate)
+        self.store: JobStore = self._database.jobs
         self.registry = Registry()
         self.listeners = Listeners()
         self.settings = settings or SchedulerSettings()
         self.loop: SchedulerLoop | None = None
-        self.audit = SqlAuditLog(self.store.engine)
-        self.service = JobService(
-            self.store, self.clock, default_timezone=timezone, on_change=self._wake, audit=self.audit
+        # The services and read views every face uses; none of them is handed the database itself.
+        self.audit: AuditLog = self._database.audit
+        self.status: StatusView = self._database.status
+        self.dashboard: DashboardView = self._database.dashboard
+        changes = ChangeLog(self.store, self.clock, audit=self.audit, on_change=self._wake)
+        self.service = JobService(self.store, self.clock, changes, default_timezone=timezone)
+        self.run_service = RunService(
+            self.store,
+            self.clock,
+            changes,
+            idempotency=self._database.idempotency,
+            on_cancel=self._cancel_local,
+        )
+        self.accounts = AccountService(
+            self._database.accounts, self._database.settings, self.audit, self.clock
         )
 
     def _wake(self) -> None:
         if self.loop is not None:
             self.loop.wake()
+
+    def _cancel_local(self, run_ids: list[int]) -> None:
+        """Runs of this process stop at once, without waiting for the next heartbeat to hear of it."""
+        if self.loop is not None:
+            for run_id in run_ids:
+                self.loop.cancel_local(run_id, "cancelled on request")
 
     def _new_loop(self, event_loop: asyncio.AbstractEventLoop | None) -> SchedulerLoop:
         if self.loop is not None and self.loop.running:
@@ -166,16 +190,14 @@ class SchedulerBase:
         trigger_source: TriggerSource = TriggerSource.MANUAL,
     ) -> int:
         """Run a job now, outside its schedule; returns the run id."""
-        return self.service.trigger(job_id, triggered_by=triggered_by, trigger_source=trigger_source)
+        return self.run_service.trigger(job_id, triggered_by=triggered_by, trigger_source=trigger_source)
 
     def cancel(self, run_id: int, *, by: str | None = None, via: str | None = None) -> None:
         """Cancel a queued or running run (a thread cannot be killed: its result is then discarded).
 
         A run of this process stops at once; one of another process at that process's next heartbeat.
         """
-        if self.loop is not None:
-            self.loop.cancel_local(run_id, "cancelled on request")
-        self.service.cancel([run_id], by=by, via=via)
+        self.run_service.cancel([run_id], by=by, via=via)
 
     def runs(
         self,
@@ -186,10 +208,10 @@ class SchedulerBase:
         before_id: int | None = None,
     ) -> list[Run]:
         """Run history, newest first; continue with ``before_id=`` the last id of the previous page."""
-        return self.service.list_runs(job_id=job_id, status=status, limit=limit, before_id=before_id)
+        return self.run_service.list_runs(job_id=job_id, status=status, limit=limit, before_id=before_id)
 
     def get_run(self, run_id: int) -> Run:
-        return self.service.get_run(run_id)
+        return self.run_service.get_run(run_id)
 
     def add_listener(self, callback: Listener, kinds: Iterable[EventKind | str] | None = None) -> None:
         """Call ``callback(event)`` when runs start, succeed, fail, time out, are cancelled, missed,
@@ -209,6 +231,28 @@ class SchedulerBase:
         if wait:
             loop.drain(timeout)
         return started
+
+    def health(self) -> LoopHealth:
+        """Whether this process's loop runs, its node id, when it last completed a pass and how many passes
+        failed on the database (for /metrics and /api/status)."""
+        return LoopHealth() if self.loop is None else self.loop.health()
+
+    @property
+    def database_url(self) -> str:
+        """The database's URL as logs may show it: without its password."""
+        return self._database.display_url
+
+    def schema_revision(self) -> str | None:
+        """The schema revision of the database; None when it has no cronkeeper tables yet."""
+        return self._database.schema_revision()
+
+    def check_database(self) -> None:
+        """Raise StoreError unless the database answers (for health checks)."""
+        self.store.next_due_at()
+
+    def disconnect(self) -> None:
+        """Release the database's connections; they are opened again when next needed."""
+        self._database.close()
 
     def next_due_at(self) -> datetime | None:
         """When the next fire, queued run or run claimed ahead of time is due."""
@@ -235,7 +279,7 @@ class Scheduler(SchedulerBase):
     def close(self) -> None:
         """Stop and release the database."""
         self.stop()
-        self.store.close()
+        self.disconnect()
 
     def __enter__(self) -> Self:
         return self
@@ -263,7 +307,7 @@ class AsyncScheduler(SchedulerBase):
 
     async def close(self) -> None:
         await self.stop()
-        self.store.close()
+        self.disconnect()
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -22,6 +22,7 @@ from cronkeeper.compat.apscheduler import (
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.settings import SchedulerSettings
 from tests.compat.conftest import Factory
+from tests.sql import sql_engine
 
 
 def noop() -> None:
@@ -141,7 +142,7 @@ def test_a_sqlalchemy_job_stores_url_is_the_database_when_db_is_not_given(
         sched = make(BackgroundScheduler, db=None, jobstores={"default": SQLAlchemyJobStore(url=url)})
     sched.add_job(noop, "interval", minutes=1, id="in-jobs-sqlite")
     assert (tmp_path / "jobs.sqlite").exists()
-    assert str(sched.core.store.engine.url) == url
+    assert str(sql_engine(sched.core).url) == url
 
 
 def test_apschedulers_own_sqlalchemy_job_store_and_dict_form_give_their_url(
@@ -153,13 +154,13 @@ def test_apschedulers_own_sqlalchemy_job_store_and_dict_form_give_their_url(
         sched = make(
             BackgroundScheduler, db=None, jobstores={"default": sqlalchemy_store.SQLAlchemyJobStore(url=url)}
         )
-    assert str(sched.core.store.engine.url) == url
+    assert str(sql_engine(sched.core).url) == url
     other = f"sqlite:///{tmp_path / 'dict.sqlite'}"
     with pytest.warns(UserWarning, match="jobstores are ignored"):
         sched = make(
             BackgroundScheduler, db=None, jobstores={"default": {"type": "sqlalchemy", "url": other}}
         )
-    assert str(sched.core.store.engine.url) == other
+    assert str(sql_engine(sched.core).url) == other
 
 
 def test_db_wins_over_a_job_stores_url(make: Factory, db_url: str, tmp_path: Path) -> None:
@@ -168,7 +169,7 @@ def test_db_wins_over_a_job_stores_url(make: Factory, db_url: str, tmp_path: Pat
             BackgroundScheduler,
             jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{tmp_path / 'x.db'}")},
         )
-    assert str(sched.core.store.engine.url) == db_url
+    assert str(sql_engine(sched.core).url) == db_url
 
 
 class PytzLike:

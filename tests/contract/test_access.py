@@ -14,10 +14,12 @@ from sqlalchemy import Engine, insert
 
 from cronkeeper.exceptions import AccountNotFoundError, ValidationError
 from cronkeeper.models import Role
-from cronkeeper.store.access import SqlAccessStore
+from cronkeeper.store.accounts import SqlAccountStore
 from cronkeeper.store.engines import open_engine
+from cronkeeper.store.idempotency import SqlIdempotencyStore
 from cronkeeper.store.migrate import upgrade
 from cronkeeper.store.schema import idempotency_keys
+from cronkeeper.store.settings import SqlSettingStore
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -31,53 +33,63 @@ def engine(any_db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def access(engine: Engine) -> SqlAccessStore:
-    return SqlAccessStore(engine)
+def accounts(engine: Engine) -> SqlAccountStore:
+    return SqlAccountStore(engine)
 
 
-def test_a_taken_user_or_token_name_names_the_field_and_leaves_the_first(access: SqlAccessStore) -> None:
-    first = access.add_user("alice", "hash-1", Role.ADMIN, now=NOW)
+@pytest.fixture
+def keys(engine: Engine) -> SqlIdempotencyStore:
+    return SqlIdempotencyStore(engine)
+
+
+@pytest.fixture
+def settings(engine: Engine) -> SqlSettingStore:
+    return SqlSettingStore(engine)
+
+
+def test_a_taken_user_or_token_name_names_the_field_and_leaves_the_first(accounts: SqlAccountStore) -> None:
+    first = accounts.add_user("alice", "hash-1", Role.ADMIN, now=NOW)
     with pytest.raises(ValidationError) as user_error:
-        access.add_user("alice", "hash-2", Role.VIEWER, now=NOW)
+        accounts.add_user("alice", "hash-2", Role.VIEWER, now=NOW)
     assert user_error.value.field == "username"
-    found = access.find_user("alice")
+    found = accounts.find_user("alice")
     assert found == (first, "hash-1")
-    access.add_token("deploy", "a" * 64, Role.VIEWER, by="alice", now=NOW)
+    accounts.add_token("deploy", "a" * 64, Role.VIEWER, by="alice", now=NOW)
     with pytest.raises(ValidationError) as token_error:
-        access.add_token("deploy", "b" * 64, Role.ADMIN, by="alice", now=NOW)
+        accounts.add_token("deploy", "b" * 64, Role.ADMIN, by="alice", now=NOW)
     assert token_error.value.field == "name"
-    assert [token.name for token in access.list_tokens()] == ["deploy"]
+    assert [token.name for token in accounts.list_tokens()] == ["deploy"]
 
 
-def test_sessions_end_with_a_new_password_and_with_the_user(access: SqlAccessStore) -> None:
-    user = access.add_user("bob", "hash", Role.VIEWER, now=NOW)
-    access.add_session("s1", user.id, "csrf", now=NOW, expires_at=NOW + timedelta(hours=1))
-    assert access.find_session("s1", now=NOW) == (user, "csrf")
-    assert access.find_session("s1", now=NOW + timedelta(hours=2)) is None  # expired
-    access.set_password("bob", "new-hash", now=NOW)
-    assert access.find_session("s1", now=NOW) is None
-    access.add_session("s2", user.id, "csrf", now=NOW, expires_at=NOW + timedelta(hours=1))
-    access.remove_user("bob")
-    assert access.find_session("s2", now=NOW) is None
+def test_sessions_end_with_a_new_password_and_with_the_user(accounts: SqlAccountStore) -> None:
+    user = accounts.add_user("bob", "hash", Role.VIEWER, now=NOW)
+    accounts.add_session("s1", user.id, "csrf", now=NOW, expires_at=NOW + timedelta(hours=1))
+    assert accounts.find_session("s1", now=NOW) == (user, "csrf")
+    assert accounts.find_session("s1", now=NOW + timedelta(hours=2)) is None  # expired
+    accounts.set_password("bob", "new-hash", now=NOW)
+    assert accounts.find_session("s1", now=NOW) is None
+    accounts.add_session("s2", user.id, "csrf", now=NOW, expires_at=NOW + timedelta(hours=1))
+    accounts.remove_user("bob")
+    assert accounts.find_session("s2", now=NOW) is None
     with pytest.raises(AccountNotFoundError):
-        access.remove_user("bob")
+        accounts.remove_user("bob")
 
 
-def test_tokens_are_found_by_hash_only(access: SqlAccessStore) -> None:
-    access.add_token("ci", "c" * 64, Role.ADMIN, by=None, now=NOW)
-    token = access.use_token("c" * 64, now=NOW)
+def test_tokens_are_found_by_hash_only(accounts: SqlAccountStore) -> None:
+    accounts.add_token("ci", "c" * 64, Role.ADMIN, by=None, now=NOW)
+    token = accounts.use_token("c" * 64, now=NOW)
     assert token is not None
     assert token.role is Role.ADMIN
-    assert access.use_token("d" * 64, now=NOW) is None
-    access.remove_token("ci")
-    assert access.use_token("c" * 64, now=NOW) is None
+    assert accounts.use_token("d" * 64, now=NOW) is None
+    accounts.remove_token("ci")
+    assert accounts.use_token("c" * 64, now=NOW) is None
 
 
 def _reserve(
-    access: SqlAccessStore, actor: str, key: str, now: datetime, job_id: str = "job"
+    keys: SqlIdempotencyStore, actor: str, key: str, now: datetime, job_id: str = "job"
 ) -> tuple[str, int | None] | None:
     """Reserve as the API does: keys kept a day, a reservation without a run abandoned after a minute."""
-    return access.reserve_key(
+    return keys.reserve_key(
         actor,
         key,
         job_id,
@@ -87,42 +99,44 @@ def _reserve(
     )
 
 
-def test_idempotency_keys_remember_the_run_and_expire(access: SqlAccessStore) -> None:
-    assert _reserve(access, "alice", "k1", NOW) is None
-    assert _reserve(access, "alice", "k1", NOW) == ("job", None)
-    access.settle_key("alice", "k1", 42, reserved_at=NOW)
-    assert _reserve(access, "alice", "k1", NOW) == ("job", 42)
-    assert _reserve(access, "bob", "k1", NOW) is None  # per actor
+def test_idempotency_keys_remember_the_run_and_expire(keys: SqlIdempotencyStore) -> None:
+    assert _reserve(keys, "alice", "k1", NOW) is None
+    assert _reserve(keys, "alice", "k1", NOW) == ("job", None)
+    keys.settle_key("alice", "k1", 42, reserved_at=NOW)
+    assert _reserve(keys, "alice", "k1", NOW) == ("job", 42)
+    assert _reserve(keys, "bob", "k1", NOW) is None  # per actor
     later = NOW + timedelta(days=2)
-    assert _reserve(access, "alice", "k1", later) is None
-    access.settle_key("alice", "k1", None, reserved_at=later)  # a failed request gives its key back
-    assert _reserve(access, "alice", "k1", later) is None
+    assert _reserve(keys, "alice", "k1", later) is None
+    keys.settle_key("alice", "k1", None, reserved_at=later)  # a failed request gives its key back
+    assert _reserve(keys, "alice", "k1", later) is None
 
 
-def test_a_reservation_whose_request_died_is_taken_over_after_a_minute(access: SqlAccessStore) -> None:
-    assert _reserve(access, "alice", "k1", NOW) is None  # and the request never settles it
-    assert _reserve(access, "alice", "k1", NOW + timedelta(seconds=59)) == ("job", None)
+def test_a_reservation_whose_request_died_is_taken_over_after_a_minute(keys: SqlIdempotencyStore) -> None:
+    assert _reserve(keys, "alice", "k1", NOW) is None  # and the request never settles it
+    assert _reserve(keys, "alice", "k1", NOW + timedelta(seconds=59)) == ("job", None)
     retry_at = NOW + timedelta(seconds=61)
-    assert _reserve(access, "alice", "k1", retry_at, job_id="other") is None
-    assert _reserve(access, "alice", "k1", retry_at) == ("other", None)
+    assert _reserve(keys, "alice", "k1", retry_at, job_id="other") is None
+    assert _reserve(keys, "alice", "k1", retry_at) == ("other", None)
     # The first request, late after all, must not settle or free the reservation that replaced its own.
-    access.settle_key("alice", "k1", 7, reserved_at=NOW)
-    access.settle_key("alice", "k1", None, reserved_at=NOW)
-    assert _reserve(access, "alice", "k1", retry_at) == ("other", None)
-    access.settle_key("alice", "k1", 8, reserved_at=retry_at)
-    assert _reserve(access, "alice", "k1", retry_at) == ("other", 8)
+    keys.settle_key("alice", "k1", 7, reserved_at=NOW)
+    keys.settle_key("alice", "k1", None, reserved_at=NOW)
+    assert _reserve(keys, "alice", "k1", retry_at) == ("other", None)
+    keys.settle_key("alice", "k1", 8, reserved_at=retry_at)
+    assert _reserve(keys, "alice", "k1", retry_at) == ("other", 8)
     # A settled key is an answer, however old (up to a day), never an abandoned reservation.
-    assert _reserve(access, "alice", "k1", retry_at + timedelta(hours=2)) == ("other", 8)
+    assert _reserve(keys, "alice", "k1", retry_at + timedelta(hours=2)) == ("other", 8)
 
 
-def test_only_one_of_concurrent_retries_takes_an_abandoned_reservation_over(access: SqlAccessStore) -> None:
-    assert _reserve(access, "alice", "k1", NOW) is None
+def test_only_one_of_concurrent_retries_takes_an_abandoned_reservation_over(
+    keys: SqlIdempotencyStore,
+) -> None:
+    assert _reserve(keys, "alice", "k1", NOW) is None
     later = NOW + timedelta(minutes=5)
     start = threading.Barrier(6)
 
     def retry(_: int) -> tuple[str, int | None] | None:
         start.wait()
-        return _reserve(access, "alice", "k1", later)
+        return _reserve(keys, "alice", "k1", later)
 
     with ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(retry, range(6)))
@@ -131,18 +145,18 @@ def test_only_one_of_concurrent_retries_takes_an_abandoned_reservation_over(acce
 
 
 def test_a_key_reserved_by_a_concurrent_request_is_its_answer_not_an_error(
-    access: SqlAccessStore, engine: Engine
+    keys: SqlIdempotencyStore, engine: Engine
 ) -> None:
     with engine.connect() as other, ThreadPoolExecutor(1) as pool:
         transaction = other.begin()
         other.execute(insert(idempotency_keys).values(actor="alice", key="k1", job_id="job", created_at=NOW))
         # PostgreSQL: finds no row, then its insert waits on the other's; SQLite: waits to begin.
-        answer = pool.submit(_reserve, access, "alice", "k1", NOW)
+        answer = pool.submit(_reserve, keys, "alice", "k1", NOW)
         time.sleep(0.3)
         transaction.commit()
         assert answer.result(timeout=10) == ("job", None)
 
 
-def test_the_first_stored_setting_wins(access: SqlAccessStore) -> None:
-    assert access.setting("key", "first") == "first"
-    assert access.setting("key", "second") == "first"
+def test_the_first_stored_setting_wins(settings: SqlSettingStore) -> None:
+    assert settings.setting("key", "first") == "first"
+    assert settings.setting("key", "second") == "first"

@@ -18,6 +18,7 @@ from cronkeeper.store.base import Completion, RunFilter
 from cronkeeper.store.migrate import upgrade
 from cronkeeper.store.schema import metadata
 from cronkeeper.store.sql import SqlJobStore
+from cronkeeper.store.status import SqlStatusView
 
 NOW = datetime.fromisoformat("2026-03-02T08:00:00+00:00")
 LEASE = timedelta(seconds=30)
@@ -342,4 +343,22 @@ def test_live_nodes_are_those_heartbeating_within_the_lease(store: SqlJobStore) 
     store.heartbeat(owner="stale", now=NOW - LEASE - timedelta(seconds=1), hostname="h", pid=2)
     store.heartbeat(owner="stopped", now=NOW, hostname="h", pid=3)
     store.retire_node(owner="stopped", now=NOW)
-    assert store.count_live_nodes(now=NOW, lease=LEASE) == 1
+    assert SqlStatusView(store.engine).count_live_nodes(now=NOW, lease=LEASE) == 1
+
+
+def test_pause_and_delete_at_a_stale_version_change_nothing(store: SqlJobStore) -> None:
+    add(store)
+    version = store.get_job("job").version
+    with pytest.raises(ConflictError):
+        store.set_paused(
+            "job", True, next_fire_at=None, next_due_at=None, now=NOW, by=None, expected_version=version + 1
+        )
+    with pytest.raises(ConflictError):
+        store.delete_job("job", expected_version=version + 1)
+    assert (store.get_job("job").paused, store.get_job("job").version) == (False, version)
+    paused = store.set_paused(
+        "job", True, next_fire_at=None, next_due_at=None, now=NOW, by=None, expected_version=version
+    )
+    store.delete_job("job", expected_version=paused.version)
+    with pytest.raises(JobNotFoundError):
+        store.delete_job("job", expected_version=paused.version)

@@ -17,7 +17,6 @@ from click.testing import CliRunner
 from cronkeeper.cli.main import cli as cronkeeper_cli
 from cronkeeper.scheduler import Scheduler
 from cronkeeper.services.accounts import AccountService
-from cronkeeper.store.access import SqlAccessStore
 from tests.e2e.test_cli import USER, Cli, make_cli
 
 PASSWORD = "correct-horse-1"
@@ -32,7 +31,7 @@ def cli(tmp_path: Path) -> Cli:
 def accounts_of(cli: Cli) -> Iterator[AccountService]:
     """The accounts of the CLI's database, seen from this process as the web app sees them."""
     with Scheduler(cli.db_url, migrate=False) as scheduler:
-        yield AccountService(SqlAccessStore(scheduler.store.engine), scheduler.audit, scheduler.clock)
+        yield scheduler.accounts
 
 
 def run_all(cli: Cli, *commands: tuple[Sequence[str], str]) -> list[subprocess.CompletedProcess[str]]:
@@ -104,7 +103,7 @@ def test_users_add_asks_for_the_password_twice_without_echo_and_again_when_it_is
     assert "The two entered values do not match" in result.output
     assert result.output.endswith("added user carol (viewer)\n")
     with Scheduler(db, migrate=False) as scheduler:
-        accounts = AccountService(SqlAccessStore(scheduler.store.engine), scheduler.audit, scheduler.clock)
+        accounts = scheduler.accounts
         assert accounts.authenticate("carol", "long-enough-1") is not None
 
 

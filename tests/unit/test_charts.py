@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cronkeeper.models import RunStatus
-from cronkeeper.store.views import RecentRun, RunHealth
+from cronkeeper.store.records import RecentRun, RunHealth
 from cronkeeper.web.charts import bar_class, duration_bars, duration_chart, sparkline
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

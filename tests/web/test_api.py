@@ -14,10 +14,11 @@ from cronkeeper.exceptions import StoreError
 from cronkeeper.models import Job, Run, RunStatus, TriggerSource
 from cronkeeper.scheduler import Scheduler
 from cronkeeper.serialize import job_to_json, run_to_json
-from cronkeeper.services.accounts import AccountService
-from cronkeeper.store.audit import AuditFilter
+from cronkeeper.store.idempotency import SqlIdempotencyStore
+from cronkeeper.store.records import AuditFilter
 from cronkeeper.web import api
 from cronkeeper.web.api_models import JobList, JobOut, PreviewOut, RunDetail, RunOut, RunPage, StatusOut
+from tests.sql import sql_engine
 
 HELLO = {"id": "hello", "cron": "*/5 * * * *", "command": ["echo", "hi"]}
 
@@ -327,15 +328,18 @@ def test_an_edit_that_loses_a_race_after_its_if_match_check_is_412(
     admin: TestClient, scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     create(admin)
-    service = scheduler.service
-    read = service.get_job
+    read = scheduler.store.get_job
+    raced: list[str] = []
 
     def read_then_someone_edits(job_id: str) -> Job:
+        """The edit's own read sees version 1; another edit lands before the edit writes."""
         job = read(job_id)
-        service.edit_job(job_id, {"timeout": 1}, by="someone")
+        if not raced:
+            raced.append(job_id)
+            scheduler.service.edit_job(job_id, {"timeout": 1}, by="someone")
         return job
 
-    monkeypatch.setattr(service, "get_job", read_then_someone_edits)
+    monkeypatch.setattr(scheduler.store, "get_job", read_then_someone_edits)
     response = admin.patch("/api/jobs/hello", json={"timeout": 9}, headers={"If-Match": '"1"'})
     assert (response.status_code, response.json()["field"]) == (412, "If-Match")
     assert scheduler.get_job("hello").spec.timeout == timedelta(seconds=1)
@@ -535,10 +539,10 @@ def test_bad_idempotency_keys_are_refused(admin: TestClient, scheduler: Schedule
 
 
 def test_a_key_in_flight_is_a_conflict_and_a_failed_trigger_frees_its_key(
-    admin: TestClient, accounts: AccountService, clock: FakeClock
+    admin: TestClient, scheduler: Scheduler, clock: FakeClock
 ) -> None:
     now = clock.now()
-    accounts.store.reserve_key(
+    SqlIdempotencyStore(sql_engine(scheduler)).reserve_key(
         "token:admin-bot",
         "busy",
         "hello",
@@ -558,11 +562,7 @@ def test_a_key_in_flight_is_a_conflict_and_a_failed_trigger_frees_its_key(
 
 
 def test_a_key_whose_request_died_is_taken_over_after_a_minute(
-    admin: TestClient,
-    scheduler: Scheduler,
-    accounts: AccountService,
-    clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
+    admin: TestClient, scheduler: Scheduler, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     create(admin)
 
@@ -570,10 +570,10 @@ def test_a_key_whose_request_died_is_taken_over_after_a_minute(
         raise StoreError("database write failed: connection reset")
 
     with monkeypatch.context() as patched:  # giving the key back fails too
-        patched.setattr(accounts.store, "settle_key", blip)
+        patched.setattr(SqlIdempotencyStore, "settle_key", blip)
         # The request's own error is the answer, not the failed cleanup's.
         assert admin.post("/api/jobs/nope/runs", headers={"Idempotency-Key": "k0"}).status_code == 404
-        patched.setattr(scheduler.service, "trigger", blip)
+        patched.setattr(scheduler.store, "enqueue_run", blip)
         assert admin.post("/api/jobs/hello/runs", headers={"Idempotency-Key": "k"}).status_code == 503
     assert admin.post("/api/jobs/hello/runs", headers={"Idempotency-Key": "k"}).status_code == 409
     clock.advance(timedelta(seconds=59))
@@ -597,7 +597,7 @@ def history(scheduler: Scheduler, clock: FakeClock, admin: TestClient) -> list[i
         clock.advance(timedelta(seconds=1))
         source = TriggerSource.API if i % 3 == 0 else TriggerSource.MANUAL
         ids.append(scheduler.trigger("a" if i % 2 == 0 else "b", trigger_source=source))
-    scheduler.service.cancel(ids[0:120:10])
+    scheduler.run_service.cancel(ids[0:120:10])
     return ids
 
 

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 def api_schema(app: FastAPI, admin_token: str) -> OpenApiSchema:
     service = app.state.cronkeeper.scheduler.service
     service.add_job({"id": "hello", "cron": "*/5 * * * *", "command": ["echo", "hi"]}, by="test-setup")
-    service.trigger("hello")
+    app.state.cronkeeper.scheduler.run_service.trigger("hello")
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
     schema.config.headers = {"Authorization": f"Bearer {admin_token}"}
     return schema

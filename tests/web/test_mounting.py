@@ -16,10 +16,9 @@ from tests.web.conftest import ADMIN_PASSWORD, FAST_HASHER
 
 def _with_admin(scheduler: Scheduler) -> None:
     from cronkeeper.models import Role
-    from cronkeeper.services.accounts import AccountService, Actor
-    from cronkeeper.store.access import SqlAccessStore
+    from cronkeeper.services.accounts import Actor
 
-    accounts = AccountService(SqlAccessStore(scheduler.store.engine), scheduler.audit, scheduler.clock)
+    accounts = scheduler.accounts
     accounts.hasher = FAST_HASHER
     accounts.add_user("admin", ADMIN_PASSWORD, Role.ADMIN, actor=Actor("test-setup"))
 

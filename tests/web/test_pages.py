@@ -24,10 +24,11 @@ from cronkeeper.models import AuditEvent, RunStatus, TriggerSource
 from cronkeeper.scheduler import Scheduler
 from cronkeeper.services.accounts import AccountService, Actor
 from cronkeeper.specs import spec_to_dict
-from cronkeeper.store.audit import AuditFilter
+from cronkeeper.store.records import AuditFilter
 from cronkeeper.store.schema import nodes, runs
 from cronkeeper.triggers import CronTrigger
 from cronkeeper.web.pages import live
+from tests.sql import sql_engine
 from tests.web.conftest import START
 
 XSS_NAME = "<script>alert(1)</script>"
@@ -52,7 +53,7 @@ def add_runs(
 ) -> list[int]:
     """Runs written as the engine writes them, oldest first: (status, duration in seconds or None)."""
     ids = []
-    with scheduler.store.engine.begin() as conn:
+    with sql_engine(scheduler).begin() as conn:
         for status, seconds in outcomes:
             due = START - timedelta(days=1) + timedelta(seconds=next(_SECONDS))
             started = None if seconds is None and status != "running" else due
@@ -527,7 +528,7 @@ def test_run_now_queues_a_manual_run_and_shows_it(admin_client: TestClient, sche
     response = admin_client.post("/jobs/nightly/trigger", follow_redirects=False)
     assert response.status_code == 303
     run_id = int(response.headers["location"].rsplit("/", 1)[1])
-    run = scheduler.service.get_run(run_id)
+    run = scheduler.run_service.get_run(run_id)
     assert (run.status, run.trigger_source, run.triggered_by) == (
         RunStatus.QUEUED,
         TriggerSource.MANUAL,
@@ -569,9 +570,9 @@ def test_cancel_a_queued_run_and_refuse_to_cancel_a_finished_one(
     admin_client: TestClient, scheduler: Scheduler
 ) -> None:
     add_job(scheduler, "nightly")
-    run_id = scheduler.service.trigger("nightly")
+    run_id = scheduler.run_service.trigger("nightly")
     assert admin_client.post(f"/runs/{run_id}/cancel", follow_redirects=False).status_code == 303
-    assert scheduler.service.get_run(run_id).status is RunStatus.CANCELLED
+    assert scheduler.run_service.get_run(run_id).status is RunStatus.CANCELLED
     audit = last_audit(scheduler, object_type="run", object_id=str(run_id))
     assert (audit.action, audit.actor) == ("cancel", "admin")
     assert admin_client.post(f"/runs/{run_id}/cancel").status_code == 409
@@ -579,7 +580,7 @@ def test_cancel_a_queued_run_and_refuse_to_cancel_a_finished_one(
 
 def test_viewers_cannot_change_anything(viewer_client: TestClient, scheduler: Scheduler) -> None:
     add_job(scheduler, "nightly")
-    run_id = scheduler.service.trigger("nightly")
+    run_id = scheduler.run_service.trigger("nightly")
     before = scheduler.service.get_job("nightly")
     for path, data in (
         ("/jobs/nightly/trigger", None),
@@ -593,8 +594,8 @@ def test_viewers_cannot_change_anything(viewer_client: TestClient, scheduler: Sc
     assert viewer_client.get("/jobs/nightly/edit").status_code == 403
     assert viewer_client.get("/jobs/nightly/delete").status_code == 403
     assert scheduler.service.get_job("nightly") == before
-    assert scheduler.service.get_run(run_id).status is RunStatus.QUEUED
-    assert len(scheduler.service.list_runs(job_id="nightly")) == 1
+    assert scheduler.run_service.get_run(run_id).status is RunStatus.QUEUED
+    assert len(scheduler.run_service.list_runs(job_id="nightly")) == 1
 
 
 def test_a_post_without_the_csrf_token_is_refused(admin_client: TestClient, scheduler: Scheduler) -> None:
@@ -646,7 +647,7 @@ def test_output_downloads_as_plain_text(viewer_client: TestClient, scheduler: Sc
 def test_run_page_shows_every_field(viewer_client: TestClient, scheduler: Scheduler) -> None:
     add_job(scheduler, "nightly")
     (parent,) = add_runs(scheduler, "nightly", [("failed", 1.0)])
-    with scheduler.store.engine.begin() as conn:
+    with sql_engine(scheduler).begin() as conn:
         child = conn.execute(
             insert(runs).returning(runs.c.id),
             {
@@ -698,7 +699,7 @@ def test_the_event_stream_follows_a_run_to_its_end(viewer_client: TestClient, sc
     add_job(scheduler, "echo", command=["sh", "-c", "echo one; sleep 0.3; echo two"])
     scheduler.start()
     try:
-        run_id = scheduler.service.trigger("echo")
+        run_id = scheduler.run_service.trigger("echo")
         began = time.monotonic()
         events = list(sse_events(viewer_client, f"/runs/{run_id}/events"))
     finally:
@@ -738,11 +739,11 @@ def follow_while(
         time.sleep(0.1)
         revoke()
         time.sleep(0.2)
-        with scheduler.store.engine.begin() as conn:
+        with sql_engine(scheduler).begin() as conn:
             if print_after:
                 conn.execute(update(runs).where(runs.c.id == run_id).values(output="printed after revoking"))
         time.sleep(0.5)
-        with scheduler.store.engine.begin() as conn:
+        with sql_engine(scheduler).begin() as conn:
             conn.execute(
                 update(runs).where(runs.c.id == run_id).values(status="succeeded", finished_at=START)
             )
@@ -830,8 +831,8 @@ def test_status_page_shows_running_queued_nodes_and_failures(
     add_job(scheduler, "nightly")
     (running,) = add_runs(scheduler, "nightly", [("running", None)], owner="node-a")
     (failed,) = add_runs(scheduler, "nightly", [("timed_out", 9.0)])
-    queued = scheduler.service.trigger("nightly")
-    with scheduler.store.engine.begin() as conn:
+    queued = scheduler.run_service.trigger("nightly")
+    with sql_engine(scheduler).begin() as conn:
         conn.execute(
             insert(nodes),
             [
@@ -867,7 +868,7 @@ def test_audit_log_filters_links_and_escapes(admin_client: TestClient, scheduler
     add_job(scheduler, "gone")
     admin_client.post("/jobs/kept/pause")
     admin_client.post("/jobs/gone/delete")
-    run_id = scheduler.service.trigger("kept")
+    run_id = scheduler.run_service.trigger("kept")
     admin_client.post(f"/runs/{run_id}/cancel")
     page = admin_client.get("/audit").text
     assert '<a href="/jobs/kept">kept</a>' in page
@@ -906,11 +907,11 @@ def statements_for(client: TestClient, scheduler: Scheduler, path: str) -> int:
         nonlocal count
         count += 1
 
-    event.listen(scheduler.store.engine, "before_cursor_execute", counted)
+    event.listen(sql_engine(scheduler), "before_cursor_execute", counted)
     try:
         assert client.get(path).status_code == 200
     finally:
-        event.remove(scheduler.store.engine, "before_cursor_execute", counted)
+        event.remove(sql_engine(scheduler), "before_cursor_execute", counted)
     return count
 
 

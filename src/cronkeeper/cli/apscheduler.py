@@ -118,7 +118,7 @@ def _plan(
     for definition in definitions:
         try:
             spec = service.build(definition.job)
-            existing = service.store.find_job(spec.id)
+            existing = service.find_job(spec.id)
             _check_date(spec, existing, now)
         except ValidationError as exc:
             skipped.append(NotImportable(definition.source_id, f"{exc.field}: {exc.reason}"))

@@ -11,7 +11,7 @@ from cronkeeper.cli.context import AppContext, pass_app
 from cronkeeper.cli.output import console, print_json, table, when
 from cronkeeper.models import AuditEvent
 from cronkeeper.serialize import iso
-from cronkeeper.store.audit import AuditFilter
+from cronkeeper.store.records import AuditFilter
 
 
 @click.command("audit")

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import getpass
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import StaticPool
 
-from cronkeeper.clock import SystemClock
 from cronkeeper.config import Config, load_config
-from cronkeeper.scheduler import DEFAULT_DB, Scheduler
+from cronkeeper.scheduler import DEFAULT_DB, Scheduler, database_exists
 from cronkeeper.services.accounts import AccountService, Actor
 from cronkeeper.services.jobs import JobService
-from cronkeeper.store.access import SqlAccessStore
-from cronkeeper.store.migrate import current_revision, upgrade
-from cronkeeper.store.sql import SqlJobStore
 
 DEFAULT_CONFIG = Path("cronkeeper.toml")
 # Where a change came from, in the audit log (the web app records the client's address instead).
@@ -46,7 +40,6 @@ class AppContext:
     config_option: Path | None
     _config: Config | None = None
     _scheduler: Scheduler | None = field(default=None, repr=False)
-    _accounts: AccountService | None = field(default=None, repr=False)
 
     @property
     def config(self) -> Config:
@@ -62,47 +55,34 @@ class AppContext:
 
     def scheduler(self) -> Scheduler:
         if self._scheduler is None:
-            config = self.config
-            self._scheduler = Scheduler(
-                self.db_url, timezone=config.timezone or "UTC", settings=config.settings
-            )
-            click.get_current_context().call_on_close(self._scheduler.close)
+            self._scheduler = self._open(self.db_url, migrate=True)
         return self._scheduler
 
     def planning_service(self, *, dry_run: bool) -> JobService:
         """The job service an importer plans with.  For a dry run it writes nothing: the database is opened
         without migrating it, and one that does not exist yet or has no schema is read as empty (a throwaway
-        in-memory database stands in for it), so every job would be added."""
+        database in a temporary folder stands in for it), so every job would be added."""
         if not dry_run:
             return self.scheduler().service
-        timezone = self.config.timezone or "UTC"
-        if self._database_exists():
-            scheduler = Scheduler(
-                self.db_url, timezone=timezone, settings=self.config.settings, migrate=False
-            )
-            click.get_current_context().call_on_close(scheduler.close)
-            if current_revision(scheduler.store.engine) is not None:
+        context = click.get_current_context()
+        if database_exists(self.db_url):
+            scheduler = self._open(self.db_url, migrate=False)
+            if scheduler.schema_revision() is not None:
                 return scheduler.service
-        engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
-        click.get_current_context().call_on_close(engine.dispose)
-        upgrade(engine)
-        return JobService(SqlJobStore(engine), SystemClock(), default_timezone=timezone)
+        scratch = Path(context.with_resource(tempfile.TemporaryDirectory(prefix="cronkeeper-plan-")))
+        return self._open(f"sqlite:///{scratch / 'plan.db'}", migrate=True).service
 
-    def _database_exists(self) -> bool:
-        """False for a SQLite file that is not there (opening it would create it); other databases exist."""
-        url = make_url(self.db_url)
-        if url.get_backend_name() != "sqlite":
-            return True
-        return url.database is not None and Path(url.database).exists()
+    def _open(self, url: str, *, migrate: bool) -> Scheduler:
+        """Another scheduler on ``url``, closed when the command ends."""
+        scheduler = Scheduler(
+            url, timezone=self.config.timezone or "UTC", settings=self.config.settings, migrate=migrate
+        )
+        click.get_current_context().call_on_close(scheduler.close)
+        return scheduler
 
     def accounts(self) -> AccountService:
         """Users and tokens on the scheduler's database, audited in the same log as job changes."""
-        if self._accounts is None:
-            scheduler = self.scheduler()
-            self._accounts = AccountService(
-                SqlAccessStore(scheduler.store.engine), scheduler.audit, scheduler.clock
-            )
-        return self._accounts
+        return self.scheduler().accounts
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -20,7 +20,7 @@ from cronkeeper.cli.context import CLI_VIA, AppContext, os_user, pass_app
 from cronkeeper.cli.output import console, import_summary, print_json, table
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.importers.crontab import Skipped, parse_crontab
-from cronkeeper.models import AuditEvent, Job
+from cronkeeper.models import Job
 from cronkeeper.services.jobs import JobService
 from cronkeeper.specs import spec_to_dict
 
@@ -145,7 +145,7 @@ def _plan(
                 Skipped(line, job["cron"] + " " + job["command"][-1], f"{exc.field}: {exc.reason}")
             )
             continue
-        existing = service.store.find_job(job["id"])
+        existing = service.find_job(job["id"])
         if existing is None:
             action = "add"
         elif owned == _owned(spec_to_dict(existing.spec)) and existing.enabled:
@@ -166,7 +166,7 @@ def _stale(service: JobService, plan: list[Planned]) -> list[Job]:
     produced = {item.job["id"] for item in plan}
     return [
         job
-        for job in service.store.list_jobs(include_disabled=False)
+        for job in service.list_jobs(include_disabled=False)
         if job.origin == ORIGIN and job.id not in produced
     ]
 
@@ -194,15 +194,9 @@ def _update(service: JobService, existing: Job, job: dict[str, Any], *, by: str)
 
 def _disable(app: AppContext, stale: list[Job]) -> None:
     """Disable (not delete: their history stays) the jobs no longer in the crontab, as ``sync_jobs`` does."""
-    scheduler = app.scheduler()
-    by = os_user()
+    service, by = app.scheduler().service, os_user()
     for job in stale:
-        now = scheduler.clock.now()
-        scheduler.store.update_job(
-            job.spec, next_fire_at=None, next_due_at=None, now=now, by=by, enabled=False
-        )
-        reason = {"reason": "no longer in the imported crontab"}
-        scheduler.audit.record(AuditEvent(now, by, "disable", "job", job.id, reason, CLI_VIA))
+        service.disable(job.id, reason="no longer in the imported crontab", by=by, via=CLI_VIA)
 
 
 def _json_item(item: Planned) -> dict[str, Any]:

@@ -240,12 +240,12 @@ def remove_job(app: AppContext, job_id: str, yes: bool) -> None:
 def trigger_job(app: AppContext, job_id: str, triggered_by: str | None, as_json: bool) -> None:
     """Queue a run now; a running `cronkeeper serve` on the same database picks it up."""
     scheduler = app.scheduler()
-    run_id = scheduler.service.trigger(job_id, triggered_by=triggered_by or os_user(), via=CLI_VIA)
+    run_id = scheduler.run_service.trigger(job_id, triggered_by=triggered_by or os_user(), via=CLI_VIA)
     if as_json:
         print_json({"run_id": run_id})
         return
     click.echo(f"queued run {run_id} of {job_id}")
-    live = scheduler.store.count_live_nodes(now=scheduler.clock.now(), lease=scheduler.settings.lease)
+    live = scheduler.status.count_live_nodes(now=scheduler.clock.now(), lease=scheduler.settings.lease)
     if not live:
         click.echo(
             "note: no scheduler is running on this database; the run starts when one does (cronkeeper serve)",

@@ -13,7 +13,6 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.engine import make_url
 
 from cronkeeper.cli.context import AppContext, pass_app
 from cronkeeper.config import WebConfig, located
@@ -77,7 +76,7 @@ def serve(
         scheduler.start()
         log.info(
             "cronkeeper serving %s with %d job(s); node %s",
-            make_url(app.db_url).render_as_string(hide_password=True),
+            scheduler.database_url,
             len(scheduler.jobs()),
             scheduler.loop.owner if scheduler.loop else "?",
         )

@@ -52,7 +52,7 @@ def _long_enough(value: str) -> str:
 
 def _existing(accounts: AccountService, username: str) -> None:
     """Fail before asking for a password that could not be used."""
-    if accounts.store.find_user(username) is None:
+    if accounts.find_user(username) is None:
         raise AccountNotFoundError("user", username)
 
 
@@ -67,7 +67,7 @@ def add_user(app: AppContext, username: str, role: str, password_stdin: bool) ->
     """Create a user who can log in to the dashboard; viewers read, admins also change."""
     accounts = app.accounts()
     # Before asking for a password; and the store reports a taken name as a database error, not bad input.
-    if accounts.store.find_user(username) is not None:
+    if accounts.find_user(username) is not None:
         raise ValidationError("username", f"{username!r} is taken")
     user = accounts.add_user(username, read_password(password_stdin), role, actor=cli_actor())
     click.echo(f"added user {user.username} ({user.role.value})")

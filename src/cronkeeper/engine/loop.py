@@ -23,6 +23,7 @@ from cronkeeper.engine.dispatch import Dispatcher
 from cronkeeper.engine.outcomes import OutcomeBuffer
 from cronkeeper.events import Listeners, RunEvent
 from cronkeeper.exceptions import StoreError
+from cronkeeper.models import LoopHealth
 from cronkeeper.planning import plan_fires
 from cronkeeper.registry import Registry
 from cronkeeper.settings import SchedulerSettings
@@ -92,6 +93,9 @@ class SchedulerLoop:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def health(self) -> LoopHealth:
+        return LoopHealth(self.running, self.owner, self.last_loop_at, self.loop_errors)
 
     def start(self) -> None:
         """Run the loop in a background thread."""

@@ -19,13 +19,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cronkeeper.clock import Clock
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import ApiToken, AuditEvent, Role, User
-from cronkeeper.store.access import SqlAccessStore
-from cronkeeper.store.audit import SqlAuditLog
+from cronkeeper.store.base import AccountStore, AuditLog, SettingStore
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")
 MIN_PASSWORD_LENGTH = 8
 TOKEN_PREFIX = "ck_"
 FIRST_ADMIN = "admin"
+SIGNING_KEY_SETTING = "session_signing_key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +61,15 @@ class AccountService:
 
     def __init__(
         self,
-        store: SqlAccessStore,
-        audit: SqlAuditLog,
+        store: AccountStore,
+        settings: SettingStore,
+        audit: AuditLog,
         clock: Clock,
         *,
         hasher: PasswordHasher | None = None,
     ) -> None:
-        self.store = store
+        self._store = store
+        self._settings = settings
         self.audit = audit
         self.clock = clock
         self.hasher = hasher or PasswordHasher()
@@ -93,22 +95,26 @@ class AccountService:
                 "username", "use 1-100 letters, digits, '_', '.', '@' or '-', starting with a letter or digit"
             )
         role = role_of(role) if isinstance(role, str) else role
-        user = self.store.add_user(username, self._hash(password), role, now=self.clock.now())
+        user = self._store.add_user(username, self._hash(password), role, now=self.clock.now())
         self._record(actor, "create", "user", username, {"role": role.value})
         return user
 
     def set_password(self, username: str, password: str, *, actor: Actor) -> User:
         """Change a password; the user's sessions end."""
-        user = self.store.set_password(username, self._hash(password), now=self.clock.now())
+        user = self._store.set_password(username, self._hash(password), now=self.clock.now())
         self._record(actor, "change_password", "user", username)
         return user
 
     def remove_user(self, username: str, *, actor: Actor) -> None:
-        self.store.remove_user(username)
+        self._store.remove_user(username)
         self._record(actor, "delete", "user", username)
 
     def list_users(self) -> list[User]:
-        return self.store.list_users()
+        return self._store.list_users()
+
+    def find_user(self, username: str) -> User | None:
+        found = self._store.find_user(username)
+        return None if found is None else found[0]
 
     def _hash(self, password: str) -> str:
         if len(password) < MIN_PASSWORD_LENGTH:
@@ -117,7 +123,7 @@ class AccountService:
 
     def authenticate(self, username: str, password: str) -> User | None:
         """The user if the password is right; None for a wrong password and an unknown user alike."""
-        found = self.store.find_user(username)
+        found = self._store.find_user(username)
         stored = found[1] if found is not None else self._decoy_hash()
         try:
             self.hasher.verify(stored, password)
@@ -127,13 +133,13 @@ class AccountService:
             return None
         user = found[0]
         if self.hasher.check_needs_rehash(stored):
-            self.store.set_password(username, self.hasher.hash(password), now=user.password_changed_at)
+            self._store.set_password(username, self.hasher.hash(password), now=user.password_changed_at)
         return user
 
     def bootstrap_admin(self, password: str | None) -> tuple[str, str] | None:
         """With no user at all, create ``admin`` with ``password`` (or a generated one); returns the name and
         password to show once, or None when users exist already (or another node created the first one)."""
-        if self.store.count_users():
+        if self._store.count_users():
             return None
         chosen = password or secrets.token_urlsafe(12)
         try:
@@ -152,21 +158,21 @@ class AccountService:
             raise ValidationError("name", "use 1-100 letters, digits, '_', '.', '@' or '-'")
         role = role_of(role) if isinstance(role, str) else role
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token = self.store.add_token(name, fingerprint(secret), role, by=actor.name, now=self.clock.now())
+        token = self._store.add_token(name, fingerprint(secret), role, by=actor.name, now=self.clock.now())
         self._record(actor, "create", "token", name, {"role": role.value})
         return token, secret
 
     def verify_token(self, secret: str) -> ApiToken | None:
         if not secret.startswith(TOKEN_PREFIX):
             return None
-        return self.store.use_token(fingerprint(secret), now=self.clock.now())
+        return self._store.use_token(fingerprint(secret), now=self.clock.now())
 
     def revoke_token(self, name: str, *, actor: Actor) -> None:
-        self.store.remove_token(name)
+        self._store.remove_token(name)
         self._record(actor, "delete", "token", name)
 
     def list_tokens(self) -> list[ApiToken]:
-        return self.store.list_tokens()
+        return self._store.list_tokens()
 
     # ---- sessions --------------------------------------------------------------------------------------
 
@@ -174,17 +180,22 @@ class AccountService:
         """A fresh session id at every login, so a session fixed before login is worth nothing after it."""
         grant = SessionGrant(secrets.token_urlsafe(32), secrets.token_urlsafe(32))
         now = self.clock.now()
-        self.store.add_session(
+        self._store.add_session(
             fingerprint(grant.secret), user.id, grant.csrf_token, now=now, expires_at=now + lifetime
         )
         return grant
 
     def session(self, secret: str) -> tuple[User, str] | None:
         """The user of a live session and the CSRF token its forms must carry."""
-        return self.store.find_session(fingerprint(secret), now=self.clock.now())
+        return self._store.find_session(fingerprint(secret), now=self.clock.now())
 
     def end_session(self, secret: str) -> None:
-        self.store.end_session(fingerprint(secret))
+        self._store.end_session(fingerprint(secret))
+
+    def session_signing_key(self) -> str:
+        """The key that signs session cookies: one for every node on the database, made by the first to ask,
+        so that a session works whichever node answers."""
+        return self._settings.setting(SIGNING_KEY_SETTING, secrets.token_urlsafe(48))
 
 
 def same_secret(given: str, expected: str) -> bool:

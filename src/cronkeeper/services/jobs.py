@@ -1,25 +1,26 @@
-"""The operations every face calls: the library, the CLI, the config sync and (later) the web layer.
+"""Job definitions: adding, editing, declaring, pausing, disabling and removing jobs, for every face.
 
-Validation goes through :mod:`cronkeeper.specs`; the store is the only thing written.  ``on_change`` is how a
-running engine in this process hears about a change at once instead of at its next poll.
+Validation goes through :mod:`cronkeeper.specs`; the store is the only thing written, and every change is
+announced and audited through a :class:`~cronkeeper.services.changes.ChangeLog`.  Runs on request and the
+history are :mod:`cronkeeper.services.runs`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cronkeeper.clock import Clock
-from cronkeeper.exceptions import JobExistsError, ValidationError
-from cronkeeper.models import AuditEvent, Job, JobSpec, Run, RunStatus, TriggerSource
+from cronkeeper.exceptions import ConflictError, JobExistsError, ValidationError
+from cronkeeper.models import Job, JobSpec
 from cronkeeper.planning import next_due
 from cronkeeper.serialize import redact_env
+from cronkeeper.services.changes import ChangeLog
 from cronkeeper.specs import SCHEDULE_KEYS, SpecBatch, build_spec, build_trigger, spec_to_dict
-from cronkeeper.store.audit import SqlAuditLog
-from cronkeeper.store.base import JobStore, NewJob, RunFilter
+from cronkeeper.store.base import JobStore, NewJob
 from cronkeeper.triggers import DateTrigger, IntervalTrigger
 
 log = logging.getLogger(__name__)
@@ -46,47 +47,20 @@ class SyncReport:
 _SCHEDULE_OPTIONS = (*SCHEDULE_KEYS, "seconds", "start", "end")
 _TARGET_OPTIONS = ("command", "shell", "env", "cwd", "call", "args", "kwargs", "isolate")
 _REPLACED_TOGETHER = ((SCHEDULE_KEYS, _SCHEDULE_OPTIONS), (("command", "call"), _TARGET_OPTIONS))
+# A job edited between reading and disabling it is read again; this many edits in a row give up.
+_DISABLE_TRIES = 3
 
 
 class JobService:
-    """Adding, editing, pausing, triggering and reading jobs and runs."""
+    """Adding, editing, pausing, disabling and reading jobs."""
 
     def __init__(
-        self,
-        store: JobStore,
-        clock: Clock,
-        *,
-        default_timezone: str = "UTC",
-        on_change: Callable[[], None] | None = None,
-        audit: SqlAuditLog | None = None,
+        self, store: JobStore, clock: Clock, changes: ChangeLog, *, default_timezone: str = "UTC"
     ) -> None:
-        self.store = store
+        self._store = store
         self.clock = clock
         self.default_timezone = default_timezone
-        self._on_change = on_change or (lambda: None)
-        self._audit = audit
-
-    def _record(
-        self,
-        action: str,
-        object_id: str,
-        *,
-        by: str | None,
-        via: str | None = None,
-        object_type: str = "job",
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        """Write the audit event of a change that has been made."""
-        if self._audit is not None:
-            event = AuditEvent(
-                self.clock.now(), by or "library", action, object_type, object_id, details, via
-            )
-            self._audit.record(event)
-
-    def _changed(self) -> None:
-        """After a write that can make something due sooner: wake this process's engine, and the others."""
-        self._on_change()
-        self.store.announce_change()
+        self._changes = changes
 
     # ---- definitions -----------------------------------------------------------------------------------
 
@@ -125,7 +99,7 @@ class JobService:
         """Create a job; raises ValidationError or JobExistsError and writes nothing on error."""
         spec = self.build(data)
         fire, run = (None, None) if paused else self._first_due(spec)
-        job = self.store.add_job(
+        job = self._store.add_job(
             spec,
             next_fire_at=fire,
             next_due_at=run,
@@ -134,8 +108,8 @@ class JobService:
             origin=origin,
             paused=paused,
         )
-        self._changed()
-        self._record("create", job.id, by=by, via=via, details=redact_env(spec_to_dict(spec)))
+        self._changes.announce()
+        self._changes.record("create", job.id, by=by, via=via, details=redact_env(spec_to_dict(spec)))
         return job
 
     def add_jobs(
@@ -154,10 +128,10 @@ class JobService:
             else:
                 due = first_due.get(id(shape)) or first_due.setdefault(id(shape), self._first_due(shape))
             new_jobs.append(NewJob(job.id, job.name, job.stored_json, *due))
-        self.store.add_jobs(new_jobs, now=self.clock.now(), by=by, origin=origin)
-        self._changed()
+        self._store.add_jobs(new_jobs, now=self.clock.now(), by=by, origin=origin)
+        self._changes.announce()
         ids = [job.id for job in new_jobs]
-        self._record(
+        self._changes.record(
             "create", f"{len(ids)} jobs", by=by, object_type="jobs", details={"first_ids": ids[:100]}
         )
         return len(new_jobs)
@@ -172,8 +146,12 @@ class JobService:
         via: str | None = None,
     ) -> Job:
         """Change some options of a job (None puts an option back to its default); a new schedule replaces the
-        old one and restarts from now.  An edit that changes nothing is not saved: same version, no audit."""
-        job = self.store.get_job(job_id)
+        old one and restarts from now.  An edit that changes nothing is not saved: same version, no audit.
+
+        With ``expected_version`` the edit is refused with ``ConflictError`` if the job is at another version:
+        checked first (a stale edit is reported before its options are validated) and again by the write."""
+        job = self._store.get_job(job_id)
+        _check_version(job, expected_version)
         if "id" in changes and changes["id"] != job_id:
             raise ValidationError("id", "cannot be changed; create a new job instead")
         data = spec_to_dict(job.spec)
@@ -187,7 +165,7 @@ class JobService:
         if spec == job.spec and expected_version in (None, job.version):
             return job
         saved = self._save(job, spec, by=by, expected_version=expected_version)
-        self._record("edit", job_id, by=by, via=via, details=_changed_options(job.spec, saved.spec))
+        self._changes.record("edit", job_id, by=by, via=via, details=_changed_options(job.spec, saved.spec))
         return saved
 
     def reschedule(self, job_id: str, *, by: str | None = None, **schedule: Any) -> Job:
@@ -215,12 +193,12 @@ class JobService:
             return existing, "unchanged"
         saved = self._save(existing, spec, by=by, origin=origin, enabled=True)
         changed = _changed_options(existing.spec, spec)
-        self._record("edit", saved.id, by=by or origin, via=via, details=changed)
+        self._changes.record("edit", saved.id, by=by or origin, via=via, details=changed)
         return saved, "updated"
 
     def _declared(self, data: Mapping[str, Any]) -> tuple[Job | None, JobSpec]:
         """The stored job of a declaration (if any) and the validated spec the declaration asks for."""
-        existing = self.store.find_job(str(data.get("id")))
+        existing = self._store.find_job(str(data.get("id")))
         keeps_anchor = "start" not in data and "every" in data
         if existing is not None and keeps_anchor and isinstance(existing.spec.trigger, IntervalTrigger):
             data = {**data, "start": existing.spec.trigger.anchor}
@@ -251,17 +229,40 @@ class JobService:
             getattr(report, change).append(job.id)
             if change != "unchanged":
                 log.info("%s job %s from %s", change, job.id, origin)
-        for job in self.store.list_jobs():
-            if job.origin == origin and job.enabled and job.id not in seen:
-                self.store.update_job(
-                    job.spec, next_fire_at=None, next_due_at=None, now=self.clock.now(), by=by, enabled=False
-                )
+        for job in self._store.list_jobs(include_disabled=False):
+            if job.origin == origin and job.id not in seen:
+                self.disable(job.id, reason=f"not declared in {origin}", by=by or origin, via=via)
                 report.disabled.append(job.id)
-                reason = {"reason": f"not declared in {origin}"}
-                self._record("disable", job.id, by=by or origin, via=via, details=reason)
                 log.info("disabled job %s: no longer declared in %s", job.id, origin)
-        self._changed()
+        self._changes.announce()
         return report
+
+    def disable(self, job_id: str, *, reason: str, by: str | None = None, via: str | None = None) -> Job:
+        """Stop a job without deleting it or its history (a declaration that no longer lists it); declaring
+        it again enables it.  A job disabled already is left as it is, with no audit event.
+
+        The job's own spec is written back with the flag, so the write is fenced by the version just read: an
+        edit landing in between is kept, and the disabling is tried again on top of it."""
+        for _ in range(_DISABLE_TRIES):
+            job = self._store.get_job(job_id)
+            if not job.enabled:
+                return job
+            try:
+                disabled = self._store.update_job(
+                    job.spec,
+                    next_fire_at=None,
+                    next_due_at=None,
+                    now=self.clock.now(),
+                    by=by,
+                    enabled=False,
+                    expected_version=job.version,
+                )
+            except ConflictError:
+                continue
+            self._changes.announce()
+            self._changes.record("disable", job_id, by=by, via=via, details={"reason": reason})
+            return disabled
+        raise ConflictError(f"job {job_id!r} keeps changing; it was not disabled, try again")
 
     def _save(
         self,
@@ -274,7 +275,7 @@ class JobService:
         enabled: bool | None = None,
     ) -> Job:
         fire, run = self._next_fire(job, spec, enabled=job.enabled if enabled is None else enabled)
-        saved = self.store.update_job(
+        saved = self._store.update_job(
             spec,
             next_fire_at=fire,
             next_due_at=run,
@@ -284,7 +285,7 @@ class JobService:
             enabled=enabled,
             origin=origin,
         )
-        self._changed()
+        self._changes.announce()
         return saved
 
     def _next_fire(
@@ -306,85 +307,89 @@ class JobService:
             return next_due(spec, min(now, spec.trigger.at) - timedelta(microseconds=1))
         return next_due(spec, now)
 
-    def pause(self, job_id: str, *, by: str | None = None, via: str | None = None) -> Job:
-        """Stop firing a job until it is resumed; runs already going are not touched."""
-        job = self.store.set_paused(
-            job_id, True, next_fire_at=None, next_due_at=None, now=self.clock.now(), by=by
-        )
-        self._changed()
-        self._record("pause", job_id, by=by, via=via)
-        return job
-
-    def resume(self, job_id: str, *, by: str | None = None, via: str | None = None) -> Job:
-        """Fire again from the next fire after now: a resumed job never bursts through what it missed."""
-        job = self.store.get_job(job_id)
-        fire, run = next_due(job.spec, self.clock.now()) if job.enabled else (None, None)
-        resumed = self.store.set_paused(
-            job_id, False, next_fire_at=fire, next_due_at=run, now=self.clock.now(), by=by
-        )
-        self._changed()
-        self._record("resume", job_id, by=by, via=via)
-        return resumed
-
-    def remove(self, job_id: str, *, by: str | None = None, via: str | None = None) -> None:
-        """Delete a job and its history."""
-        self.store.delete_job(job_id)
-        self._changed()
-        self._record("delete", job_id, by=by, via=via)
-
-    # ---- runs ------------------------------------------------------------------------------------------
-
-    def trigger(
+    def pause(
         self,
         job_id: str,
         *,
-        triggered_by: str | None = None,
-        trigger_source: TriggerSource = TriggerSource.MANUAL,
+        by: str | None = None,
         via: str | None = None,
-    ) -> int:
-        """Queue a run now, recorded with who asked (``via`` is where the request came from); any live
-        scheduler on the database picks it up."""
-        run_id = self.store.enqueue_run(
-            job_id, now=self.clock.now(), trigger_source=trigger_source, triggered_by=triggered_by
+        expected_version: int | None = None,
+    ) -> Job:
+        """Stop firing a job until it is resumed; runs already going are not touched.  With
+        ``expected_version``, a job at another version is left alone (``ConflictError``)."""
+        job = self._store.set_paused(
+            job_id,
+            True,
+            next_fire_at=None,
+            next_due_at=None,
+            now=self.clock.now(),
+            by=by,
+            expected_version=expected_version,
         )
-        self._changed()
-        self._record("trigger", job_id, by=triggered_by, via=via, details={"run_id": run_id})
-        return run_id
+        self._changes.announce()
+        self._changes.record("pause", job_id, by=by, via=via)
+        return job
 
-    def cancel(self, run_ids: Iterable[int], *, by: str | None = None, via: str | None = None) -> None:
-        """Ask for runs to be cancelled; their owner kills them at its next heartbeat."""
-        ids = list(run_ids)
-        self.store.request_cancel(ids, now=self.clock.now())
-        self._changed()
-        for run_id in ids:
-            self._record("cancel", str(run_id), by=by, via=via, object_type="run")
+    def resume(
+        self,
+        job_id: str,
+        *,
+        by: str | None = None,
+        via: str | None = None,
+        expected_version: int | None = None,
+    ) -> Job:
+        """Fire again from the next fire after now: a resumed job never bursts through what it missed.  With
+        ``expected_version``, a job at another version is left alone (``ConflictError``)."""
+        job = self._store.get_job(job_id)
+        _check_version(job, expected_version)
+        fire, run = next_due(job.spec, self.clock.now()) if job.enabled else (None, None)
+        resumed = self._store.set_paused(
+            job_id,
+            False,
+            next_fire_at=fire,
+            next_due_at=run,
+            now=self.clock.now(),
+            by=by,
+            expected_version=job.version if expected_version is None else expected_version,
+        )
+        self._changes.announce()
+        self._changes.record("resume", job_id, by=by, via=via)
+        return resumed
+
+    def remove(
+        self,
+        job_id: str,
+        *,
+        by: str | None = None,
+        via: str | None = None,
+        expected_version: int | None = None,
+    ) -> None:
+        """Delete a job and its history.  With ``expected_version``, a job at another version is left alone
+        (``ConflictError``)."""
+        self._store.delete_job(job_id, expected_version=expected_version)
+        self._changes.announce()
+        self._changes.record("delete", job_id, by=by, via=via)
+
+    # ---- reading ---------------------------------------------------------------------------------------
 
     def get_job(self, job_id: str) -> Job:
-        return self.store.get_job(job_id)
+        """The job; raises ``JobNotFoundError``."""
+        return self._store.get_job(job_id)
 
-    def list_jobs(self) -> list[Job]:
-        return self.store.list_jobs()
+    def find_job(self, job_id: str) -> Job | None:
+        return self._store.find_job(job_id)
 
-    def get_run(self, run_id: int) -> Run:
-        return self.store.get_run(run_id)
+    def find_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """The jobs with these ids, in the order given; ids with no job are left out."""
+        return self._store.find_jobs(job_ids)
 
-    def list_runs(
-        self,
-        *,
-        job_id: str | None = None,
-        status: RunStatus | str | Iterable[RunStatus | str] | None = None,
-        limit: int = 50,
-        before_id: int | None = None,
-        sources: TriggerSource | str | Iterable[TriggerSource | str] | None = None,
-    ) -> list[Run]:
-        """History, newest first; pass the last id of a page as ``before_id`` for the next page."""
-        if limit < 1 or limit > 1000:
-            raise ValidationError("limit", "must be between 1 and 1000")
-        statuses = _statuses(status)
-        run_filter = RunFilter(
-            job_id=job_id, statuses=statuses, sources=_sources(sources), limit=limit, before_id=before_id
-        )
-        return self.store.list_runs(run_filter)
+    def list_jobs(self, *, include_disabled: bool = True) -> list[Job]:
+        return self._store.list_jobs(include_disabled=include_disabled)
+
+
+def _check_version(job: Job, expected_version: int | None) -> None:
+    if expected_version is not None and job.version != expected_version:
+        raise ConflictError(f"job {job.id!r} was changed by someone else; reload and try again")
 
 
 def _changed_options(before: JobSpec, after: JobSpec) -> dict[str, Any]:
@@ -395,25 +400,3 @@ def _changed_options(before: JobSpec, after: JobSpec) -> dict[str, Any]:
         for key in sorted(old.keys() | new.keys())
         if old.get(key) != new.get(key)
     }
-
-
-def _statuses(status: RunStatus | str | Iterable[RunStatus | str] | None) -> tuple[RunStatus, ...]:
-    if status is None:
-        return ()
-    items = [status] if isinstance(status, str) else list(status)
-    try:
-        return tuple(RunStatus(item) for item in items)
-    except ValueError:
-        allowed = ", ".join(member.value for member in RunStatus)
-        raise ValidationError("status", f"must be one of {allowed}") from None
-
-
-def _sources(source: TriggerSource | str | Iterable[TriggerSource | str] | None) -> tuple[TriggerSource, ...]:
-    if source is None:
-        return ()
-    items = [source] if isinstance(source, str) else list(source)
-    try:
-        return tuple(TriggerSource(item) for item in items)
-    except ValueError:
-        allowed = ", ".join(member.value for member in TriggerSource)
-        raise ValidationError("source", f"must be one of {allowed}") from None

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import Engine, insert, select
 
 from cronkeeper.models import AuditEvent
+from cronkeeper.store.base import AuditLog
 from cronkeeper.store.engines import reading, writing
+from cronkeeper.store.records import AuditFilter
 from cronkeeper.store.schema import audit_events
 
 
-@dataclass(frozen=True, slots=True)
-class AuditFilter:
-    """Which events to list, newest first; ``before_id`` pages on."""
-
-    object_type: str | None = None
-    object_id: str | None = None
-    actor: str | None = None
-    limit: int = 50
-    before_id: int | None = None
-
-
-class SqlAuditLog:
+class SqlAuditLog(AuditLog):
     """Writes and lists audit events on the scheduler's database engine."""
 
     def __init__(self, engine: Engine) -> None:

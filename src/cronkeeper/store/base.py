@@ -1,19 +1,21 @@
-"""The storage contract.  Each method's docstring is the contract every implementation must keep; the
-contract test suite (tests/contract) runs the same tests against every database.
+"""The storage contracts.  Each method's docstring is the contract every implementation must keep; the
+contract test suites (tests/contract) run the same tests against every database.  The engine and the services
+see the database only through these; the faces never see it at all.
 """
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cronkeeper.exceptions import JobNotFoundError
-from cronkeeper.models import Job, JobSpec, Run, RunStatus, TriggerSource
+from cronkeeper.models import ApiToken, AuditEvent, Job, JobSpec, Role, Run, RunStatus, TriggerSource, User
 from cronkeeper.planning import FirePlan
+from cronkeeper.store.records import AuditFilter, JobPage, JobPageFilter, Node, RecentRun
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +138,11 @@ class JobStore(ABC):
         next_due_at: datetime | None,
         now: datetime,
         by: str | None,
+        expected_version: int | None = None,
     ) -> Job:
-        """Pause (the caller passes no next fire) or resume (the caller passes one computed from now)."""
+        """Pause (the caller passes no next fire) or resume (the caller passes one computed from now), bumping
+        the version.  Raises ``JobNotFoundError``, or ``ConflictError`` when ``expected_version`` is given and
+        differs (compared in the same statement that writes)."""
 
     @abstractmethod
     def find_jobs(self, job_ids: Sequence[str]) -> list[Job]:
@@ -159,8 +164,9 @@ class JobStore(ABC):
         """Every job ordered by id."""
 
     @abstractmethod
-    def delete_job(self, job_id: str) -> None:
-        """Delete a job and its history; raises ``JobNotFoundError``."""
+    def delete_job(self, job_id: str, *, expected_version: int | None = None) -> None:
+        """Delete a job and its history; raises ``JobNotFoundError``, or ``ConflictError`` when
+        ``expected_version`` is given and differs (compared in the same statement that deletes)."""
 
     # ---- the loop --------------------------------------------------------------------------------------
 
@@ -211,10 +217,6 @@ class JobStore(ABC):
         """Note that ``owner`` stopped cleanly."""
 
     @abstractmethod
-    def count_live_nodes(self, *, now: datetime, lease: timedelta) -> int:
-        """How many schedulers heartbeated within ``lease`` and have not stopped."""
-
-    @abstractmethod
     def reap_lost(self, *, now: datetime, lease: timedelta) -> list[Run]:
         """Mark ``lost`` every active run whose owner has not heartbeated within ``lease`` (or never did and
         claimed it longer ago than ``lease``); return them."""
@@ -251,3 +253,161 @@ class JobStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+
+class AccountStore(ABC):
+    """Users, API tokens and sessions.  Only hashes of secrets are ever handed to it."""
+
+    @abstractmethod
+    def add_user(self, username: str, password_hash: str, role: Role, *, now: datetime) -> User:
+        """Insert a user; raises ``ValidationError`` naming ``username`` if the name is taken."""
+
+    @abstractmethod
+    def find_user(self, username: str) -> tuple[User, str] | None:
+        """The user and their password hash, or None."""
+
+    @abstractmethod
+    def get_user_by_id(self, user_id: int) -> User | None:
+        """The user with this id, or None."""
+
+    @abstractmethod
+    def list_users(self) -> list[User]:
+        """Every user, by name."""
+
+    @abstractmethod
+    def count_users(self) -> int:
+        """Zero when there is no user at all, else a positive number (not necessarily the exact count)."""
+
+    @abstractmethod
+    def set_password(self, username: str, password_hash: str, *, now: datetime) -> User:
+        """Change the hash and end every session of the user; raises ``AccountNotFoundError``."""
+
+    @abstractmethod
+    def set_role(self, username: str, role: Role) -> User:
+        """Change a user's role; raises ``AccountNotFoundError``."""
+
+    @abstractmethod
+    def remove_user(self, username: str) -> None:
+        """Delete the user and their sessions; raises ``AccountNotFoundError``."""
+
+    @abstractmethod
+    def add_token(self, name: str, token_hash: str, role: Role, *, by: str | None, now: datetime) -> ApiToken:
+        """Insert a token; raises ``ValidationError`` naming ``name`` if the name is taken."""
+
+    @abstractmethod
+    def use_token(self, token_hash: str, *, now: datetime) -> ApiToken | None:
+        """The token with this hash (None if there is none), its last use set to about ``now``."""
+
+    @abstractmethod
+    def list_tokens(self) -> list[ApiToken]:
+        """Every token, by name."""
+
+    @abstractmethod
+    def remove_token(self, name: str) -> None:
+        """Delete a token; raises ``AccountNotFoundError``."""
+
+    @abstractmethod
+    def add_session(
+        self, id_hash: str, user_id: int, csrf_token: str, *, now: datetime, expires_at: datetime
+    ) -> None:
+        """Store a session (and drop the sessions expired by ``now``)."""
+
+    @abstractmethod
+    def find_session(self, id_hash: str, *, now: datetime) -> tuple[User, str] | None:
+        """The user of a session still live at ``now``, and its CSRF token."""
+
+    @abstractmethod
+    def end_session(self, id_hash: str) -> None:
+        """Delete a session (no error if it is gone already)."""
+
+
+class SettingStore(ABC):
+    """Values every node of a cluster must share, such as the key that signs session cookies."""
+
+    @abstractmethod
+    def setting(self, key: str, default: str) -> str:
+        """The stored value of ``key``, storing ``default`` first if there is none.  The first writer wins, so
+        every node ends up with the same value however many ask at once."""
+
+
+class IdempotencyStore(ABC):
+    """Idempotency keys of requests that queue runs: one run per key, however often the request is sent."""
+
+    @abstractmethod
+    def reserve_key(
+        self,
+        actor: str,
+        key: str,
+        job_id: str,
+        *,
+        now: datetime,
+        forget_before: datetime,
+        abandoned_before: datetime,
+    ) -> tuple[str, int | None] | None:
+        """Reserve ``key`` of ``actor``; None if it is new, else the job and run it already named (the run
+        None while the first request is still in flight).  Keys reserved before ``forget_before`` are
+        forgotten; a reservation without a run made before ``abandoned_before`` is taken over as if absent.
+        Of concurrent reservations of one key exactly one wins."""
+
+    @abstractmethod
+    def settle_key(self, actor: str, key: str, run_id: int | None, *, reserved_at: datetime) -> None:
+        """Record the run a reserved key produced, or give the key back (None) when the request failed.
+        ``reserved_at`` identifies this request's reservation, which a later takeover replaced."""
+
+
+class AuditLog(ABC):
+    """The append-only record of who changed what, when and from where."""
+
+    @abstractmethod
+    def record(self, event: AuditEvent) -> None:
+        """Append an event (over-long ids and sources are cut, never refused)."""
+
+    @abstractmethod
+    def list(self, audit_filter: AuditFilter) -> list[AuditEvent]:
+        """Events matching the filter, newest first."""
+
+
+class StatusView(ABC):
+    """The cluster's state as the status page, /api/status and /metrics show it; each read is one indexed
+    query whatever the size of the history."""
+
+    @abstractmethod
+    def nodes(self, *, now: datetime, lease: timedelta, since: timedelta = timedelta(days=1)) -> list[Node]:
+        """Live nodes, and those stopped or silent within ``since``, most recent heartbeat first."""
+
+    @abstractmethod
+    def count_live_nodes(self, *, now: datetime, lease: timedelta) -> int:
+        """How many schedulers heartbeated within ``lease`` and have not stopped."""
+
+    @abstractmethod
+    def active_runs(self, *, limit: int = 200) -> list[Run]:
+        """Running and queued runs, oldest first."""
+
+    @abstractmethod
+    def count_active(self) -> dict[str, int]:
+        """Queued and running runs in the cluster, by status."""
+
+    @abstractmethod
+    def recent_failures(self, *, limit: int = 20) -> list[Run]:
+        """The latest failed, timed-out and lost runs, newest first."""
+
+    @abstractmethod
+    def counts_by_status(self) -> dict[str, int]:
+        """How many runs are in each status over the whole history (zero for statuses with none)."""
+
+
+class DashboardView(ABC):
+    """The dashboard's busiest reads: a page of jobs and the health of their recent runs, in a fixed number of
+    queries whatever the number of jobs or runs."""
+
+    @abstractmethod
+    def job_page(self, page: JobPageFilter) -> JobPage:
+        """A page of jobs in id order, filtered; ``JobPage.next_after`` continues it."""
+
+    @abstractmethod
+    def recent_runs(self, job_ids: Iterable[str], per_job: int = 20) -> dict[str, list[RecentRun]]:
+        """The latest ``per_job`` runs of each job, newest first."""
+
+    @abstractmethod
+    def existing(self, job_ids: Iterable[str], run_ids: Iterable[int]) -> tuple[set[str], set[int]]:
+        """Which of these jobs and runs still exist."""

@@ -9,7 +9,20 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from cronkeeper.exceptions import (
@@ -151,11 +164,9 @@ class SqlJobStore(JobStore):
             values["enabled"] = enabled
         if origin is not None:
             values["origin"] = origin
-        condition = jobs.c.id == spec.id
-        if expected_version is not None:
-            condition = and_(condition, jobs.c.version == expected_version)
         with self._write() as conn:
-            if conn.execute(update(jobs).where(condition).values(values)).rowcount == 0:
+            statement = update(jobs).where(_version_matches(spec.id, expected_version)).values(values)
+            if conn.execute(statement).rowcount == 0:
                 self._raise_missing_or_conflict(conn, spec.id)
         return self.get_job(spec.id)
 
@@ -173,11 +184,12 @@ class SqlJobStore(JobStore):
         next_due_at: datetime | None,
         now: datetime,
         by: str | None,
+        expected_version: int | None = None,
     ) -> Job:
         with self._write() as conn:
             result = conn.execute(
                 update(jobs)
-                .where(jobs.c.id == job_id)
+                .where(_version_matches(job_id, expected_version))
                 .values(
                     paused=paused,
                     next_fire_at=next_fire_at,
@@ -188,7 +200,7 @@ class SqlJobStore(JobStore):
                 )
             )
             if result.rowcount == 0:
-                raise JobNotFoundError(job_id)
+                self._raise_missing_or_conflict(conn, job_id)
         return self.get_job(job_id)
 
     def find_job(self, job_id: str) -> Job | None:
@@ -210,10 +222,10 @@ class SqlJobStore(JobStore):
         with self._read() as conn:
             return [self._job(row) for row in conn.execute(query)]
 
-    def delete_job(self, job_id: str) -> None:
+    def delete_job(self, job_id: str, *, expected_version: int | None = None) -> None:
         with self._write() as conn:
-            if conn.execute(delete(jobs).where(jobs.c.id == job_id)).rowcount == 0:
-                raise JobNotFoundError(job_id)
+            if conn.execute(delete(jobs).where(_version_matches(job_id, expected_version))).rowcount == 0:
+                self._raise_missing_or_conflict(conn, job_id)
             conn.execute(delete(runs).where(runs.c.job_id == job_id, runs.c.status.not_in(ACTIVE)))
             # Runs still going are asked to stop, and keep their rows until their owners record the end.
             conn.execute(
@@ -332,16 +344,6 @@ class SqlJobStore(JobStore):
     def retire_node(self, *, owner: str, now: datetime) -> None:
         with self._write() as conn:
             conn.execute(update(nodes).where(nodes.c.id == owner).values(stopped_at=now, heartbeat_at=now))
-
-    def count_live_nodes(self, *, now: datetime, lease: timedelta) -> int:
-        with self._read() as conn:
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(nodes)
-                    .where(nodes.c.heartbeat_at >= now - lease, nodes.c.stopped_at.is_(None))
-                ).scalar_one()
-            )
 
     def reap_lost(self, *, now: datetime, lease: timedelta) -> list[Run]:
         cutoff = now - lease
@@ -465,6 +467,13 @@ class SqlJobStore(JobStore):
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _version_matches(job_id: str, expected_version: int | None) -> ColumnElement[bool]:
+    """The job, and only at ``expected_version`` when one is given: the check and the write are one statement,
+    so a change landing in between cannot slip past it."""
+    condition = jobs.c.id == job_id
+    return condition if expected_version is None else and_(condition, jobs.c.version == expected_version)
 
 
 # Ids per IN (...) list: SQLite allows 32,766 parameters in a statement.

@@ -3,33 +3,21 @@ counts by status and recent failures.  Each is one query on an index, whatever t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
 from cronkeeper.models import Run, RunStatus
+from cronkeeper.store.base import StatusView
 from cronkeeper.store.engines import reading
+from cronkeeper.store.records import Node
 from cronkeeper.store.rows import run_from_row
 from cronkeeper.store.schema import nodes, runs
 
 FAILED_STATUSES = (RunStatus.FAILED.value, RunStatus.TIMED_OUT.value, RunStatus.LOST.value)
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
-    """A scheduler process that has heartbeated on this database."""
-
-    id: str
-    hostname: str
-    pid: int
-    started_at: datetime
-    heartbeat_at: datetime
-    stopped_at: datetime | None
-    live: bool
-
-
-class SqlStatusView:
+class SqlStatusView(StatusView):
     """Cluster state on the scheduler's database engine."""
 
     def __init__(self, engine: Engine) -> None:
@@ -51,6 +39,16 @@ class SqlStatusView:
                 )
                 for row in conn.execute(query)
             ]
+
+    def count_live_nodes(self, *, now: datetime, lease: timedelta) -> int:
+        with reading(self.engine) as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(nodes)
+                    .where(nodes.c.heartbeat_at >= now - lease, nodes.c.stopped_at.is_(None))
+                ).scalar_one()
+            )
 
     def active_runs(self, *, limit: int = 200) -> list[Run]:
         """Running and queued runs, oldest first."""

@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.responses import JSONResponse, Response
 
-from cronkeeper.engine.loop import SchedulerLoop
-from cronkeeper.exceptions import ConflictError, StoreError, ValidationError
-from cronkeeper.models import Job, Run, RunStatus, TriggerSource
+from cronkeeper.exceptions import ConflictError, ValidationError
+from cronkeeper.models import Job, LoopHealth, Run, RunStatus, TriggerSource
 from cronkeeper.serialize import iso, job_to_json, run_to_json
 from cronkeeper.services.jobs import JobService
-from cronkeeper.store.status import Node, SqlStatusView
-from cronkeeper.store.views import JobPageFilter
+from cronkeeper.services.runs import RunService
+from cronkeeper.store.records import JobPageFilter, Node
 from cronkeeper.web.api_models import (
     CONFLICT,
     ERRORS,
@@ -68,11 +68,6 @@ _COOKIE = APIKeyCookie(
 )
 router = APIRouter(prefix="/api", dependencies=[Depends(_BEARER), Depends(_COOKIE)], responses=ERRORS)
 
-IDEMPOTENCY_WINDOW = timedelta(hours=24)
-# A key reserved this long ago without a run belongs to a request that died before giving it back (its
-# trigger and then its cleanup failed, or its process was killed): a retry takes it over.  Well above the time
-# a trigger takes, even one that queues behind SQLite's 30 s busy timeout.
-ABANDONED_AFTER = timedelta(minutes=1)
 _VERSION = re.compile(r'(?:W/)?"?([0-9]{1,18})"?')
 
 Viewer = Annotated[Principal, Depends(viewer)]
@@ -81,6 +76,10 @@ Admin = Annotated[Principal, Depends(admin)]
 
 def _service(request: Request) -> JobService:
     return web_context(request).scheduler.service
+
+
+def _runs(request: Request) -> RunService:
+    return web_context(request).scheduler.run_service
 
 
 def _job_response(
@@ -110,7 +109,7 @@ def list_jobs(
     page_filter = JobPageFilter(state=state, search=q, tag=tag, after_id=after, limit=limit)
     page = dashboard(request).job_page(page_filter)
     # The page's rows lack the version, origin and authors of the API's job shape: read the jobs by id.
-    found = _service(request).store.find_jobs([row.id for row in page.rows])
+    found = _service(request).find_jobs([row.id for row in page.rows])
     body = [job_to_json(job, reveal_env=principal.is_admin) for job in found]
     return JSONResponse({"jobs": body, "next_after": page.next_after})
 
@@ -150,20 +149,18 @@ def _if_match(if_match: str | None) -> int | None:
     return int(found.group(1))
 
 
-def _stale(job_id: str) -> PreconditionFailed:
-    return PreconditionFailed(
-        f"job {job_id!r} has changed since the version in If-Match; reload it and try again"
-    )
-
-
-def _require_version(request: Request, job_id: str, version: int | None) -> None:
-    """Raise a 412 if the job is no longer at the version If-Match named (404 if there is no such job).
-
-    A check before the change, not in the same statement: a change that lands between the two is not
-    caught.  The store compares versions atomically only for edits (``expected_version``), which PATCH
-    uses as well; for pause, resume and delete the window is a read's length, accepted for now."""
-    if version is not None and _service(request).get_job(job_id).version != version:
-        raise _stale(job_id)
+@contextlib.contextmanager
+def _precondition(job_id: str, if_match_version: int | None) -> Iterator[None]:
+    """A change made with If-Match: the service compares the version in the statement that writes, and a
+    conflict it reports is answered 412 (a failed precondition) rather than 409."""
+    try:
+        yield
+    except ConflictError:
+        if if_match_version is None:
+            raise
+        raise PreconditionFailed(
+            f"job {job_id!r} has changed since the version in If-Match; reload it and try again"
+        ) from None
 
 
 @router.patch(
@@ -182,8 +179,7 @@ def edit_job(
     version = _if_match(if_match)
     if version is not None and body.expected_version not in (None, version):
         raise ValidationError("If-Match", "disagrees with expected_version")
-    _require_version(request, job_id, version)
-    try:
+    with _precondition(job_id, version):
         job = _service(request).edit_job(
             job_id,
             body.model_dump(exclude_unset=True, exclude={"expected_version"}),
@@ -191,10 +187,6 @@ def edit_job(
             expected_version=body.expected_version if version is None else version,
             via=client_address(request),
         )
-    except ConflictError:
-        if version is None:
-            raise
-        raise _stale(job_id) from None  # changed between the check and the edit
     return _job_response(job, principal)
 
 
@@ -206,8 +198,11 @@ def edit_job(
     responses={**NOT_FOUND, **PRECONDITION_FAILED},
 )
 def pause_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMatch = None) -> Response:
-    _require_version(request, job_id, _if_match(if_match))
-    job = _service(request).pause(job_id, by=principal.name, via=client_address(request))
+    version = _if_match(if_match)
+    with _precondition(job_id, version):
+        job = _service(request).pause(
+            job_id, by=principal.name, via=client_address(request), expected_version=version
+        )
     return _job_response(job, principal)
 
 
@@ -220,8 +215,11 @@ def pause_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMat
 )
 def resume_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMatch = None) -> Response:
     """Resumes from the next fire after now: what was missed while paused is not run."""
-    _require_version(request, job_id, _if_match(if_match))
-    job = _service(request).resume(job_id, by=principal.name, via=client_address(request))
+    version = _if_match(if_match)
+    with _precondition(job_id, version):
+        job = _service(request).resume(
+            job_id, by=principal.name, via=client_address(request), expected_version=version
+        )
     return _job_response(job, principal)
 
 
@@ -234,50 +232,15 @@ def resume_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMa
     responses={**NOT_FOUND, **PRECONDITION_FAILED},
 )
 def delete_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMatch = None) -> Response:
-    _require_version(request, job_id, _if_match(if_match))
-    _service(request).remove(job_id, by=principal.name, via=client_address(request))
+    version = _if_match(if_match)
+    with _precondition(job_id, version):
+        _service(request).remove(
+            job_id, by=principal.name, via=client_address(request), expected_version=version
+        )
     return Response(status_code=204)
 
 
 # ---- runs --------------------------------------------------------------------------------------------------
-
-
-def _trigger(request: Request, job_id: str, principal: Principal) -> int:
-    return _service(request).trigger(
-        job_id, triggered_by=principal.name, trigger_source=TriggerSource.API, via=client_address(request)
-    )
-
-
-def _trigger_once(request: Request, job_id: str, principal: Principal, key: str) -> int:
-    """The key is reserved before the run is queued, so that a retry racing the first request cannot queue a
-    second run; a failed request gives its key back so that it can be retried."""
-    context = web_context(request)
-    keys, now = context.accounts.store, context.scheduler.clock.now()
-    found = keys.reserve_key(
-        principal.name,
-        key,
-        job_id,
-        now=now,
-        forget_before=now - IDEMPOTENCY_WINDOW,
-        abandoned_before=now - ABANDONED_AFTER,
-    )
-    if found is not None:
-        first_job, run_id = found
-        if first_job != job_id:
-            raise ValidationError("Idempotency-Key", f"was already used for job {first_job!r}")
-        if run_id is None:
-            raise ConflictError("a request with this Idempotency-Key is still in progress; retry shortly")
-        return run_id
-    try:
-        run_id = _trigger(request, job_id, principal)
-    except BaseException:
-        # If the key cannot be given back either, the error to report is still the first one: the
-        # reservation is abandoned, and a retry takes it over after ABANDONED_AFTER.
-        with contextlib.suppress(StoreError):
-            keys.settle_key(principal.name, key, None, reserved_at=now)
-        raise
-    keys.settle_key(principal.name, key, run_id, reserved_at=now)
-    return run_id
 
 
 @router.post(
@@ -292,10 +255,13 @@ def trigger_job(
     request: Request, job_id: JobId, principal: Admin, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     """Queues a run that any live scheduler on the database picks up; poll GET /api/runs/{run_id}."""
-    if idempotency_key is None:
-        run_id = _trigger(request, job_id, principal)
-    else:
-        run_id = _trigger_once(request, job_id, principal, idempotency_key)
+    run_id = _runs(request).trigger(
+        job_id,
+        triggered_by=principal.name,
+        trigger_source=TriggerSource.API,
+        via=client_address(request),
+        idempotency_key=idempotency_key,
+    )
     return JSONResponse({"run_id": run_id, "job_id": job_id}, 202)
 
 
@@ -312,7 +278,7 @@ def _run_page(
     for one row past its end instead, as the service reads no more than that size)."""
 
     def fetch(size: int, before: int | None) -> list[Run]:
-        return _service(request).list_runs(
+        return _runs(request).list_runs(
             job_id=job_id, status=statuses, sources=sources, limit=size, before_id=before
         )
 
@@ -365,7 +331,7 @@ def list_runs(
     "/runs/{run_id}", tags=["runs"], summary="A run in full", response_model=RunDetail, responses=NOT_FOUND
 )
 def get_run(request: Request, run_id: RunId, _principal: Viewer) -> JSONResponse:
-    return JSONResponse(run_to_json(_service(request).get_run(run_id), with_output=True))
+    return JSONResponse(run_to_json(_runs(request).get_run(run_id), with_output=True))
 
 
 @router.get(
@@ -377,7 +343,7 @@ def get_run(request: Request, run_id: RunId, _principal: Viewer) -> JSONResponse
 )
 def get_run_output(request: Request, run_id: RunId, _principal: Viewer) -> Response:
     """An attachment that browsers never render: the output of a job is data, whatever it contains."""
-    run = _service(request).get_run(run_id)
+    run = _runs(request).get_run(run_id)
     headers = {
         "X-Content-Type-Options": "nosniff",
         "Content-Disposition": f'attachment; filename="run-{run.id}.txt"',
@@ -395,40 +361,27 @@ def get_run_output(request: Request, run_id: RunId, _principal: Viewer) -> Respo
 )
 def cancel_run(request: Request, run_id: RunId, principal: Admin) -> JSONResponse:
     """A queued run is cancelled at once; a running one by its scheduler at its next heartbeat."""
-    scheduler = web_context(request).scheduler
-    run = scheduler.service.get_run(run_id)
-    if not run.status.is_active:
-        raise ConflictError(f"run {run_id} has already ended ({run.status.value})")
-    scheduler.cancel(run_id, by=principal.name, via=client_address(request))
+    run = _runs(request).cancel_run(run_id, by=principal.name, via=client_address(request))
     return JSONResponse({"run_id": run_id, "job_id": run.job_id}, 202)
 
 
 # ---- status and schedules ----------------------------------------------------------------------------------
 
 
-def _loop_json(loop: SchedulerLoop | None) -> dict[str, Any]:
-    if loop is None:
-        return {"running": False, "node": None, "last_loop_at": None, "loop_errors": 0}
+def _node_json(record: Node | LoopHealth) -> dict[str, Any]:
+    """A node or this process's loop as JSON: its fields, instants in ISO-8601."""
     return {
-        "running": loop.running,
-        "node": loop.owner,
-        "last_loop_at": iso(loop.last_loop_at),
-        "loop_errors": loop.loop_errors,
+        key: iso(value) if isinstance(value, datetime) else value for key, value in asdict(record).items()
     }
-
-
-def _node_json(node: Node) -> dict[str, Any]:
-    return {key: iso(value) if isinstance(value, datetime) else value for key, value in asdict(node).items()}
 
 
 @router.get("/status", tags=["status"], summary="Scheduler, nodes and run counts", response_model=StatusOut)
 def get_status(request: Request, _principal: Viewer) -> JSONResponse:
     scheduler = web_context(request).scheduler
-    view = SqlStatusView(scheduler.store.engine)
-    counts = view.counts_by_status()
-    nodes = view.nodes(now=scheduler.clock.now(), lease=scheduler.settings.lease)
+    counts = scheduler.status.counts_by_status()
+    nodes = scheduler.status.nodes(now=scheduler.clock.now(), lease=scheduler.settings.lease)
     body = {
-        "scheduler": _loop_json(scheduler.loop),
+        "scheduler": _node_json(scheduler.health()),
         "nodes": [_node_json(node) for node in nodes],
         "counts": counts,
         "active": counts[RunStatus.QUEUED.value] + counts[RunStatus.RUNNING.value],

@@ -19,7 +19,7 @@ from fastapi import Header, Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from cronkeeper.models import Catchup, Overlap, RunStatus, TriggerSource
-from cronkeeper.store.views import JobState
+from cronkeeper.store.records import JobState
 
 __all__ = ["JobState"]  # the jobs page's states, which the API filters on too
 

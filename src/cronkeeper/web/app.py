@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import secrets
 from importlib.metadata import version
 from typing import TYPE_CHECKING, cast
 
@@ -19,8 +18,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from cronkeeper.exceptions import StoreError
-from cronkeeper.services.accounts import AccountService
-from cronkeeper.store.access import SqlAccessStore
 from cronkeeper.web import api, login, pages
 from cronkeeper.web.context import STATIC, TEMPLATES, WebContext
 from cronkeeper.web.errors import install_error_handlers
@@ -35,16 +32,13 @@ if TYPE_CHECKING:
 
     from cronkeeper.scheduler import SchedulerBase
 
-SIGNING_KEY_SETTING = "session_signing_key"
-
 
 def create_app(scheduler: SchedulerBase, settings: WebSettings | None = None) -> FastAPI:
     """The dashboard and API over ``scheduler`` (which need not be running in this process: the database is
     the truth, so a web-only process shows what the scheduling processes do)."""
     settings = settings or WebSettings()
-    accounts = AccountService(SqlAccessStore(scheduler.store.engine), scheduler.audit, scheduler.clock)
-    # One key for every node on the database, so that a session cookie works whichever node answers.
-    signing_key = accounts.store.setting(SIGNING_KEY_SETTING, secrets.token_urlsafe(48))
+    accounts = scheduler.accounts
+    signing_key = accounts.session_signing_key()
     templates = Jinja2Templates(directory=TEMPLATES)
     install_filters(templates.env)
     app = FastAPI(
@@ -78,7 +72,7 @@ def create_app(scheduler: SchedulerBase, settings: WebSettings | None = None) ->
     async def healthz() -> JSONResponse:
         """For load balancers: 200 when the database answers, 503 when not; no details either way."""
         try:
-            await run_in_threadpool(scheduler.store.next_due_at)
+            await run_in_threadpool(scheduler.check_database)
         except StoreError:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})

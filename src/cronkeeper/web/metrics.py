@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cronkeeper.events import EventKind, RunEvent
-from cronkeeper.store.status import SqlStatusView
 from cronkeeper.web.auth import viewer
 
 if TYPE_CHECKING:
@@ -34,7 +33,7 @@ class _ClusterCollector(Collector):
 
     def __init__(self, scheduler: SchedulerBase) -> None:
         self.scheduler = scheduler
-        self.status = SqlStatusView(scheduler.store.engine)
+        self.status = scheduler.status
 
     def describe(self) -> list[Metric]:
         """Nothing to declare up front: without this, registering would run every query once."""
@@ -55,13 +54,12 @@ class _ClusterCollector(Collector):
             "Scheduler processes heartbeating",
             value=sum(node.live for node in nodes),
         )
-        loop = scheduler.loop
-        running = loop is not None and loop.running
+        health = scheduler.health()
         yield GaugeMetricFamily(
-            "cronkeeper_scheduler_up", "1 if this process runs a scheduler", value=running
+            "cronkeeper_scheduler_up", "1 if this process runs a scheduler", value=health.running
         )
-        if loop is not None:
-            last = loop.last_loop_at
+        if health.node is not None:
+            last = health.last_loop_at
             yield GaugeMetricFamily(
                 "cronkeeper_scheduler_seconds_since_loop",
                 "Seconds since this process's scheduler loop last completed a pass",
@@ -70,7 +68,7 @@ class _ClusterCollector(Collector):
             yield GaugeMetricFamily(
                 "cronkeeper_scheduler_loop_errors",
                 "Scheduler loop passes that failed on the database since start",
-                value=loop.loop_errors,
+                value=health.loop_errors,
             )
 
 

@@ -244,7 +244,7 @@ class JobsFacade:
 
     def _add_or_update(self, data: dict[str, Any], *, paused: bool) -> StoredJob:
         service = self._core.service
-        if self._core.store.find_job(data["id"]) is None:
+        if self._core.service.find_job(data["id"]) is None:
             try:
                 return service.add_job(data, origin=ORIGIN, paused=paused)
             except JobExistsError:
@@ -386,7 +386,7 @@ class JobsFacade:
     def _added_view(self, job_id: str) -> Job:
         """The job just added, even when its schedule has no fire left (an ``end_date`` in the past): as
         APScheduler, it is returned with ``next_run_time`` None (and, stored, stays out of ``get_jobs``)."""
-        stored = self._core.store.find_job(job_id)
+        stored = self._core.service.find_job(job_id)
         if stored is None:  # another process removed it meanwhile
             raise JobLookupError(job_id)
         return self._views.view(stored)

@@ -62,7 +62,7 @@ class LoopRunner:
             try:
                 self._stop_loop(loop, wait)
                 if close:
-                    self._core.store.close()
+                    self._core.disconnect()
             finally:
                 if then is not None:
                     then.set()

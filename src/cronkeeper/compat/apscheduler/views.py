@@ -58,7 +58,7 @@ class JobViews:
         return [job for job in self._core.jobs() if is_visible(job)]
 
     def find(self, job_id: str) -> StoredJob | None:
-        job = self._core.store.find_job(job_id)
+        job = self._core.service.find_job(job_id)
         return job if job is not None and is_visible(job) else None
 
     def stored(self, job_id: str) -> StoredJob:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from cronkeeper.models import AuditEvent
-from cronkeeper.store.audit import AuditFilter
+from cronkeeper.store.records import AuditFilter
 from cronkeeper.web.api_models import BeforeId
 from cronkeeper.web.context import render, web_context
 from cronkeeper.web.pages.common import PAGE_SIZE, Viewer, dashboard, paged, query_string, text

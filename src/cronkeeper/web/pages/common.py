@@ -12,7 +12,8 @@ from starlette.responses import RedirectResponse
 
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.services.jobs import JobService
-from cronkeeper.store.views import SqlDashboardView
+from cronkeeper.services.runs import RunService
+from cronkeeper.store.base import DashboardView
 from cronkeeper.web.auth import Principal, admin, viewer
 from cronkeeper.web.context import base_path, web_context
 
@@ -28,14 +29,13 @@ def service(request: Request) -> JobService:
     return web_context(request).scheduler.service
 
 
-def dashboard(request: Request) -> SqlDashboardView:
-    """One view per app, so that parsed specs are cached across requests (by job version)."""
-    state = request.app.state
-    view: SqlDashboardView | None = getattr(state, "ck_dashboard", None)
-    if view is None:
-        view = SqlDashboardView(web_context(request).scheduler.store.engine)
-        state.ck_dashboard = view
-    return view
+def run_service(request: Request) -> RunService:
+    return web_context(request).scheduler.run_service
+
+
+def dashboard(request: Request) -> DashboardView:
+    """The scheduler's view, which keeps parsed specs across requests (by job version)."""
+    return web_context(request).scheduler.dashboard
 
 
 def choice(kind: type[E], value: str | None, field: str) -> E | None:

@@ -27,6 +27,7 @@ from cronkeeper.web.pages.common import (
     dashboard,
     paged,
     query_string,
+    run_service,
     see_other,
     service,
 )
@@ -72,12 +73,11 @@ def job_page(
     source: str | None = None,
     before_id: BeforeId = None,
 ) -> Response:
-    jobs = service(request)
-    job = jobs.get_job(job_id)
+    job = service(request).get_job(job_id)
     run_status = choice(RunStatus, status, "status")
     run_source = choice(TriggerSource, source, "source")
     history, more = paged(
-        jobs.list_runs(
+        run_service(request).list_runs(
             job_id=job_id, status=run_status, sources=run_source, limit=PAGE_SIZE + 1, before_id=before_id
         )
     )
@@ -103,7 +103,7 @@ def job_page(
 
 @router.post("/jobs/{job_id}/trigger")
 def trigger(request: Request, job_id: str, principal: Admin) -> Response:
-    run_id = service(request).trigger(
+    run_id = run_service(request).trigger(
         job_id, triggered_by=principal.name, trigger_source=TriggerSource.MANUAL, via=client_address(request)
     )
     return see_other(request, f"/runs/{run_id}")

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from cronkeeper.serialize import schedule_text
-from cronkeeper.store.views import JobPageFilter, JobRow, JobState, RunHealth
+from cronkeeper.store.records import JobPageFilter, JobRow, JobState, RunHealth
 from cronkeeper.triggers import CronTrigger, Trigger
 from cronkeeper.web.charts import sparkline
 from cronkeeper.web.context import render

@@ -19,10 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from cronkeeper.exceptions import RunNotFoundError
-from cronkeeper.services.jobs import JobService
+from cronkeeper.services.runs import RunService
 from cronkeeper.web.api_models import RunId
 from cronkeeper.web.auth import Principal, _identify
-from cronkeeper.web.pages.common import Viewer, service
+from cronkeeper.web.pages.common import Viewer, run_service
 
 router = APIRouter()
 POLL_SECONDS = 0.5
@@ -53,7 +53,7 @@ class Credentials:
 
 
 async def follow(
-    request: Request, jobs: JobService, run_id: int, credentials: Credentials
+    request: Request, runs: RunService, run_id: int, credentials: Credentials
 ) -> AsyncIterator[str]:
     """``run`` whenever status or output change, ``end`` once the run has ended (or was deleted, or the
     credentials no longer hold: the page reloads, to the login form), and a comment now and then so that
@@ -62,7 +62,7 @@ async def follow(
     quiet_since = time.monotonic()
     while True:
         try:
-            run = await run_in_threadpool(jobs.get_run, run_id)
+            run = await run_in_threadpool(runs.get_run, run_id)
         except RunNotFoundError:
             yield event("end", {"status": None})
             return
@@ -86,10 +86,10 @@ async def follow(
 
 @router.get("/runs/{run_id}/events")
 async def run_events(request: Request, run_id: RunId, principal: Viewer) -> StreamingResponse:
-    jobs = service(request)
-    await run_in_threadpool(jobs.get_run, run_id)  # an unknown run is a 404, not an empty stream
+    runs = run_service(request)
+    await run_in_threadpool(runs.get_run, run_id)  # an unknown run is a 404, not an empty stream
     return StreamingResponse(
-        follow(request, jobs, run_id, Credentials(request, principal)),
+        follow(request, runs, run_id, Credentials(request, principal)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -9,11 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from cronkeeper.exceptions import ConflictError
 from cronkeeper.models import Run, RunStatus, TriggerSource
 from cronkeeper.web.api_models import BeforeId, RunId
 from cronkeeper.web.auth import client_address
-from cronkeeper.web.context import render, web_context
+from cronkeeper.web.context import render
 from cronkeeper.web.pages.common import (
     PAGE_SIZE,
     Admin,
@@ -21,8 +20,8 @@ from cronkeeper.web.pages.common import (
     choice,
     paged,
     query_string,
+    run_service,
     see_other,
-    service,
     text,
 )
 
@@ -40,7 +39,7 @@ def runs_page(
 ) -> Response:
     job_id = text(job)
     history, more = paged(
-        service(request).list_runs(
+        run_service(request).list_runs(
             job_id=job_id,
             status=choice(RunStatus, status, "status"),
             sources=choice(TriggerSource, source, "source"),
@@ -73,26 +72,21 @@ def result_rows(result: dict[str, Any] | None) -> list[tuple[str, str]]:
 
 @router.get("/runs/{run_id}")
 def run_page(request: Request, run_id: RunId, _principal: Viewer) -> Response:
-    run = service(request).get_run(run_id)
+    run = run_service(request).get_run(run_id)
     context = {"nav": "runs", "run": run, "result_rows": result_rows(run.result)}
     return render(request, "run.html", context)
 
 
 @router.post("/runs/{run_id}/cancel")
 def cancel(request: Request, run_id: RunId, principal: Admin) -> Response:
-    run = service(request).get_run(run_id)
-    if not run.status.is_active:
-        raise ConflictError(
-            f"run {run_id} has already ended ({run.status.value}); there is nothing to cancel"
-        )
-    web_context(request).scheduler.cancel(run_id, by=principal.name, via=client_address(request))
+    run_service(request).cancel_run(run_id, by=principal.name, via=client_address(request))
     return see_other(request, f"/runs/{run_id}")
 
 
 @router.get("/runs/{run_id}/output.txt")
 def output(request: Request, run_id: RunId, _principal: Viewer) -> Response:
     """Plain text, never rendered by the browser: output is whatever the job printed, HTML included."""
-    run: Run = service(request).get_run(run_id)
+    run: Run = run_service(request).get_run(run_id)
     return Response(
         run.output or "",
         media_type="text/plain; charset=utf-8",

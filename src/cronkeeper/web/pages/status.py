@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from cronkeeper.models import RunStatus
-from cronkeeper.store.status import SqlStatusView
 from cronkeeper.web.context import render, web_context
 from cronkeeper.web.pages.common import Viewer
 
@@ -21,7 +20,7 @@ REFRESH_SECONDS = 5
 
 def _state(request: Request) -> dict[str, Any]:
     scheduler = web_context(request).scheduler
-    view = SqlStatusView(scheduler.store.engine)
+    view = scheduler.status
     active = view.active_runs()
     return {
         "nav": "status",

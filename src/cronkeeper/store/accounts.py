@@ -1,4 +1,4 @@
-"""Users, API tokens, sessions, settings and idempotency keys: the rows behind access control.
+"""Users, API tokens and sessions: the rows behind access control.
 
 Only hashes of secrets are stored: argon2id for passwords (slow on purpose), SHA-256 for tokens and session
 ids (random 256-bit values, which a fast hash protects as well as a slow one).
@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cronkeeper.exceptions import AccountNotFoundError, ValidationError
 from cronkeeper.models import ApiToken, Role, User
+from cronkeeper.store.base import AccountStore
 from cronkeeper.store.engines import reading, writing
 from cronkeeper.store.rows import AnyRow
-from cronkeeper.store.schema import idempotency_keys, sessions, settings, tokens, users
+from cronkeeper.store.schema import sessions, tokens, users
 
 
-class SqlAccessStore:
+class SqlAccountStore(AccountStore):
     """The access-control tables on the scheduler's database engine."""
 
     def __init__(self, engine: Engine) -> None:
@@ -162,88 +163,6 @@ class SqlAccessStore:
     def end_session(self, id_hash: str) -> None:
         with writing(self.engine) as conn:
             conn.execute(delete(sessions).where(sessions.c.id_hash == id_hash))
-
-    # ---- settings --------------------------------------------------------------------------------------
-
-    def setting(self, key: str, default: str) -> str:
-        """The stored value of ``key``, storing ``default`` first if there is none (the first writer wins,
-        so every node of a cluster ends up with the same value)."""
-        with writing(self.engine) as conn:
-            found = conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar()
-            if found is not None:
-                return str(found)
-            conn.execute(insert(settings).values(key=key, value=default))
-        return default
-
-    # ---- idempotency keys ------------------------------------------------------------------------------
-
-    def reserve_key(
-        self,
-        actor: str,
-        key: str,
-        job_id: str,
-        *,
-        now: datetime,
-        forget_before: datetime,
-        abandoned_before: datetime,
-    ) -> tuple[str, int | None] | None:
-        """Reserve an idempotency key; returns None if it is new, else the job and run it already named
-        (the run None while the first request is still in flight).
-
-        A reservation that never got its run and was made before ``abandoned_before`` belonged to a request
-        that died without giving its key back (a second failure while cleaning up, a killed process): it is
-        taken over as if absent, so that the key does not answer "in progress" until it expires.  The
-        takeover and the insert are one transaction, and concurrent reservations of one key are decided by
-        its primary key: exactly one wins, the others see its reservation.
-        """
-        where = (idempotency_keys.c.actor == actor, idempotency_keys.c.key == key)
-        with writing(self.engine) as conn:
-            conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < forget_before))
-            conn.execute(
-                delete(idempotency_keys).where(
-                    *where,
-                    idempotency_keys.c.run_id.is_(None),
-                    idempotency_keys.c.created_at < abandoned_before,
-                )
-            )
-            found = _reserved(conn, actor, key)
-            if found is not None:
-                return found
-            try:
-                with conn.begin_nested():  # a savepoint: losing a race must not end the transaction
-                    conn.execute(
-                        insert(idempotency_keys).values(actor=actor, key=key, job_id=job_id, created_at=now)
-                    )
-            except IntegrityError:  # another request reserved the key since the select: it won
-                return _reserved(conn, actor, key)
-        return None
-
-    def settle_key(self, actor: str, key: str, run_id: int | None, *, reserved_at: datetime) -> None:
-        """Record the run a reserved key produced, or drop the key (None) when the request failed.
-
-        ``reserved_at`` is the ``now`` the key was reserved with: it tells this request's reservation from a
-        later one that took an abandoned reservation over, which a late settle must leave alone.
-        """
-        where = (
-            idempotency_keys.c.actor == actor,
-            idempotency_keys.c.key == key,
-            idempotency_keys.c.created_at == reserved_at,
-            idempotency_keys.c.run_id.is_(None),
-        )
-        with writing(self.engine) as conn:
-            if run_id is None:
-                conn.execute(delete(idempotency_keys).where(*where))
-            else:
-                conn.execute(update(idempotency_keys).where(*where).values(run_id=run_id))
-
-
-def _reserved(conn: Connection, actor: str, key: str) -> tuple[str, int | None] | None:
-    found = conn.execute(
-        select(idempotency_keys.c.job_id, idempotency_keys.c.run_id).where(
-            idempotency_keys.c.actor == actor, idempotency_keys.c.key == key
-        )
-    ).first()
-    return None if found is None else (str(found.job_id), found.run_id)
 
 
 def _user(row: AnyRow) -> User:

@@ -1,0 +1,161 @@
+"""Runs on request and the history: queueing a run now (once per idempotency key), cancelling, listing."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from enum import StrEnum
+from typing import TypeVar
+
+from cronkeeper.clock import Clock
+from cronkeeper.exceptions import ConflictError, StoreError, ValidationError
+from cronkeeper.models import Run, RunStatus, TriggerSource
+from cronkeeper.services.changes import ChangeLog
+from cronkeeper.store.base import IdempotencyStore, JobStore, RunFilter
+
+# How long an idempotency key is remembered.
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+# A key reserved this long ago without a run belongs to a request that died before giving it back (its
+# trigger and then its cleanup failed, or its process was killed): a retry takes it over.  Well above the time
+# a trigger takes, even one that queues behind SQLite's 30 s busy timeout.
+ABANDONED_AFTER = timedelta(minutes=1)
+MAX_PAGE = 1000
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class RunService:
+    """Triggering, cancelling and reading runs."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        clock: Clock,
+        changes: ChangeLog,
+        *,
+        idempotency: IdempotencyStore | None = None,
+        on_cancel: Callable[[list[int]], None] | None = None,
+    ) -> None:
+        self._store = store
+        self.clock = clock
+        self._changes = changes
+        self._idempotency = idempotency
+        self._on_cancel = on_cancel or (lambda run_ids: None)
+
+    def trigger(
+        self,
+        job_id: str,
+        *,
+        triggered_by: str | None = None,
+        trigger_source: TriggerSource = TriggerSource.MANUAL,
+        via: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Queue a run now, recorded with who asked (``via`` is where the request came from); any live
+        scheduler on the database picks it up.  With ``idempotency_key`` a repeated request (same key, same
+        ``triggered_by``) returns the run the first one queued instead of queueing another."""
+        if idempotency_key is None:
+            return self._trigger(job_id, triggered_by, trigger_source, via)
+        return self._trigger_once(job_id, triggered_by, trigger_source, via, idempotency_key)
+
+    def _trigger(
+        self, job_id: str, triggered_by: str | None, trigger_source: TriggerSource, via: str | None
+    ) -> int:
+        run_id = self._store.enqueue_run(
+            job_id, now=self.clock.now(), trigger_source=trigger_source, triggered_by=triggered_by
+        )
+        self._changes.announce()
+        self._changes.record("trigger", job_id, by=triggered_by, via=via, details={"run_id": run_id})
+        return run_id
+
+    def _trigger_once(
+        self, job_id: str, triggered_by: str | None, trigger_source: TriggerSource, via: str | None, key: str
+    ) -> int:
+        """The key is reserved before the run is queued, so that a retry racing the first request cannot queue
+        a second run; a failed request gives its key back so that it can be retried."""
+        if self._idempotency is None:
+            raise ValidationError("idempotency_key", "is not supported by this scheduler")
+        keys, actor, now = self._idempotency, triggered_by or "library", self.clock.now()
+        found = keys.reserve_key(
+            actor,
+            key,
+            job_id,
+            now=now,
+            forget_before=now - IDEMPOTENCY_WINDOW,
+            abandoned_before=now - ABANDONED_AFTER,
+        )
+        if found is not None:
+            first_job, run_id = found
+            if first_job != job_id:
+                raise ValidationError("Idempotency-Key", f"was already used for job {first_job!r}")
+            if run_id is None:
+                raise ConflictError("a request with this Idempotency-Key is still in progress; retry shortly")
+            return run_id
+        try:
+            run_id = self._trigger(job_id, triggered_by, trigger_source, via)
+        except BaseException:
+            # If the key cannot be given back either, the error to report is still the first one: the
+            # reservation is abandoned, and a retry takes it over after ABANDONED_AFTER.
+            with contextlib.suppress(StoreError):
+                keys.settle_key(actor, key, None, reserved_at=now)
+            raise
+        keys.settle_key(actor, key, run_id, reserved_at=now)
+        return run_id
+
+    def cancel(self, run_ids: Iterable[int], *, by: str | None = None, via: str | None = None) -> None:
+        """Ask for runs to be cancelled: those of this process stop at once, those of others at their
+        owner's next heartbeat; runs that already ended are left as they are."""
+        ids = list(run_ids)
+        self._on_cancel(ids)
+        self._store.request_cancel(ids, now=self.clock.now())
+        self._changes.announce()
+        for run_id in ids:
+            self._changes.record("cancel", str(run_id), by=by, via=via, object_type="run")
+
+    def cancel_run(self, run_id: int, *, by: str | None = None, via: str | None = None) -> Run:
+        """Cancel one run that is still queued or running; raises ``RunNotFoundError``, or ``ConflictError``
+        for a run that has already ended (there is nothing to cancel)."""
+        run = self._store.get_run(run_id)
+        if not run.status.is_active:
+            raise ConflictError(
+                f"run {run_id} has already ended ({run.status.value}); there is nothing to cancel"
+            )
+        self.cancel([run_id], by=by, via=via)
+        return run
+
+    def get_run(self, run_id: int) -> Run:
+        return self._store.get_run(run_id)
+
+    def list_runs(
+        self,
+        *,
+        job_id: str | None = None,
+        status: RunStatus | str | Iterable[RunStatus | str] | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+        sources: TriggerSource | str | Iterable[TriggerSource | str] | None = None,
+    ) -> list[Run]:
+        """History, newest first; pass the last id of a page as ``before_id`` for the next page."""
+        if limit < 1 or limit > MAX_PAGE:
+            raise ValidationError("limit", f"must be between 1 and {MAX_PAGE}")
+        run_filter = RunFilter(
+            job_id=job_id,
+            statuses=_choices(RunStatus, status, "status"),
+            sources=_choices(TriggerSource, sources, "source"),
+            limit=limit,
+            before_id=before_id,
+        )
+        return self._store.list_runs(run_filter)
+
+
+def _choices(kind: type[E], given: E | str | Iterable[E | str] | None, field: str) -> tuple[E, ...]:
+    """Filter values as members of ``kind``; a value that is none of them is an error naming ``field``."""
+    if given is None:
+        return ()
+    items = [given] if isinstance(given, str) else list(given)
+    try:
+        return tuple(kind(item) for item in items)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise ValidationError(field, f"must be one of {allowed}") from None
