@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ import pytest
 from cronkeeper.cron import CronExpression
 from cronkeeper.exceptions import InvalidScheduleError, ValidationError
 from cronkeeper.models import CallableTarget, Catchup, CommandTarget, JobSpec, Overlap, RetryPolicy
-from cronkeeper.specs import build_spec, spec_to_dict
+from cronkeeper.specs import build_spec, spec_from_stored, spec_to_dict
 from cronkeeper.triggers import CronTrigger, DateTrigger, IntervalTrigger
 
 NOW = datetime.fromisoformat("2026-03-02T08:00:00+00:00")
@@ -235,6 +236,10 @@ def test_stored_form_reads_back_to_an_equal_spec(data: dict[str, Any]) -> None:
     again = build_spec(stored, default_timezone="Pacific/Auckland", now=LATER)
     assert again == spec
     assert spec_to_dict(again) == stored
+    # The store reads it back without validating it again, and gets the same job.
+    read = spec_from_stored(json.loads(json.dumps(stored)))
+    assert read == spec
+    assert spec_to_dict(read) == stored
 
 
 def test_stored_form_is_the_user_level_shape() -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
 from cronkeeper.models import ACTIVE_STATUSES, JobSpec, Run, RunStatus, TriggerSource
-from cronkeeper.specs import build_spec
+from cronkeeper.specs import spec_from_stored
 from cronkeeper.store.schema import jobs, runs
 
 # Rows of any shape: the store reads columns by name.
@@ -30,8 +29,7 @@ class SpecCache:
         cached = self._cache.get(job_id)
         if cached is not None and cached[0] == version:
             return cached[1]
-        # Stored specs were validated when saved and carry their zone and anchor, so no defaults apply.
-        spec = build_spec(data, now=datetime.fromisoformat("2000-01-01T00:00:00+00:00"))
+        spec = spec_from_stored(data)
         self._cache[job_id] = (version, spec)
         return spec
 

@@ -1,15 +1,12 @@
-"""The one validation layer: user input (Python keywords, CLI options, TOML tables, JSON bodies) to JobSpec.
+"""Validation: user input (Python keywords, CLI options, TOML tables, JSON bodies) to a JobSpec.
 
-Every face passes a plain mapping in the same shape to :func:`build_spec`; the stored form of a job is that
-shape again (:func:`spec_to_dict`), so what a user writes, what the database keeps and what ``--json`` prints
-agree.  Errors name the field and the reason and nothing is written.
+Errors name the field and the reason.  Each rule is here once; the bulk loader (:mod:`.batch`) reuses the
+per-field checks, and the stored form (:mod:`.stored`) is the same shape of mapping.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import re
 import shlex
 from collections.abc import Mapping
@@ -78,14 +75,14 @@ def build_spec(data: Mapping[str, Any], *, default_timezone: str = "UTC", now: d
         raise ValidationError(unknown[0], "unknown option")
     for key, value in data.items():
         _check_strings(key, value)
-    job_id = _job_id(data.get("id"))
+    job_id = job_id_of(data.get("id"))
     return JobSpec(
         id=job_id,
         target=_target(data),
         trigger=build_trigger(data, default_timezone=default_timezone, now=now),
-        name=_text(data, "name"),
-        description=_text(data, "description"),
-        tags=_tags(data.get("tags", ())),
+        name=text_of(data, "name"),
+        description=text_of(data, "description"),
+        tags=tags_of(data.get("tags", ())),
         timeout=_optional_duration(data, "timeout", positive=True),
         retry=_retry(data),
         overlap=_choice(data, "overlap", Overlap, Overlap.ALLOW),
@@ -96,78 +93,6 @@ def build_spec(data: Mapping[str, Any], *, default_timezone: str = "UTC", now: d
         jitter=_optional_duration(data, "jitter") or timedelta(0),
         output_limit=_int(data, "output_limit", 64 * 1024, minimum=0, maximum=64 * 1024 * 1024),
     )
-
-
-# What may differ between jobs built from one template by :class:`SpecBatch`.
-PER_JOB_KEYS = frozenset({"id", "name", "description", "tags", "args", "kwargs"})
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class BulkJob:
-    """One job of a bulk load: what the store writes, and the validated job it shares its shape with."""
-
-    id: str
-    name: str
-    stored_json: str
-    shape: JobSpec
-
-
-class SpecBatch:
-    """Validates many job definitions that differ only in identity and arguments, sharing the work.
-
-    Bulk loads (100,000 jobs in one call) are mostly a few shapes of job with different ids; full validation
-    of each would cost more than writing it.  The first job of each shape goes through :func:`build_spec`;
-    the others only have their own fields checked, with the same rules and messages, and their stored JSON
-    is the shape's with those fields put in.
-    """
-
-    def __init__(self, *, default_timezone: str, now: datetime) -> None:
-        self._default_timezone = default_timezone
-        self._now = now
-        self._shapes: dict[object, tuple[JobSpec, str]] = {}
-
-    def build(self, data: Mapping[str, Any]) -> BulkJob:
-        key = _shape_key(data)
-        shape = None if key is None else self._shapes.get(key)
-        if shape is None:
-            spec = build_spec(data, default_timezone=self._default_timezone, now=self._now)
-            stored = spec_to_dict(spec)
-            shared = json.dumps({k: v for k, v in stored.items() if k not in PER_JOB_KEYS})
-            shape = (spec, shared)
-            if key is not None:
-                self._shapes[key] = shape
-        return self._job(data, *shape)
-
-    def _job(self, data: Mapping[str, Any], shape: JobSpec, shared: str) -> BulkJob:
-        own: dict[str, Any] = {
-            "id": _job_id(data.get("id")),
-            "name": _text(data, "name"),
-            "description": _text(data, "description"),
-            "tags": list(_tags(data.get("tags", ()))),
-        }
-        if isinstance(shape.target, CallableTarget):
-            args, kwargs = _call_arguments(data)
-            own.update(args=list(args), kwargs=kwargs)
-        else:
-            for key in ("args", "kwargs"):
-                if data.get(key):
-                    raise ValidationError(key, "only applies to call jobs")
-        # Both are JSON objects: splice the job's own fields in front of the shared ones.
-        return BulkJob(own["id"], own["name"], f"{json.dumps(own)[:-1]}, {shared[1:]}", shape)
-
-
-def _shape_key(data: Mapping[str, Any]) -> object:
-    """What jobs of one shape share, hashable; None when a value cannot be keyed (then no sharing)."""
-    shared = frozenset(
-        (k, v) for k, v in data.items() if k not in PER_JOB_KEYS and not isinstance(v, list | dict)
-    )
-    nested = [(k, v) for k, v in data.items() if k not in PER_JOB_KEYS and isinstance(v, list | dict)]
-    if not nested:
-        return shared
-    try:
-        return shared, json.dumps(nested, sort_keys=True)
-    except (TypeError, ValueError):
-        return None
 
 
 def build_trigger(data: Mapping[str, Any], *, default_timezone: str, now: datetime) -> Trigger:
@@ -206,65 +131,7 @@ def parse_cron(expression: str, seconds: bool) -> CronExpression:
     return CronExpression(expression, seconds=seconds)
 
 
-def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
-    """The user-level form of ``spec``: what :func:`build_spec` reads back to an equal spec."""
-    out: dict[str, Any] = {
-        "id": spec.id,
-        "name": spec.name,
-        "description": spec.description,
-        "tags": list(spec.tags),
-    }
-    out.update(_trigger_fields(spec.trigger))
-    target = spec.target
-    if isinstance(target, CommandTarget):
-        out["command"] = target.argv[0] if target.shell else list(target.argv)
-        out.update(shell=target.shell, env=dict(target.env), cwd=target.cwd)
-    else:
-        out.update(
-            call=target.ref, args=list(target.args), kwargs=dict(target.kwargs), isolate=target.isolate
-        )
-    retry = spec.retry
-    out.update(
-        timeout=None if spec.timeout is None else spec.timeout.total_seconds(),
-        max_retries=retry.max_retries,
-        retry_base=retry.base.total_seconds(),
-        retry_factor=retry.factor,
-        retry_cap=retry.cap.total_seconds(),
-        retry_jitter=retry.jitter,
-        overlap=spec.overlap.value,
-        max_instances=spec.max_instances,
-        misfire_grace=spec.misfire_grace.total_seconds(),
-        catchup=spec.catchup.value,
-        jitter=spec.jitter.total_seconds(),
-        output_limit=spec.output_limit,
-    )
-    return out
-
-
-def _trigger_fields(trigger: Trigger) -> dict[str, Any]:
-    if isinstance(trigger, CronTrigger):
-        return {
-            "cron": trigger.cron.expression,
-            "seconds": trigger.cron.seconds,
-            "timezone": trigger.timezone.key,
-            "start": _iso(trigger.start_at),
-            "end": _iso(trigger.end_at),
-        }
-    if isinstance(trigger, IntervalTrigger):
-        return {
-            "every": trigger.every.total_seconds(),
-            "start": trigger.anchor.isoformat(),
-            "end": _iso(trigger.end_at),
-        }
-    assert isinstance(trigger, DateTrigger)
-    return {"at": trigger.at.isoformat()}
-
-
-def _iso(instant: datetime | None) -> str | None:
-    return None if instant is None else instant.isoformat()
-
-
-def _job_id(value: Any) -> str:
+def job_id_of(value: Any) -> str:
     if not isinstance(value, str) or not JOB_ID.fullmatch(value):
         raise ValidationError(
             "id", "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -288,11 +155,11 @@ def _callable_target(data: Mapping[str, Any]) -> CallableTarget:
     for key in ("shell", "env", "cwd"):
         if data.get(key):
             raise ValidationError(key, "only applies to command jobs")
-    args, kwargs = _call_arguments(data)
+    args, kwargs = call_arguments(data)
     return CallableTarget(ref, args, kwargs, _bool(data, "isolate"))
 
 
-def _call_arguments(data: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def call_arguments(data: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     args = data.get("args") or ()
     kwargs = data.get("kwargs") or {}
     if not isinstance(args, list | tuple):
@@ -451,7 +318,7 @@ def _check_strings(key: str, value: Any) -> None:
             _check_strings(key, item)
 
 
-def _text(data: Mapping[str, Any], key: str) -> str:
+def text_of(data: Mapping[str, Any], key: str) -> str:
     value = data.get(key) or ""
     if not isinstance(value, str):
         raise ValidationError(key, "must be text")
@@ -461,7 +328,7 @@ def _text(data: Mapping[str, Any], key: str) -> str:
     return _storable(key, value)
 
 
-def _tags(value: Any) -> tuple[str, ...]:
+def tags_of(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
     if not isinstance(value, list | tuple) or not all(isinstance(tag, str) for tag in value):
