@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests need (PostgreSQL and Chromium from Debian
-# when this user may), creates .venv with cronkeeper and its test tools, checks lint and types, then runs pytest.
+# when this user may), creates .venv with cronkeeper and its test tools, checks lint, types and the import layers,
+# then runs pytest with branch coverage.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k cron -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +29,6 @@ python3 -m venv .venv 2>/dev/null || [ -x .venv/bin/python ]
 .venv/bin/ruff check .
 .venv/bin/ruff format --check src tests bench examples
 .venv/bin/mypy
-.venv/bin/python -m pytest "$@"
+.venv/bin/lint-imports --no-cache
+# Branch coverage of the whole suite: the total and each module not fully covered are printed at the end.
+.venv/bin/python -m pytest --cov=cronkeeper --cov-branch --cov-report=term:skip-covered "$@"

@@ -1,8 +1,8 @@
-"""Persistence: the JobStore contract and its SQLAlchemy implementation."""
+"""The store: everything cronkeeper keeps in its database, and the only code that speaks SQL.
 
-from __future__ import annotations
-
-from cronkeeper.store.base import ClaimResult, Completion, JobStore, RunFilter
-from cronkeeper.store.sql import SqlJobStore
-
-__all__ = ["ClaimResult", "Completion", "JobStore", "RunFilter", "SqlJobStore"]
+:mod:`~cronkeeper.store.base` holds the contracts (``JobStore`` for the engine; accounts, settings,
+idempotency keys, audit log, status and dashboard views for the services) and :mod:`~cronkeeper.store.records`
+the plain values they exchange.  The ``Sql*`` modules implement them on SQLAlchemy Core for SQLite and
+PostgreSQL; :mod:`~cronkeeper.store.database` opens them all on one engine; Alembic migrations live in
+``migrations/``.  Nothing outside this package sees a SQLAlchemy engine.
+"""
