@@ -12,7 +12,6 @@ from alembic.runtime.migration import MigrationContext
 
 from cronkeeper.exceptions import ConflictError, JobExistsError, JobNotFoundError, RunNotFoundError
 from cronkeeper.models import JobSpec, RunStatus, TriggerSource
-from cronkeeper.planning import plan_fires
 from cronkeeper.specs import build_spec
 from cronkeeper.store.base import Completion, RunFilter
 from cronkeeper.store.migrate import upgrade
@@ -43,10 +42,7 @@ def add(store: SqlJobStore, job_id: str = "job", due: datetime = NOW, **options:
 
 
 def claim(store: SqlJobStore, owner: str = "node-a", now: datetime = NOW, limit: int = 100) -> list[int]:
-    return [
-        order.run_id
-        for order in store.claim_due(now=now, owner=owner, limit=limit, planner=plan_fires).to_start
-    ]
+    return [order.run_id for order in store.claim_due(now=now, owner=owner, limit=limit).to_start]
 
 
 def finish(run_id: int, status: RunStatus = RunStatus.SUCCEEDED, **fields: object) -> Completion:
@@ -217,7 +213,7 @@ def test_manual_runs_respect_the_overlap_policy(store: SqlJobStore) -> None:
     add(store, due=NOW + timedelta(days=1), overlap="forbid")
     first = store.enqueue_run("job", now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by="alice")
     second = store.enqueue_run("job", now=NOW, trigger_source=TriggerSource.API, triggered_by="bob")
-    result = store.claim_due(now=NOW, owner="node", limit=10, planner=plan_fires)
+    result = store.claim_due(now=NOW, owner="node", limit=10)
     assert [order.run_id for order in result.to_start] == [first]
     assert result.to_start[0].triggered_by == "alice"
     assert [run.id for run in result.recorded] == [second]
@@ -235,7 +231,7 @@ def test_retries_are_persisted_as_new_queued_runs(store: SqlJobStore) -> None:
     retry_at = NOW + timedelta(seconds=5)
     store.record_finished([finish(run_id, RunStatus.FAILED, retry_at=retry_at)], owner="node-a", now=NOW)
     assert store.next_due_at() == retry_at
-    result = store.claim_due(now=retry_at, owner="node-b", limit=10, planner=plan_fires)
+    result = store.claim_due(now=retry_at, owner="node-b", limit=10)
     retry = next(order for order in result.to_start if order.trigger_source is TriggerSource.RETRY)
     assert retry.attempt == 1
     assert store.get_run(retry.run_id).parent_run_id == run_id
@@ -287,7 +283,7 @@ def test_a_fire_put_back_after_its_claim_is_not_claimed_again(store: SqlJobStore
     (run_id,) = claim(store)
     # A pause and resume (or an edit) racing a claim ahead can set the next fire back onto that same fire.
     store.set_paused("job", False, next_fire_at=NOW, next_due_at=NOW, now=NOW, by=None)
-    other = store.claim_due(now=NOW, owner="node-a", limit=10, planner=plan_fires)
+    other = store.claim_due(now=NOW, owner="node-a", limit=10)
     assert other.to_start == []
     assert store.get_job("job").next_due_at == NOW + timedelta(minutes=1)
     assert [run.id for run in store.list_runs(RunFilter())] == [run_id]
@@ -321,7 +317,7 @@ def test_a_jittered_fire_is_late_only_from_its_jittered_due_time(store: SqlJobSt
         by=None,
         origin="api",
     )
-    result = store.claim_due(now=jittered + timedelta(seconds=5), owner="node", limit=10, planner=plan_fires)
+    result = store.claim_due(now=jittered + timedelta(seconds=5), owner="node", limit=10)
     assert [order.due_at for order in result.to_start] == [jittered]
     assert result.recorded == []
 
@@ -332,7 +328,7 @@ def test_a_manual_run_of_a_replace_job_cancels_the_running_one(store: SqlJobStor
     manual = store.enqueue_run(
         "job", now=NOW + timedelta(seconds=1), trigger_source=TriggerSource.MANUAL, triggered_by="alice"
     )
-    result = store.claim_due(now=NOW + timedelta(seconds=1), owner="node", limit=10, planner=plan_fires)
+    result = store.claim_due(now=NOW + timedelta(seconds=1), owner="node", limit=10)
     assert [order.run_id for order in result.to_start] == [manual]
     assert result.to_cancel == [running]
 

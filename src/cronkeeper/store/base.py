@@ -13,7 +13,6 @@ from typing import Any
 
 from cronkeeper.exceptions import JobNotFoundError
 from cronkeeper.models import Job, JobSpec, Run, RunStatus, TriggerSource
-from cronkeeper.planning import FirePlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +79,6 @@ class NewJob:
     next_fire_at: datetime | None
     next_due_at: datetime | None
     paused: bool = False
-
-
-Planner = Callable[[JobSpec, datetime, datetime, int], FirePlan]
 
 
 class JobStore(ABC):
@@ -166,13 +162,15 @@ class JobStore(ABC):
 
     @abstractmethod
     def claim_due(
-        self, *, now: datetime, owner: str, limit: int, planner: Planner, horizon: datetime | None = None
+        self, *, now: datetime, owner: str, limit: int, horizon: datetime | None = None
     ) -> ClaimResult:
-        """In one transaction: for up to ``limit`` jobs whose ``next_due_at <= now`` ask ``planner`` what to
-        do, insert the run rows it plans (owned by ``owner``), advance each job's next fire, and take up to
-        ``limit`` unowned queued runs (manual triggers, retries) whose ``due_at <= now``, subject to the
-        job's overlap policy.  Jobs locked by another claimer are passed over, never waited for.  Each run row
-        is unique on (job, scheduled_for, attempt), so a fire can be claimed once only.
+        """In one transaction: for up to ``limit`` jobs whose ``next_due_at <= now`` ask
+        :func:`cronkeeper.planning.plan_fires` what to do (so the misfire, catch-up and overlap rules are the
+        same for every store), insert the run rows it plans (owned by ``owner``), advance each job's next
+        fire, and take up to ``limit`` unowned queued runs (manual triggers, retries) whose
+        ``due_at <= now``, subject to the job's overlap policy.  Jobs locked by another claimer are passed
+        over, never waited for.  Each run row is unique on (job, scheduled_for, attempt), so a fire can be
+        claimed once only.
 
         With ``horizon`` later than ``now``, jobs due by then are claimed ahead of time too, so the caller can
         start them on the dot; a job the overlap policy would hold back is left for its due time instead."""

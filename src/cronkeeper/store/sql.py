@@ -21,7 +21,7 @@ from cronkeeper.exceptions import (
 )
 from cronkeeper.models import Job, JobSpec, Run, RunStatus, TriggerSource
 from cronkeeper.specs import spec_to_dict
-from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, Planner, RunFilter
+from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, RunFilter
 from cronkeeper.store.batch import BatchStatement
 from cronkeeper.store.claims import Claimer
 from cronkeeper.store.engines import open_engine, reading, writing
@@ -239,7 +239,7 @@ class SqlJobStore(JobStore):
     # ---- the loop --------------------------------------------------------------------------------------
 
     def claim_due(
-        self, *, now: datetime, owner: str, limit: int, planner: Planner, horizon: datetime | None = None
+        self, *, now: datetime, owner: str, limit: int, horizon: datetime | None = None
     ) -> ClaimResult:
         with self._write() as conn:
             return self._claimer.claim(
@@ -247,7 +247,6 @@ class SqlJobStore(JobStore):
                 now=now,
                 owner=owner,
                 limit=limit,
-                planner=planner,
                 horizon=now if horizon is None else max(horizon, now),
             )
 
