@@ -144,6 +144,26 @@ def test_outcomes_are_fenced_by_owner(store: SqlJobStore) -> None:
     assert store.record_finished([finish(run_id, RunStatus.FAILED)], owner="node-a", now=NOW) == []
 
 
+def test_every_field_of_an_outcome_is_written_and_read_back(store: SqlJobStore) -> None:
+    add(store)
+    (run_id,) = claim(store)
+    outcome = {
+        "exit_code": 3,
+        "output": "out",
+        "error": "exited with status 3",
+        "traceback": "Traceback…",
+        "result": {"items": [1, 2]},
+        "peak_memory_bytes": 5 * 2**30,
+        "cpu_time": 1.5,
+    }
+    assert store.record_finished([finish(run_id, RunStatus.FAILED, **outcome)], owner="node-a", now=NOW) == [
+        run_id
+    ]
+    run = store.get_run(run_id)
+    assert (run.status, run.started_at, run.finished_at) == (RunStatus.FAILED, NOW, NOW)
+    assert {name: getattr(run, name) for name in outcome} == outcome
+
+
 def test_runs_of_a_dead_owner_are_lost_and_its_late_result_refused(store: SqlJobStore) -> None:
     add(store, "a")
     add(store, "b")
