@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from cronkeeper.exceptions import ConflictError, JobExistsError, JobNotFoundError, RunNotFoundError
-from cronkeeper.models import JobSpec, RunStatus, TriggerSource
+from cronkeeper.models import OUTCOME_FIELDS, JobSpec, RunOutcome, RunStatus, TriggerSource
 from cronkeeper.specs import build_spec
 from cronkeeper.store.base import Completion, RunFilter
 from cronkeeper.store.migrate import upgrade
@@ -45,8 +46,10 @@ def claim(store: SqlJobStore, owner: str = "node-a", now: datetime = NOW, limit:
     return [order.run_id for order in store.claim_due(now=now, owner=owner, limit=limit).to_start]
 
 
-def finish(run_id: int, status: RunStatus = RunStatus.SUCCEEDED, **fields: object) -> Completion:
-    return Completion(run_id=run_id, status=status, started_at=NOW, finished_at=NOW, **fields)  # type: ignore[arg-type]
+def finish(
+    run_id: int, status: RunStatus = RunStatus.SUCCEEDED, retry_at: datetime | None = None, **outcome: Any
+) -> Completion:
+    return Completion(run_id, status, NOW, NOW, RunOutcome(**outcome), retry_at)
 
 
 def test_migrations_create_exactly_the_declared_schema(store: SqlJobStore) -> None:
@@ -147,21 +150,21 @@ def test_outcomes_are_fenced_by_owner(store: SqlJobStore) -> None:
 def test_every_field_of_an_outcome_is_written_and_read_back(store: SqlJobStore) -> None:
     add(store)
     (run_id,) = claim(store)
-    outcome = {
-        "exit_code": 3,
-        "output": "out",
-        "error": "exited with status 3",
-        "traceback": "Traceback…",
-        "result": {"items": [1, 2]},
-        "peak_memory_bytes": 5 * 2**30,
-        "cpu_time": 1.5,
-    }
-    assert store.record_finished([finish(run_id, RunStatus.FAILED, **outcome)], owner="node-a", now=NOW) == [
-        run_id
-    ]
+    outcome = RunOutcome(
+        exit_code=3,
+        output="out",
+        error="exited with status 3",
+        traceback="Traceback…",
+        result={"items": [1, 2]},
+        peak_memory_bytes=5 * 2**30,
+        cpu_time=1.5,
+    )
+    assert all(getattr(outcome, name) is not None for name in OUTCOME_FIELDS), "give every field a value"
+    completion = Completion(run_id, RunStatus.FAILED, NOW, NOW, outcome)
+    assert store.record_finished([completion], owner="node-a", now=NOW) == [run_id]
     run = store.get_run(run_id)
     assert (run.status, run.started_at, run.finished_at) == (RunStatus.FAILED, NOW, NOW)
-    assert {name: getattr(run, name) for name in outcome} == outcome
+    assert RunOutcome(**{name: getattr(run, name) for name in OUTCOME_FIELDS}) == outcome
 
 
 def test_runs_of_a_dead_owner_are_lost_and_its_late_result_refused(store: SqlJobStore) -> None:

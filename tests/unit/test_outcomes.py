@@ -10,7 +10,7 @@ from cronkeeper.engine.outcomes import OutcomeBuffer
 from cronkeeper.events import EventKind, Listeners, RunEvent
 from cronkeeper.exceptions import StoreError
 from cronkeeper.executors import Execution
-from cronkeeper.models import RunStatus, TriggerSource
+from cronkeeper.models import RunOutcome, RunStatus, TriggerSource
 from cronkeeper.specs import build_spec
 from cronkeeper.store.base import Completion, JobStore, StartOrder
 
@@ -28,7 +28,7 @@ class RefusingStore:
         pass
 
     def record_finished(self, completions: Sequence[Completion], *, owner: str, now: datetime) -> list[int]:
-        if any("\x00" in (completion.output or "") for completion in completions):
+        if any("\x00" in (completion.outcome.output or "") for completion in completions):
             try:
                 raise ValueError("NUL in text")
             except ValueError as exc:
@@ -44,29 +44,27 @@ def order(run_id: int) -> StartOrder:
 def test_an_outcome_the_database_refuses_is_stored_as_a_failure_and_the_others_as_they_are() -> None:
     started, finished, retry_at = NOW, NOW + timedelta(seconds=2), NOW + timedelta(minutes=1)
     good = Completion(
-        run_id=1,
-        status=RunStatus.SUCCEEDED,
-        started_at=started,
-        finished_at=finished,
-        exit_code=0,
-        output="fine",
-        result={"n": 1},
-        peak_memory_bytes=2048,
-        cpu_time=0.25,
+        1,
+        RunStatus.SUCCEEDED,
+        started,
+        finished,
+        RunOutcome(exit_code=0, output="fine", result={"n": 1}, peak_memory_bytes=2048, cpu_time=0.25),
     )
     bad = Completion(
-        run_id=2,
-        status=RunStatus.TIMED_OUT,
-        started_at=started,
-        finished_at=finished,
-        exit_code=-9,
-        output="bad\x00",
-        error="timed out after 1s",
-        traceback="Traceback…",
-        result={"n": 2},
-        peak_memory_bytes=4096,
-        cpu_time=0.5,
-        retry_at=retry_at,
+        2,
+        RunStatus.TIMED_OUT,
+        started,
+        finished,
+        RunOutcome(
+            exit_code=-9,
+            output="bad\x00",
+            error="timed out after 1s",
+            traceback="Traceback…",
+            result={"n": 2},
+            peak_memory_bytes=4096,
+            cpu_time=0.5,
+        ),
+        retry_at,
     )
     buffer = OutcomeBuffer(lambda: None)
     for completion in (good, bad):
@@ -81,15 +79,17 @@ def test_an_outcome_the_database_refuses_is_stored_as_a_failure_and_the_others_a
     assert store.written == [
         good,
         Completion(
-            run_id=2,
-            status=RunStatus.FAILED,
-            started_at=started,
-            finished_at=finished,
-            exit_code=-9,
-            error="the run ended (timed_out) but its outcome could not be stored: ValueError",
-            peak_memory_bytes=4096,
-            cpu_time=0.5,
-            retry_at=retry_at,
+            2,
+            RunStatus.FAILED,
+            started,
+            finished,
+            RunOutcome(
+                exit_code=-9,
+                error="the run ended (timed_out) but its outcome could not be stored: ValueError",
+                peak_memory_bytes=4096,
+                cpu_time=0.5,
+            ),
+            retry_at,
         ),
     ]
     assert [(event.kind, event.error, event.traceback, event.result, event.duration) for event in events] == [

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cronkeeper.exceptions import JobNotFoundError
-from cronkeeper.models import Job, JobSpec, Run, RunStatus, TriggerSource
+from cronkeeper.models import NO_OUTCOME, Job, JobSpec, Run, RunOutcome, RunStatus, TriggerSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,19 +39,14 @@ class ClaimResult:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """The outcome of a run, reported by its owner; ``retry_at`` asks for another attempt at that instant."""
+    """The end of a run, reported by its owner: its status, times and ``outcome`` (written as they are);
+    ``retry_at`` asks for another attempt at that instant."""
 
     run_id: int
     status: RunStatus
     started_at: datetime | None
     finished_at: datetime
-    exit_code: int | None = None
-    output: str | None = None
-    error: str | None = None
-    traceback: str | None = None
-    result: dict[str, Any] | None = None
-    peak_memory_bytes: int | None = None
-    cpu_time: float | None = None
+    outcome: RunOutcome = NO_OUTCOME
     retry_at: datetime | None = None
 
 
