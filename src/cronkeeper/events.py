@@ -37,7 +37,9 @@ class RunEvent:
     """One event; ``exception`` is set only in the process where an in-process job raised it, and ``value``
     (what it returned, as it was; ``result`` is its JSON form) only where an in-process job returned it.
 
-    ``duration`` (of an ended run) and ``lateness`` (start minus due time) are in seconds, when known.
+    ``error``, ``traceback`` and ``result`` are those of the run's :class:`~cronkeeper.models.RunOutcome`;
+    its output and measurements stay in the run's record.  ``duration`` (of an ended run) and ``lateness``
+    (start minus due time) are in seconds, when known.
     """
 
     kind: EventKind

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -165,9 +165,39 @@ class Job:
         return self.spec.id
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOutcome:
+    """What a run left behind when it ended, besides its status and times: the one declaration of these
+    fields.
+
+    A runner's :class:`~cronkeeper.executors.Execution` and the store's ``Completion`` hold one, a
+    :class:`Run` is one (so ``run.output`` and the rest stay plain attributes), and the columns an outcome
+    writes are :data:`OUTCOME_FIELDS`; a new field is added here and in the schema (with its migration), and
+    travels from the runner to the database and back without another copy by hand.  Keyword-only, so that
+    :class:`Run`'s own fields keep their positions.
+    """
+
+    exit_code: int | None = None
+    output: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    result: JSONDict | None = None
+    peak_memory_bytes: int | None = None
+    cpu_time: float | None = None
+
+
+# The names of RunOutcome's fields, once: outcomes are written thousands per second, by getattr over these
+# names, where dataclasses.asdict would deep-copy every result.
+OUTCOME_FIELDS: tuple[str, ...] = tuple(item.name for item in fields(RunOutcome))
+
+# No outcome (yet): what an Execution or Completion holds unless given one; frozen, so one instance is shared.
+NO_OUTCOME = RunOutcome()
+
+
 @dataclass(frozen=True, slots=True)
-class Run:
-    """One record of history: a run that happened, is happening, or was missed or skipped."""
+class Run(RunOutcome):
+    """One record of history: a run that happened, is happening, or was missed or skipped; its outcome
+    fields (:class:`RunOutcome`) are empty until it ends."""
 
     id: int
     job_id: str
@@ -182,13 +212,6 @@ class Run:
     owner: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    exit_code: int | None = None
-    output: str | None = None
-    error: str | None = None
-    traceback: str | None = None
-    result: JSONDict | None = None
-    peak_memory_bytes: int | None = None
-    cpu_time: float | None = None
 
     @property
     def duration(self) -> timedelta | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from cronkeeper.exceptions import ConflictError, JobExistsError, JobNotFoundError, RunNotFoundError
-from cronkeeper.models import JobSpec, RunStatus, TriggerSource
-from cronkeeper.planning import plan_fires
+from cronkeeper.models import OUTCOME_FIELDS, JobSpec, RunOutcome, RunStatus, TriggerSource
 from cronkeeper.specs import build_spec
 from cronkeeper.store.base import Completion, RunFilter
 from cronkeeper.store.migrate import upgrade
@@ -44,14 +44,13 @@ def add(store: SqlJobStore, job_id: str = "job", due: datetime = NOW, **options:
 
 
 def claim(store: SqlJobStore, owner: str = "node-a", now: datetime = NOW, limit: int = 100) -> list[int]:
-    return [
-        order.run_id
-        for order in store.claim_due(now=now, owner=owner, limit=limit, planner=plan_fires).to_start
-    ]
+    return [order.run_id for order in store.claim_due(now=now, owner=owner, limit=limit).to_start]
 
 
-def finish(run_id: int, status: RunStatus = RunStatus.SUCCEEDED, **fields: object) -> Completion:
-    return Completion(run_id=run_id, status=status, started_at=NOW, finished_at=NOW, **fields)  # type: ignore[arg-type]
+def finish(
+    run_id: int, status: RunStatus = RunStatus.SUCCEEDED, retry_at: datetime | None = None, **outcome: Any
+) -> Completion:
+    return Completion(run_id, status, NOW, NOW, RunOutcome(**outcome), retry_at)
 
 
 def test_migrations_create_exactly_the_declared_schema(store: SqlJobStore) -> None:
@@ -149,6 +148,26 @@ def test_outcomes_are_fenced_by_owner(store: SqlJobStore) -> None:
     assert store.record_finished([finish(run_id, RunStatus.FAILED)], owner="node-a", now=NOW) == []
 
 
+def test_every_field_of_an_outcome_is_written_and_read_back(store: SqlJobStore) -> None:
+    add(store)
+    (run_id,) = claim(store)
+    outcome = RunOutcome(
+        exit_code=3,
+        output="out",
+        error="exited with status 3",
+        traceback="Traceback…",
+        result={"items": [1, 2]},
+        peak_memory_bytes=5 * 2**30,
+        cpu_time=1.5,
+    )
+    assert all(getattr(outcome, name) is not None for name in OUTCOME_FIELDS), "give every field a value"
+    completion = Completion(run_id, RunStatus.FAILED, NOW, NOW, outcome)
+    assert store.record_finished([completion], owner="node-a", now=NOW) == [run_id]
+    run = store.get_run(run_id)
+    assert (run.status, run.started_at, run.finished_at) == (RunStatus.FAILED, NOW, NOW)
+    assert RunOutcome(**{name: getattr(run, name) for name in OUTCOME_FIELDS}) == outcome
+
+
 def test_runs_of_a_dead_owner_are_lost_and_its_late_result_refused(store: SqlJobStore) -> None:
     add(store, "a")
     add(store, "b")
@@ -218,7 +237,7 @@ def test_manual_runs_respect_the_overlap_policy(store: SqlJobStore) -> None:
     add(store, due=NOW + timedelta(days=1), overlap="forbid")
     first = store.enqueue_run("job", now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by="alice")
     second = store.enqueue_run("job", now=NOW, trigger_source=TriggerSource.API, triggered_by="bob")
-    result = store.claim_due(now=NOW, owner="node", limit=10, planner=plan_fires)
+    result = store.claim_due(now=NOW, owner="node", limit=10)
     assert [order.run_id for order in result.to_start] == [first]
     assert result.to_start[0].triggered_by == "alice"
     assert [run.id for run in result.recorded] == [second]
@@ -236,7 +255,7 @@ def test_retries_are_persisted_as_new_queued_runs(store: SqlJobStore) -> None:
     retry_at = NOW + timedelta(seconds=5)
     store.record_finished([finish(run_id, RunStatus.FAILED, retry_at=retry_at)], owner="node-a", now=NOW)
     assert store.next_due_at() == retry_at
-    result = store.claim_due(now=retry_at, owner="node-b", limit=10, planner=plan_fires)
+    result = store.claim_due(now=retry_at, owner="node-b", limit=10)
     retry = next(order for order in result.to_start if order.trigger_source is TriggerSource.RETRY)
     assert retry.attempt == 1
     assert store.get_run(retry.run_id).parent_run_id == run_id
@@ -288,7 +307,7 @@ def test_a_fire_put_back_after_its_claim_is_not_claimed_again(store: SqlJobStore
     (run_id,) = claim(store)
     # A pause and resume (or an edit) racing a claim ahead can set the next fire back onto that same fire.
     store.set_paused("job", False, next_fire_at=NOW, next_due_at=NOW, now=NOW, by=None)
-    other = store.claim_due(now=NOW, owner="node-a", limit=10, planner=plan_fires)
+    other = store.claim_due(now=NOW, owner="node-a", limit=10)
     assert other.to_start == []
     assert store.get_job("job").next_due_at == NOW + timedelta(minutes=1)
     assert [run.id for run in store.list_runs(RunFilter())] == [run_id]
@@ -322,7 +341,7 @@ def test_a_jittered_fire_is_late_only_from_its_jittered_due_time(store: SqlJobSt
         by=None,
         origin="api",
     )
-    result = store.claim_due(now=jittered + timedelta(seconds=5), owner="node", limit=10, planner=plan_fires)
+    result = store.claim_due(now=jittered + timedelta(seconds=5), owner="node", limit=10)
     assert [order.due_at for order in result.to_start] == [jittered]
     assert result.recorded == []
 
@@ -333,7 +352,7 @@ def test_a_manual_run_of_a_replace_job_cancels_the_running_one(store: SqlJobStor
     manual = store.enqueue_run(
         "job", now=NOW + timedelta(seconds=1), trigger_source=TriggerSource.MANUAL, triggered_by="alice"
     )
-    result = store.claim_due(now=NOW + timedelta(seconds=1), owner="node", limit=10, planner=plan_fires)
+    result = store.claim_due(now=NOW + timedelta(seconds=1), owner="node", limit=10)
     assert [order.run_id for order in result.to_start] == [manual]
     assert result.to_cancel == [running]
 

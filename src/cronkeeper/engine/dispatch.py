@@ -28,7 +28,7 @@ from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.pool import Task, WorkerPool
 from cronkeeper.executors.runners import failure
 from cronkeeper.executors.watchdog import Watchdog
-from cronkeeper.models import CallableTarget, CommandTarget, RunStatus
+from cronkeeper.models import CallableTarget, CommandTarget, RunOutcome, RunStatus
 from cronkeeper.registry import Registry
 from cronkeeper.runcontext import RunContext, running
 from cronkeeper.store.base import Completion, StartOrder
@@ -181,7 +181,8 @@ class Dispatcher:
             if flight.cancel is not None and flight.cancel.is_set():
                 self._mark_started(flight)
                 self.complete(
-                    flight.order.run_id, Execution(RunStatus.CANCELLED, error="cancelled before it started")
+                    flight.order.run_id,
+                    Execution(RunStatus.CANCELLED, RunOutcome(error="cancelled before it started")),
                 )
                 return
             if arm_timeout:
@@ -227,7 +228,7 @@ class Dispatcher:
             f"timed out after {seconds:g}s; the job's thread cannot be killed and was abandoned "
             "(use isolate=true for jobs that must be stopped)"
         )
-        self.complete(run_id, Execution(RunStatus.TIMED_OUT, error=message))
+        self.complete(run_id, Execution(RunStatus.TIMED_OUT, RunOutcome(error=message)))
 
     def _mark_started(self, flight: InFlight) -> None:
         flight.started_at = self.clock.now()
@@ -253,7 +254,7 @@ class Dispatcher:
         if held is not None:
             with self._lock:
                 self._inflight[run_id] = InFlight(held)
-            self.complete(run_id, Execution(RunStatus.CANCELLED, error=reason))
+            self.complete(run_id, Execution(RunStatus.CANCELLED, RunOutcome(error=reason)))
             return True
         with self._lock:
             flight = self._inflight.get(run_id)
@@ -264,7 +265,7 @@ class Dispatcher:
         if flight.in_process:
             if flight.future is not None:
                 flight.future.cancel()
-            self.complete(run_id, Execution(RunStatus.CANCELLED, error=reason))
+            self.complete(run_id, Execution(RunStatus.CANCELLED, RunOutcome(error=reason)))
         return True
 
     def cancel_all(self, reason: str) -> None:
@@ -312,19 +313,13 @@ def _completion(flight: InFlight, execution: Execution, finished_at: datetime) -
         status=execution.status,
         started_at=flight.started_at,
         finished_at=finished_at,
-        exit_code=execution.exit_code,
-        output=execution.output,
-        error=execution.error,
-        traceback=execution.traceback,
-        result=execution.result,
-        peak_memory_bytes=execution.peak_memory_bytes,
-        cpu_time=execution.cpu_time,
+        outcome=execution.outcome,
         retry_at=retry_at,
     )
 
 
 def _future_execution(future: Future[Execution]) -> Execution:
     if future.cancelled():
-        return Execution(RunStatus.CANCELLED, error="cancelled")
+        return Execution(RunStatus.CANCELLED, RunOutcome(error="cancelled"))
     exc = future.exception()
     return failure(exc) if exc is not None else future.result()

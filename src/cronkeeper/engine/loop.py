@@ -24,7 +24,6 @@ from cronkeeper.engine.outcomes import OutcomeBuffer
 from cronkeeper.events import Listeners, RunEvent
 from cronkeeper.exceptions import StoreError
 from cronkeeper.models import LoopHealth
-from cronkeeper.planning import plan_fires
 from cronkeeper.registry import Registry
 from cronkeeper.settings import SchedulerSettings
 from cronkeeper.store.base import ClaimResult, JobStore
@@ -235,7 +234,7 @@ class SchedulerLoop:
             self._claim_again = False
             return started
         claim = self.store.claim_due(
-            now=now, owner=self.owner, limit=self.settings.batch_size, planner=plan_fires, horizon=horizon
+            now=now, owner=self.owner, limit=self.settings.batch_size, horizon=horizon
         )
         self._claim_again = len(claim.to_start) + len(claim.recorded) >= self.settings.batch_size
         self._apply(claim)  # first: the claim is committed, its runs must not be dropped by a later error

@@ -19,7 +19,7 @@ from cronkeeper.events import EventKind, Listeners, RunEvent
 from cronkeeper.exceptions import StoreError
 from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.runners import Execution
-from cronkeeper.models import RunStatus
+from cronkeeper.models import NO_OUTCOME, RunStatus
 from cronkeeper.store.base import Completion, JobStore, StartOrder
 
 log = logging.getLogger(__name__)
@@ -186,15 +186,15 @@ class OutcomeBuffer:
 
 def _stored_as_failure(completion: Completion, exc: StoreError) -> Completion:
     """What is kept of an outcome the database refused: the fact that the run ended, and why not more."""
-    return dataclasses.replace(
-        completion,
-        status=RunStatus.FAILED,
+    kept = dataclasses.replace(
+        completion.outcome,
         output=None,
         traceback=None,
         result=None,
         error=f"the run ended ({completion.status.value}) but its outcome could not be stored: "
         f"{type(exc.__cause__ or exc).__name__}",
     )
+    return dataclasses.replace(completion, status=RunStatus.FAILED, outcome=kept)
 
 
 def _log_outcomes(finished: list[Finished], accepted: set[int]) -> None:
@@ -218,7 +218,7 @@ def _log_outcomes(finished: list[Finished], accepted: set[int]) -> None:
                 order.spec.id,
                 completion.run_id,
                 completion.status.value,
-                completion.error,
+                completion.outcome.error,
             )
 
 
@@ -230,6 +230,7 @@ def _event(
     *,
     started_at: datetime | None,
 ) -> RunEvent:
+    outcome = NO_OUTCOME if completion is None else completion.outcome
     duration = None
     if completion is not None and started_at is not None:
         duration = (completion.finished_at - started_at).total_seconds()
@@ -240,9 +241,9 @@ def _event(
         order.scheduled_for,
         order.attempt,
         order.trigger_source,
-        error=None if completion is None else completion.error,
-        traceback=None if completion is None else completion.traceback,
-        result=None if completion is None else completion.result,
+        error=outcome.error,
+        traceback=outcome.traceback,
+        result=outcome.result,
         exception=None if execution is None else execution.exception,
         duration=duration,
         lateness=None if started_at is None else (started_at - order.due_at).total_seconds(),

@@ -10,28 +10,26 @@ import tempfile
 import threading
 import traceback
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.process import ProcessOutcome, run_process
 from cronkeeper.executors.results import to_result
-from cronkeeper.models import CallableTarget, CommandTarget, RunStatus
+from cronkeeper.models import NO_OUTCOME, CallableTarget, CommandTarget, RunOutcome, RunStatus
 
 
 @dataclass(frozen=True, slots=True)
 class Execution:
-    """How a run ended, before it is written down."""
+    """How a run ended, before it is written down: its status and ``outcome``, which go to the store as they
+    are, and what only this process's listeners get.
+
+    ``exception`` is what an in-process job raised (or what ended the run around it).
+    """
 
     status: RunStatus
-    exit_code: int | None = None
-    output: str | None = None
-    error: str | None = None
-    traceback: str | None = None
-    result: dict[str, Any] | None = None
-    peak_memory_bytes: int | None = None
-    cpu_time: float | None = None
+    outcome: RunOutcome = NO_OUTCOME
     exception: BaseException | None = None
     # What an in-process job returned, as it was (``result`` is its JSON form), for this process's listeners.
     value: Any = None
@@ -41,8 +39,7 @@ def failure(exc: BaseException, status: RunStatus = RunStatus.FAILED) -> Executi
     """An Execution for an exception raised by or around a job."""
     return Execution(
         status,
-        error=f"{type(exc).__name__}: {exc}",
-        traceback="".join(traceback.format_exception(exc)),
+        RunOutcome(error=f"{type(exc).__name__}: {exc}", traceback="".join(traceback.format_exception(exc))),
         exception=exc,
     )
 
@@ -62,7 +59,7 @@ def run_callable(func: Callable[..., Any], target: CallableTarget) -> Execution:
         value = func(*target.args, **target.kwargs)
     except Exception as exc:
         return failure(exc)
-    return Execution(RunStatus.SUCCEEDED, result=to_result(value), value=value)
+    return Execution(RunStatus.SUCCEEDED, RunOutcome(result=to_result(value)), value=value)
 
 
 async def run_coroutine(
@@ -73,12 +70,14 @@ async def run_coroutine(
     try:
         value = await asyncio.wait_for(func(*target.args, **target.kwargs), seconds)
     except TimeoutError as exc:
-        return Execution(RunStatus.TIMED_OUT, error=f"timed out after {seconds:g}s", exception=exc)
+        return Execution(
+            RunStatus.TIMED_OUT, RunOutcome(error=f"timed out after {seconds:g}s"), exception=exc
+        )
     except asyncio.CancelledError as exc:
-        return Execution(RunStatus.CANCELLED, error="cancelled", exception=exc)
+        return Execution(RunStatus.CANCELLED, RunOutcome(error="cancelled"), exception=exc)
     except Exception as exc:
         return failure(exc)
-    return Execution(RunStatus.SUCCEEDED, result=to_result(value), value=value)
+    return Execution(RunStatus.SUCCEEDED, RunOutcome(result=to_result(value)), value=value)
 
 
 def run_child(
@@ -157,35 +156,23 @@ def run_isolated(
 
 
 def _with_child_result(execution: Execution, result_path: str) -> Execution:
+    """The child's report (what its function returned or raised) added to what was measured of its process.
+
+    The measured outcome has no traceback or result of its own, so only the fields named here change.
+    """
+    measured = execution.outcome
     try:
         with open(result_path, encoding="utf-8") as handle:
             reported = json.load(handle)
     except (OSError, ValueError):
-        return Execution(
-            RunStatus.FAILED,
-            exit_code=execution.exit_code,
-            output=execution.output,
-            error=execution.error or "the child process ended without reporting a result",
-            peak_memory_bytes=execution.peak_memory_bytes,
-            cpu_time=execution.cpu_time,
-        )
+        error = measured.error or "the child process ended without reporting a result"
+        return Execution(RunStatus.FAILED, replace(measured, error=error))
     if reported["ok"]:
         return Execution(
-            RunStatus.SUCCEEDED,
-            exit_code=0,
-            output=execution.output,
-            result=reported["result"],
-            peak_memory_bytes=execution.peak_memory_bytes,
-            cpu_time=execution.cpu_time,
+            RunStatus.SUCCEEDED, replace(measured, exit_code=0, error=None, result=reported["result"])
         )
     return Execution(
-        RunStatus.FAILED,
-        exit_code=execution.exit_code,
-        output=execution.output,
-        error=reported["error"],
-        traceback=reported["traceback"],
-        peak_memory_bytes=execution.peak_memory_bytes,
-        cpu_time=execution.cpu_time,
+        RunStatus.FAILED, replace(measured, error=reported["error"], traceback=reported["traceback"])
     )
 
 
@@ -206,9 +193,11 @@ def _from_process(outcome: ProcessOutcome, timeout: timedelta | None) -> Executi
         status, error = RunStatus.FAILED, f"exited with status {outcome.exit_code}"
     return Execution(
         status,
-        exit_code=outcome.exit_code,
-        output=outcome.output,
-        error=error,
-        peak_memory_bytes=outcome.peak_memory_bytes,
-        cpu_time=outcome.cpu_time,
+        RunOutcome(
+            exit_code=outcome.exit_code,
+            output=outcome.output,
+            error=error,
+            peak_memory_bytes=outcome.peak_memory_bytes,
+            cpu_time=outcome.cpu_time,
+        ),
     )

@@ -13,8 +13,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cronkeeper.exceptions import JobNotFoundError
-from cronkeeper.models import ApiToken, AuditEvent, Job, JobSpec, Role, Run, RunStatus, TriggerSource, User
-from cronkeeper.planning import FirePlan
+from cronkeeper.models import (
+    NO_OUTCOME,
+    ApiToken,
+    AuditEvent,
+    Job,
+    JobSpec,
+    Role,
+    Run,
+    RunOutcome,
+    RunStatus,
+    TriggerSource,
+    User,
+)
 from cronkeeper.store.records import AuditFilter, JobPage, JobPageFilter, Node, RecentRun
 
 
@@ -42,19 +53,14 @@ class ClaimResult:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """The outcome of a run, reported by its owner; ``retry_at`` asks for another attempt at that instant."""
+    """The end of a run, reported by its owner: its status, times and ``outcome`` (written as they are);
+    ``retry_at`` asks for another attempt at that instant."""
 
     run_id: int
     status: RunStatus
     started_at: datetime | None
     finished_at: datetime
-    exit_code: int | None = None
-    output: str | None = None
-    error: str | None = None
-    traceback: str | None = None
-    result: dict[str, Any] | None = None
-    peak_memory_bytes: int | None = None
-    cpu_time: float | None = None
+    outcome: RunOutcome = NO_OUTCOME
     retry_at: datetime | None = None
 
 
@@ -82,9 +88,6 @@ class NewJob:
     next_fire_at: datetime | None
     next_due_at: datetime | None
     paused: bool = False
-
-
-Planner = Callable[[JobSpec, datetime, datetime, int], FirePlan]
 
 
 class JobStore(ABC):
@@ -172,13 +175,15 @@ class JobStore(ABC):
 
     @abstractmethod
     def claim_due(
-        self, *, now: datetime, owner: str, limit: int, planner: Planner, horizon: datetime | None = None
+        self, *, now: datetime, owner: str, limit: int, horizon: datetime | None = None
     ) -> ClaimResult:
-        """In one transaction: for up to ``limit`` jobs whose ``next_due_at <= now`` ask ``planner`` what to
-        do, insert the run rows it plans (owned by ``owner``), advance each job's next fire, and take up to
-        ``limit`` unowned queued runs (manual triggers, retries) whose ``due_at <= now``, subject to the
-        job's overlap policy.  Jobs locked by another claimer are passed over, never waited for.  Each run row
-        is unique on (job, scheduled_for, attempt), so a fire can be claimed once only.
+        """In one transaction: for up to ``limit`` jobs whose ``next_due_at <= now`` ask
+        :func:`cronkeeper.planning.plan_fires` what to do (so the misfire, catch-up and overlap rules are the
+        same for every store), insert the run rows it plans (owned by ``owner``), advance each job's next
+        fire, and take up to ``limit`` unowned queued runs (manual triggers, retries) whose
+        ``due_at <= now``, subject to the job's overlap policy.  Jobs locked by another claimer are passed
+        over, never waited for.  Each run row is unique on (job, scheduled_for, attempt), so a fire can be
+        claimed once only.
 
         With ``horizon`` later than ``now``, jobs due by then are claimed ahead of time too, so the caller can
         start them on the dot; a job the overlap policy would hold back is left for its due time instead."""

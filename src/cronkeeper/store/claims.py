@@ -18,8 +18,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
 
 from cronkeeper.models import JobSpec, Overlap, RunStatus, TriggerSource
-from cronkeeper.planning import FirePlan, PlannedRun, free_slots, skip_reason
-from cronkeeper.store.base import ClaimResult, Planner, StartOrder
+from cronkeeper.planning import FirePlan, PlannedRun, free_slots, plan_fires, skip_reason
+from cronkeeper.store.base import ClaimResult, StartOrder
 from cronkeeper.store.batch import BatchStatement
 from cronkeeper.store.rows import ACTIVE_RUN, AnyRow, SpecCache, run_from_mapping, run_from_row
 from cronkeeper.store.schema import jobs, runs
@@ -68,7 +68,7 @@ class Claimer:
         )
 
     def claim(
-        self, conn: Connection, *, now: datetime, owner: str, limit: int, planner: Planner, horizon: datetime
+        self, conn: Connection, *, now: datetime, owner: str, limit: int, horizon: datetime
     ) -> ClaimResult:
         """The body of :meth:`JobStore.claim_due`, inside the caller's write transaction."""
         due = conn.execute(
@@ -100,7 +100,7 @@ class Claimer:
         active = self._active_counts(conn, job_ids)
         specs = self._specs.of(conn, [(row.id, row.version) for row in due], {row.job_id for row in queued})
         result = ClaimResult()
-        self._claim_jobs(conn, due, specs, active, result, now=now, owner=owner, planner=planner)
+        self._claim_jobs(conn, due, specs, active, result, now=now, owner=owner)
         self._claim_queued(conn, queued, specs, active, result, now=now, owner=owner)
         return result
 
@@ -124,13 +124,12 @@ class Claimer:
         *,
         now: datetime,
         owner: str,
-        planner: Planner,
     ) -> None:
         inserts: list[dict[str, Any]] = []
         advances: list[dict[str, Any]] = []
         replaced: list[str] = []
         for row in due:
-            plan = _plan_job(row, specs[row.id], active[row.id], now, planner)
+            plan = _plan_job(row, specs[row.id], active[row.id], now)
             if plan is None:
                 continue
             if plan is PLAN_FAILED:  # look at the job again later
@@ -297,7 +296,7 @@ def _planned_row(
     }
 
 
-def _plan_job(row: AnyRow, spec: JobSpec, active: int, now: datetime, planner: Planner) -> FirePlan | None:
+def _plan_job(row: AnyRow, spec: JobSpec, active: int, now: datetime) -> FirePlan | None:
     """What to do with one due job: None to leave it for later, ``PLAN_FAILED`` if it could not be planned."""
     if row.next_due_at > now:
         # Claimed ahead of time: only fires that will certainly start, planned as if on time.  A job the
@@ -308,7 +307,7 @@ def _plan_job(row: AnyRow, spec: JobSpec, active: int, now: datetime, planner: P
     else:
         at = now - (row.next_due_at - row.next_fire_at)  # lateness counts from the jittered due time
     try:
-        return planner(spec, row.next_fire_at, at, active)
+        return plan_fires(spec, row.next_fire_at, at, active)
     except Exception:
         # One job whose schedule cannot be computed must not stop the others.
         log.exception("job %s: could not plan its fires; trying again in %s", row.id, PLAN_RETRY)

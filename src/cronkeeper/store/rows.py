@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import MISSING, fields
 from typing import Any
 
 from sqlalchemy import Connection, Row, select
@@ -75,17 +76,5 @@ def run_from_row(row: AnyRow) -> Run:
     return run_from_mapping(row._mapping)
 
 
-_OPTIONAL_RUN_FIELDS = (
-    "parent_run_id",
-    "triggered_by",
-    "owner",
-    "started_at",
-    "finished_at",
-    "exit_code",
-    "output",
-    "error",
-    "traceback",
-    "result",
-    "peak_memory_bytes",
-    "cpu_time",
-)
+# Run's fields with a default, its outcome's among them: columns that may be empty, or not yet written.
+_OPTIONAL_RUN_FIELDS = tuple(item.name for item in fields(Run) if item.default is not MISSING)

@@ -32,9 +32,9 @@ from cronkeeper.exceptions import (
     RunNotFoundError,
     StoreError,
 )
-from cronkeeper.models import Job, JobSpec, Run, RunStatus, TriggerSource
+from cronkeeper.models import OUTCOME_FIELDS, Job, JobSpec, Run, RunStatus, TriggerSource
 from cronkeeper.specs import spec_to_dict
-from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, Planner, RunFilter
+from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, RunFilter
 from cronkeeper.store.batch import BatchStatement
 from cronkeeper.store.claims import Claimer
 from cronkeeper.store.engines import open_engine, reading, writing
@@ -251,7 +251,7 @@ class SqlJobStore(JobStore):
     # ---- the loop --------------------------------------------------------------------------------------
 
     def claim_due(
-        self, *, now: datetime, owner: str, limit: int, planner: Planner, horizon: datetime | None = None
+        self, *, now: datetime, owner: str, limit: int, horizon: datetime | None = None
     ) -> ClaimResult:
         with self._write() as conn:
             return self._claimer.claim(
@@ -259,7 +259,6 @@ class SqlJobStore(JobStore):
                 now=now,
                 owner=owner,
                 limit=limit,
-                planner=planner,
                 horizon=now if horizon is None else max(horizon, now),
             )
 
@@ -496,23 +495,18 @@ _JOB_COLUMNS = (
     "updated_by",
 )
 
-_OUTCOME_FIELDS = (
-    "status",
-    "started_at",
-    "finished_at",
-    "exit_code",
-    "output",
-    "error",
-    "traceback",
-    "result",
-    "peak_memory_bytes",
-    "cpu_time",
-)
+# The columns an outcome writes: the run's status and times, and every field of its RunOutcome.
+_OUTCOME_FIELDS = ("status", "started_at", "finished_at", *OUTCOME_FIELDS)
 
 
 def _outcome_values(completion: Completion) -> dict[str, Any]:
-    values = {name: getattr(completion, name) for name in _OUTCOME_FIELDS}
+    """The parameters of one outcome's update; per run on the hot path, so getattr over the names known
+    in advance (``dataclasses.asdict`` would deep-copy every result)."""
+    outcome = completion.outcome
+    values = {name: getattr(outcome, name) for name in OUTCOME_FIELDS}
     values["status"] = completion.status.value
+    values["started_at"] = completion.started_at
+    values["finished_at"] = completion.finished_at
     values["rid"] = completion.run_id
     return values
 
