@@ -25,6 +25,19 @@ class InvalidScheduleError(ValidationError):
     """A cron expression, interval or date that cannot be used as a schedule."""
 
 
+class CronComputationError(CronkeeperError, RuntimeError):
+    """A cron expression whose next fire could not be found within the search bound: a defect to report, not
+    bad input.  The engine records it on the job and goes on with every other job."""
+
+    def __init__(self, expression: str, timezone: str, candidates: int) -> None:
+        super().__init__(
+            f"cron expression {expression!r} in {timezone}: no fire found among {candidates:,} wall-clock "
+            "times; the schedule cannot be computed"
+        )
+        self.expression = expression
+        self.timezone = timezone
+
+
 class ConfigError(ValidationError):
     """A configuration file or environment substitution that cannot be used."""
 

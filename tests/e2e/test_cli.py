@@ -190,6 +190,14 @@ def test_next_prints_the_fires_across_a_dst_change_as_one_json_document(cli: Cli
     }
 
 
+def test_next_answers_on_the_day_chatham_sets_its_clock_back_45_minutes(cli: Cli) -> None:
+    data = cli.json(
+        "next", "* 3 * * *", "--tz", "Pacific/Chatham", "--after", "2026-04-04T13:59:00+00:00", "--count", "2"
+    )
+    # 03:44 +13:45 is the last minute of the first pass; 03:00-03:44 comes again at +12:45.
+    assert data["next"] == ["2026-04-05T03:00:00+12:45", "2026-04-05T03:01:00+12:45"]
+
+
 def test_next_rejects_invalid_expressions_with_exit_2_and_one_line_naming_the_field(cli: Cli) -> None:
     expected = {
         "0 0 30 2 *": "'0 0 30 2 *' can never fire (day 30 never occurs in the chosen months)",

@@ -343,3 +343,36 @@ def test_declaring_a_job_another_process_just_added_updates_it(
         {"id": "shared", "every": "1h", "command": ["true"]}, origin="code"
     )
     assert (job.id, change) == ("shared", "unchanged")
+
+
+def test_a_schedule_that_cannot_be_computed_is_recorded_on_its_job_and_the_others_fire(
+    scheduler: Scheduler, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler.add_job("tests.jobs:metrics", id="stuck", cron="* * * * *", timezone="Pacific/Chatham")
+    scheduler.add_job("tests.jobs:metrics", id="fine", every="1m")
+    # The search bound, normally far beyond any real search, stands in for a defect that would spin.
+    monkeypatch.setattr("cronkeeper.cron.MAX_CANDIDATES", 0)
+    advance(scheduler, clock, timedelta(minutes=5))
+    (stuck,) = scheduler.runs(job_id="stuck")
+    assert stuck.status is RunStatus.FAILED
+    assert stuck.error is not None
+    assert "'* * * * *' in Pacific/Chatham" in stuck.error
+    assert statuses(scheduler, "fine") == ["succeeded"] * 5
+    assert "job stuck: could not plan its fires" in caplog.text
+    # Once the schedule computes again, the job fires again.
+    monkeypatch.undo()
+    advance(scheduler, clock, timedelta(minutes=3))
+    assert RunStatus.SUCCEEDED in {run.status for run in scheduler.runs(job_id="stuck")}
+
+
+def test_a_schedule_that_cannot_be_computed_is_refused_when_saved_naming_it(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("cronkeeper.cron.MAX_CANDIDATES", 0)
+    with pytest.raises(ValidationError) as refused:
+        scheduler.add_job(
+            "tests.jobs:metrics", id="stuck", cron="*/5 3 * * *", timezone="Australia/Lord_Howe"
+        )
+    assert refused.value.field == "cron"
+    assert "'*/5 3 * * *' in Australia/Lord_Howe" in str(refused.value)
+    assert scheduler.jobs() == []

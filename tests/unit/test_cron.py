@@ -457,3 +457,44 @@ def test_seconds_flag_is_part_of_identity() -> None:
 )
 def test_describes_the_expression_in_words(expression: str, description: str) -> None:
     assert CronExpression(expression).describe() == description
+
+
+# decisions where cron implementations differ
+
+
+@pytest.mark.parametrize(
+    ("days", "first_fires"),
+    [
+        # A range may end on the name SUN: Sunday counts as 7 there (taken literally, 1-0 would be reversed).
+        ("MON-SUN", ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]),
+        ("sat-sun", ["2026-01-03", "2026-01-04", "2026-01-10", "2026-01-11"]),
+        ("FRI-SUN,TUE", ["2026-01-02", "2026-01-03", "2026-01-04", "2026-01-06"]),
+        ("SUN-SUN", ["2026-01-04", "2026-01-11", "2026-01-18", "2026-01-25"]),
+    ],
+)
+def test_a_day_of_week_range_may_end_on_sunday(days: str, first_fires: list[str]) -> None:
+    # 2026-01-01 is a Thursday.
+    fired = fires(f"0 9 * * {days}", "UTC", "2026-01-01T00:00:00+00:00", 4)
+    assert fired == [f"{day}T09:00:00+00:00" for day in first_fires]
+
+
+def test_a_start_with_a_step_runs_to_the_end_of_the_field_as_cronie_reads_it() -> None:
+    assert fires("5/20 * * * *", "UTC", "2026-01-01T00:00:00+00:00", 4) == [
+        "2026-01-01T00:05:00+00:00",
+        "2026-01-01T00:25:00+00:00",
+        "2026-01-01T00:45:00+00:00",
+        "2026-01-01T01:05:00+00:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("0 9 * * 5-1", "day-of-week field '5-1' is invalid"),
+        ("0 9 15W * *", "day-of-month field '15W' is invalid"),
+        ("0 9 * * MON-SUN/0", "day-of-week field 'MON-SUN/0' is invalid"),
+    ],
+)
+def test_reversed_numeric_ranges_and_nearest_weekdays_are_refused(expression: str, message: str) -> None:
+    with pytest.raises(InvalidScheduleError, match=message):
+        CronExpression(expression)

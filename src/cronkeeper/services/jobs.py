@@ -7,14 +7,21 @@ history are :mod:`cronkeeper.services.runs`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cronkeeper.clock import Clock
-from cronkeeper.exceptions import ConflictError, JobExistsError, ValidationError
+from cronkeeper.exceptions import (
+    ConflictError,
+    CronComputationError,
+    InvalidScheduleError,
+    JobExistsError,
+    ValidationError,
+)
 from cronkeeper.models import Job, JobSpec
 from cronkeeper.planning import next_due
 from cronkeeper.serialize import redact_env
@@ -81,10 +88,11 @@ class JobService:
         trigger = build_trigger(data, default_timezone=self.default_timezone, now=now)
         fires: list[datetime] = []
         instant: datetime | None = now
-        while instant is not None and len(fires) < count:
-            instant = trigger.next_after(instant)
-            if instant is not None:
-                fires.append(instant)
+        with _computable():
+            while instant is not None and len(fires) < count:
+                instant = trigger.next_after(instant)
+                if instant is not None:
+                    fires.append(instant)
         return SchedulePreview(trigger.describe(), fires)
 
     def add_job(
@@ -305,7 +313,8 @@ class JobService:
             if spec.trigger.at < now - spec.misfire_grace:
                 raise ValidationError("at", f"{spec.trigger.at.isoformat()} is in the past")
             return next_due(spec, min(now, spec.trigger.at) - timedelta(microseconds=1))
-        return next_due(spec, now)
+        with _computable():
+            return next_due(spec, now)
 
     def pause(
         self,
@@ -342,7 +351,8 @@ class JobService:
         ``expected_version``, a job at another version is left alone (``ConflictError``)."""
         job = self._store.get_job(job_id)
         _check_version(job, expected_version)
-        fire, run = next_due(job.spec, self.clock.now()) if job.enabled else (None, None)
+        with _computable():
+            fire, run = next_due(job.spec, self.clock.now()) if job.enabled else (None, None)
         resumed = self._store.set_paused(
             job_id,
             False,
@@ -385,6 +395,15 @@ class JobService:
 
     def list_jobs(self, *, include_disabled: bool = True) -> list[Job]:
         return self._store.list_jobs(include_disabled=include_disabled)
+
+
+@contextlib.contextmanager
+def _computable() -> Iterator[None]:
+    """A schedule whose next fire cannot be computed is refused like any unusable schedule, naming it."""
+    try:
+        yield
+    except CronComputationError as exc:
+        raise InvalidScheduleError("cron", str(exc)) from exc
 
 
 def _check_version(job: Job, expected_version: int | None) -> None:

@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 # When a job's fires cannot be planned (a bug, or a schedule that fails to compute), when to try again.
 PLAN_RETRY = timedelta(minutes=1)
-PLAN_FAILED = FirePlan()
 
 _SQLITE_HIGHEST_RUN_ID = (
     "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'ck_runs'), 0), "
@@ -131,9 +130,6 @@ class Claimer:
         for row in due:
             plan = _plan_job(row, specs[row.id], active[row.id], now)
             if plan is None:
-                continue
-            if plan is PLAN_FAILED:  # look at the job again later
-                advances.append({"job": row.id, "fire": row.next_fire_at, "run": now + PLAN_RETRY})
                 continue
             jitter = row.next_due_at - row.next_fire_at
             inserts.extend(_planned_row(row.id, planned, jitter, now, owner) for planned in plan.runs)
@@ -297,7 +293,9 @@ def _planned_row(
 
 
 def _plan_job(row: AnyRow, spec: JobSpec, active: int, now: datetime) -> FirePlan | None:
-    """What to do with one due job: None to leave it for later, ``PLAN_FAILED`` if it could not be planned."""
+    """What to do with one due job, or None to leave it for later.  A job whose fires cannot be planned does
+    not stop the others: its due fire is recorded ``failed`` with the reason (once, whatever the retries: the
+    run row is unique per fire), and the job is looked at again after ``PLAN_RETRY``."""
     if row.next_due_at > now:
         # Claimed ahead of time: only fires that will certainly start, planned as if on time.  A job the
         # overlap policy would hold back now waits to be claimed when it is due.
@@ -308,10 +306,15 @@ def _plan_job(row: AnyRow, spec: JobSpec, active: int, now: datetime) -> FirePla
         at = now - (row.next_due_at - row.next_fire_at)  # lateness counts from the jittered due time
     try:
         return plan_fires(spec, row.next_fire_at, at, active)
-    except Exception:
-        # One job whose schedule cannot be computed must not stop the others.
+    except Exception as exc:
         log.exception("job %s: could not plan its fires; trying again in %s", row.id, PLAN_RETRY)
-        return PLAN_FAILED
+        failed = PlannedRun(
+            row.next_fire_at,
+            TriggerSource.SCHEDULE,
+            RunStatus.FAILED,
+            error=f"not started: the schedule could not be computed ({exc})",
+        )
+        return FirePlan([failed], next_fire_at=row.next_fire_at, next_due_at=now + PLAN_RETRY)
 
 
 def _insert_ignoring_duplicates(dialect: str, columns: Sequence[str]) -> Insert:
