@@ -25,6 +25,7 @@ from bench.apscheduler3 import ON_TIME_SECONDS, WORKER_THREADS, BulkResult, Fire
 from cronkeeper import RunStatus, Scheduler
 from cronkeeper.settings import SchedulerSettings
 from cronkeeper.store.schema import runs
+from cronkeeper.testing import sql_engine
 
 _LEAD_SECONDS = 2.0
 _DRAIN_SECONDS = 5.0
@@ -39,7 +40,7 @@ def _settings() -> SchedulerSettings:
 
 
 def _finished_runs(scheduler: Scheduler) -> int:
-    with scheduler.store.engine.connect() as conn:
+    with sql_engine(scheduler).connect() as conn:
         return int(
             conn.execute(
                 select(func.count()).select_from(runs).where(runs.c.status.not_in(["queued", "running"]))
@@ -85,7 +86,7 @@ def _run_interval_jobs(jobs: int, interval: float, seconds: float) -> FireResult
 def _fire_result(
     scheduler: Scheduler, jobs: int, interval: float, seconds: float, expected: int, cpu: float
 ) -> FireResult:
-    with scheduler.store.engine.connect() as conn:
+    with sql_engine(scheduler).connect() as conn:
         rows = conn.execute(select(runs.c.status, runs.c.started_at, runs.c.due_at)).all()
     lateness = sorted(
         (row.started_at - row.due_at).total_seconds()

@@ -34,6 +34,7 @@ from cronkeeper import Scheduler
 from cronkeeper.models import Role
 from cronkeeper.services.accounts import Actor
 from cronkeeper.store.schema import runs
+from cronkeeper.testing import sql_engine
 from cronkeeper.web import create_app
 
 REQUESTS = 200
@@ -60,7 +61,7 @@ def fill(scheduler: Scheduler, *, jobs: int, total_runs: int) -> None:
     start = datetime(2024, 1, 1, tzinfo=UTC)
     per_job = total_runs // jobs
     batch: list[dict[str, object]] = []
-    with scheduler.store.engine.begin() as conn:
+    with sql_engine(scheduler).begin() as conn:
         for n in range(per_job):
             for j in range(jobs):
                 due = start + timedelta(hours=n, minutes=j % 60)
@@ -136,7 +137,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ck-history-") as tmp:
         path = args.db or Path(tmp) / "history.db"
         scheduler = Scheduler(f"sqlite:///{path}")
-        with scheduler.store.engine.connect() as conn:
+        with sql_engine(scheduler).connect() as conn:
             present = int(conn.execute(select(func.count()).select_from(runs)).scalar_one())
         if present < total:
             began = time.perf_counter()
@@ -149,7 +150,7 @@ def main() -> None:
 def report(scheduler: Scheduler, total: int) -> None:
     accounts = scheduler.accounts
     token = accounts.create_token(f"bench-{time.time_ns()}", Role.VIEWER, actor=Actor("bench"))[1]
-    with scheduler.store.engine.connect() as conn:
+    with sql_engine(scheduler).connect() as conn:
         deep = int(conn.execute(select(func.min(runs.c.id))).scalar_one()) + total // 2
     pages = {
         "jobs page": "/",

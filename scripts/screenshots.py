@@ -26,6 +26,7 @@ from cronkeeper.demo import DEMO_JOBS
 from cronkeeper.models import Role
 from cronkeeper.services.accounts import AccountService, Actor
 from cronkeeper.store.schema import runs
+from cronkeeper.testing import sql_engine
 from cronkeeper.web import create_app
 
 PASSWORD = "screenshot-password"
@@ -65,7 +66,7 @@ def history(scheduler: Scheduler, hours: int = 2) -> None:
                     else None,
                 }
             )
-    with scheduler.store.engine.begin() as conn:
+    with sql_engine(scheduler).begin() as conn:
         conn.execute(insert(runs), rows)
 
 

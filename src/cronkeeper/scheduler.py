@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -31,7 +32,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DB = "sqlite:///cronkeeper.db"
 
 
-def database_exists(url: str) -> bool:
+def database_exists(url: str | Path) -> bool:
     """False for a SQLite file that is not there (opening it would create it); other databases exist."""
     return Database.exists(url)
 
@@ -41,7 +42,7 @@ class SchedulerBase:
 
     def __init__(
         self,
-        db: str = DEFAULT_DB,
+        db: str | Path = DEFAULT_DB,
         *,
         timezone: str = "UTC",
         clock: Clock | None = None,

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from cronkeeper.clock import FakeClock
-from cronkeeper.scheduler import Scheduler
+from sqlalchemy import Engine
 
-__all__ = ["FakeClock", "advance", "run_until"]
+from cronkeeper.clock import FakeClock
+from cronkeeper.scheduler import Scheduler, SchedulerBase
+from cronkeeper.store.sql import SqlJobStore
+
+__all__ = ["FakeClock", "advance", "run_until", "sql_engine"]
 
 
 def run_until(scheduler: Scheduler, clock: FakeClock, until: datetime, *, max_steps: int = 100_000) -> int:
@@ -40,3 +43,11 @@ def run_until(scheduler: Scheduler, clock: FakeClock, until: datetime, *, max_st
 def advance(scheduler: Scheduler, clock: FakeClock, delta: timedelta) -> int:
     """:func:`run_until` ``delta`` from the clock's now."""
     return run_until(scheduler, clock, clock.now() + delta)
+
+
+def sql_engine(scheduler: SchedulerBase) -> Engine:
+    """The SQLAlchemy engine behind a scheduler's job store, for tests and benchmarks that write or count rows
+    directly (as no part of cronkeeper outside its store may)."""
+    store = scheduler.store
+    assert isinstance(store, SqlJobStore), "the scheduler's store is not cronkeeper's SQL store"
+    return store.engine

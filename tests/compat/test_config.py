@@ -21,8 +21,8 @@ from cronkeeper.compat.apscheduler import (
 )
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.settings import SchedulerSettings
+from cronkeeper.testing import sql_engine
 from tests.compat.conftest import Factory
-from tests.sql import sql_engine
 
 
 def noop() -> None:

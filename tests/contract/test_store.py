@@ -374,6 +374,19 @@ def test_pause_and_delete_at_a_stale_version_change_nothing(store: SqlJobStore) 
         )
     with pytest.raises(ConflictError):
         store.delete_job("job", expected_version=version + 1)
+    for beyond_the_column in (2**31, 10**18, 0, -1):  # never a database error, on PostgreSQL neither
+        with pytest.raises(ConflictError):
+            store.delete_job("job", expected_version=beyond_the_column)
+        with pytest.raises(ConflictError):
+            store.set_paused(
+                "job",
+                True,
+                next_fire_at=None,
+                next_due_at=None,
+                now=NOW,
+                by=None,
+                expected_version=beyond_the_column,
+            )
     assert (store.get_job("job").paused, store.get_job("job").version) == (False, version)
     paused = store.set_paused(
         "job", True, next_fire_at=None, next_due_at=None, now=NOW, by=None, expected_version=version

@@ -94,6 +94,19 @@ def test_a_dry_run_on_a_database_that_does_not_exist_creates_nothing(cli: Cli, t
     assert not (tmp_path / "x.db").exists()
 
 
+def test_a_dry_run_plans_in_a_scratch_database_whatever_the_temporary_folder_is_called(
+    cli: Cli, tmp_path: Path
+) -> None:
+    odd = tmp_path / "tmp?mode=ro&x=%41"
+    odd.mkdir()
+    result = replace(cli, env={**cli.env, "TMPDIR": str(odd)})(
+        "import-crontab", "--dry-run", "-", stdin=CRONTAB
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(odd.iterdir()) == [], "the scratch database is removed"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [odd.name], "and nothing is made elsewhere"
+
+
 def test_a_dry_run_does_not_migrate_a_database_without_the_schema(cli: Cli, tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "x.db") as conn:
         conn.execute("CREATE TABLE other (x INTEGER)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import datetime, timedelta
 
 import psutil
@@ -376,3 +377,28 @@ def test_a_schedule_that_cannot_be_computed_is_refused_when_saved_naming_it(
     assert refused.value.field == "cron"
     assert "'*/5 3 * * *' in Australia/Lord_Howe" in str(refused.value)
     assert scheduler.jobs() == []
+
+
+def test_resuming_from_several_places_at_once_is_no_conflict(scheduler: Scheduler) -> None:
+    scheduler.add_job("tests.jobs:metrics", id="nightly", cron="0 3 * * *")
+    errors: list[Exception] = []
+
+    def resume(barrier: threading.Barrier) -> None:
+        barrier.wait()
+        try:
+            scheduler.resume("nightly")
+        except Exception as exc:
+            errors.append(exc)
+
+    for _ in range(5):  # a double click, two admins, the CLI and the dashboard
+        scheduler.pause("nightly")
+        barrier = threading.Barrier(4)
+        threads = [threading.Thread(target=resume, args=(barrier,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    job = scheduler.get_job("nightly")
+    assert not job.paused
+    assert job.next_due_at is not None

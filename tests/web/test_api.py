@@ -16,9 +16,9 @@ from cronkeeper.scheduler import Scheduler
 from cronkeeper.serialize import job_to_json, run_to_json
 from cronkeeper.store.idempotency import SqlIdempotencyStore
 from cronkeeper.store.records import AuditFilter
+from cronkeeper.testing import sql_engine
 from cronkeeper.web import api
 from cronkeeper.web.api_models import JobList, JobOut, PreviewOut, RunDetail, RunOut, RunPage, StatusOut
-from tests.sql import sql_engine
 
 HELLO = {"id": "hello", "cron": "*/5 * * * *", "command": ["echo", "hi"]}
 

@@ -26,9 +26,9 @@ from cronkeeper.services.accounts import AccountService, Actor
 from cronkeeper.specs import spec_to_dict
 from cronkeeper.store.records import AuditFilter
 from cronkeeper.store.schema import nodes, runs
+from cronkeeper.testing import sql_engine
 from cronkeeper.triggers import CronTrigger
 from cronkeeper.web.pages import live
-from tests.sql import sql_engine
 from tests.web.conftest import START
 
 XSS_NAME = "<script>alert(1)</script>"

@@ -70,9 +70,9 @@ class AppContext:
             if scheduler.schema_revision() is not None:
                 return scheduler.service
         scratch = Path(context.with_resource(tempfile.TemporaryDirectory(prefix="cronkeeper-plan-")))
-        return self._open(f"sqlite:///{scratch / 'plan.db'}", migrate=True).service
+        return self._open(scratch / "plan.db", migrate=True).service
 
-    def _open(self, url: str, *, migrate: bool) -> Scheduler:
+    def _open(self, url: str | Path, *, migrate: bool) -> Scheduler:
         """Another scheduler on ``url``, closed when the command ends."""
         scheduler = Scheduler(
             url, timezone=self.config.timezone or "UTC", settings=self.config.settings, migrate=migrate

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,8 +54,9 @@ class SyncReport:
 _SCHEDULE_OPTIONS = (*SCHEDULE_KEYS, "seconds", "start", "end")
 _TARGET_OPTIONS = ("command", "shell", "env", "cwd", "call", "args", "kwargs", "isolate")
 _REPLACED_TOGETHER = ((SCHEDULE_KEYS, _SCHEDULE_OPTIONS), (("command", "call"), _TARGET_OPTIONS))
-# A job edited between reading and disabling it is read again; this many edits in a row give up.
-_DISABLE_TRIES = 3
+# A job edited between reading it and writing what follows from it is read again; this many edits in a row
+# give up with a ConflictError.
+_FENCED_TRIES = 5
 
 
 class JobService:
@@ -247,30 +248,41 @@ class JobService:
 
     def disable(self, job_id: str, *, reason: str, by: str | None = None, via: str | None = None) -> Job:
         """Stop a job without deleting it or its history (a declaration that no longer lists it); declaring
-        it again enables it.  A job disabled already is left as it is, with no audit event.
+        it again enables it.  A job disabled already is left as it is, with no audit event."""
 
-        The job's own spec is written back with the flag, so the write is fenced by the version just read: an
-        edit landing in between is kept, and the disabling is tried again on top of it."""
-        for _ in range(_DISABLE_TRIES):
-            job = self._store.get_job(job_id)
+        def write(job: Job) -> Job:
             if not job.enabled:
                 return job
-            try:
-                disabled = self._store.update_job(
-                    job.spec,
-                    next_fire_at=None,
-                    next_due_at=None,
-                    now=self.clock.now(),
-                    by=by,
-                    enabled=False,
-                    expected_version=job.version,
-                )
-            except ConflictError:
-                continue
+            disabled = self._store.update_job(
+                job.spec,
+                next_fire_at=None,
+                next_due_at=None,
+                now=self.clock.now(),
+                by=by,
+                enabled=False,
+                expected_version=job.version,
+            )
             self._changes.announce()
             self._changes.record("disable", job_id, by=by, via=via, details={"reason": reason})
             return disabled
-        raise ConflictError(f"job {job_id!r} keeps changing; it was not disabled, try again")
+
+        return self._from_fresh_read(job_id, None, write, "disabled")
+
+    def _from_fresh_read(
+        self, job_id: str, expected_version: int | None, write: Callable[[Job], Job], done: str
+    ) -> Job:
+        """Read the job and ``write`` what follows from it, fenced by the version read: an edit landing in
+        between is kept and the write is tried again on top of it.  With ``expected_version`` the caller
+        asked for that version only, so such an edit is its ``ConflictError`` instead."""
+        for _ in range(_FENCED_TRIES):
+            job = self._store.get_job(job_id)
+            _check_version(job, expected_version)
+            try:
+                return write(job)
+            except ConflictError:
+                if expected_version is not None:
+                    raise
+        raise ConflictError(f"job {job_id!r} keeps changing; it was not {done}, try again")
 
     def _save(
         self,
@@ -349,22 +361,24 @@ class JobService:
     ) -> Job:
         """Fire again from the next fire after now: a resumed job never bursts through what it missed.  With
         ``expected_version``, a job at another version is left alone (``ConflictError``)."""
-        job = self._store.get_job(job_id)
-        _check_version(job, expected_version)
-        with _computable():
-            fire, run = next_due(job.spec, self.clock.now()) if job.enabled else (None, None)
-        resumed = self._store.set_paused(
-            job_id,
-            False,
-            next_fire_at=fire,
-            next_due_at=run,
-            now=self.clock.now(),
-            by=by,
-            expected_version=job.version if expected_version is None else expected_version,
-        )
-        self._changes.announce()
-        self._changes.record("resume", job_id, by=by, via=via)
-        return resumed
+
+        def write(job: Job) -> Job:
+            with _computable():
+                fire, run = next_due(job.spec, self.clock.now()) if job.enabled else (None, None)
+            resumed = self._store.set_paused(
+                job_id,
+                False,
+                next_fire_at=fire,
+                next_due_at=run,
+                now=self.clock.now(),
+                by=by,
+                expected_version=job.version,
+            )
+            self._changes.announce()
+            self._changes.record("resume", job_id, by=by, via=via)
+            return resumed
+
+        return self._from_fresh_read(job_id, expected_version, write, "resumed")
 
     def remove(
         self,

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from cronkeeper.store.accounts import SqlAccountStore
 from cronkeeper.store.audit import SqlAuditLog
 from cronkeeper.store.base import (
@@ -22,7 +20,7 @@ from cronkeeper.store.base import (
     SettingStore,
     StatusView,
 )
-from cronkeeper.store.engines import open_engine
+from cronkeeper.store.engines import database_url, open_engine
 from cronkeeper.store.idempotency import SqlIdempotencyStore
 from cronkeeper.store.migrate import current_revision, head_revision, upgrade
 from cronkeeper.store.settings import SqlSettingStore
@@ -32,21 +30,23 @@ from cronkeeper.store.views import SqlDashboardView
 
 
 class Database:
-    """The stores of one database URL (``sqlite:///path.db`` or ``postgresql://…``), sharing one engine.
+    """The stores of one database (``sqlite:///path.db``, ``postgresql://…`` or a SQLite file's path), sharing
+    one engine.
 
     With ``migrate`` the schema is brought to this version's first; without it the database is only read as
     it is (a dry run must not create tables).
     """
 
     @staticmethod
-    def exists(url: str) -> bool:
+    def exists(url: str | Path) -> bool:
         """False for a SQLite file that is not there (opening it would create it); other databases exist."""
-        parsed = make_url(url)
+        parsed = database_url(url)
         if parsed.get_backend_name() != "sqlite":
             return True
         return parsed.database is not None and Path(parsed.database).exists()
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str | Path, *, migrate: bool = True) -> None:
+        self._url = database_url(url)
         self._engine = open_engine(url)
         if migrate:
             upgrade(self._engine)
@@ -61,7 +61,7 @@ class Database:
     @property
     def display_url(self) -> str:
         """The URL as logs may show it: without its password."""
-        return self._engine.url.render_as_string(hide_password=True)
+        return self._url.render_as_string(hide_password=True)
 
     def upgrade(self) -> tuple[str | None, str]:
         """Create or upgrade the tables to this version's schema; returns the revisions before and after (the

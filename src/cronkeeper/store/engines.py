@@ -11,10 +11,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from cronkeeper.exceptions import StoreError, ValidationError
@@ -22,15 +23,16 @@ from cronkeeper.exceptions import StoreError, ValidationError
 BUSY_TIMEOUT_MS = 30_000
 
 
-def open_engine(url: str) -> Engine:
-    """An engine for ``url`` (``sqlite:///path.db`` or ``postgresql://…``); other databases are refused."""
+def open_engine(url: str | Path) -> Engine:
+    """An engine for ``url`` (``sqlite:///path.db`` or ``postgresql://…``, or the path of a SQLite file);
+    other databases are refused."""
     try:
-        parsed = make_url(url)
+        parsed = database_url(url)
     except Exception as exc:
-        raise ValidationError("db", f"{url!r} is not a database URL: {exc}") from None
+        raise ValidationError("db", f"{str(url)!r} is not a database URL: {exc}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(url, parsed.database)
+        return _sqlite_engine(parsed)
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -38,7 +40,14 @@ def open_engine(url: str) -> Engine:
     raise ValidationError("db", f"unsupported database {backend!r}; use sqlite:/// or postgresql://")
 
 
-def _sqlite_engine(url: str, database: str | None) -> Engine:
+def database_url(url: str | Path) -> URL:
+    """A URL, or a SQLite file's path made a URL without parsing it (so that ``?`` or ``%`` in a directory
+    name stay part of the path)."""
+    return URL.create("sqlite", database=str(url)) if isinstance(url, Path) else make_url(url)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    database = url.database
     if not database or database == ":memory:":
         raise ValidationError("db", "an in-memory SQLite database cannot be shared; give a file path")
     # hide_parameters: a database error must not copy job output or arguments (secrets, maybe) into logs.

@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    false,
     func,
     insert,
     or_,
@@ -470,9 +471,17 @@ class SqlJobStore(JobStore):
 
 def _version_matches(job_id: str, expected_version: int | None) -> ColumnElement[bool]:
     """The job, and only at ``expected_version`` when one is given: the check and the write are one statement,
-    so a change landing in between cannot slip past it."""
+    so a change landing in between cannot slip past it.  A version the column cannot hold (it is a 32-bit
+    integer on PostgreSQL) matches nothing rather than reaching the database as an error."""
     condition = jobs.c.id == job_id
-    return condition if expected_version is None else and_(condition, jobs.c.version == expected_version)
+    if expected_version is None:
+        return condition
+    if not 0 < expected_version <= _MAX_VERSION:
+        return and_(condition, false())
+    return and_(condition, jobs.c.version == expected_version)
+
+
+_MAX_VERSION = 2**31 - 1
 
 
 # Ids per IN (...) list: SQLite allows 32,766 parameters in a statement.

@@ -174,8 +174,8 @@ def edit_job(
     request: Request, job_id: JobId, body: JobPatch, principal: Admin, if_match: IfMatch = None
 ) -> Response:
     """Only the options sent change.  An edit based on a stale read is refused instead of silently undoing
-    someone else's change: with 412 for If-Match (a precondition, checked before the body), with 409 for
-    `expected_version` in the body."""
+    someone else's change: with 412 for If-Match, with 409 for `expected_version` in the body; either is
+    checked before the options are, so a stale edit hears that first."""
     version = _if_match(if_match)
     if version is not None and body.expected_version not in (None, version):
         raise ValidationError("If-Match", "disagrees with expected_version")

@@ -1,5 +1,5 @@
 """The job API of APScheduler 3's schedulers (adding, changing, listing and removing jobs, listeners), on a
-cronkeeper scheduler.  Starting and stopping differ per scheduler class: see :mod:`.aps_schedulers`.
+cronkeeper scheduler.  Starting and stopping differ per scheduler class: see :mod:`.schedulers`.
 
 Each APScheduler call becomes one cronkeeper service call, so what it does is validated, stored, audited
 and visible to every other face (CLI, dashboard) at once.
