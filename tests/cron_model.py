@@ -2,7 +2,7 @@
 
 It shares no code with cronkeeper or cronsim: it parses a small cron dialect itself (numbers, names, ``*``,
 ranges, steps and lists) and walks real time one minute at a time, asking the zone what the wall clock shows.
-Slow and obvious on purpose.
+Slow and obvious on purpose.  It assumes zones whose offsets are whole minutes (every zone since 1972).
 
 - A wall-clock time matches when minute, hour and month match and the day matches (day-of-month OR
   day-of-week when both are restricted, AND when either starts with ``*``).
@@ -37,6 +37,8 @@ def parse_field(text: str, low: int, high: int, names: list[str] | None = None, 
         elif "-" in body:
             a, b = body.split("-")
             first, last = _value(a, names or [], offset), _value(b, names or [], offset)
+            if names is DAYS and b.upper() == "SUN" and first != 0:
+                last = 7  # MON-SUN: a range of days may end on Sunday
         else:
             first = _value(body, names or [], offset)
             last = high if step_text else first

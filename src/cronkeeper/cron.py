@@ -39,9 +39,13 @@ FIELD_RANGES = {
 
 # A fixed reference makes the "can it ever fire" check deterministic; cronsim looks 50 years ahead of it.
 _PROBE_FROM = datetime(2000, 1, 1, tzinfo=UTC)
-# Wall-clock times looked at for one fire before giving up.  A real search needs at most a few thousand (a
-# seconds expression across a two-hour clock change); this only stops a defect from hanging the scheduler.
-MAX_CANDIDATES = 100_000
+# How far ahead a fire is looked for; a schedule with none in that time (one whose only times the zone's
+# clock always skips, say) never fires.
+HORIZON = timedelta(days=50 * 366)
+# Wall-clock times looked at for one fire before giving up.  The most a real search needs is a day's worth of
+# seconds (a seconds expression across a whole skipped day, as in Pacific/Apia in 2011), or fifty years of a
+# schedule whose every time falls in a skipped stretch; this only stops a defect from hanging the scheduler.
+MAX_CANDIDATES = 500_000
 
 
 class CronExpression:
@@ -116,29 +120,47 @@ class CronExpression:
         return True
 
     def next_after(self, instant: datetime, tz: ZoneInfo) -> datetime | None:
-        """The first fire strictly after ``instant`` (aware), evaluated in ``tz``, as aware UTC.
+        """The first fire strictly after ``instant`` (aware), evaluated in ``tz``, as aware UTC; None when
+        there is none within ``HORIZON`` (as cronsim, which gives up after 50 years without a match).
 
         Raises ``CronComputationError`` rather than search without end (it never should: see
-        :func:`_real_instants` and ``MAX_CANDIDATES``)."""
+        ``MAX_CANDIDATES``)."""
         floor = instant.astimezone(UTC)
         try:
             local = floor.astimezone(tz)
-            walls = CronSim(self._fields, local.replace(tzinfo=None) - _first_pass_overlap(local))
-            best: datetime | None = None
+        except OverflowError:  # the zone's wall clock is past the last representable date already
+            return None
+        wall = local.replace(tzinfo=None)
+        best = self._first_from(wall, floor, tz)
+        if not self._fixed and _first_pass_overlap(local):
+            # On the first pass of a repeated stretch, the second pass of its earlier wall times is still
+            # ahead too: the first of them that matches may come before ``best``.
+            again = self._first_from(_second_pass_start(local, tz) - _ONE_MICROSECOND, floor, tz)
+            if again is not None and (best is None or again < best):
+                best = again
+        return best
+
+    def _first_from(self, wall: datetime, floor: datetime, tz: ZoneInfo) -> datetime | None:
+        """The earliest instant after ``floor`` of the first matching wall-clock time after ``wall`` that has
+        one.  Later wall times cannot do better: from the wall time of ``floor`` on, real time follows the
+        wall clock except across a repeated stretch, whose first pass comes before its second (the caller
+        looks at the second pass of earlier wall times)."""
+        # Wall-clock times are naive on purpose: the zone is applied to each by _real_instants.
+        horizon = (
+            wall + HORIZON if wall.year < _LAST_YEAR - 60 else wall.replace(year=_LAST_YEAR, month=12, day=31)
+        )
+        try:
+            candidates = CronSim(self._fields, wall)
             for _ in range(MAX_CANDIDATES):
-                candidate = next(walls)
-                first, instants = _real_instants(candidate, tz, fixed=self._fixed)
-                for real in instants:
+                candidate = next(candidates)
+                if candidate > horizon:
+                    return None
+                for real in _real_instants(candidate, tz, fixed=self._fixed):
                     if real > floor:
-                        best = real if best is None or real < best else best
-                        break
-                # Wall times are met in order, and real time follows them except in a repeated hour: a
-                # second-pass fire found first may still be beaten by a first-pass one of a later wall time.
-                if best is not None and (first is None or first > floor):
-                    return best
-            raise CronComputationError(self.expression, tz.key, MAX_CANDIDATES)
+                        return real
         except (StopIteration, OverflowError):  # no fire before the last representable date
             return None
+        raise CronComputationError(self.expression, tz.key, MAX_CANDIDATES)
 
     def describe(self) -> str:
         """A sentence a person can read, e.g. "At 03:00 on Monday through Friday"."""
@@ -168,7 +190,7 @@ def _sunday_ends_ranges(cron_fields: str) -> str:
     for part in days.split(","):
         body, slash, step = part.partition("/")
         start, dash, end = body.partition("-")
-        if dash and end.upper() == "SUN" and start.upper() not in ("SUN", "0", "7"):
+        if dash and end.upper() == "SUN" and start.upper() not in ("SUN", "0"):
             body = f"{start}-7"
         parts.append(body + slash + step)
     return " ".join([*others, ",".join(parts)])
@@ -185,27 +207,33 @@ def _first_pass_overlap(local: datetime) -> timedelta:
     return max(first - second, timedelta(0))
 
 
-def _real_instants(wall: datetime, tz: ZoneInfo, *, fixed: bool) -> tuple[datetime | None, list[datetime]]:
-    """When a job whose schedule matched the wall-clock time ``wall`` runs, in real (UTC) instants, in order;
-    and the first instant ``wall`` names at all (None for a wall time the clock skips and the job with it).
+def _second_pass_start(local: datetime, tz: ZoneInfo) -> datetime:
+    """The wall-clock time at which the second pass of the repeated stretch ``local`` is in begins (``local``
+    being on its first pass)."""
+    second_pass = local.replace(fold=1).astimezone(UTC)
+    change = _clock_change(local.astimezone(UTC), second_pass, tz)
+    return change.astimezone(tz).replace(tzinfo=None)
+
+
+def _real_instants(wall: datetime, tz: ZoneInfo, *, fixed: bool) -> list[datetime]:
+    """When a job whose schedule matched the wall-clock time ``wall`` runs, in real (UTC) instants, in order.
 
     The zone answers both questions through PEP 495's ``fold``: fold 0 is the first pass of a repeated time
     and, for a skipped one, the offset before the change; fold 1 the second pass, or the offset after."""
     first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
     second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
     if first == second:  # the wall time happens once: nearly always
-        return first, [first]
+        return [first]
     if first < second:  # it happens twice (the clock went back): a fixed-time job runs on the first pass
-        return first, [first] if fixed else [first, second]
+        return [first] if fixed else [first, second]
     if not fixed:  # it never happens (the clock jumped over it): jobs that follow the clock skip it
-        return None, []
-    jump = _jump(second, first, tz)  # a fixed-time job runs once, when the clock jumps
-    return jump, [jump]
+        return []
+    return [_clock_change(second, first, tz)]  # a fixed-time job runs once, when the clock jumps
 
 
-def _jump(before: datetime, after: datetime, tz: ZoneInfo) -> datetime:
-    """The instant the clock jumps forward, found between an instant ``before`` it and one ``after`` it (at
-    most a few hours apart) by bisection to the second."""
+def _clock_change(before: datetime, after: datetime, tz: ZoneInfo) -> datetime:
+    """The instant the zone's clock changes, found between an instant ``before`` the change and one ``after``
+    it (at most a day apart) by bisection to the second."""
     low, high = before, after
     offset_after = after.astimezone(tz).utcoffset()
     while high - low > _ONE_SECOND:
@@ -221,3 +249,5 @@ def _jump(before: datetime, after: datetime, tz: ZoneInfo) -> datetime:
 
 
 _ONE_SECOND = timedelta(seconds=1)
+_LAST_YEAR = 9999
+_ONE_MICROSECOND = timedelta(microseconds=1)

@@ -402,3 +402,16 @@ def test_resuming_from_several_places_at_once_is_no_conflict(scheduler: Schedule
     job = scheduler.get_job("nightly")
     assert not job.paused
     assert job.next_due_at is not None
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone"), [("* 2 * 3 0L", "Europe/Berlin"), ("*/30 0 * 3 0#2", "America/Havana")]
+)
+def test_a_schedule_whose_every_time_the_clock_skips_is_refused_naming_the_zone(
+    scheduler: Scheduler, expression: str, zone: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        scheduler.add_job("tests.jobs:metrics", id="never", cron=expression, timezone=zone)
+    assert refused.value.field == "cron"
+    assert f"never fires in {zone}" in str(refused.value)
+    assert scheduler.jobs() == []

@@ -470,6 +470,7 @@ def test_describes_the_expression_in_words(expression: str, description: str) ->
         ("sat-sun", ["2026-01-03", "2026-01-04", "2026-01-10", "2026-01-11"]),
         ("FRI-SUN,TUE", ["2026-01-02", "2026-01-03", "2026-01-04", "2026-01-06"]),
         ("SUN-SUN", ["2026-01-04", "2026-01-11", "2026-01-18", "2026-01-25"]),
+        ("7-SUN", ["2026-01-04", "2026-01-11", "2026-01-18", "2026-01-25"]),
     ],
 )
 def test_a_day_of_week_range_may_end_on_sunday(days: str, first_fires: list[str]) -> None:

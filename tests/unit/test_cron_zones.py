@@ -122,7 +122,7 @@ expressions = st.tuples(
     _field(0, 23),
     st.sampled_from(["*", "*", "*", "1-15", "*/2"]),
     st.just("*"),
-    st.sampled_from(["*", "*", "*", "0", "1-5", "6,0", "SUN", "MON-FRI"]),
+    st.sampled_from(["*", "*", "*", "0", "1-5", "6,0", "SUN", "MON-FRI", "SAT-SUN", "MON-SUN"]),
 ).map(" ".join)
 
 
@@ -157,3 +157,36 @@ def test_a_search_that_finds_nothing_stops_and_names_the_expression_and_zone(
         CronExpression("*/15 2,3 * * *").next_after(
             datetime.fromisoformat("2026-09-27T02:44:00+12:45"), ZoneInfo("Pacific/Chatham")
         )
+
+
+def test_a_seconds_schedule_on_the_first_pass_goes_on_to_the_second() -> None:
+    cron, berlin = CronExpression("* * * * * *", seconds=True), ZoneInfo("Europe/Berlin")
+    fired = [datetime.fromisoformat("2026-10-25T02:59:58+02:00")]
+    for _ in range(3):
+        fire = cron.next_after(fired[-1], berlin)
+        assert fire is not None
+        fired.append(fire)
+    assert [fire.astimezone(berlin).isoformat() for fire in fired[1:]] == [
+        "2026-10-25T02:59:59+02:00",
+        "2026-10-25T02:00:00+01:00",
+        "2026-10-25T02:00:01+01:00",
+    ]
+
+
+def test_the_second_pass_is_found_on_the_last_fall_back_a_datetime_can_hold() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    first_pass = datetime(9999, 10, 31, 2, 59, 30, tzinfo=berlin)
+    fire = CronExpression("* 2 31 10 *").next_after(first_pass, berlin)
+    assert fire is not None
+    assert fire.astimezone(berlin).isoformat() == "9999-10-31T02:00:00+01:00"
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone"),
+    [
+        ("* 2 * 3 0L", "Europe/Berlin"),  # 02:xx on the last Sunday of March: the hour clocks jump over
+        ("*/30 0 * 3 0#2", "America/Havana"),  # midnight of the second Sunday of March, likewise
+    ],
+)
+def test_a_schedule_whose_every_time_the_clock_skips_has_no_next_fire(expression: str, zone: str) -> None:
+    assert CronExpression(expression).next_after(datetime(2026, 1, 1, tzinfo=UTC), ZoneInfo(zone)) is None

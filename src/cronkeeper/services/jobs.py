@@ -28,7 +28,7 @@ from cronkeeper.serialize import redact_env
 from cronkeeper.services.changes import ChangeLog
 from cronkeeper.specs import SCHEDULE_KEYS, SpecBatch, build_spec, build_trigger, spec_to_dict
 from cronkeeper.store.base import JobStore, NewJob
-from cronkeeper.triggers import DateTrigger, IntervalTrigger
+from cronkeeper.triggers import CronTrigger, DateTrigger, IntervalTrigger
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +326,17 @@ class JobService:
                 raise ValidationError("at", f"{spec.trigger.at.isoformat()} is in the past")
             return next_due(spec, min(now, spec.trigger.at) - timedelta(microseconds=1))
         with _computable():
-            return next_due(spec, now)
+            due = next_due(spec, now)
+        trigger = spec.trigger
+        if due[0] is None and isinstance(trigger, CronTrigger) and trigger.end_at is None:
+            # The expression passed its own check (it matches some wall-clock time), but in this zone every
+            # time it names is one the clock skips (a wildcard job in the hour clocks jump over, say).
+            raise InvalidScheduleError(
+                "cron",
+                f"{trigger.cron.expression!r} never fires in {trigger.timezone.key}: the clock skips every "
+                "time it names",
+            )
+        return due
 
     def pause(
         self,

@@ -58,6 +58,8 @@ class Claimer:
     def __init__(self, dialect: Dialect, specs: SpecCache) -> None:
         self.dialect = dialect.name
         self._specs = specs
+        # Fires whose planning failed and was logged in full: a retry that fails again logs one line.
+        self._failed_fires: set[tuple[str, datetime]] = set()
         self._insert_runs = BatchStatement(dialect, _insert_ignoring_duplicates(dialect.name, _RUN_COLUMNS))
         self._advance_jobs = BatchStatement(
             dialect,
@@ -128,7 +130,7 @@ class Claimer:
         advances: list[dict[str, Any]] = []
         replaced: list[str] = []
         for row in due:
-            plan = _plan_job(row, specs[row.id], active[row.id], now)
+            plan = _plan_job(row, specs[row.id], active[row.id], now, self._failed_fires)
             if plan is None:
                 continue
             jitter = row.next_due_at - row.next_fire_at
@@ -284,7 +286,8 @@ def _planned_row(
         "status": planned.status.value,
         "due_at": planned.scheduled_for + jitter,
         "queued_at": now,
-        "finished_at": None if queued else now,
+        # A record of a fire that did not run ends when it was written, or at its due time if written ahead.
+        "finished_at": None if queued else max(now, planned.scheduled_for + jitter),
         "error": planned.error,
         "result": planned.result,
         "triggered_by": None,
@@ -292,7 +295,9 @@ def _planned_row(
     }
 
 
-def _plan_job(row: AnyRow, spec: JobSpec, active: int, now: datetime) -> FirePlan | None:
+def _plan_job(
+    row: AnyRow, spec: JobSpec, active: int, now: datetime, failed_fires: set[tuple[str, datetime]]
+) -> FirePlan | None:
     """What to do with one due job, or None to leave it for later.  A job whose fires cannot be planned does
     not stop the others: its due fire is recorded ``failed`` with the reason (once, whatever the retries: the
     run row is unique per fire), and the job is looked at again after ``PLAN_RETRY``."""
@@ -307,7 +312,13 @@ def _plan_job(row: AnyRow, spec: JobSpec, active: int, now: datetime) -> FirePla
     try:
         return plan_fires(spec, row.next_fire_at, at, active)
     except Exception as exc:
-        log.exception("job %s: could not plan its fires; trying again in %s", row.id, PLAN_RETRY)
+        if (row.id, row.next_fire_at) in failed_fires:
+            log.warning(
+                "job %s: still cannot plan its fires (%s); trying again in %s", row.id, exc, PLAN_RETRY
+            )
+        else:
+            failed_fires.add((row.id, row.next_fire_at))
+            log.exception("job %s: could not plan its fires; trying again in %s", row.id, PLAN_RETRY)
         failed = PlannedRun(
             row.next_fire_at,
             TriggerSource.SCHEDULE,
