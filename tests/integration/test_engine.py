@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import psutil
 import pytest
@@ -415,3 +416,14 @@ def test_a_schedule_whose_every_time_the_clock_skips_is_refused_naming_the_zone(
     assert refused.value.field == "cron"
     assert f"never fires in {zone}" in str(refused.value)
     assert scheduler.jobs() == []
+
+
+def test_a_scheduler_opens_a_sqlite_file_from_its_path(tmp_path: Path, clock: FakeClock) -> None:
+    folder = tmp_path / "odd?name=%41"  # a path, not a URL: nothing in it is parsed
+    folder.mkdir()
+    with Scheduler(folder / "jobs.db", clock=clock) as scheduler:
+        scheduler.add_job("tests.jobs:metrics", id="tick", every="1m")
+        shown = scheduler.database_url
+    assert [path.name for path in folder.iterdir() if path.suffix == ".db"] == ["jobs.db"]
+    with Scheduler(shown, clock=clock) as again:  # the URL it shows, quoted, names the same file
+        assert [job.id for job in again.jobs()] == ["tick"]
