@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -106,3 +107,33 @@ def test_on_postgresql_another_process_trigger_wakes_the_scheduler_at_once(postg
     finally:
         other.close()
         scheduler.close()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_retries_start_when_their_backoff_is_over_not_at_the_next_poll(
+    request: pytest.FixtureRequest, db_url: str, database: str
+) -> None:
+    url = db_url if database == "sqlite" else request.getfixturevalue("postgres_url")
+    # Polling every 5 s (the default) and heartbeats every 5 s: only the retry's own due time can wake the
+    # loop in time for a backoff of 0.5 s then 1 s.
+    with Scheduler(url) as scheduler:
+        scheduler.add_job(
+            id="flaky",
+            cron="0 0 1 1 *",
+            command=["sh", "-c", "exit 3"],
+            max_retries=2,
+            retry_base="500ms",
+            retry_factor=2,
+            retry_jitter=0,
+        )
+        scheduler.start()
+        scheduler.trigger("flaky")
+        wait_until(lambda: len([r for r in scheduler.runs(job_id="flaky") if not r.status.is_active]) == 3)
+        attempts = sorted(scheduler.runs(job_id="flaky"), key=lambda run: run.attempt)
+    assert [run.status for run in attempts] == [RunStatus.FAILED] * 3
+    gaps = []
+    for before, after in itertools.pairwise(attempts):
+        assert before.finished_at is not None and after.started_at is not None
+        gaps.append((after.started_at - before.finished_at).total_seconds())
+    assert 0.5 <= gaps[0] < 2.0, gaps
+    assert 1.0 <= gaps[1] < 2.5, gaps

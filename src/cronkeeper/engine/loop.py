@@ -280,7 +280,12 @@ class SchedulerLoop:
             self._progress_put_off = True
 
     def _flush(self) -> None:
-        self.outcomes.flush(self.store, owner=self.owner, now=self.clock.now(), listeners=self.listeners)
+        retry_at = self.outcomes.flush(
+            self.store, owner=self.owner, now=self.clock.now(), listeners=self.listeners
+        )
+        # A retry is due at its own time, not at the next poll: nothing else tells this loop about it.
+        if retry_at is not None and (self._next_due_at is None or retry_at < self._next_due_at):
+            self._next_due_at = retry_at
 
     def _flush_safely(self) -> None:
         try:

@@ -121,13 +121,16 @@ class OutcomeBuffer:
         with self._lock:
             return time.monotonic() - self._since if (self._started or self._finished) else 0.0
 
-    def flush(self, store: JobStore, *, owner: str, now: datetime, listeners: Listeners) -> None:
-        """Write everything noted so far; on a database error keep it for the next try and re-raise."""
+    def flush(self, store: JobStore, *, owner: str, now: datetime, listeners: Listeners) -> datetime | None:
+        """Write everything noted so far; on a database error keep it for the next try and re-raise.
+
+        Returns when the earliest retry just written is due (None without one): the loop must wake for it,
+        since nothing else announces a retry."""
         with self._lock:
             started, self._started = self._started, []
             finished, self._finished = self._finished, []
         if not started and not finished:
-            return
+            return None
         done = {completion.run_id for completion, _, _ in finished}
         try:
             store.record_started(
@@ -143,6 +146,7 @@ class OutcomeBuffer:
         except StoreError:
             accepted = self._write_one_by_one(store, finished, owner=owner, now=now)
         _log_outcomes(finished, accepted)
+        retries = [c.retry_at for c, _, _ in finished if c.retry_at is not None and c.run_id in accepted]
         if listeners:
             for order, at in started:
                 listeners.emit(_event(EventKind.STARTED, order, None, None, started_at=at))
@@ -152,6 +156,7 @@ class OutcomeBuffer:
                     listeners.emit(
                         _event(kind, order, completion, execution, started_at=completion.started_at)
                     )
+        return min(retries, default=None)
 
     def _note_starts_written(self, started: list[tuple[StartOrder, datetime]]) -> None:
         with self._lock:
