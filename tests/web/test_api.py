@@ -453,6 +453,36 @@ def test_sessions_need_the_csrf_token_to_change_anything(
     _unchanged(scheduler, hello_with_a_run)
 
 
+@pytest.mark.parametrize(("method", "url", "body"), MUTATIONS)
+def test_sessions_cannot_change_anything_from_another_site(
+    admin_client: TestClient, scheduler: Scheduler, hello_with_a_run: int, method: str, url: str, body: Any
+) -> None:
+    for header, value in [
+        ("Origin", "https://evil.example"),
+        ("Origin", "null"),
+        ("Origin", "http://testserver.evil.example"),
+        ("Referer", "https://evil.example/page"),
+    ]:
+        response = admin_client.request(method, url, json=body, headers={header: value})
+        assert response.status_code == 403, (header, value)
+    _unchanged(scheduler, hello_with_a_run)
+
+
+def test_sessions_change_things_from_their_own_site_and_tokens_from_anywhere(
+    admin: TestClient, admin_client: TestClient, scheduler: Scheduler
+) -> None:
+    own = {"Origin": "http://testserver", "Referer": "https://evil.example/"}  # Origin wins over Referer
+    referred = {"Referer": "http://testserver/jobs"}
+    for client, job_id, headers in [
+        (admin_client, "same-origin", own),
+        (admin_client, "same-referer", referred),
+        (admin, "by-token", {"Origin": "https://elsewhere.example"}),
+    ]:
+        response = client.post("/api/jobs", json={**HELLO, "id": job_id}, headers=headers)
+        assert response.status_code == 201, response.text
+    assert {job.id for job in scheduler.jobs()} == {"same-origin", "same-referer", "by-token"}
+
+
 def test_without_credentials_everything_is_401(
     anon: TestClient, scheduler: Scheduler, hello_with_a_run: int
 ) -> None:

@@ -1,13 +1,15 @@
 """Who is asking: a Bearer API token or a signed session cookie; and what they may do.
 
 Every state-changing request made with a session cookie must carry the session's CSRF token (a form field
-``csrf_token`` or the ``X-CSRF-Token`` header, which htmx sends); requests with a Bearer token carry no
-ambient credentials and need none.
+``csrf_token`` or the ``X-CSRF-Token`` header, which htmx sends), and must not come from another site: its
+``Origin`` (or, without one, its ``Referer``) must name this site's own host.  Requests with a Bearer token
+carry no ambient credentials and need neither.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from itsdangerous import BadSignature
@@ -87,6 +89,7 @@ async def viewer(request: Request) -> Principal:
     if principal is None:
         raise LoginRequired
     if principal.csrf_token is not None and request.method not in SAFE_METHODS:
+        _check_same_site(request)
         await _check_csrf(request, principal.csrf_token)
     request.state.principal = principal
     return principal
@@ -98,6 +101,18 @@ async def admin(request: Request) -> Principal:
     if not principal.is_admin:
         raise PermissionDenied("this needs the admin role")
     return principal
+
+
+def _check_same_site(request: Request) -> None:
+    """A second line behind the CSRF token: a browser names the page a request comes from, and a page of
+    another site has no business changing anything here.  Browsers that send neither header (old ones, some
+    privacy settings) still need the token."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if source is None:
+        return
+    host = request.headers.get("host", "").lower()
+    if source == "null" or urlsplit(source).netloc.lower() != host:
+        raise PermissionDenied(f"a change requested from another site ({source[:100]}) is refused")
 
 
 async def _check_csrf(request: Request, expected: str) -> None:
