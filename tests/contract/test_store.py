@@ -261,6 +261,19 @@ def test_retries_are_persisted_as_new_queued_runs(store: SqlJobStore) -> None:
     assert store.get_run(retry.run_id).parent_run_id == run_id
 
 
+def test_a_retry_of_a_run_someone_asked_for_is_still_theirs(store: SqlJobStore) -> None:
+    add(store, due=NOW + timedelta(days=1))
+    asked = store.enqueue_run("job", now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by="alice")
+    (run_id,) = claim(store)
+    assert run_id == asked
+    retry_at = NOW + timedelta(seconds=5)
+    store.record_finished([finish(run_id, RunStatus.FAILED, retry_at=retry_at)], owner="node-a", now=NOW)
+    result = store.claim_due(now=retry_at, owner="node-a", limit=10)
+    (retry,) = result.to_start
+    assert (retry.trigger_source, retry.triggered_by) == (TriggerSource.RETRY, "alice")
+    assert store.get_run(retry.run_id).triggered_by == "alice"
+
+
 def test_cancel_requests_reach_the_owner_or_end_unowned_runs(store: SqlJobStore) -> None:
     add(store, due=NOW + timedelta(days=1))
     queued = store.enqueue_run("job", now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by=None)

@@ -314,7 +314,9 @@ class SqlJobStore(JobStore):
             live = {
                 row.id: row
                 for row in conn.execute(
-                    select(runs.c.id, runs.c.job_id, runs.c.scheduled_for, runs.c.attempt)
+                    select(
+                        runs.c.id, runs.c.job_id, runs.c.scheduled_for, runs.c.attempt, runs.c.triggered_by
+                    )
                     .where(runs.c.id.in_(ids), runs.c.owner == owner, ACTIVE_RUN)
                     .with_for_update()
                 )
@@ -527,6 +529,8 @@ def _retry_row(parent: AnyRow, completion: Completion, now: datetime) -> dict[st
         "attempt": parent.attempt + 1,
         "parent_run_id": parent.id,
         "trigger_source": TriggerSource.RETRY.value,
+        # A retry of a run someone asked for is still theirs.
+        "triggered_by": parent.triggered_by,
         "status": RunStatus.QUEUED.value,
         "due_at": completion.retry_at,
         "queued_at": now,
