@@ -132,7 +132,7 @@ class CronExpression:
             return None
         wall = local.replace(tzinfo=None)
         best = self._first_from(wall, floor, tz)
-        if not self._fixed and _first_pass_overlap(local):
+        if not self._fixed and _on_first_pass(local):
             # On the first pass of a repeated stretch, the second pass of its earlier wall times is still
             # ahead too: the first of them that matches may come before ``best``.
             again = self._first_from(_second_pass_start(local, tz) - _ONE_MICROSECOND, floor, tz)
@@ -196,15 +196,14 @@ def _sunday_ends_ranges(cron_fields: str) -> str:
     return " ".join([*others, ",".join(parts)])
 
 
-def _first_pass_overlap(local: datetime) -> timedelta:
-    """How far back wall-clock times can still be ahead in real time: when ``local`` (aware, in the job's
-    zone) is on the first pass of a repeated stretch, the second pass of every wall time of that stretch,
-    earlier ones included, is still to come.  Zero anywhere else."""
+def _on_first_pass(local: datetime) -> bool:
+    """Whether ``local`` (aware, in the job's zone) is on the first pass of a repeated stretch, so that the
+    second pass of every wall time of that stretch, earlier ones included, is still to come."""
     if local.fold:  # on the second pass already
-        return timedelta(0)
+        return False
     first, second = local.utcoffset(), local.replace(fold=1).utcoffset()
     assert first is not None and second is not None
-    return max(first - second, timedelta(0))
+    return first > second
 
 
 def _second_pass_start(local: datetime, tz: ZoneInfo) -> datetime:

@@ -22,8 +22,6 @@ from starlette.responses import JSONResponse, Response
 from cronkeeper.exceptions import ConflictError, ValidationError
 from cronkeeper.models import Job, LoopHealth, Run, RunStatus, TriggerSource
 from cronkeeper.serialize import iso, job_to_json, run_to_json
-from cronkeeper.services.jobs import JobService
-from cronkeeper.services.runs import RunService
 from cronkeeper.store.records import JobPageFilter, Node
 from cronkeeper.web.api_models import (
     CONFLICT,
@@ -57,7 +55,7 @@ from cronkeeper.web.api_models import (
 from cronkeeper.web.auth import SESSION_COOKIE, Principal, admin, client_address, viewer
 from cronkeeper.web.context import web_context
 from cronkeeper.web.errors import PreconditionFailed
-from cronkeeper.web.pages.common import dashboard
+from cronkeeper.web.pages.common import dashboard, run_service, service
 
 # Only here so that OpenAPI shows how to authenticate; `viewer` and `admin` do the checking.
 _BEARER = HTTPBearer(auto_error=False, description="An API token: `cronkeeper tokens create NAME`.")
@@ -72,14 +70,6 @@ _VERSION = re.compile(r'(?:W/)?"?([0-9]{1,18})"?')
 
 Viewer = Annotated[Principal, Depends(viewer)]
 Admin = Annotated[Principal, Depends(admin)]
-
-
-def _service(request: Request) -> JobService:
-    return web_context(request).scheduler.service
-
-
-def _runs(request: Request) -> RunService:
-    return web_context(request).scheduler.run_service
 
 
 def _job_response(
@@ -109,14 +99,14 @@ def list_jobs(
     page_filter = JobPageFilter(state=state, search=q, tag=tag, after_id=after, limit=limit)
     page = dashboard(request).job_page(page_filter)
     # The page's rows lack the version, origin and authors of the API's job shape: read the jobs by id.
-    found = _service(request).find_jobs([row.id for row in page.rows])
+    found = service(request).find_jobs([row.id for row in page.rows])
     body = [job_to_json(job, reveal_env=principal.is_admin) for job in found]
     return JSONResponse({"jobs": body, "next_after": page.next_after})
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"], summary="Get a job", response_model=JobOut, responses=NOT_FOUND)
 def get_job(request: Request, job_id: JobId, principal: Viewer) -> JSONResponse:
-    return _job_response(_service(request).get_job(job_id), principal)
+    return _job_response(service(request).get_job(job_id), principal)
 
 
 @router.post(
@@ -128,7 +118,7 @@ def get_job(request: Request, job_id: JobId, principal: Viewer) -> JSONResponse:
     responses=CONFLICT,
 )
 def create_job(request: Request, body: JobCreate, principal: Admin) -> JSONResponse:
-    job = _service(request).add_job(
+    job = service(request).add_job(
         body.model_dump(exclude_unset=True, exclude={"paused"}),
         by=principal.name,
         origin="api",
@@ -180,7 +170,7 @@ def edit_job(
     if version is not None and body.expected_version not in (None, version):
         raise ValidationError("If-Match", "disagrees with expected_version")
     with _precondition(job_id, version):
-        job = _service(request).edit_job(
+        job = service(request).edit_job(
             job_id,
             body.model_dump(exclude_unset=True, exclude={"expected_version"}),
             by=principal.name,
@@ -200,7 +190,7 @@ def edit_job(
 def pause_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMatch = None) -> Response:
     version = _if_match(if_match)
     with _precondition(job_id, version):
-        job = _service(request).pause(
+        job = service(request).pause(
             job_id, by=principal.name, via=client_address(request), expected_version=version
         )
     return _job_response(job, principal)
@@ -217,7 +207,7 @@ def resume_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMa
     """Resumes from the next fire after now: what was missed while paused is not run."""
     version = _if_match(if_match)
     with _precondition(job_id, version):
-        job = _service(request).resume(
+        job = service(request).resume(
             job_id, by=principal.name, via=client_address(request), expected_version=version
         )
     return _job_response(job, principal)
@@ -234,7 +224,7 @@ def resume_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMa
 def delete_job(request: Request, job_id: JobId, principal: Admin, if_match: IfMatch = None) -> Response:
     version = _if_match(if_match)
     with _precondition(job_id, version):
-        _service(request).remove(
+        service(request).remove(
             job_id, by=principal.name, via=client_address(request), expected_version=version
         )
     return Response(status_code=204)
@@ -255,7 +245,7 @@ def trigger_job(
     request: Request, job_id: JobId, principal: Admin, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     """Queues a run that any live scheduler on the database picks up; poll GET /api/runs/{run_id}."""
-    run_id = _runs(request).trigger(
+    run_id = run_service(request).trigger(
         job_id,
         triggered_by=principal.name,
         trigger_source=TriggerSource.API,
@@ -278,7 +268,7 @@ def _run_page(
     for one row past its end instead, as the service reads no more than that size)."""
 
     def fetch(size: int, before: int | None) -> list[Run]:
-        return _runs(request).list_runs(
+        return run_service(request).list_runs(
             job_id=job_id, status=statuses, sources=sources, limit=size, before_id=before
         )
 
@@ -310,7 +300,7 @@ def list_job_runs(
     limit: Limit = 50,
     before_id: BeforeId = None,
 ) -> JSONResponse:
-    _service(request).get_job(job_id)  # an unknown job is a 404, not an empty history
+    service(request).get_job(job_id)  # an unknown job is a 404, not an empty history
     return _run_page(request, job_id, status, source, limit, before_id)
 
 
@@ -331,7 +321,7 @@ def list_runs(
     "/runs/{run_id}", tags=["runs"], summary="A run in full", response_model=RunDetail, responses=NOT_FOUND
 )
 def get_run(request: Request, run_id: RunId, _principal: Viewer) -> JSONResponse:
-    return JSONResponse(run_to_json(_runs(request).get_run(run_id), with_output=True))
+    return JSONResponse(run_to_json(run_service(request).get_run(run_id), with_output=True))
 
 
 @router.get(
@@ -343,7 +333,7 @@ def get_run(request: Request, run_id: RunId, _principal: Viewer) -> JSONResponse
 )
 def get_run_output(request: Request, run_id: RunId, _principal: Viewer) -> Response:
     """An attachment that browsers never render: the output of a job is data, whatever it contains."""
-    run = _runs(request).get_run(run_id)
+    run = run_service(request).get_run(run_id)
     headers = {
         "X-Content-Type-Options": "nosniff",
         "Content-Disposition": f'attachment; filename="run-{run.id}.txt"',
@@ -361,7 +351,7 @@ def get_run_output(request: Request, run_id: RunId, _principal: Viewer) -> Respo
 )
 def cancel_run(request: Request, run_id: RunId, principal: Admin) -> JSONResponse:
     """A queued run is cancelled at once; a running one by its scheduler at its next heartbeat."""
-    run = _runs(request).cancel_run(run_id, by=principal.name, via=client_address(request))
+    run = run_service(request).cancel_run(run_id, by=principal.name, via=client_address(request))
     return JSONResponse({"run_id": run_id, "job_id": run.job_id}, 202)
 
 
@@ -398,5 +388,5 @@ def get_status(request: Request, _principal: Viewer) -> JSONResponse:
 def preview_schedule(request: Request, body: PreviewRequest, _principal: Viewer) -> JSONResponse:
     """Open to viewers: it changes nothing, and editors want to see a schedule before an admin saves it."""
     schedule = body.model_dump(exclude_unset=True, exclude={"count"})
-    preview = _service(request).preview_schedule(schedule, count=body.count)
+    preview = service(request).preview_schedule(schedule, count=body.count)
     return JSONResponse({"description": preview.description, "next": [iso(at) for at in preview.next_fires]})
