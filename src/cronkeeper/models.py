@@ -159,6 +159,9 @@ class Job:
     updated_at: datetime
     created_by: str | None = None
     updated_by: str | None = None
+    # The scheduler object that alone can run the job (its ``instance_id``), when the target is a callable
+    # only that object holds (a bound method, a lambda); None when any process can import it.
+    runs_on: str | None = None
 
     @property
     def id(self) -> str:

@@ -1,25 +1,35 @@
-"""Finding the function behind a job: first the callables registered in this process, then the import path.
+"""Finding the function behind a job: first the callables registered with one scheduler object, then the
+import path.
 
 Jobs are stored as ``package.module:function`` plus JSON arguments, never pickled, so any process that can
-import the path can run the job.  Each scheduler owns its registry; there is no module-level state.
+import the path can run the job.  A callable its reference does not import as itself (a bound method, a
+lambda, a local function, a partial) is *local*: only the scheduler object that registered it can run it, and
+its jobs are kept there (``Job.runs_on``).  Each scheduler owns its registry; there is no module-level state.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from cronkeeper.exceptions import TargetImportError
 
+_NOT_IN_NAME = re.compile(r"[^\w.<>]+")
+
 
 def ref_of(func: Callable[..., Any]) -> str:
-    """The ``module:qualname`` path of a function, which is how jobs name their target."""
-    module = getattr(func, "__module__", None)
-    qualname = getattr(func, "__qualname__", None)
-    if not module or not qualname:
-        raise TargetImportError(repr(func), "it has no module and qualified name; pass an import path")
+    """The ``module:qualname`` of a callable, which is how jobs name their target: a lambda's ``<lambda>``
+    becomes ``lambda`` (a reference must start with a letter), and objects without a qualified name (a
+    callable instance) are named after their class."""
+    module = getattr(func, "__module__", None) or type(func).__module__ or "__main__"
+    qualname = getattr(func, "__qualname__", None) or type(func).__qualname__
+    qualname = _NOT_IN_NAME.sub("", qualname.replace("<lambda>", "lambda"))
+    if not qualname or not (qualname[0].isalpha() or qualname[0] == "_"):
+        qualname = f"job_{qualname}"
     return f"{module}:{qualname}"
 
 
@@ -40,19 +50,49 @@ def import_ref(ref: str) -> Callable[..., Any]:
     return target  # type: ignore[no-any-return]
 
 
+def imports_as(func: Callable[..., Any], ref: str) -> bool:
+    """Whether importing ``ref`` gives ``func`` back (equal, as a bound method of the same object is), so that
+    any process can run it."""
+    try:
+        return import_ref(ref) == func
+    except TargetImportError:
+        return False
+
+
 class Registry:
-    """Callables known to this process by their reference."""
+    """Callables known to one scheduler object by their reference."""
 
     def __init__(self) -> None:
         self._callables: dict[str, Callable[..., Any]] = {}
         self._coroutine: dict[str, bool] = {}
+        self._local: set[str] = set()
+        self._lock = threading.Lock()
 
     def register(self, func: Callable[..., Any], ref: str | None = None) -> str:
-        """Remember ``func`` under ``ref`` (default: its own import path) and return the reference."""
-        key = ref or ref_of(func)
-        self._callables[key] = func
-        self._coroutine.pop(key, None)
+        """Remember ``func`` under ``ref`` (default: its own ``module:qualname``) and return the reference.
+
+        A local callable whose reference another local callable holds already (a bound method of a second
+        object of one class, a second lambda) gets ``_2``, ``_3``… in the order registered.
+        """
+        base = ref or ref_of(func)
+        importable = imports_as(func, base)
+        with self._lock:
+            key = base
+            if importable:
+                self._local.discard(key)
+            else:
+                count = 1
+                while key in self._local and self._callables[key] != func:
+                    count += 1
+                    key = f"{base}_{count}"
+                self._local.add(key)
+            self._callables[key] = func
+            self._coroutine.pop(key, None)
         return key
+
+    def is_local(self, ref: str) -> bool:
+        """Whether ``ref`` names a callable only this registry has, which no other process can import."""
+        return ref in self._local
 
     def resolve(self, ref: str) -> Callable[..., Any]:
         """The registered callable, else the imported one (kept for next time)."""

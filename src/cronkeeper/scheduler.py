@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from cronkeeper.clock import Clock, SystemClock
 from cronkeeper.engine.loop import SchedulerLoop
 from cronkeeper.events import EventKind, Listener, Listeners
-from cronkeeper.exceptions import SchedulerStateError
-from cronkeeper.models import Job, JobSpec, LoopHealth, Run, RunStatus, TriggerSource
+from cronkeeper.exceptions import SchedulerStateError, ValidationError
+from cronkeeper.models import CallableTarget, Job, JobSpec, LoopHealth, Run, RunStatus, TriggerSource
 from cronkeeper.registry import Registry
 from cronkeeper.services.accounts import AccountService
 from cronkeeper.services.changes import ChangeLog
@@ -40,6 +44,11 @@ def database_exists(url: str | Path) -> bool:
 class SchedulerBase:
     """Everything but start and stop."""
 
+    # The scheduler objects of this process that are not closed, by instance_id.  Process-wide by nature: a
+    # job declared without an id by a second object of one class (each with its own bound method) must not
+    # take the first object's job over, while an object closed and made again may take its jobs back.
+    _open: ClassVar[weakref.WeakValueDictionary[str, SchedulerBase]] = weakref.WeakValueDictionary()
+
     def __init__(
         self,
         db: str | Path = DEFAULT_DB,
@@ -50,6 +59,9 @@ class SchedulerBase:
         migrate: bool = True,
     ) -> None:
         self.clock = clock or SystemClock()
+        # Names this object in the jobs only it can run (Job.runs_on): host, pid and a random part.
+        self.instance_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._open[self.instance_id] = self
         self._database = Database(db, migrate=migrate)
         self.store: JobStore = self._database.jobs
         self.registry = Registry()
@@ -61,7 +73,9 @@ class SchedulerBase:
         self.status: StatusView = self._database.status
         self.dashboard: DashboardView = self._database.dashboard
         changes = ChangeLog(self.store, self.clock, audit=self.audit, on_change=self._wake)
-        self.service = JobService(self.store, self.clock, changes, default_timezone=timezone)
+        self.service = JobService(
+            self.store, self.clock, changes, default_timezone=timezone, placement=self._runs_on
+        )
         self.run_service = RunService(
             self.store,
             self.clock,
@@ -72,6 +86,35 @@ class SchedulerBase:
         self.accounts = AccountService(
             self._database.accounts, self._database.settings, self.audit, self.clock
         )
+
+    def _runs_on(self, spec: JobSpec) -> str | None:
+        """This object, for a job whose target only its registry holds; None when any process can run it."""
+        target = spec.target
+        if not isinstance(target, CallableTarget) or not self.registry.is_local(target.ref):
+            return None
+        if target.isolate:
+            raise ValidationError(
+                "isolate",
+                f"{target.ref} exists only in this process (a bound method, lambda or local function), so a "
+                "child process cannot import it; pass an importable function",
+            )
+        return self.instance_id
+
+    def _unclaimed_id(self, job_id: str) -> str:
+        """``job_id``, or ``job_id-2``, ``-3``…: the first not held by another open scheduler object of this
+        process for a target of its own (for jobs declared without an id)."""
+        candidate, count = job_id, 1
+        while True:
+            job = self.service.find_job(candidate)
+            home = None if job is None else job.runs_on
+            if home is None or home == self.instance_id or home not in self._open:
+                return candidate
+            count += 1
+            candidate = f"{job_id}-{count}"
+
+    def _leave_open(self) -> None:
+        """This object is done: another one of this process may take over its jobs."""
+        self._open.pop(self.instance_id, None)
 
     def _wake(self) -> None:
         if self.loop is not None:
@@ -86,6 +129,7 @@ class SchedulerBase:
     def _new_loop(self, event_loop: asyncio.AbstractEventLoop | None) -> SchedulerLoop:
         if self.loop is not None and self.loop.running:
             raise SchedulerStateError("the scheduler is already running")
+        self._open[self.instance_id] = self
         self.loop = SchedulerLoop(
             self.store,
             registry=self.registry,
@@ -93,6 +137,7 @@ class SchedulerBase:
             listeners=self.listeners,
             settings=self.settings,
             event_loop=event_loop,
+            instance_id=self.instance_id,
         )
         return self.loop
 
@@ -130,6 +175,8 @@ class SchedulerBase:
             data["call"] = func if isinstance(func, str) else self.registry.register(func)
             if id is None:
                 id = data["call"].rpartition(":")[2].replace("<", "").replace(">", "")
+                if self.registry.is_local(data["call"]):
+                    id = self._unclaimed_id(id)
         data["id"] = id
         if replace:
             return self.service.upsert_job(data, by=by, origin="code")[0]
@@ -256,8 +303,9 @@ class SchedulerBase:
         self._database.close()
 
     def next_due_at(self) -> datetime | None:
-        """When the next fire, queued run or run claimed ahead of time is due."""
-        candidates = [self.store.next_due_at(), self.loop.next_pending_at() if self.loop else None]
+        """When the next fire, queued run or run claimed ahead of time this object can run is due."""
+        pending = self.loop.next_pending_at() if self.loop else None
+        candidates = [self.store.next_due_at(instance_id=self.instance_id), pending]
         return min((instant for instant in candidates if instant is not None), default=None)
 
 
@@ -281,6 +329,7 @@ class Scheduler(SchedulerBase):
         """Stop and release the database."""
         self.stop()
         self.disconnect()
+        self._leave_open()
 
     def __enter__(self) -> Self:
         return self
@@ -309,6 +358,7 @@ class AsyncScheduler(SchedulerBase):
     async def close(self) -> None:
         await self.stop()
         self.disconnect()
+        self._leave_open()
 
     async def __aenter__(self) -> Self:
         await self.start()

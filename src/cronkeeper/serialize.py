@@ -50,6 +50,7 @@ def job_to_json(job: Job, *, reveal_env: bool = True) -> dict[str, Any]:
         "next_due_at": iso(job.next_due_at),
         "next_run_at": iso(job.next_due_at),  # the name before next_due_at, kept for existing clients
         "origin": job.origin,
+        "runs_on": job.runs_on,
         "version": job.version,
         "created_at": iso(job.created_at),
         "updated_at": iso(job.updated_at),

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cronkeeper import FakeClock, RunStatus
+from cronkeeper import FakeClock, RunStatus, Scheduler
 from cronkeeper.compat.apscheduler import (
     BackgroundScheduler,
     ConflictingIdError,
@@ -599,6 +599,8 @@ def test_partials_get_ids_from_their_function_and_arguments_not_their_order(make
     assert re.fullmatch(r"tests\.compat\.test_jobs\.greet-[0-9a-f]{8}", five.id)
     assert five.func_ref == f"{__name__}:greet.partial_{five.id[-8:]}"  # not greet's own: that lacks "ann"
     assert as_args.id == f"{five.id}-2"  # the same call as partial(greet, "ann"): the same id, counted
+    assert isinstance(first.core, Scheduler)
+    first.core.close()  # the program ends
     again = make(BackgroundScheduler)  # the next start, with the two jobs added in the other order
     assert again.add_job(functools.partial(greet, "bob", punctuation="?"), "interval", minutes=1).id == six.id
     assert again.add_job(functools.partial(greet, "ann"), "interval", minutes=1).id == five.id

@@ -244,6 +244,33 @@ def test_manual_runs_respect_the_overlap_policy(store: SqlJobStore) -> None:
     assert store.get_run(second).status is RunStatus.SKIPPED
 
 
+def test_a_job_at_home_in_one_scheduler_object_is_claimed_by_that_object_only(store: SqlJobStore) -> None:
+    store.add_job(
+        spec("homed", max_instances=2),
+        next_fire_at=NOW,
+        next_due_at=NOW,
+        now=NOW,
+        by=None,
+        origin="code",
+        runs_on="a",
+    )
+    add(store, "shared")
+    later = NOW + timedelta(seconds=1)
+    queued = store.enqueue_run("homed", now=later, trigger_source=TriggerSource.MANUAL, triggered_by=None)
+    assert store.next_due_at(instance_id="b") == NOW  # the shared job only
+    other = store.claim_due(now=later, owner="node-b", limit=10, instance_id="b")
+    assert [order.spec.id for order in other.to_start] == ["shared"]
+    assert store.next_due_at() == NOW + timedelta(minutes=1)  # a node with no objects: shared jobs only
+    assert store.next_due_at(instance_id="a") == NOW
+    home = store.claim_due(now=later, owner="node-a", limit=10, instance_id="a")
+    assert {order.spec.id for order in home.to_start} == {"homed"}  # its fire, and the run asked for
+    assert len(home.to_start) == 2 and queued in {order.run_id for order in home.to_start}
+    moved = store.set_runs_on("homed", None)
+    assert (moved.runs_on, moved.version) == (None, 1)  # where it runs is not a new version of it
+    with pytest.raises(JobNotFoundError):
+        store.set_runs_on("nope", "a")
+
+
 def test_enqueue_for_an_unknown_job_fails(store: SqlJobStore) -> None:
     with pytest.raises(JobNotFoundError):
         store.enqueue_run("nope", now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by=None)

@@ -56,8 +56,11 @@ class SchedulerLoop:
         listeners: Listeners,
         settings: SchedulerSettings | None = None,
         event_loop: asyncio.AbstractEventLoop | None = None,
+        instance_id: str | None = None,
     ) -> None:
         self.store = store
+        # The scheduler object this loop claims for: jobs whose target only it holds are claimed here only.
+        self.instance_id = instance_id
         self.clock = clock
         self.listeners = listeners
         self.settings = settings or SchedulerSettings()
@@ -217,7 +220,7 @@ class SchedulerLoop:
         started = self.dispatcher.start_due(self.clock.now())
         now = self.clock.now()
         horizon = now + self.settings.lookahead
-        self._next_due_at = self.store.next_due_at()
+        self._next_due_at = self.store.next_due_at(instance_id=self.instance_id)
         claiming = not stopping and self._next_due_at is not None and self._next_due_at <= horizon
         # Writing outcomes and the heartbeat can wait a little: not while a burst of runs still waits for
         # workers or is about to be started, which they would only hold up.  Before a claim, outcomes are
@@ -234,12 +237,16 @@ class SchedulerLoop:
             self._claim_again = False
             return started
         claim = self.store.claim_due(
-            now=now, owner=self.owner, limit=self.settings.batch_size, horizon=horizon
+            now=now,
+            owner=self.owner,
+            limit=self.settings.batch_size,
+            horizon=horizon,
+            instance_id=self.instance_id,
         )
         self._claim_again = len(claim.to_start) + len(claim.recorded) >= self.settings.batch_size
         self._apply(claim)  # first: the claim is committed, its runs must not be dropped by a later error
         started += self.dispatcher.start_due(self.clock.now())
-        self._next_due_at = self.store.next_due_at()
+        self._next_due_at = self.store.next_due_at(instance_id=self.instance_id)
         return started
 
     def _apply(self, claim: ClaimResult) -> None:

@@ -22,7 +22,7 @@ from cronkeeper.exceptions import (
     JobExistsError,
     ValidationError,
 )
-from cronkeeper.models import Job, JobSpec
+from cronkeeper.models import CallableTarget, Job, JobSpec
 from cronkeeper.planning import next_due
 from cronkeeper.serialize import redact_env
 from cronkeeper.services.changes import ChangeLog
@@ -59,16 +59,35 @@ _REPLACED_TOGETHER = ((SCHEDULE_KEYS, _SCHEDULE_OPTIONS), (("command", "call"), 
 _FENCED_TRIES = 5
 
 
+Placement = Callable[[JobSpec], "str | None"]
+
+
+def _anywhere(spec: JobSpec) -> str | None:
+    return None
+
+
 class JobService:
-    """Adding, editing, pausing, disabling and reading jobs."""
+    """Adding, editing, pausing, disabling and reading jobs.
+
+    ``placement`` says which scheduler object alone can run a declared job (``Job.runs_on``): the one whose
+    registry holds its target, when no other process could import it.  Faces without such callables (the
+    CLI, the web app) leave it out, and their edits keep a job where it is.
+    """
 
     def __init__(
-        self, store: JobStore, clock: Clock, changes: ChangeLog, *, default_timezone: str = "UTC"
+        self,
+        store: JobStore,
+        clock: Clock,
+        changes: ChangeLog,
+        *,
+        default_timezone: str = "UTC",
+        placement: Placement = _anywhere,
     ) -> None:
         self._store = store
         self.clock = clock
         self.default_timezone = default_timezone
         self._changes = changes
+        self._placement = placement
 
     # ---- definitions -----------------------------------------------------------------------------------
 
@@ -116,6 +135,7 @@ class JobService:
             by=by,
             origin=origin,
             paused=paused,
+            runs_on=self._placement(spec),
         )
         self._changes.announce()
         self._changes.record("create", job.id, by=by, via=via, details=redact_env(spec_to_dict(spec)))
@@ -136,7 +156,8 @@ class JobService:
                 due = self._first_due(shape)
             else:
                 due = first_due.get(id(shape)) or first_due.setdefault(id(shape), self._first_due(shape))
-            new_jobs.append(NewJob(job.id, job.name, job.stored_json, *due))
+            runs_on = self._placement(shape)
+            new_jobs.append(NewJob(job.id, job.name, job.stored_json, *due, runs_on=runs_on))
         self._store.add_jobs(new_jobs, now=self.clock.now(), by=by, origin=origin)
         self._changes.announce()
         ids = [job.id for job in new_jobs]
@@ -174,6 +195,8 @@ class JobService:
         if spec == job.spec and expected_version in (None, job.version):
             return job
         saved = self._save(job, spec, by=by, expected_version=expected_version)
+        if _target_ref(spec) != _target_ref(job.spec):  # a new target: where it can run is asked anew
+            saved = self._place(saved, spec)
         self._changes.record("edit", job_id, by=by, via=via, details=_changed_options(job.spec, saved.spec))
         return saved
 
@@ -199,11 +222,22 @@ class JobService:
                 if existing is None:
                     raise
         if spec == existing.spec and existing.enabled:
-            return existing, "unchanged"
-        saved = self._save(existing, spec, by=by, origin=origin, enabled=True)
+            return self._place(existing, spec), "unchanged"
+        saved = self._place(self._save(existing, spec, by=by, origin=origin, enabled=True), spec)
         changed = _changed_options(existing.spec, spec)
         self._changes.record("edit", saved.id, by=by or origin, via=via, details=changed)
         return saved, "updated"
+
+    def _place(self, job: Job, spec: JobSpec) -> Job:
+        """Keep ``job`` where its declaration says it can run (placement is not an edit: no version)."""
+        runs_on = self._placement(spec)
+        if job.runs_on == runs_on:
+            return job
+        if runs_on is not None and job.runs_on is not None:
+            log.info("job %s now runs on %s (was %s)", job.id, runs_on, job.runs_on)
+        placed = self._store.set_runs_on(job.id, runs_on)
+        self._changes.announce()
+        return placed
 
     def _declared(self, data: Mapping[str, Any]) -> tuple[Job | None, JobSpec]:
         """The stored job of a declaration (if any) and the validated spec the declaration asks for."""
@@ -428,6 +462,10 @@ def _computable() -> Iterator[None]:
         yield
     except CronComputationError as exc:
         raise InvalidScheduleError("cron", str(exc)) from exc
+
+
+def _target_ref(spec: JobSpec) -> str | None:
+    return spec.target.ref if isinstance(spec.target, CallableTarget) else None
 
 
 def _check_version(job: Job, expected_version: int | None) -> None:

@@ -88,6 +88,7 @@ class NewJob:
     next_fire_at: datetime | None
     next_due_at: datetime | None
     paused: bool = False
+    runs_on: str | None = None
 
 
 class JobStore(ABC):
@@ -106,6 +107,7 @@ class JobStore(ABC):
         by: str | None,
         origin: str,
         paused: bool = False,
+        runs_on: str | None = None,
     ) -> Job:
         """Insert a new job; raises ``JobExistsError`` if the id is taken, writing nothing."""
 
@@ -148,6 +150,12 @@ class JobStore(ABC):
         differs (compared in the same statement that writes)."""
 
     @abstractmethod
+    def set_runs_on(self, job_id: str, runs_on: str | None) -> Job:
+        """Move a job to the scheduler object that alone can run it (None: to every node).  Not an edit of
+        the definition: the version stays, so that a program declaring its jobs at every start (each time
+        from a new object) does not count as changing them.  Raises ``JobNotFoundError``."""
+
+    @abstractmethod
     def find_jobs(self, job_ids: Sequence[str]) -> list[Job]:
         """The jobs with these ids, in the order given, in one read; ids with no job are left out."""
 
@@ -175,7 +183,13 @@ class JobStore(ABC):
 
     @abstractmethod
     def claim_due(
-        self, *, now: datetime, owner: str, limit: int, horizon: datetime | None = None
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        limit: int,
+        horizon: datetime | None = None,
+        instance_id: str | None = None,
     ) -> ClaimResult:
         """In one transaction: for up to ``limit`` jobs whose ``next_due_at <= now`` ask
         :func:`cronkeeper.planning.plan_fires` what to do (so the misfire, catch-up and overlap rules are the
@@ -186,11 +200,14 @@ class JobStore(ABC):
         claimed once only.
 
         With ``horizon`` later than ``now``, jobs due by then are claimed ahead of time too, so the caller can
-        start them on the dot; a job the overlap policy would hold back is left for its due time instead."""
+        start them on the dot; a job the overlap policy would hold back is left for its due time instead.
+
+        Jobs with a ``runs_on`` (and their queued runs) are claimed only by the scheduler object of that
+        ``instance_id``: their target exists nowhere else."""
 
     @abstractmethod
-    def next_due_at(self) -> datetime | None:
-        """The earliest instant at which :meth:`claim_due` would find work."""
+    def next_due_at(self, *, instance_id: str | None = None) -> datetime | None:
+        """The earliest instant at which :meth:`claim_due` with this ``instance_id`` would find work."""
 
     @abstractmethod
     def release_runs(self, run_ids: Sequence[int], *, owner: str) -> None:

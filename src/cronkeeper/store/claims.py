@@ -21,7 +21,15 @@ from cronkeeper.models import JobSpec, Overlap, RunStatus, TriggerSource
 from cronkeeper.planning import FirePlan, PlannedRun, free_slots, plan_fires, skip_reason
 from cronkeeper.store.base import ClaimResult, StartOrder
 from cronkeeper.store.batch import BatchStatement
-from cronkeeper.store.rows import ACTIVE_RUN, AnyRow, SpecCache, run_from_mapping, run_from_row
+from cronkeeper.store.rows import (
+    ACTIVE_RUN,
+    AnyRow,
+    SpecCache,
+    job_runs_here,
+    run_from_mapping,
+    run_from_row,
+    run_of_job_elsewhere,
+)
 from cronkeeper.store.schema import jobs, runs
 
 log = logging.getLogger(__name__)
@@ -69,12 +77,19 @@ class Claimer:
         )
 
     def claim(
-        self, conn: Connection, *, now: datetime, owner: str, limit: int, horizon: datetime
+        self,
+        conn: Connection,
+        *,
+        now: datetime,
+        owner: str,
+        limit: int,
+        horizon: datetime,
+        instance_id: str | None = None,
     ) -> ClaimResult:
         """The body of :meth:`JobStore.claim_due`, inside the caller's write transaction."""
         due = conn.execute(
             select(jobs.c.id, jobs.c.version, jobs.c.next_fire_at, jobs.c.next_due_at)
-            .where(jobs.c.next_due_at <= horizon)
+            .where(jobs.c.next_due_at <= horizon, job_runs_here(instance_id))
             .order_by(jobs.c.next_due_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -89,7 +104,12 @@ class Claimer:
                 runs.c.trigger_source,
                 runs.c.triggered_by,
             )
-            .where(runs.c.status == RunStatus.QUEUED.value, runs.c.owner.is_(None), runs.c.due_at <= now)
+            .where(
+                runs.c.status == RunStatus.QUEUED.value,
+                runs.c.owner.is_(None),
+                runs.c.due_at <= now,
+                ~run_of_job_elsewhere(instance_id),
+            )
             .order_by(runs.c.due_at)
             .limit(limit)
             .with_for_update(skip_locked=True)

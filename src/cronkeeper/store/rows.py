@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, fields
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import ColumnElement, Connection, Row, and_, exists, or_, select
 
 from cronkeeper.models import ACTIVE_STATUSES, JobSpec, Run, RunStatus, TriggerSource
 from cronkeeper.specs import spec_from_stored
@@ -17,6 +17,21 @@ AnyRow = Row[*tuple[Any, ...]]
 
 ACTIVE = [status.value for status in ACTIVE_STATUSES]
 ACTIVE_RUN = runs.c.status.in_(ACTIVE)
+
+
+def job_runs_here(instance_id: str | None) -> ColumnElement[bool]:
+    """Jobs the scheduler object ``instance_id`` may claim: those any node may run, and its own."""
+    if instance_id is None:
+        return jobs.c.runs_on.is_(None)
+    return or_(jobs.c.runs_on.is_(None), jobs.c.runs_on == instance_id)
+
+
+def run_of_job_elsewhere(instance_id: str | None) -> ColumnElement[bool]:
+    """Runs whose job only another scheduler object can run (a queued run waits for that object)."""
+    elsewhere: ColumnElement[bool] = jobs.c.runs_on.is_not(None)
+    if instance_id is not None:
+        elsewhere = and_(elsewhere, jobs.c.runs_on != instance_id)
+    return exists().where(jobs.c.id == runs.c.job_id, elsewhere)
 
 
 class SpecCache:

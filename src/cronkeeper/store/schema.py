@@ -85,6 +85,8 @@ jobs = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("created_by", String(200)),
     Column("updated_by", String(200)),
+    # The scheduler object (SchedulerBase.instance_id) that alone may claim the job; NULL: any node.
+    Column("runs_on", String(120)),
     Index("ix_ck_jobs_next_run_at", "next_due_at"),
 )
 

@@ -39,7 +39,15 @@ from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, Run
 from cronkeeper.store.batch import BatchStatement
 from cronkeeper.store.claims import Claimer
 from cronkeeper.store.engines import open_engine, reading, writing
-from cronkeeper.store.rows import ACTIVE, ACTIVE_RUN, AnyRow, SpecCache, run_from_row
+from cronkeeper.store.rows import (
+    ACTIVE,
+    ACTIVE_RUN,
+    AnyRow,
+    SpecCache,
+    job_runs_here,
+    run_from_row,
+    run_of_job_elsewhere,
+)
 from cronkeeper.store.schema import jobs, nodes, runs
 
 log = logging.getLogger(__name__)
@@ -106,8 +114,9 @@ class SqlJobStore(JobStore):
         by: str | None,
         origin: str,
         paused: bool = False,
+        runs_on: str | None = None,
     ) -> Job:
-        new = NewJob(spec.id, spec.name, spec_to_dict(spec), next_fire_at, next_due_at, paused)
+        new = NewJob(spec.id, spec.name, spec_to_dict(spec), next_fire_at, next_due_at, paused, runs_on)
         self.add_jobs([new], now=now, by=by, origin=origin)
         return self.get_job(spec.id)
 
@@ -122,6 +131,7 @@ class SqlJobStore(JobStore):
                 "next_fire_at": new.next_fire_at,
                 "next_due_at": new.next_due_at,
                 "origin": origin,
+                "runs_on": new.runs_on,
                 "version": 1,
                 "created_at": now,
                 "updated_at": now,
@@ -204,6 +214,12 @@ class SqlJobStore(JobStore):
                 self._raise_missing_or_conflict(conn, job_id)
         return self.get_job(job_id)
 
+    def set_runs_on(self, job_id: str, runs_on: str | None) -> Job:
+        with self._write() as conn:
+            if conn.execute(update(jobs).where(jobs.c.id == job_id).values(runs_on=runs_on)).rowcount == 0:
+                raise JobNotFoundError(job_id)
+        return self.get_job(job_id)
+
     def find_job(self, job_id: str) -> Job | None:
         with self._read() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
@@ -247,12 +263,19 @@ class SqlJobStore(JobStore):
             updated_at=row.updated_at,
             created_by=row.created_by,
             updated_by=row.updated_by,
+            runs_on=row.runs_on,
         )
 
     # ---- the loop --------------------------------------------------------------------------------------
 
     def claim_due(
-        self, *, now: datetime, owner: str, limit: int, horizon: datetime | None = None
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        limit: int,
+        horizon: datetime | None = None,
+        instance_id: str | None = None,
     ) -> ClaimResult:
         with self._write() as conn:
             return self._claimer.claim(
@@ -261,14 +284,23 @@ class SqlJobStore(JobStore):
                 owner=owner,
                 limit=limit,
                 horizon=now if horizon is None else max(horizon, now),
+                instance_id=instance_id,
             )
 
-    def next_due_at(self) -> datetime | None:
+    def next_due_at(self, *, instance_id: str | None = None) -> datetime | None:
         with self._read() as conn:
-            job_due = conn.execute(select(func.min(jobs.c.next_due_at))).scalar()
+            # In index order, passing over jobs only another scheduler object can run.
+            job_due = conn.execute(
+                select(jobs.c.next_due_at)
+                .where(jobs.c.next_due_at.is_not(None), job_runs_here(instance_id))
+                .order_by(jobs.c.next_due_at)
+                .limit(1)
+            ).scalar()
             run_due = conn.execute(
                 select(func.min(runs.c.due_at)).where(
-                    runs.c.status == RunStatus.QUEUED.value, runs.c.owner.is_(None)
+                    runs.c.status == RunStatus.QUEUED.value,
+                    runs.c.owner.is_(None),
+                    ~run_of_job_elsewhere(instance_id),
                 )
             ).scalar()
         candidates = [instant for instant in (job_due, run_due) if instant is not None]
@@ -499,6 +531,7 @@ _JOB_COLUMNS = (
     "next_fire_at",
     "next_due_at",
     "origin",
+    "runs_on",
     "version",
     "created_at",
     "updated_at",

@@ -165,6 +165,11 @@ class JobOut(BaseModel):
     next_due_at: datetime | None = Field(description="When the next run is due (the fire plus jitter).")
     next_run_at: datetime | None = Field(description="Deprecated: the same as next_due_at.", deprecated=True)
     origin: str = Field(description="Where the job was defined: api, cli, code, or a config file.")
+    runs_on: str | None = Field(
+        default=None,
+        description="The scheduler object (host:pid:id) that alone can run the job, because its target (a "
+        "bound method, a lambda) exists only there; null when any node can.",
+    )
     version: int = Field(description="Bumped by every change; send it back as If-Match to edit safely.")
     created_at: datetime
     updated_at: datetime

@@ -41,8 +41,11 @@ Decisions, where cronkeeper cannot or should not do what APScheduler 3 does:
   so a schedule changed in code updates the stored job rather than leaving the old one firing.  (APScheduler
   uses a random uuid, which would add a new job at every restart.)
 - **Functions by reference, arguments as JSON.**  ``func`` is stored as ``module:qualname`` (or the
-  ``"module:function"`` text given); functions passed in this process run in it even when they cannot be
-  imported (lambdas, closures, bound methods; those sharing a name get ``_2``, ``_3``… in the order added).
+  ``"module:function"`` text given); a function that cannot be imported by that name (a lambda, a closure,
+  a bound method) runs only in the scheduler object that added it, on the object it is bound to (its job
+  shows ``runs_on``); those sharing a name get ``_2``, ``_3``… in the order added.  Several scheduler objects
+  of one process (each class with its own, on the one default database) each run their own such jobs; a
+  second object adding the same method of another instance without an ``id`` gets the id ``…-2``.
   ``args`` and ``kwargs`` must be JSON-serialisable; nothing is pickled.  Jobs receive them back from JSON
   (a tuple argument arrives as a list).
 - **Time zones.**  The scheduler's default time zone is UTC unless ``timezone`` is given, never the host's;

@@ -216,6 +216,8 @@ class JobsFacade:
         call_args, call_kwargs = json_arguments(args, kwargs)
         if job_id is None:
             job_id = self._naming.auto_id(ref, call_args, call_kwargs)
+            if self._core.registry.is_local(ref):  # not the job of another scheduler object's own method
+                job_id = self._core._unclaimed_id(job_id)
         name = name or callable_name(func, ref)
         return {"id": job_id, "name": name, "call": ref, "args": call_args, "kwargs": call_kwargs}
 

@@ -22,7 +22,7 @@ from cronkeeper.compat.apscheduler.time import datetime_repr, to_datetime
 from cronkeeper.compat.apscheduler.triggers import BaseTrigger, DateTrigger, IntervalTrigger
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import CallableTarget, Catchup, JobSpec
-from cronkeeper.registry import Registry
+from cronkeeper.registry import Registry, ref_of
 
 # cronkeeper's own job options, accepted by add_job and modify_job beside APScheduler's.
 EXTRA_OPTIONS = frozenset(
@@ -42,7 +42,6 @@ EXTRA_OPTIONS = frozenset(
     }
 )
 _NOT_IN_ID = re.compile(r"[^A-Za-z0-9._-]+")
-_NOT_IN_NAME = re.compile(r"[^\w.<>]+")
 _DUNDER = re.compile(r"(?<![^.])__(\w+?)__(?![^.])")
 MAX_ID = 128
 DEFAULT_GRACE = timedelta(seconds=60)  # cronkeeper's own misfire grace (JobSpec.misfire_grace)
@@ -150,7 +149,6 @@ class JobNaming:
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
-        self._owners: dict[str, Callable[..., Any]] = {}
         self._auto: dict[str, int] = {}
         self._id_bases: dict[str, str] = {}  # reference -> what its auto ids start with, where they differ
         self._lock = threading.Lock()
@@ -158,7 +156,7 @@ class JobNaming:
     def ref_for(self, func: Callable[..., Any] | str) -> str:
         """The reference cronkeeper stores: an import path as given (checked by importing it), else the
         callable's ``module:qualname``; callables that share one (lambdas, closures, bound methods of two
-        objects) get ``_2``, ``_3``… in the order this process adds them.  A ``functools.partial`` whose own
+        objects) get ``_2``, ``_3``… in the order this scheduler adds them.  A ``functools.partial`` whose own
         arguments are JSON is ``module:qualname.partial_<hash>`` of the function it wraps (see
         :func:`partial_names`)."""
         if isinstance(func, str):
@@ -166,16 +164,12 @@ class JobNaming:
             return func
         if not callable(func):
             raise ValidationError("func", f"{func!r} is neither callable nor a 'module:function' reference")
-        base, id_base = partial_names(func) or (natural_ref(func), None)
-        with self._lock:
-            ref, count = base, 1
-            while ref in self._owners and self._owners[ref] != func:
-                count += 1
-                ref = f"{base}_{count}"
-            self._owners[ref] = func
-            if id_base is not None:
+        base, id_base = partial_names(func) or (ref_of(func), None)
+        ref = self._registry.register(func, base)
+        if id_base is not None:
+            with self._lock:
                 self._id_bases[ref] = id_base
-        return self._registry.register(func, ref)
+        return ref
 
     def auto_id(self, ref: str, args: list[Any], kwargs: dict[str, Any]) -> str:
         """The id of a job added without one: the function's ``module.qualname``, plus ``-`` and eight hex
@@ -214,19 +208,8 @@ def partial_names(func: object) -> tuple[str, str] | None:
         digest = _arguments_digest(list(func.args), dict(func.keywords))
     except (TypeError, ValueError):
         return None
-    inner = natural_ref(func.func)
+    inner = ref_of(func.func)
     return f"{inner}.partial_{digest}", f"{inner}-{digest}"
-
-
-def natural_ref(func: Callable[..., Any]) -> str:
-    """``module:qualname``; a lambda's ``<lambda>`` becomes ``lambda`` (a reference must start with a
-    letter), and objects without a qualified name are named after their class."""
-    module = getattr(func, "__module__", None) or type(func).__module__ or "__main__"
-    qualname = getattr(func, "__qualname__", None) or type(func).__qualname__
-    qualname = _NOT_IN_NAME.sub("", qualname.replace("<lambda>", "lambda"))
-    if not qualname or not (qualname[0].isalpha() or qualname[0] == "_"):
-        qualname = f"job_{qualname}"
-    return f"{module}:{qualname}"
 
 
 def callable_name(func: Callable[..., Any] | str, ref: str) -> str:

@@ -63,6 +63,7 @@ class LoopRunner:
                 self._stop_loop(loop, wait)
                 if close:
                     self._core.disconnect()
+                    self._core._leave_open()  # a scheduler made anew in this process may take its jobs
             finally:
                 if then is not None:
                     then.set()

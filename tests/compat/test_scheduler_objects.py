@@ -1,0 +1,165 @@
+"""Several facade schedulers in one process, as seed 004's bot has them: four ``AsyncIOScheduler`` objects,
+each in a class of its own, adding bound methods.  Every instance defaults to the same database, so each must
+run its own objects' jobs and leave the others' alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cronkeeper import FakeClock, RunEvent, RunStatus
+from cronkeeper.compat.apscheduler import AsyncIOScheduler, BackgroundScheduler
+from cronkeeper.compat.apscheduler.triggers import CronTrigger
+from cronkeeper.settings import SchedulerSettings
+from tests.compat.conftest import Factory
+
+MIDNIGHT = datetime(2026, 3, 3, tzinfo=UTC)
+
+
+class BotPart:
+    """What the bot's four scheduler classes share: an own AsyncIOScheduler, a count of their own runs."""
+
+    def __init__(self, make: Factory) -> None:
+        self.scheduler: AsyncIOScheduler = make(AsyncIOScheduler)
+        self.runs = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def work(self) -> None:
+        assert asyncio.get_running_loop() is self.loop
+        self.runs += 1
+
+    def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.shutdown()
+
+
+class TokenCleanupScheduler(BotPart):
+    def __init__(self, make: Factory) -> None:
+        super().__init__(make)
+        self.scheduler.add_job(self.cleanup_expired_tokens, CronTrigger(hour="0,12", minute=0))
+
+    async def cleanup_expired_tokens(self) -> None:
+        await self.work()
+
+
+class MessageDeleterScheduler(BotPart):
+    def __init__(self, make: Factory, bot: object) -> None:
+        super().__init__(make)
+        self.bot = bot
+        self.scheduler.add_job(self.delete_due_messages, "interval", minutes=1, id="message_deleter")
+
+    async def delete_due_messages(self) -> None:
+        await self.work()
+
+
+class BroadcastDeleterScheduler(BotPart):
+    def __init__(self, make: Factory, bot: object) -> None:
+        super().__init__(make)
+        self.bot = bot
+        self.scheduler.add_job(self.delete_expired_broadcasts, "interval", hours=1)
+
+    async def delete_expired_broadcasts(self) -> None:
+        await self.work()
+
+
+class TokenCountResetScheduler(BotPart):
+    def __init__(self, make: Factory) -> None:
+        super().__init__(make)
+        self.scheduler.add_job(self.reset_counts, "cron", hour=0, minute=0, id="token_count_reset")
+
+    async def reset_counts(self) -> None:
+        await self.work()
+
+
+class Pace:
+    """Moves the fake clock minute by minute (a jump past a fire by more than its grace would miss it),
+    waiting after each until every object has claimed what is due and every run has ended and been heard."""
+
+    def __init__(self, parts: list[BotPart], clock: FakeClock) -> None:
+        self.parts = parts
+        self.clock = clock
+        self.ended = Counter[str]()
+        for part in parts:
+            part.scheduler.core.add_listener(self._heard, ["succeeded"])
+
+    def _heard(self, event: RunEvent) -> None:
+        self.ended.update([event.job_id])
+
+    def settled(self) -> bool:
+        now = self.clock.now()
+        cores = [part.scheduler.core for part in self.parts]
+        if any((due := core.next_due_at()) is not None and due <= now for core in cores):
+            return False
+        if any(run.status.is_active for run in cores[0].runs(limit=10)):
+            return False
+        return self.ended.total() == sum(part.runs for part in self.parts)
+
+    async def minutes(self, count: int) -> None:
+        for _ in range(count):
+            self.clock.advance(timedelta(minutes=1))
+            for _ in range(10_000):
+                if self.settled():
+                    break
+                await asyncio.sleep(0.001)
+            else:
+                raise AssertionError(f"not settled at {self.clock.now()}")
+
+
+def test_the_bots_four_schedulers_each_run_their_own_jobs_for_a_day(make: Factory, clock: FakeClock) -> None:
+    clock.set(MIDNIGHT - timedelta(seconds=30))
+    quiet = SchedulerSettings(workers=4, heartbeat_interval=timedelta(hours=1))
+
+    def made(cls: type[Any], /, **options: Any) -> Any:
+        return make(cls, settings=quiet, **options)
+
+    bot = object()
+    parts: list[BotPart] = [
+        TokenCleanupScheduler(made),
+        MessageDeleterScheduler(made, bot),
+        BroadcastDeleterScheduler(made, bot),
+        TokenCountResetScheduler(made),
+    ]
+    pace = Pace(parts, clock)
+
+    async def a_day() -> None:
+        for part in parts:
+            part.start()
+        await pace.minutes(24 * 60)
+        for part in parts:
+            part.stop()
+
+    asyncio.run(a_day())
+    assert [part.runs for part in parts] == [2, 1440, 24, 1]
+    assert sorted(pace.ended.values()) == [1, 2, 24, 1440]  # as many runs recorded, each succeeded
+    others = [status for status in RunStatus if status is not RunStatus.SUCCEEDED]
+    assert parts[0].scheduler.core.runs(status=others) == []
+
+
+class Cleaner:
+    """One class, several objects, each with a scheduler of its own and no job id given."""
+
+    def __init__(self, make: Factory) -> None:
+        self.scheduler: BackgroundScheduler = make(BackgroundScheduler)
+        self.ticks = 0
+        self.scheduler.add_job(self.tick, "interval", minutes=1)
+
+    def tick(self) -> None:
+        self.ticks += 1
+
+
+def test_objects_of_one_class_each_run_their_own_job(make: Factory, clock: FakeClock) -> None:
+    cleaners = [Cleaner(make) for _ in range(4)]
+    ids = [job.id for cleaner in cleaners for job in cleaner.scheduler.get_jobs()]
+    assert len(set(ids)) == 4, ids
+    for _ in range(3):
+        clock.advance(timedelta(minutes=1))
+        for cleaner in cleaners:
+            cleaner.scheduler.core.run_pending()
+    assert [cleaner.ticks for cleaner in cleaners] == [3, 3, 3, 3]
+    runs = cleaners[0].scheduler.core.runs(limit=100)
+    assert {run.status for run in runs} == {RunStatus.SUCCEEDED}
