@@ -2,6 +2,7 @@
 
 ::
 
+    name = "billing"                 # optional: the jobs below are "config billing" (else the file's path)
     db = "sqlite:///cronkeeper.db"
     timezone = "Europe/Paris"
 
@@ -71,6 +72,10 @@ class WebConfig:
     trust_proxy: bool | None = None
 
 
+MAX_NAME = 100
+MAX_ORIGIN = 200  # the length of a job's origin in the database
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """A loaded configuration file."""
@@ -79,8 +84,31 @@ class Config:
     db: str | None = None
     timezone: str | None = None
     settings: SchedulerSettings = field(default_factory=SchedulerSettings)
-    jobs: list[dict[str, Any]] = field(default_factory=list)
+    # The [[jobs]] tables as written; jobs() substitutes their variables.
+    job_tables: list[dict[str, Any]] = field(default_factory=list)
     web: WebConfig = field(default_factory=WebConfig)
+    name: str | None = None
+    environ: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The ``[[jobs]]`` with ``${VAR}`` substituted; raises ConfigError naming the job and field.
+
+        Asked only where jobs are synced or checked, so that a variable a job needs does not stop commands
+        that only read the database (``runs list``, ``jobs trigger``) from working where it is not set.
+        """
+        return [
+            expand_job(table, self.environ, f"{self.path}: jobs[{index}]")
+            for index, table in enumerate(self.job_tables)
+        ]
+
+    @property
+    def origin(self) -> str:
+        """The origin of the jobs this file declares: ``config`` and its ``name``, else its absolute path.
+        Syncing the file disables only the jobs of this origin, so two services with files of their own
+        on one database leave each other's jobs alone."""
+        where = self.name or (str(self.path.resolve()) if self.path is not None else "")
+        origin = f"config {where}".rstrip()
+        return origin if len(origin) <= MAX_ORIGIN else f"config …{origin[-(MAX_ORIGIN - 8) :]}"
 
 
 def substitute(
@@ -132,22 +160,32 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(str(path), f"cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - {"db", "timezone", "scheduler", "jobs", "web"})
+    unknown = sorted(set(data) - {"name", "db", "timezone", "scheduler", "jobs", "web"})
     if unknown:
         raise ConfigError(f"{path}: {unknown[0]}", "unknown setting")
     jobs = data.get("jobs", [])
     if not isinstance(jobs, list) or not all(isinstance(job, dict) for job in jobs):
         raise ConfigError(f"{path}: jobs", "must be [[jobs]] tables")
-    expanded = [expand_job(job, environ, f"{path}: jobs[{index}]") for index, job in enumerate(jobs)]
-    _check_unique_ids(expanded, path)
+    _check_unique_ids(jobs, path)
     return Config(
         path=path,
         db=_optional_str(data, "db", path, environ),
         timezone=_timezone(data, path, environ),
         settings=_settings(data.get("scheduler", {}), path),
-        jobs=expanded,
+        job_tables=jobs,
         web=_web(data.get("web", {}), path, environ),
+        name=_name(data, path),
+        environ=dict(environ),
     )
+
+
+def _name(data: Mapping[str, Any], path: Path) -> str | None:
+    value = data.get("name")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
+        raise ConfigError(f"{path}: name", f"must be a text of 1 to {MAX_NAME} characters")
+    return value.strip()
 
 
 def _check_unique_ids(jobs: list[dict[str, Any]], path: Path) -> None:

@@ -112,6 +112,11 @@ class SchedulerBase:
             count += 1
             candidate = f"{job_id}-{count}"
 
+    @classmethod
+    def is_open_instance(cls, instance_id: str) -> bool:
+        """Whether ``instance_id`` is a scheduler object of this process that is not closed."""
+        return instance_id in cls._open
+
     def _leave_open(self) -> None:
         """This object is done: another one of this process may take over its jobs."""
         self._open.pop(self.instance_id, None)

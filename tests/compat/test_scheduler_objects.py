@@ -9,8 +9,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from cronkeeper import FakeClock, RunEvent, RunStatus
-from cronkeeper.compat.apscheduler import AsyncIOScheduler, BackgroundScheduler
+from cronkeeper.compat.apscheduler import AsyncIOScheduler, BackgroundScheduler, BaseScheduler
 from cronkeeper.compat.apscheduler.triggers import CronTrigger
 from cronkeeper.settings import SchedulerSettings
 from tests.compat.conftest import Factory
@@ -163,3 +165,53 @@ def test_objects_of_one_class_each_run_their_own_job(make: Factory, clock: FakeC
     assert [cleaner.ticks for cleaner in cleaners] == [3, 3, 3, 3]
     runs = cleaners[0].scheduler.core.runs(limit=100)
     assert {run.status for run in runs} == {RunStatus.SUCCEEDED}
+
+
+# ---- the jobs of one start of the program ------------------------------------------------------------------
+
+
+def enabled(scheduler: BaseScheduler) -> dict[str, bool]:
+    return {job.id: job.enabled for job in scheduler.core.jobs()}
+
+
+def test_a_job_the_program_no_longer_adds_is_disabled_at_its_next_start(make: Factory) -> None:
+    first = make(BackgroundScheduler)
+    first.add_job("tests.jobs:metrics", "interval", minutes=1, id="kept")
+    first.add_job("tests.jobs:metrics", "interval", minutes=5, id="switched-off")
+    gone = first.add_job(lambda: None, "interval", minutes=5)
+    first.start()
+    first.shutdown()
+    second = make(BackgroundScheduler)  # the next start of the program, with a switch turned off
+    second.add_job("tests.jobs:metrics", "interval", minutes=1, id="kept")
+    assert enabled(second) == {"kept": True, "switched-off": True, gone.id: True}
+    second.start()
+    assert enabled(second) == {"kept": True, "switched-off": False, gone.id: False}
+    assert second.core.get_job("switched-off").next_due_at is None
+    second.add_job("tests.jobs:metrics", "interval", minutes=5, id="switched-off")  # on again
+    assert enabled(second)["switched-off"] is True
+
+
+def test_jobs_of_another_open_scheduler_object_are_not_retired(make: Factory) -> None:
+    first = make(BackgroundScheduler)
+    first.add_job("tests.jobs:metrics", "interval", minutes=1, id="first-only")
+    first.add_job("tests.jobs:metrics", "interval", minutes=1, id="both")
+    first.start()
+    second = make(BackgroundScheduler)
+    second.add_job("tests.jobs:metrics", "interval", minutes=1, id="both")
+    second.start()
+    assert enabled(second) == {"both": True, "first-only": True}
+
+
+def test_with_a_persistent_job_store_configured_jobs_not_added_again_are_kept(
+    make: Factory, db_url: str
+) -> None:
+    first = make(BackgroundScheduler)
+    first.add_job("tests.jobs:metrics", "interval", minutes=1, id="kept")
+    first.add_job("tests.jobs:metrics", "interval", minutes=1, id="stored")
+    first.start()
+    first.shutdown()
+    with pytest.warns(UserWarning, match="jobstores are ignored"):
+        second = make(BackgroundScheduler, jobstores={"default": {"type": "sqlalchemy", "url": db_url}})
+    second.add_job("tests.jobs:metrics", "interval", minutes=1, id="kept")
+    second.start()
+    assert enabled(second) == {"kept": True, "stored": True}

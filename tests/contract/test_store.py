@@ -265,10 +265,11 @@ def test_a_job_at_home_in_one_scheduler_object_is_claimed_by_that_object_only(st
     home = store.claim_due(now=later, owner="node-a", limit=10, instance_id="a")
     assert {order.spec.id for order in home.to_start} == {"homed"}  # its fire, and the run asked for
     assert len(home.to_start) == 2 and queued in {order.run_id for order in home.to_start}
-    moved = store.set_runs_on("homed", None)
-    assert (moved.runs_on, moved.version) == (None, 1)  # where it runs is not a new version of it
+    moved = store.set_declared("homed", origin="apscheduler x", runs_on=None)
+    # who declares it and where it runs are not a new version of it
+    assert (moved.origin, moved.runs_on, moved.version) == ("apscheduler x", None, 1)
     with pytest.raises(JobNotFoundError):
-        store.set_runs_on("nope", "a")
+        store.set_declared("nope", origin="code", runs_on="a")
 
 
 def test_enqueue_for_an_unknown_job_fails(store: SqlJobStore) -> None:

@@ -51,7 +51,7 @@ def scheduler(
         timezone=config.timezone or "UTC",
         settings=config.settings,
     )
-    report = sched.service.sync_jobs(config.jobs, origin="config")
+    report = sched.service.sync_jobs(config.jobs(), origin=config.origin)
     assert report.added == ["backup", "sync", "export"]
     monkeypatch.chdir(EXAMPLE)  # serve runs in this directory: the jobs' scripts are relative to it
     yield sched

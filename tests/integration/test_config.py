@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from cronkeeper.cli.serve import web_settings
 from cronkeeper.config import Config, WebConfig, load_config, substitute
 from cronkeeper.settings import SchedulerSettings
 from cronkeeper.web.settings import WebSettings
-from tests.e2e.test_cli import Cli, make_cli, serve, utc
+from tests.e2e.test_cli import Cli, make_cli, seed, serve, utc
 
 
 @pytest.fixture
@@ -88,7 +89,18 @@ def test_load_config_reads_the_database_zone_scheduler_settings_and_jobs_with_va
 
     config = load_config(path, {"BACKUP_DIR": "/backups", "METRICS_EVERY": "5m", "PGHOST": ""})
 
-    assert config == Config(
+    assert config.jobs() == [
+        {
+            "id": "backup",
+            "cron": "0 3 * * *",
+            "command": ["pg_dump", "-f", "/backups/app.sql", "app"],
+            "env": {"PGHOST": "localhost"},
+            "description": "Costs ${BUDGET}",  # only the schedule and the command are substituted
+            "timeout": "10m",
+        },
+        {"id": "metrics", "every": "5m", "call": "cronkeeper.demo:count_items", "kwargs": {"items": 3}},
+    ]
+    assert dataclasses.replace(config, job_tables=[]) == Config(
         path=path,
         db="sqlite:////var/lib/ck.db",
         timezone="Europe/Paris",
@@ -100,17 +112,6 @@ def test_load_config_reads_the_database_zone_scheduler_settings_and_jobs_with_va
             lease=timedelta(seconds=20.5),
             progress_interval=timedelta(seconds=0.25),
         ),
-        jobs=[
-            {
-                "id": "backup",
-                "cron": "0 3 * * *",
-                "command": ["pg_dump", "-f", "/backups/app.sql", "app"],
-                "env": {"PGHOST": "localhost"},
-                "description": "Costs ${BUDGET}",  # only the schedule and the command are substituted
-                "timeout": "10m",
-            },
-            {"id": "metrics", "every": "5m", "call": "cronkeeper.demo:count_items", "kwargs": {"items": 3}},
-        ],
     )
 
 
@@ -136,8 +137,9 @@ def test_a_missing_variable_without_default_is_a_config_error_naming_the_job_and
         tmp_path, f'[[jobs]]\nid = "bad"\n{table}\n\n[[jobs]]\nid = "fine"\nevery = "1h"\ncommand = "true"\n'
     )
 
+    config = load_config(Path("cronkeeper.toml"), {})  # reading the file needs no job's variables
     with pytest.raises(ConfigError) as caught:
-        load_config(Path("cronkeeper.toml"), {})
+        config.jobs()
 
     assert caught.value.field == field
     assert "is not set and has no default" in caught.value.reason
@@ -212,7 +214,7 @@ def test_jobs_without_a_text_id_are_not_mistaken_for_duplicates(tmp_path: Path) 
     )
 
     # Validating each job (as `serve` does) then says what is wrong with the id.
-    assert [job.get("id") for job in load_config(path, {}).jobs] == [None, None, ["a"]]
+    assert [job.get("id") for job in load_config(path, {}).job_tables] == [None, None, ["a"]]
 
 
 def test_load_config_reports_unreadable_files_and_invalid_toml(tmp_path: Path) -> None:
@@ -327,9 +329,10 @@ def test_serve_adds_config_jobs_then_updates_changed_ones_and_disables_removed_o
     assert first.returncode == 0, first.log
     assert "cronkeeper.toml: 2 added, 0 updated, 0 unchanged, 0 disabled" in first.log
     listed = json.loads(cli.ok("jobs", "list", "--json"))
+    origin = f"config {(cli.cwd / 'cronkeeper.toml').resolve()}"
     assert [(job["id"], job["origin"], job["enabled"], job["created_by"]) for job in listed] == [
-        ("beat", "config", True, "config"),
-        ("report", "config", True, "config"),
+        ("beat", origin, True, "config"),
+        ("report", origin, True, "config"),
     ]
     assert listed[1]["schedule"] == "0 6 * * *"
 
@@ -348,11 +351,30 @@ def test_serve_adds_config_jobs_then_updates_changed_ones_and_disables_removed_o
     next_run = utc(report_job["next_due_at"]).astimezone(UTC)
     assert (next_run.hour, next_run.minute) == (7, 30)
     beat_job = json.loads(beat.stdout)
-    assert (beat_job["enabled"], beat_job["next_due_at"], beat_job["origin"]) == (False, None, "config")
+    assert (beat_job["enabled"], beat_job["next_due_at"], beat_job["origin"]) == (False, None, origin)
     history = json.loads(beat_runs.stdout)
     assert history
     assert {run["job_id"] for run in history} == {"beat"}
     assert history[-1]["status"] == "succeeded"
+
+
+def test_two_services_with_files_of_their_own_on_one_database_leave_each_others_jobs_alone(
+    cli: Cli, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "billing"
+    elsewhere.mkdir()
+    billing = Cli(elsewhere, cli.env)  # the same database
+    write(cli.cwd, '[[jobs]]\nid = "report"\nevery = "1h"\ncommand = "true"\n')
+    write(elsewhere, 'name = "billing"\n\n[[jobs]]\nid = "invoice"\nevery = "1h"\ncommand = "true"\n')
+    for service in (cli, billing, cli):
+        served = serve(service)
+        assert served.returncode == 0, served.log
+    assert "0 disabled" in served.log
+    listed = json.loads(cli.ok("jobs", "list", "--json"))
+    assert [(job["id"], job["origin"], job["enabled"]) for job in listed] == [
+        ("invoice", "config billing", True),
+        ("report", f"config {(cli.cwd / 'cronkeeper.toml').resolve()}", True),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -389,7 +411,31 @@ def test_serve_with_an_invalid_job_in_the_config_exits_2_naming_it_and_writes_no
             assert reader.jobs() == []
 
 
+def test_commands_that_only_read_the_database_work_while_a_jobs_variable_is_unset(cli: Cli) -> None:
+    seed(cli, {"id": "adhoc", "every": "1h", "command": "true"})
+    write(cli.cwd, '[[jobs]]\nid = "nightly"\ncron = "${NIGHTLY_CRON}"\ncommand = "true"\n')
+    assert [job["id"] for job in json.loads(cli.ok("jobs", "list", "--json"))] == ["adhoc"]
+    assert cli("jobs", "trigger", "adhoc").returncode == 0
+    assert [run["job_id"] for run in json.loads(cli.ok("runs", "list", "--json"))] == ["adhoc"]
+    served = serve(cli)  # syncing the jobs needs the variable: refused, naming it
+    assert served.returncode == 2
+    assert "jobs[0].cron: environment variable NIGHTLY_CRON is not set" in served.log
+
+
 def runs_of(cli: Cli, job_id: str) -> int:
     """How many finished runs ``job_id`` has (0 before the job exists)."""
     with Scheduler(cli.db_url, migrate=False) as reader:
         return sum(not run.status.is_active for run in reader.runs(job_id=job_id))
+
+
+@pytest.mark.parametrize("value", ['""', "3", f'"{"x" * 101}"'])
+def test_a_bad_name_is_a_config_error_naming_it(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r"cronkeeper.toml: name: must be a text of 1 to 100 characters"):
+        load_config(write(tmp_path, f"name = {value}\n"))
+
+
+def test_the_origin_of_a_files_jobs_is_its_name_else_its_path(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, 'name = " billing "\n')).origin == "config billing"
+    assert load_config(write(tmp_path, "")).origin == f"config {(tmp_path / 'cronkeeper.toml').resolve()}"
+    deep = Config(path=Path("/" + "d" * 300) / "cronkeeper.toml")
+    assert len(deep.origin) == 200 and deep.origin.endswith("d/cronkeeper.toml")

@@ -151,17 +151,18 @@ def bootstrap_admin(app: AppContext) -> None:
 def sync_declared_jobs(app: AppContext, scheduler: Scheduler, *, demo: bool) -> None:
     """Bring the database in line with the jobs of the configuration file (and the demo jobs if asked)."""
     config = app.config
-    sources = [(f"{config.path}", "config", config.jobs)] if config.path is not None else []
+    # (what errors and the log call it, the origin of its jobs, who the audit log says made the change)
+    sources = [(f"{config.path}", config.origin, "config", config.jobs())] if config.path is not None else []
     if demo:
-        sources.append(("demo", "demo", DEMO_JOBS))
-    for where, origin, declared in sources:
+        sources.append(("demo", "demo", "demo", DEMO_JOBS))
+    for where, origin, by, declared in sources:
         for index, data in enumerate(declared):
             try:
                 scheduler.service.build(data)
             except ValidationError as exc:
                 raise located(exc, f"{where}: jobs[{index}]") from None
-        via = origin if where == origin else f"{origin} {where}"
-        report = scheduler.service.sync_jobs(declared, origin=origin, by=origin, via=via)
+        via = by if where == by else f"{by} {where}"
+        report = scheduler.service.sync_jobs(declared, origin=origin, by=by, via=via)
         log.info(
             "%s: %d added, %d updated, %d unchanged, %d disabled",
             where,

@@ -196,7 +196,7 @@ class JobService:
             return job
         saved = self._save(job, spec, by=by, expected_version=expected_version)
         if _target_ref(spec) != _target_ref(job.spec):  # a new target: where it can run is asked anew
-            saved = self._place(saved, spec)
+            saved = self._place(saved, spec, job.origin)
         self._changes.record("edit", job_id, by=by, via=via, details=_changed_options(job.spec, saved.spec))
         return saved
 
@@ -222,20 +222,20 @@ class JobService:
                 if existing is None:
                     raise
         if spec == existing.spec and existing.enabled:
-            return self._place(existing, spec), "unchanged"
-        saved = self._place(self._save(existing, spec, by=by, origin=origin, enabled=True), spec)
+            return self._place(existing, spec, origin), "unchanged"
+        saved = self._place(self._save(existing, spec, by=by, enabled=True), spec, origin)
         changed = _changed_options(existing.spec, spec)
         self._changes.record("edit", saved.id, by=by or origin, via=via, details=changed)
         return saved, "updated"
 
-    def _place(self, job: Job, spec: JobSpec) -> Job:
-        """Keep ``job`` where its declaration says it can run (placement is not an edit: no version)."""
+    def _place(self, job: Job, spec: JobSpec, origin: str) -> Job:
+        """Record that ``origin`` declares ``job`` now, and where it can run (not an edit: no version)."""
         runs_on = self._placement(spec)
-        if job.runs_on == runs_on:
+        if (job.origin, job.runs_on) == (origin, runs_on):
             return job
         if runs_on is not None and job.runs_on is not None:
             log.info("job %s now runs on %s (was %s)", job.id, runs_on, job.runs_on)
-        placed = self._store.set_runs_on(job.id, runs_on)
+        placed = self._store.set_declared(job.id, origin=origin, runs_on=runs_on)
         self._changes.announce()
         return placed
 
@@ -325,7 +325,6 @@ class JobService:
         *,
         by: str | None,
         expected_version: int | None = None,
-        origin: str | None = None,
         enabled: bool | None = None,
     ) -> Job:
         fire, run = self._next_fire(job, spec, enabled=job.enabled if enabled is None else enabled)
@@ -337,7 +336,6 @@ class JobService:
             by=by,
             expected_version=expected_version,
             enabled=enabled,
-            origin=origin,
         )
         self._changes.announce()
         return saved

@@ -126,7 +126,6 @@ class JobStore(ABC):
         by: str | None,
         expected_version: int | None = None,
         enabled: bool | None = None,
-        origin: str | None = None,
     ) -> Job:
         """Replace a job's spec and next fire, bumping its version.
 
@@ -150,10 +149,11 @@ class JobStore(ABC):
         differs (compared in the same statement that writes)."""
 
     @abstractmethod
-    def set_runs_on(self, job_id: str, runs_on: str | None) -> Job:
-        """Move a job to the scheduler object that alone can run it (None: to every node).  Not an edit of
-        the definition: the version stays, so that a program declaring its jobs at every start (each time
-        from a new object) does not count as changing them.  Raises ``JobNotFoundError``."""
+    def set_declared(self, job_id: str, *, origin: str, runs_on: str | None) -> Job:
+        """Record which declaration holds a job (``origin``) and the scheduler object that alone can run it
+        (``runs_on``; None: every node).  Not an edit of the definition: the version stays, so that a program
+        declaring its jobs at every start (each time from a new object) does not count as changing them.
+        Raises ``JobNotFoundError``."""
 
     @abstractmethod
     def find_jobs(self, job_ids: Sequence[str]) -> list[Job]:

@@ -79,7 +79,9 @@ jobs = Table(
     Column("next_fire_at", UTCDateTime),
     # When the next run is due: the fire plus its jitter.  The column keeps the name it was created with.
     Column("next_run_at", UTCDateTime, key="next_due_at"),
-    Column("origin", String(20), nullable=False, server_default="api"),
+    # Where the job was declared: a kind (api, cli, code, crontab, demo) or a declaration of one
+    # ("config /srv/app/cronkeeper.toml", "apscheduler host:pid:id"), whose jobs a new one replaces.
+    Column("origin", String(200), nullable=False, server_default="api"),
     Column("version", Integer, nullable=False, server_default="1"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

@@ -160,7 +160,6 @@ class SqlJobStore(JobStore):
         by: str | None,
         expected_version: int | None = None,
         enabled: bool | None = None,
-        origin: str | None = None,
     ) -> Job:
         values: dict[str, Any] = {
             "name": spec.name,
@@ -173,8 +172,6 @@ class SqlJobStore(JobStore):
         }
         if enabled is not None:
             values["enabled"] = enabled
-        if origin is not None:
-            values["origin"] = origin
         with self._write() as conn:
             statement = update(jobs).where(_version_matches(spec.id, expected_version)).values(values)
             if conn.execute(statement).rowcount == 0:
@@ -214,9 +211,10 @@ class SqlJobStore(JobStore):
                 self._raise_missing_or_conflict(conn, job_id)
         return self.get_job(job_id)
 
-    def set_runs_on(self, job_id: str, runs_on: str | None) -> Job:
+    def set_declared(self, job_id: str, *, origin: str, runs_on: str | None) -> Job:
         with self._write() as conn:
-            if conn.execute(update(jobs).where(jobs.c.id == job_id).values(runs_on=runs_on)).rowcount == 0:
+            statement = update(jobs).where(jobs.c.id == job_id).values(origin=origin, runs_on=runs_on)
+            if conn.execute(statement).rowcount == 0:
                 raise JobNotFoundError(job_id)
         return self.get_job(job_id)
 

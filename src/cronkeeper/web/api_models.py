@@ -164,7 +164,11 @@ class JobOut(BaseModel):
     timezone: str | None
     next_due_at: datetime | None = Field(description="When the next run is due (the fire plus jitter).")
     next_run_at: datetime | None = Field(description="Deprecated: the same as next_due_at.", deprecated=True)
-    origin: str = Field(description="Where the job was defined: api, cli, code, or a config file.")
+    origin: str = Field(
+        description="Where the job was defined: api, cli, code (`code HOST:PID:ID` for one scheduler "
+        "object of an APScheduler-style program), crontab, demo, or `config NAME` (a cronkeeper.toml's name "
+        "or path)."
+    )
     runs_on: str | None = Field(
         default=None,
         description="The scheduler object (host:pid:id) that alone can run the job, because its target (a "

@@ -105,6 +105,8 @@ class FacadeConfig:
     job_defaults: JobDefaults = JobDefaults()
     executors: frozenset[str] = frozenset({"default"})
     jobstores: frozenset[str] = frozenset({"default"})
+    # A persistent job store was configured: jobs the program stops adding are kept, as that store would.
+    keeps_undeclared: bool = False
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("cronkeeper.compat.apscheduler"))
     event_loop: asyncio.AbstractEventLoop | None = None
 
@@ -131,6 +133,7 @@ def read_config(
         job_defaults=_job_defaults(config.get("job_defaults") or {}),
         executors=frozenset({"default", *(config.get("executors") or {})}),
         jobstores=frozenset({"default", *(config.get("jobstores") or {})}),
+        keeps_undeclared=_persistent(config.get("jobstores") or {}),
         logger=_logger(config.get("logger")),
         event_loop=config.get("event_loop"),
     )
@@ -220,6 +223,18 @@ def _jobstores(jobstores: Mapping[str, Any]) -> str | None:
         stacklevel=user_stacklevel(),
     )
     return store_url(jobstores.get("default"))
+
+
+def _persistent(jobstores: Mapping[str, Any]) -> bool:
+    """Whether the default job store was one that outlives the program (anything but a memory store)."""
+    store = jobstores.get("default")
+    if store is None:
+        return False
+    if isinstance(store, Mapping):
+        kind = str(store.get("type") or store.get("class") or "")
+    else:
+        kind = type(store).__name__
+    return "memory" not in kind.lower()
 
 
 def user_stacklevel() -> int:

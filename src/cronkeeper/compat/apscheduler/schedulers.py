@@ -105,6 +105,7 @@ class BaseScheduler(JobsFacade):
             if self.state != STATE_STOPPED:
                 raise SchedulerAlreadyRunningError()
             self._stopped.clear()
+            self._retire_undeclared()
             if not paused:
                 self._start_engine()
             self.state = STATE_PAUSED if paused else STATE_RUNNING
