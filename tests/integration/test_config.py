@@ -406,9 +406,7 @@ def test_serve_with_an_invalid_job_in_the_config_exits_2_naming_it_and_writes_no
     assert served.returncode == 2, served.log
     assert served.log.splitlines()[-1].startswith(message)
     assert "Traceback" not in served.log
-    if (cli.cwd / "x.db").exists():
-        with Scheduler(cli.db_url, migrate=False) as reader:
-            assert reader.jobs() == []
+    assert not (cli.cwd / "x.db").exists()  # checked before the database is even made
 
 
 def test_commands_that_only_read_the_database_work_while_a_jobs_variable_is_unset(cli: Cli) -> None:

@@ -7,8 +7,10 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
+from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ from cronkeeper.config import WebConfig, located
 from cronkeeper.demo import DEMO_JOBS
 from cronkeeper.exceptions import CronkeeperError, ValidationError
 from cronkeeper.scheduler import Scheduler
+from cronkeeper.specs import build_spec
 
 if TYPE_CHECKING:
     from cronkeeper.web.server import WebServer
@@ -56,8 +59,10 @@ def serve(
     # Like ``python -m``: jobs given as ``myproject.tasks:func`` import from the directory serve runs in.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    scheduler = app.scheduler()
-    sync_declared_jobs(app, scheduler, demo=demo)
+    # Everything that can fail is checked before anything is written: the file and its jobs, then the port.
+    declarations = declared_jobs(app, demo=demo)
+    dashboard = None if no_web else Dashboard.listen(web_settings(app.config.web, host, port))
+    scheduler = open_and_sync(app, declarations, dashboard)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -67,8 +72,8 @@ def serve(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     web: WebServer | None = None
     try:
-        if not no_web:
-            web = start_web(app, scheduler, web_settings(app.config.web, host, port), log_level)
+        if dashboard is not None:
+            web = start_web(app, scheduler, dashboard, log_level)
         # Everything loaded so far lives as long as the service: keep it out of the collector's full passes,
         # which otherwise pause every thread for tens of milliseconds and make a burst of fires late.
         gc.collect()
@@ -105,16 +110,44 @@ def web_settings(web: WebConfig, host: str | None, port: int | None) -> WebSetti
     return dataclasses.replace(WebSettings(), **chosen)
 
 
-def start_web(app: AppContext, scheduler: Scheduler, settings: WebSettings, log_level: str) -> WebServer:
-    """The dashboard listening, then its first user if it has none.  The web stack is imported here, not
-    at the top, so that every other command starts without it."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Dashboard:
+    """The dashboard's settings and its port, taken before anything is written."""
+
+    settings: WebSettings
+    listener: socket.socket
+
+    @classmethod
+    def listen(cls, settings: WebSettings) -> Dashboard:
+        """Take the port, or raise CronkeeperError saying why not.  The web stack is imported here, not at
+        the top, so that every other command starts without it."""
+        from cronkeeper.web.server import listen
+
+        return cls(settings, listen(settings.host, settings.port))
+
+
+def open_and_sync(app: AppContext, declarations: list[Declaration], dashboard: Dashboard | None) -> Scheduler:
+    """Open the database (made if need be, upgraded) and sync the declared jobs into it; the port is let go
+    if that fails."""
+    try:
+        scheduler = app.scheduler()
+        sync_declared_jobs(scheduler, declarations)
+    except BaseException:
+        if dashboard is not None:
+            dashboard.listener.close()
+        raise
+    return scheduler
+
+
+def start_web(app: AppContext, scheduler: Scheduler, dashboard: Dashboard, log_level: str) -> WebServer:
+    """The dashboard serving on its port, then its first user if it has none."""
     from cronkeeper.web.app import create_app
     from cronkeeper.web.server import WebServer
 
+    settings = dashboard.settings
     web = WebServer(
         create_app(scheduler, settings),
-        settings.host,
-        settings.port,
+        dashboard.listener,
         # uvicorn's start-up chatter at info would repeat what serve logs; debug shows it, and every request.
         log_level="warning" if log_level == "info" else log_level,
         access_log=log_level == "debug",
@@ -148,21 +181,41 @@ def bootstrap_admin(app: AppContext) -> None:
     )
 
 
-def sync_declared_jobs(app: AppContext, scheduler: Scheduler, *, demo: bool) -> None:
-    """Bring the database in line with the jobs of the configuration file (and the demo jobs if asked)."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Declaration:
+    """A set of jobs ``serve`` keeps the database in line with: the file's, or the demo's."""
+
+    where: str  # what errors and the log call it
+    origin: str  # the origin of its jobs: only those are disabled when no longer declared
+    by: str  # who the audit log says made the change
+    jobs: list[dict[str, Any]]
+
+
+def declared_jobs(app: AppContext, *, demo: bool) -> list[Declaration]:
+    """The jobs of the configuration file (and the demo jobs if asked), each one validated, with nothing
+    opened or written yet: a bad job is reported naming it, before the database even exists."""
     config = app.config
-    # (what errors and the log call it, the origin of its jobs, who the audit log says made the change)
-    sources = [(f"{config.path}", config.origin, "config", config.jobs())] if config.path is not None else []
+    declarations = []
+    if config.path is not None:
+        declarations.append(Declaration(f"{config.path}", config.origin, "config", config.jobs()))
     if demo:
-        sources.append(("demo", "demo", "demo", DEMO_JOBS))
-    for where, origin, by, declared in sources:
-        for index, data in enumerate(declared):
+        declarations.append(Declaration("demo", "demo", "demo", DEMO_JOBS))
+    now = datetime.now(UTC)
+    for declaration in declarations:
+        for index, data in enumerate(declaration.jobs):
             try:
-                scheduler.service.build(data)
+                build_spec(data, default_timezone=config.timezone or "UTC", now=now)
             except ValidationError as exc:
-                raise located(exc, f"{where}: jobs[{index}]") from None
+                raise located(exc, f"{declaration.where}: jobs[{index}]") from None
+    return declarations
+
+
+def sync_declared_jobs(scheduler: Scheduler, declarations: list[Declaration]) -> None:
+    """Bring the database in line with the declared jobs."""
+    for declaration in declarations:
+        where, origin, by = declaration.where, declaration.origin, declaration.by
         via = by if where == by else f"{by} {where}"
-        report = scheduler.service.sync_jobs(declared, origin=origin, by=by, via=via)
+        report = scheduler.service.sync_jobs(declaration.jobs, origin=origin, by=by, via=via)
         log.info(
             "%s: %d added, %d updated, %d unchanged, %d disabled",
             where,

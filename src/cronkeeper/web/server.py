@@ -69,8 +69,21 @@ def url_of(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The dashboard's listening socket, taken before ``serve`` writes anything, so that a port in use stops
+    it with nothing changed; raises CronkeeperError saying why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        # socket.create_server adds "(while attempting to bind on address …)": the URL already says that.
+        reason = (exc.strerror or str(exc)).split(" (while attempting")[0].lower()
+        raise CronkeeperError(f"cannot serve the dashboard on {url_of(host, port)}: {reason}") from None
+
+
 class WebServer:
-    """The web app on ``host:port`` in a thread: :meth:`start` returns once it listens, :meth:`stop` ends it.
+    """The web app on a socket from :func:`listen`, in a thread: :meth:`start` returns once it serves,
+    :meth:`stop` ends it (and closes the socket).
 
     ``X-Forwarded-For``/``-Proto`` are trusted from 127.0.0.1 only, the usual place of a reverse proxy.
     """
@@ -78,14 +91,14 @@ class WebServer:
     def __init__(
         self,
         app: ASGIApp,
-        host: str,
-        port: int,
+        listener: socket.socket,
         *,
         log_level: str = "warning",
         access_log: bool = False,
         trust_proxy: bool = False,
         startup_timeout: float = 30.0,
     ) -> None:
+        host, port = listener.getsockname()[:2]
         config = uvicorn.Config(
             app,
             host=host,
@@ -101,6 +114,7 @@ class WebServer:
             timeout_graceful_shutdown=5,
         )
         self.url = url_of(host, port)
+        self._listener = listener
         self._server = _Server(config)
         self._thread = threading.Thread(target=self._run, name="cronkeeper-web", daemon=True)
         self._startup_timeout = startup_timeout
@@ -108,7 +122,7 @@ class WebServer:
 
     def _run(self) -> None:
         try:
-            self._server.run()
+            self._server.run(sockets=[self._listener])
         # uvicorn reports a failed startup with sys.exit(), which in a thread would vanish without a word.
         except (Exception, SystemExit) as exc:
             self._failure = f"{type(exc).__name__}: {exc}"
@@ -135,3 +149,4 @@ class WebServer:
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join(timeout)
+        self._listener.close()
