@@ -167,12 +167,21 @@ def _apply_overlap(spec: JobSpec, chosen: list[PlannedRun], active: int) -> list
     return out
 
 
+OVERLAP_SKIP = "run(s) of this job still active"
+
+
 def skip_reason(spec: JobSpec, active: int) -> str:
-    """The message of a run the overlap policy did not allow."""
+    """The message of a run the overlap policy did not allow (it holds :data:`OVERLAP_SKIP`)."""
     return (
-        f"not started: {active} run(s) of this job still active "
+        f"not started: {active} {OVERLAP_SKIP} "
         f"(overlap={spec.overlap.value}, max_instances={spec.max_instances})"
     )
+
+
+def is_overlap_skip(error: str | None) -> bool:
+    """Whether a skipped run's error says the overlap policy refused it (not, say, a pause before it was
+    due)."""
+    return error is not None and OVERLAP_SKIP in error
 
 
 def _missed_record(spec: JobSpec, missed: list[datetime], complete: bool) -> PlannedRun:

@@ -272,6 +272,26 @@ def test_a_job_at_home_in_one_scheduler_object_is_claimed_by_that_object_only(st
         store.set_declared("nope", origin="code", runs_on="a")
 
 
+def test_runs_claimed_ahead_and_not_started_are_settled_by_their_owner_only(store: SqlJobStore) -> None:
+    add(store, "paused")
+    add(store, "moved")
+    ahead = NOW - timedelta(seconds=0.3)
+    claimed = store.claim_due(now=ahead, owner="node-a", limit=10, horizon=NOW).to_start
+    ids = {order.spec.id: order.run_id for order in claimed}
+    why = "not started: the job was paused before the run was due"
+    assert store.settle_claimed([(ids["paused"], why)], [ids["moved"]], owner="node-b", now=NOW) == []
+    assert store.get_run(ids["moved"]).status is RunStatus.QUEUED  # another node's runs are not its to end
+    (skipped,) = store.settle_claimed([(ids["paused"], why)], [ids["moved"]], owner="node-a", now=NOW)
+    assert (skipped.id, skipped.status, skipped.error, skipped.finished_at) == (
+        ids["paused"],
+        RunStatus.SKIPPED,
+        why,
+        NOW,
+    )
+    with pytest.raises(RunNotFoundError):
+        store.get_run(ids["moved"])
+
+
 def test_enqueue_for_an_unknown_job_fails(store: SqlJobStore) -> None:
     with pytest.raises(JobNotFoundError):
         store.enqueue_run("nope", now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by=None)

@@ -92,10 +92,19 @@ class Dispatcher:
 
     def start_due(self, now: datetime) -> int:
         """Start every held run due by ``now``; returns how many."""
+        return self.start(self.take_due(now))
+
+    def take_due(self, now: datetime) -> list[StartOrder]:
+        """Stop holding the runs due by ``now`` (none once stopping) and return them, to :meth:`start` or
+        :meth:`hold` again."""
         due: list[StartOrder] = []
         with self._lock:
             while self._starting and self._pending and self._pending[0][0] <= now:
                 due.append(heapq.heappop(self._pending)[2])
+        return due
+
+    def start(self, due: list[StartOrder]) -> int:
+        """Start these runs now; returns how many."""
         tasks = []
         for order in due:
             try:

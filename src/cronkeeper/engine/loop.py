@@ -21,12 +21,13 @@ from datetime import datetime, timedelta
 from cronkeeper.clock import Clock
 from cronkeeper.engine.dispatch import Dispatcher
 from cronkeeper.engine.outcomes import OutcomeBuffer
+from cronkeeper.engine.vetting import vet_claimed
 from cronkeeper.events import Listeners, RunEvent
 from cronkeeper.exceptions import StoreError
 from cronkeeper.models import LoopHealth
 from cronkeeper.registry import Registry
 from cronkeeper.settings import SchedulerSettings
-from cronkeeper.store.base import ClaimResult, JobStore
+from cronkeeper.store.base import ClaimResult, JobStore, StartOrder
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,8 @@ class SchedulerLoop:
         """Start what is due, write outcomes, keep the heartbeat, claim what is due within the look-ahead;
         return how many runs were started."""
         stopping = self._stopping.is_set()
-        started = self.dispatcher.start_due(self.clock.now())
+        held = self.dispatcher.take_due(self.clock.now())
+        started = self.dispatcher.start(self._vetted(held)) if held else 0
         now = self.clock.now()
         horizon = now + self.settings.lookahead
         self._next_due_at = self.store.next_due_at(instance_id=self.instance_id)
@@ -248,6 +250,35 @@ class SchedulerLoop:
         started += self.dispatcher.start_due(self.clock.now())
         self._next_due_at = self.store.next_due_at(instance_id=self.instance_id)
         return started
+
+    def _vetted(self, held: list[StartOrder]) -> list[StartOrder]:
+        """Runs claimed ahead of time, checked against their jobs as they are now that the runs are due
+        (:mod:`cronkeeper.engine.vetting`): those of a job paused in between are recorded skipped, those of a
+        removed job or of a slot the new schedule no longer names are dropped.  If the database cannot say,
+        the runs start as claimed; if it cannot record a verdict, those runs wait for the next pass."""
+        try:
+            jobs = self.store.find_jobs(sorted({order.spec.id for order in held}))
+        except StoreError:
+            log.warning("could not read the jobs of %d due run(s); starting them as claimed", len(held))
+            return held
+        vetted = vet_claimed(held, {job.id: job for job in jobs})
+        if vetted.skipped or vetted.dropped:
+            try:
+                recorded = self.store.settle_claimed(
+                    vetted.skipped, vetted.dropped, owner=self.owner, now=self.clock.now()
+                )
+            except StoreError:
+                log.warning("could not record runs whose job changed; trying again", exc_info=True)
+                settled = {run_id for run_id, _ in vetted.skipped} | set(vetted.dropped)
+                self.dispatcher.hold([order for order in held if order.run_id in settled])
+                return vetted.start
+            for run_id in vetted.dropped:
+                log.info("run %s not started: its job was removed or no longer fires then", run_id)
+            for run in recorded:
+                log.info("job %s: run %s %s: %s", run.job_id, run.id, run.status.value, run.error)
+                if self.listeners:
+                    self.listeners.emit(RunEvent.from_run(run))
+        return vetted.start
 
     def _apply(self, claim: ClaimResult) -> None:
         for run in claim.recorded:

@@ -214,6 +214,14 @@ class JobStore(ABC):
         """Give back runs claimed ahead of time and not started: unowned and queued, any node takes them."""
 
     @abstractmethod
+    def settle_claimed(
+        self, skipped: Sequence[tuple[int, str]], dropped: Sequence[int], *, owner: str, now: datetime
+    ) -> list[Run]:
+        """End runs ``owner`` claimed ahead of time and will not start, because their job changed before they
+        were due: record ``skipped`` ones (id, why) as such and delete ``dropped`` ones, in one transaction;
+        runs no longer queued and owned by ``owner`` are left alone.  Returns the skipped runs recorded."""
+
+    @abstractmethod
     def record_started(self, started: Sequence[tuple[int, datetime]], *, owner: str) -> None:
         """Mark queued runs of ``owner`` as running from the given instants."""
 

@@ -318,6 +318,28 @@ class SqlJobStore(JobStore):
                 .values(owner=None)
             )
 
+    def settle_claimed(
+        self, skipped: Sequence[tuple[int, str]], dropped: Sequence[int], *, owner: str, now: datetime
+    ) -> list[Run]:
+        held = (runs.c.owner == owner, runs.c.status == RunStatus.QUEUED.value)
+        with self._write() as conn:
+            if skipped:
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.id == bindparam("rid"), *held)
+                    .values(status=RunStatus.SKIPPED.value, finished_at=now, error=bindparam("reason")),
+                    [{"rid": run_id, "reason": reason} for run_id, reason in skipped],
+                )
+            if dropped:
+                conn.execute(delete(runs).where(runs.c.id.in_(list(dropped)), *held))
+            if not skipped:
+                return []
+            ids = [run_id for run_id, _ in skipped]
+            rows = conn.execute(
+                select(runs).where(runs.c.id.in_(ids), runs.c.status == RunStatus.SKIPPED.value)
+            )
+            return [run_from_row(row) for row in rows]
+
     def record_started(self, started: Sequence[tuple[int, datetime]], *, owner: str) -> None:
         if not started:
             return

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from cronkeeper.compat.apscheduler.errors import JobExecutionError, JobTimeoutError
 from cronkeeper.events import EventKind, RunEvent
+from cronkeeper.planning import is_overlap_skip
 
 EVENT_SCHEDULER_STARTED = EVENT_SCHEDULER_START = 2**0
 EVENT_SCHEDULER_SHUTDOWN = 2**1
@@ -104,6 +105,8 @@ def job_events(event: RunEvent, zone: ZoneInfo) -> list[SchedulerEvent]:
     if event.kind is EventKind.STARTED:
         return [JobSubmissionEvent(EVENT_JOB_SUBMITTED, event.job_id, DEFAULT_JOBSTORE, [when])]
     if event.kind is EventKind.SKIPPED:
+        if not is_overlap_skip(event.error):  # the job was paused or changed before the run was due
+            return []
         return [JobSubmissionEvent(EVENT_JOB_MAX_INSTANCES, event.job_id, DEFAULT_JOBSTORE, [when])]
     if event.kind is EventKind.SUCCEEDED:
         return [

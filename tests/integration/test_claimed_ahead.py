@@ -1,0 +1,83 @@
+"""A fire is claimed up to half a second before it is due, so that it starts on the dot.  A change to its job
+in that half second (from this process or another) must still count: the claimed run is checked against the
+job as it is when the run is due."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from cronkeeper import FakeClock, RunStatus, Scheduler
+from tests.conftest import SchedulerFactory
+
+DUE = "2026-03-02T08:01:00+00:00"
+
+
+@pytest.fixture
+def claimed(make_scheduler: SchedulerFactory, clock: FakeClock) -> tuple[Scheduler, Scheduler]:
+    """A job due at 08:01 whose fire the first scheduler has claimed ahead of time; the second one edits."""
+    runner, editor = make_scheduler(), make_scheduler()
+    runner.add_job("tests.jobs:metrics", id="job", every="1m", start="2026-03-02T08:00:00+00:00")
+    clock.set(clock.now() + timedelta(seconds=59.7))
+    assert runner.run_pending(wait=False) == 0  # claimed, held until it is due
+    assert [run.status for run in runner.runs(job_id="job")] == [RunStatus.QUEUED]
+    return runner, editor
+
+
+def fire_when_due(runner: Scheduler, clock: FakeClock) -> int:
+    clock.set(clock.now() + timedelta(seconds=0.3))
+    return runner.run_pending()
+
+
+def test_a_job_paused_just_before_its_fire_does_not_run_it(
+    claimed: tuple[Scheduler, Scheduler], clock: FakeClock
+) -> None:
+    runner, editor = claimed
+    editor.pause("job")
+    fire_when_due(runner, clock)
+    (run,) = runner.runs(job_id="job")
+    assert run.status is RunStatus.SKIPPED
+    assert run.error == "not started: the job was paused before the run was due"
+    assert run.started_at is None
+
+
+def test_a_job_rescheduled_just_before_its_fire_does_not_run_the_old_slot(
+    claimed: tuple[Scheduler, Scheduler], clock: FakeClock
+) -> None:
+    runner, editor = claimed
+    editor.reschedule("job", cron="30 8 * * *")
+    assert fire_when_due(runner, clock) == 0
+    assert runner.runs(job_id="job") == []  # the slot is no fire any more: no record of it at all
+    next_fire = runner.get_job("job").next_fire_at
+    assert next_fire is not None and next_fire.isoformat() == "2026-03-02T08:30:00+00:00"
+
+
+def test_a_job_removed_just_before_its_fire_does_not_run(
+    claimed: tuple[Scheduler, Scheduler], clock: FakeClock
+) -> None:
+    runner, editor = claimed
+    editor.remove_job("job")
+    assert fire_when_due(runner, clock) == 0
+    assert runner.runs() == []
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda editor: editor.edit("job", kwargs={"items": 3}), id="its-arguments"),
+        pytest.param(
+            lambda editor: editor.edit("job", every="30s", start=DUE, kwargs={"items": 3}), id="still-a-fire"
+        ),
+    ],
+)
+def test_a_run_whose_slot_is_still_a_fire_runs_with_the_job_as_edited(
+    claimed: tuple[Scheduler, Scheduler], clock: FakeClock, edit: Callable[[Scheduler], object]
+) -> None:
+    runner, editor = claimed
+    edit(editor)
+    assert fire_when_due(runner, clock) == 1
+    (run,) = runner.runs(job_id="job")
+    assert run.status is RunStatus.SUCCEEDED and run.scheduled_for.isoformat() == DUE
+    assert run.result == {"items_processed": 3, "items_succeeded": 2, "items_failed": 1}
