@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from cronkeeper.durations import format_duration
 from cronkeeper.models import CATCHUP_ALL_CAP, Catchup, JobSpec, Overlap, RunStatus, TriggerSource
-from cronkeeper.triggers import Trigger
+from cronkeeper.triggers import IntervalTrigger, Trigger
 
 # How many past fires are enumerated one by one; beyond it a long outage is summarised as "at least".
 ENUMERATION_LIMIT = 1000
@@ -29,6 +29,9 @@ class PlannedRun:
     status: RunStatus = RunStatus.QUEUED
     error: str | None = None
     result: dict[str, object] | None = None
+    # Queued without an owner, to start in turn once the overlap policy has a free slot (catch-up of every
+    # missed fire of a job that runs one at a time), rather than recorded skipped.
+    waits: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +61,12 @@ def plan_fires(
     spec: JobSpec, first_fire: datetime, now: datetime, active: int, rng: random.Random | None = None
 ) -> FirePlan:
     """Decide the runs for every fire from ``first_fire`` up to ``now`` of a job with ``active`` live runs."""
-    fires, complete = _due_fires(spec, first_fire, now)
+    fires, unlisted = _due_fires(spec, first_fire, now)
     chosen, missed = _apply_catchup(spec, fires, now)
     runs = _apply_overlap(spec, chosen, active)
-    if missed or not complete:
-        runs.insert(0, _missed_record(spec, missed, complete))
-    after = fires[-1] if complete else now
+    if missed or unlisted != 0:
+        runs.insert(0, _missed_record(spec, missed, unlisted))
+    after = fires[-1] if unlisted == 0 else now
     next_fire_at, next_due_at = next_due(spec, after, rng)
     replace = (
         spec.overlap is Overlap.REPLACE and active > 0 and any(run.status is RunStatus.QUEUED for run in runs)
@@ -71,16 +74,27 @@ def plan_fires(
     return FirePlan(runs, next_fire_at, next_due_at, replace)
 
 
-def _due_fires(spec: JobSpec, first_fire: datetime, now: datetime) -> tuple[list[datetime], bool]:
-    """Fires due by ``now``, oldest first; False when there were too many to list.
+def _due_fires(spec: JobSpec, first_fire: datetime, now: datetime) -> tuple[list[datetime], int | None]:
+    """Fires due by ``now``, oldest first, and how many between them were left out of the list (None: more
+    than that were, uncounted).
 
     Past the limit the list is the first fires then the newest ones: the summary still starts where the outage
     did, and what is recent (the fire within the grace, the newest to catch up) is still decided on.
     """
     head, complete = _fires_until(spec.trigger, first_fire, now, ENUMERATION_LIMIT)
     if complete:
-        return head, True
-    return head + _newest_fires(spec.trigger, head, now), False
+        return head, 0
+    tail, left_out = _newest_fires(spec.trigger, head, now)
+    if left_out is None and tail:
+        left_out = _fires_between(spec.trigger, head[-1], tail[0])
+    return head + tail, left_out
+
+
+def _fires_between(trigger: Trigger, first: datetime, last: datetime) -> int | None:
+    """How many fires lie strictly between two fires, where that is arithmetic (an interval); else None."""
+    if isinstance(trigger, IntervalTrigger):
+        return round((last - first) / trigger.every) - 1
+    return None
 
 
 def _fires_until(
@@ -96,15 +110,19 @@ def _fires_until(
     return fires, True
 
 
-def _newest_fires(trigger: Trigger, head: list[datetime], now: datetime) -> list[datetime]:
-    """Up to CATCHUP_ALL_CAP of the newest fires after ``head`` and up to ``now``, oldest first.
+def _newest_fires(trigger: Trigger, head: list[datetime], now: datetime) -> tuple[list[datetime], int | None]:
+    """Up to CATCHUP_ALL_CAP + 1 of the newest fires after ``head`` and up to ``now``, oldest first (one more
+    than catch-up keeps: the newest fire that is missed), and how many fires lie between ``head`` and them
+    (None: not counted).
 
     Triggers only look forward, so this lists the fires of a window ending at ``now``: sized first by how
     densely ``head`` fired, widened when it holds too few, narrowed when too many to list, a bounded number of
     times.
     """
-    span = (head[-1] - head[0]) / (len(head) - 1) * CATCHUP_ALL_CAP * 2
+    wanted = CATCHUP_ALL_CAP + 1
+    span = (head[-1] - head[0]) / (len(head) - 1) * wanted * 2
     found: list[datetime] = []
+    start = now
     for _ in range(TAIL_PROBES):
         start = max(now - span, head[-1])
         fires, complete = _fires_until(trigger, trigger.next_after(start), now, ENUMERATION_LIMIT)
@@ -112,10 +130,11 @@ def _newest_fires(trigger: Trigger, head: list[datetime], now: datetime) -> list
             span /= 3
             continue
         found = fires
-        if len(found) >= CATCHUP_ALL_CAP or start == head[-1]:
+        if len(found) >= wanted or start == head[-1]:
             break
         span *= 4
-    return found[-CATCHUP_ALL_CAP:]
+    left_out = max(len(found) - wanted, 0) if start == head[-1] else None
+    return found[-wanted:], left_out
 
 
 def _apply_catchup(
@@ -151,13 +170,17 @@ def free_slots(spec: JobSpec, active: int) -> int:
 
 
 def _apply_overlap(spec: JobSpec, chosen: list[PlannedRun], active: int) -> list[PlannedRun]:
-    """Turn runs that the overlap policy forbids into ``skipped`` records."""
+    """Turn runs that the overlap policy forbids into ``skipped`` records; with ``catchup="all"`` they wait
+    their turn instead (late by then, so catch-up runs, the fire on time included)."""
     free = free_slots(spec, active)
+    in_turn = spec.catchup is Catchup.ALL and spec.overlap is not Overlap.REPLACE
     out: list[PlannedRun] = []
     for run in chosen:
         if free > 0:
             out.append(run)
             free -= 1
+        elif in_turn:
+            out.append(PlannedRun(run.scheduled_for, TriggerSource.CATCHUP, waits=True))
         else:
             out.append(
                 PlannedRun(
@@ -184,17 +207,19 @@ def is_overlap_skip(error: str | None) -> bool:
     return error is not None and OVERLAP_SKIP in error
 
 
-def _missed_record(spec: JobSpec, missed: list[datetime], complete: bool) -> PlannedRun:
-    """One record summarising every missed fire, so an outage leaves one row, not thousands."""
-    # Incomplete: the fires between the first listed and the newest ones were not counted.
-    count = f"{len(missed)}" if complete else f"at least {len(missed)}"
+def _missed_record(spec: JobSpec, missed: list[datetime], unlisted: int | None) -> PlannedRun:
+    """One record summarising every missed fire, so an outage leaves one row, not thousands.  ``unlisted``
+    fires between the first listed and the newest ones were left out of ``missed`` (None: uncounted)."""
+    total = len(missed) + (unlisted or 0)
+    complete = unlisted is not None
+    count = f"{total}" if complete else f"at least {total}"
     first, last = missed[0], missed[-1]
     error = (
         f"missed {count} fire(s) from {first.isoformat()} to {last.isoformat()} "
         f"(misfire grace {format_duration(spec.misfire_grace)}, catchup={spec.catchup.value})"
     )
     result: dict[str, object] = {
-        "missed": len(missed),
+        "missed": total,
         "complete": complete,
         "first": first.isoformat(),
         "last": last.isoformat(),

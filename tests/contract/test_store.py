@@ -292,6 +292,19 @@ def test_runs_claimed_ahead_and_not_started_are_settled_by_their_owner_only(stor
         store.get_run(ids["moved"])
 
 
+def test_catch_up_runs_that_wait_their_turn_start_one_after_another(store: SqlJobStore) -> None:
+    add(store, due=NOW - timedelta(minutes=3), catchup="all", start=(NOW - timedelta(minutes=3)).isoformat())
+    first = store.claim_due(now=NOW + timedelta(seconds=30), owner="node-a", limit=10)
+    assert len(first.to_start) == 1 and first.recorded == []  # the rest wait, neither skipped nor missed
+    # While the first runs the waiting ones are nobody's work: no wake-up for them, no claim takes them.
+    assert store.next_due_at() == NOW + timedelta(minutes=1)
+    assert store.claim_due(now=NOW + timedelta(seconds=31), owner="node-b", limit=10).to_start == []
+    store.record_finished([finish(first.to_start[0].run_id)], owner="node-a", now=NOW)
+    assert store.next_due_at() == NOW - timedelta(minutes=2)  # the next one's turn
+    second = store.claim_due(now=NOW + timedelta(seconds=32), owner="node-b", limit=10)
+    assert [order.scheduled_for for order in second.to_start] == [NOW - timedelta(minutes=2)]
+
+
 def test_enqueue_for_an_unknown_job_fails(store: SqlJobStore) -> None:
     with pytest.raises(JobNotFoundError):
         store.enqueue_run("nope", now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by=None)

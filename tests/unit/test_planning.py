@@ -258,15 +258,46 @@ def test_skipped_run_says_why() -> None:
     )
 
 
-def test_catchup_all_fills_free_slots_and_skips_the_rest() -> None:
+def test_catchup_all_fills_free_slots_and_queues_the_rest_to_run_in_turn() -> None:
     job = spec(catchup=Catchup.ALL, max_instances=3)
     plan = plan_fires(job, at(HOURLY_OUTAGE_FIRST), at(HOURLY_OUTAGE_NOW), active=1)
-    assert [run.status for run in plan.runs] == [
-        RunStatus.QUEUED,
-        RunStatus.QUEUED,
-        RunStatus.SKIPPED,
-        RunStatus.SKIPPED,
+    assert [run.status for run in plan.runs] == [RunStatus.QUEUED] * 4
+    assert [run.waits for run in plan.runs] == [False, False, True, True]
+
+
+def test_catchup_all_with_one_run_at_a_time_runs_every_fire_one_after_another() -> None:
+    job = spec(catchup=Catchup.ALL)  # overlap forbid, max_instances 1
+    plan = plan_fires(job, at("2026-03-02T07:00:00+00:00"), at("2026-03-02T10:00:30+00:00"), active=0)
+    assert [(run.scheduled_for.hour, run.waits, run.trigger_source) for run in plan.runs] == [
+        (7, False, TriggerSource.CATCHUP),
+        (8, True, TriggerSource.CATCHUP),
+        (9, True, TriggerSource.CATCHUP),
+        (10, True, TriggerSource.CATCHUP),  # on time, but it waits its turn behind the catch-up: late too
     ]
+    assert missed(plan) == []
+
+
+def test_catchup_all_after_a_long_outage_summarises_it_to_its_true_last_fire() -> None:
+    minutely = spec(cron("* * * * *"), catchup=Catchup.ALL)
+    plan = plan_fires(minutely, at("2026-06-01T10:01:00+00:00"), at("2026-06-04T10:00:30+00:00"), active=0)
+    [record] = missed(plan)
+    runs = queued(plan)
+    assert len(runs) == CATCHUP_ALL_CAP and runs[-1].scheduled_for == at("2026-06-04T10:00:00+00:00")
+    assert record.result is not None
+    assert record.result["first"] == "2026-06-01T10:01:00+00:00"
+    assert record.result["last"] == "2026-06-04T08:20:00+00:00"  # just before the hundred run now
+    assert record.result["complete"] is False and record.error is not None
+    assert "at least" in record.error and "to 2026-06-04T08:20:00+00:00" in record.error
+
+
+def test_an_interval_jobs_long_outage_is_counted_exactly() -> None:
+    every_minute = spec(IntervalTrigger(timedelta(minutes=1), at("2026-06-01T10:01:00+00:00")))
+    plan = plan_fires(every_minute, at("2026-06-01T10:01:00+00:00"), at("2026-06-04T10:00:30+00:00"), 0)
+    [record] = missed(plan)
+    assert record.result is not None
+    assert (record.result["missed"], record.result["complete"]) == (3 * 24 * 60 - 1, True)
+    assert record.result["last"] == "2026-06-04T09:59:00+00:00"
+    assert record.error is not None and "missed 4319 fire(s)" in record.error
 
 
 def test_replace_does_not_cancel_anything_when_nothing_would_start() -> None:

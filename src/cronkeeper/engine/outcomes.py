@@ -19,7 +19,7 @@ from cronkeeper.events import EventKind, Listeners, RunEvent
 from cronkeeper.exceptions import StoreError
 from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.runners import Execution
-from cronkeeper.models import NO_OUTCOME, RunStatus
+from cronkeeper.models import NO_OUTCOME, Catchup, RunStatus
 from cronkeeper.store.base import Completion, JobStore, StartOrder
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,9 @@ class OutcomeBuffer:
     def flush(self, store: JobStore, *, owner: str, now: datetime, listeners: Listeners) -> datetime | None:
         """Write everything noted so far; on a database error keep it for the next try and re-raise.
 
-        Returns when the earliest retry just written is due (None without one): the loop must wake for it,
-        since nothing else announces a retry."""
+        Returns when the loop must look at the database again (None: no need): when the earliest retry just
+        written is due, since nothing else announces a retry; or now, when a run of a job that catches up
+        every missed fire ended, so that the next one, waiting its turn, starts."""
         with self._lock:
             started, self._started = self._started, []
             finished, self._finished = self._finished, []
@@ -156,6 +157,8 @@ class OutcomeBuffer:
                     listeners.emit(
                         _event(kind, order, completion, execution, started_at=completion.started_at)
                     )
+        if any(order.spec.catchup is Catchup.ALL for c, order, _ in finished if c.run_id in accepted):
+            retries.append(now)
         return min(retries, default=None)
 
     def _note_starts_written(self, started: list[tuple[StartOrder, datetime]]) -> None:

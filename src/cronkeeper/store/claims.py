@@ -23,6 +23,7 @@ from cronkeeper.store.base import ClaimResult, StartOrder
 from cronkeeper.store.batch import BatchStatement
 from cronkeeper.store.rows import (
     ACTIVE_RUN,
+    WAITING_ITS_TURN,
     AnyRow,
     SpecCache,
     job_runs_here,
@@ -109,6 +110,7 @@ class Claimer:
                 runs.c.owner.is_(None),
                 runs.c.due_at <= now,
                 ~run_of_job_elsewhere(instance_id),
+                ~WAITING_ITS_TURN,
             )
             .order_by(runs.c.due_at)
             .limit(limit)
@@ -163,13 +165,13 @@ class Claimer:
             result.to_cancel.extend(self._request_cancel_for_jobs(conn, replaced))
         for run_id, values in self._insert_planned(conn, inserts):
             job_id = values["job_id"]
-            if values["status"] == RunStatus.QUEUED.value:
+            if values["status"] == RunStatus.QUEUED.value and values["owner"] is not None:
                 active[job_id] += 1
                 source = TriggerSource(values["trigger_source"])
                 result.to_start.append(
                     StartOrder(run_id, specs[job_id], values["scheduled_for"], values["due_at"], 0, source)
                 )
-            else:
+            elif values["status"] != RunStatus.QUEUED.value:  # queued unowned: waits its turn
                 result.recorded.append(run_from_mapping(values))
 
     def _insert_planned(
@@ -256,6 +258,8 @@ class Claimer:
         for row in queued:
             spec = specs.get(row.job_id)
             verdict = _queued_verdict(row, spec, active, now)
+            if verdict is _WAIT:
+                continue
             if verdict is not None:
                 refused.append({"rid": row.id, "status": verdict[0].value, "error": verdict[1]})
                 continue
@@ -302,7 +306,7 @@ def _planned_row(
         "scheduled_for": planned.scheduled_for,
         "attempt": 0,
         "trigger_source": planned.trigger_source.value,
-        "owner": owner if queued else None,
+        "owner": owner if queued and not planned.waits else None,
         "status": planned.status.value,
         "due_at": planned.scheduled_for + jitter,
         "queued_at": now,
@@ -356,16 +360,21 @@ def _insert_ignoring_duplicates(dialect: str, columns: Sequence[str]) -> Insert:
     return sqlite_insert(runs).values(values).on_conflict_do_nothing()
 
 
+_WAIT = (RunStatus.QUEUED, "waiting for its turn")
+
+
 def _queued_verdict(
     row: AnyRow, spec: JobSpec | None, active: dict[str, int], now: datetime
 ) -> tuple[RunStatus, str] | None:
-    """Why a queued run must not start now (a status and a message), or None if it may."""
+    """Why a queued run must not start now (a status and a message; ``_WAIT`` to leave it queued), or None
+    if it may."""
     if spec is None:
         return RunStatus.SKIPPED, "not started: the job was removed"
-    scheduled = row.trigger_source in (TriggerSource.SCHEDULE.value, TriggerSource.CATCHUP.value)
-    if scheduled and now - row.due_at > spec.misfire_grace:
-        # A scheduled run handed back at shutdown and not taken up in time is a misfire like any other.
+    catching_up = row.trigger_source == TriggerSource.CATCHUP.value
+    if row.trigger_source == TriggerSource.SCHEDULE.value and now - row.due_at > spec.misfire_grace:
+        # A scheduled run handed back at shutdown and not taken up in time is a misfire like any other;
+        # a catch-up run is late on purpose.
         return RunStatus.MISSED, f"missed: not started within the misfire grace of its due time {row.due_at}"
     if free_slots(spec, active[row.job_id]) == 0:
-        return RunStatus.SKIPPED, skip_reason(spec, active[row.job_id])
+        return _WAIT if catching_up else (RunStatus.SKIPPED, skip_reason(spec, active[row.job_id]))
     return None

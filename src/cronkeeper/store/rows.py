@@ -19,6 +19,19 @@ ACTIVE = [status.value for status in ACTIVE_STATUSES]
 ACTIVE_RUN = runs.c.status.in_(ACTIVE)
 
 
+_ACTIVE_RUNS = runs.alias("active_runs")
+# A queued catch-up run whose job has a run under way: it starts in turn, when that one ends, so claims and
+# the loop's wake-ups pass over it until then.
+WAITING_ITS_TURN = and_(
+    runs.c.trigger_source == TriggerSource.CATCHUP.value,
+    exists().where(
+        _ACTIVE_RUNS.c.job_id == runs.c.job_id,
+        _ACTIVE_RUNS.c.status.in_(ACTIVE),
+        _ACTIVE_RUNS.c.owner.is_not(None),
+    ),
+)
+
+
 def job_runs_here(instance_id: str | None) -> ColumnElement[bool]:
     """Jobs the scheduler object ``instance_id`` may claim: those any node may run, and its own."""
     if instance_id is None:

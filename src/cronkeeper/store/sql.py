@@ -42,6 +42,7 @@ from cronkeeper.store.engines import open_engine, reading, writing
 from cronkeeper.store.rows import (
     ACTIVE,
     ACTIVE_RUN,
+    WAITING_ITS_TURN,
     AnyRow,
     SpecCache,
     job_runs_here,
@@ -299,6 +300,7 @@ class SqlJobStore(JobStore):
                     runs.c.status == RunStatus.QUEUED.value,
                     runs.c.owner.is_(None),
                     ~run_of_job_elsewhere(instance_id),
+                    ~WAITING_ITS_TURN,
                 )
             ).scalar()
         candidates = [instant for instant in (job_due, run_due) if instant is not None]
