@@ -165,6 +165,11 @@ class CronExpression:
     def describe(self) -> str:
         """A sentence a person can read, e.g. "At 03:00 on Monday through Friday"."""
         text: str = CronSim(self._fields, _PROBE_FROM).explain()
+        day, _, weekday = self._fields.split()[-3:]
+        if not day.startswith("*") and not weekday.startswith("*") and " and on " in text:
+            # Both restricted: cron fires on either (the 13th, or a Friday), not on both at once.
+            head, _, tail = text.rpartition(" and on ")
+            text = f"{head} or on {tail}"
         return text
 
     def __eq__(self, other: object) -> bool:

@@ -81,3 +81,18 @@ def test_a_run_whose_slot_is_still_a_fire_runs_with_the_job_as_edited(
     (run,) = runner.runs(job_id="job")
     assert run.status is RunStatus.SUCCEEDED and run.scheduled_for.isoformat() == DUE
     assert run.result == {"items_processed": 3, "items_succeeded": 2, "items_failed": 1}
+
+
+def test_a_run_handed_back_at_a_restart_runs_before_the_next_fire(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    first = make_scheduler()
+    first.add_job("tests.jobs:metrics", id="job", every="1m", start="2026-03-02T08:00:00+00:00")
+    clock.set(clock.now() + timedelta(seconds=59.7))
+    first.run_pending(wait=False)  # 08:01 claimed ahead, held
+    first.close()  # stopped before it was due: handed back, queued for whoever comes next
+    clock.set(clock.now() + timedelta(seconds=59.9))  # 08:01:59.6: the 08:02 fire is in the look-ahead too
+    second = make_scheduler()
+    second.run_pending()
+    runs = {run.scheduled_for.strftime("%H:%M"): run for run in second.runs(job_id="job")}
+    assert runs["08:01"].status is RunStatus.SUCCEEDED, runs["08:01"].error

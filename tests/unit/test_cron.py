@@ -452,7 +452,9 @@ def test_seconds_flag_is_part_of_identity() -> None:
         ("@hourly", "At the start of every hour"),
         ("@weekly", "At 00:00 on Sunday"),
         ("*/15 * * * *", "Every 15th minute of every hour"),
-        ("0 0 13 * 5", "At 00:00 on the 13th day of month and on Friday"),
+        ("0 0 13 * 5", "At 00:00 on the 13th day of month or on Friday"),
+        ("0 0 1,15 * MON", "At 00:00 on the first and the 15th day of month or on Monday"),
+        ("0 0 */2 * 1-5", "At 00:00 on every second day of month if it's on Monday through Friday"),
     ],
 )
 def test_describes_the_expression_in_words(expression: str, description: str) -> None:

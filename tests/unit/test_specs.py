@@ -292,7 +292,7 @@ def test_stored_form_is_the_user_level_shape() -> None:
         ({"every": "5m"}, "schedule"),
         ({"at": "2026-07-01T09:00:00+00:00"}, "schedule"),
         ({"cron": None}, "schedule"),
-        ({"cron": ""}, "schedule"),
+        ({"cron": ""}, "cron"),
         ({"command": None}, "target"),
         ({"command": ""}, "target"),
         ({"command": []}, "target"),

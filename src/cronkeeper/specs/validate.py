@@ -98,6 +98,11 @@ def build_spec(data: Mapping[str, Any], *, default_timezone: str = "UTC", now: d
 def build_trigger(data: Mapping[str, Any], *, default_timezone: str, now: datetime) -> Trigger:
     """The trigger named by exactly one of ``cron``, ``every`` or ``at`` (used by reschedule too)."""
     given = [key for key in SCHEDULE_KEYS if data.get(key) not in (None, "")]
+    if not given:
+        # An empty one given alone is named (forms send every field, the unused ones empty).
+        empty = [key for key in SCHEDULE_KEYS if data.get(key) == ""]
+        if len(empty) == 1:
+            raise InvalidScheduleError(empty[0], "must not be empty")
     if len(given) != 1:
         raise InvalidScheduleError("schedule", "give exactly one of cron, every or at")
     zone = parse_zone(data.get("timezone") or default_timezone)

@@ -123,8 +123,10 @@ class Claimer:
         active = self._active_counts(conn, job_ids)
         specs = self._specs.of(conn, [(row.id, row.version) for row in due], {row.job_id for row in queued})
         result = ClaimResult()
-        self._claim_jobs(conn, due, specs, active, result, now=now, owner=owner)
+        # Queued runs first: they are older (a run handed back at a restart, a manual run) than the fires
+        # planned now, which the overlap policy then weighs against them, not the other way round.
         self._claim_queued(conn, queued, specs, active, result, now=now, owner=owner)
+        self._claim_jobs(conn, due, specs, active, result, now=now, owner=owner)
         return result
 
     def _active_counts(self, conn: Connection, job_ids: set[str]) -> dict[str, int]:

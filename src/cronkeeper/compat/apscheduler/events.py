@@ -113,7 +113,10 @@ def job_events(event: RunEvent, zone: ZoneInfo) -> list[SchedulerEvent]:
             JobExecutionEvent(EVENT_JOB_EXECUTED, event.job_id, DEFAULT_JOBSTORE, when, retval=retval(event))
         ]
     if event.kind is EventKind.MISSED:
-        return [JobExecutionEvent(EVENT_JOB_MISSED, event.job_id, DEFAULT_JOBSTORE, when)]
+        # One record stands for every fire missed; APScheduler's event names the newest of them.
+        last = (event.result or {}).get("last")
+        newest = datetime.fromisoformat(last).astimezone(zone) if isinstance(last, str) else when
+        return [JobExecutionEvent(EVENT_JOB_MISSED, event.job_id, DEFAULT_JOBSTORE, newest)]
     if event.kind in _ERROR_KINDS:
         return [
             JobExecutionEvent(
