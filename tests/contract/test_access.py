@@ -160,3 +160,37 @@ def test_a_key_reserved_by_a_concurrent_request_is_its_answer_not_an_error(
 def test_the_first_stored_setting_wins(settings: SqlSettingStore) -> None:
     assert settings.setting("key", "first") == "first"
     assert settings.setting("key", "second") == "first"
+
+
+# ---- login throttling ------------------------------------------------------------------------------------
+
+WINDOW = timedelta(minutes=15)
+
+
+def test_login_attempts_are_counted_per_name_until_the_window_slides_or_a_login_succeeds(
+    accounts: SqlAccountStore,
+) -> None:
+    def attempt(name: str, at: datetime) -> datetime | None:
+        return accounts.count_login_attempt(name, now=at, window=WINDOW, limit=5)
+
+    assert [attempt("admin", NOW + timedelta(seconds=second)) for second in range(5)] == [None] * 5
+    assert attempt("admin", NOW + timedelta(minutes=1)) == NOW + WINDOW  # when the oldest attempt expires
+    assert attempt("ghost", NOW) is None  # each name has its own count
+    assert attempt("admin", NOW + WINDOW + timedelta(seconds=1)) is None  # the window slid past two
+    accounts.clear_login_attempts("admin")
+    assert [attempt("admin", NOW + WINDOW + timedelta(seconds=2)) for _ in range(5)] == [None] * 5
+
+
+def test_guesses_from_several_nodes_at_once_share_one_count(engine: Engine) -> None:
+    """Ten guesses at the same moment, each through its own store (as from nodes of a cluster): five
+    pass, five wait, never more."""
+    stores = [SqlAccountStore(engine) for _ in range(10)]
+    start = threading.Barrier(10)
+
+    def guess(store: SqlAccountStore) -> datetime | None:
+        start.wait()
+        return store.count_login_attempt("admin", now=NOW, window=WINDOW, limit=5)
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(guess, stores))
+    assert answers.count(None) == 5

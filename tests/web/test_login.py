@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from cronkeeper import Scheduler
 from cronkeeper.clock import FakeClock
+from cronkeeper.web.app import create_app
+from cronkeeper.web.settings import WebSettings
 from tests.web.conftest import ADMIN_PASSWORD, csrf_of, login
 
 
@@ -64,6 +68,28 @@ def test_failed_logins_are_throttled_per_account_known_or_not(anon: TestClient, 
     assert _try(anon, "viewer", "wrong-password") == 401  # other accounts are not affected
     clock.advance(timedelta(minutes=16))
     assert _try(anon, "admin", ADMIN_PASSWORD) == 303
+
+
+def test_the_limit_holds_for_the_cluster_and_across_restarts(app: FastAPI, scheduler: Scheduler) -> None:
+    """Guesses alternating between two nodes on one database count together, and a restarted node
+    remembers them."""
+
+    def node() -> FastAPI:
+        made = Scheduler(scheduler.database_url, clock=scheduler.clock)
+        nodes.append(made)
+        return create_app(made, WebSettings())
+
+    nodes: list[Scheduler] = []
+    try:
+        with TestClient(app) as first, TestClient(node()) as second:
+            for client in (first, second, first, second, first):
+                assert _try(client, "admin", "wrong-password") == 401
+            assert _try(second, "admin", "wrong-password") == 429
+        with TestClient(node()) as restarted:
+            assert _try(restarted, "admin", ADMIN_PASSWORD) == 429
+    finally:
+        for made in nodes:
+            made.close()
 
 
 def test_logout_ends_the_session_on_the_server(admin_client: TestClient) -> None:

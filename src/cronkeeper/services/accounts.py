@@ -87,6 +87,23 @@ class AccountService:
     ) -> None:
         self.audit.record(AuditEvent(self.clock.now(), actor.name, action, kind, name, details, actor.via))
 
+    # ---- login throttling ------------------------------------------------------------------------------
+
+    def count_login_attempt(self, username: str, *, limit: int, window: timedelta) -> timedelta | None:
+        """Count a login attempt for the name, known or not (a refusal tells nothing about which names
+        exist); returns how long to wait instead when the name had ``limit`` attempts within ``window``.
+
+        Counted before the password is checked, so that parallel guesses cannot all slip through while the
+        first ones are still being verified; kept in the database, so that the limit holds for every node
+        of a cluster and across restarts."""
+        now = self.clock.now()
+        until = self._store.count_login_attempt(_name_key(username), now=now, window=window, limit=limit)
+        return None if until is None else max(until - now, timedelta(0))
+
+    def login_succeeded(self, username: str) -> None:
+        """A successful login clears the name's count."""
+        self._store.clear_login_attempts(_name_key(username))
+
     # ---- users -----------------------------------------------------------------------------------------
 
     def add_user(self, username: str, password: str, role: Role | str, *, actor: Actor) -> User:
@@ -196,6 +213,11 @@ class AccountService:
         """The key that signs session cookies: one for every node on the database, made by the first to ask,
         so that a session works whichever node answers."""
         return self._settings.setting(SIGNING_KEY_SETTING, secrets.token_urlsafe(48))
+
+
+def _name_key(username: str) -> str:
+    """Names are throttled without regard to case (``Admin`` is ``admin``)."""
+    return username.casefold()[:200]
 
 
 def same_secret(given: str, expected: str) -> bool:

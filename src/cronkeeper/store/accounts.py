@@ -6,9 +6,9 @@ ids (random 256-bit values, which a fast hash protects as well as a slow one).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from cronkeeper.exceptions import AccountNotFoundError, ValidationError
@@ -16,7 +16,7 @@ from cronkeeper.models import ApiToken, Role, User
 from cronkeeper.store.base import AccountStore
 from cronkeeper.store.engines import reading, writing
 from cronkeeper.store.rows import AnyRow
-from cronkeeper.store.schema import sessions, tokens, users
+from cronkeeper.store.schema import login_attempts, sessions, tokens, users
 
 
 class SqlAccountStore(AccountStore):
@@ -24,6 +24,36 @@ class SqlAccountStore(AccountStore):
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    # ---- login attempts --------------------------------------------------------------------------------
+
+    def count_login_attempt(
+        self, name_key: str, *, now: datetime, window: timedelta, limit: int
+    ) -> datetime | None:
+        with writing(self.engine) as conn:  # SQLite: BEGIN IMMEDIATE, one writer at a time
+            if conn.dialect.name == "postgresql":
+                # Nodes counting one name at the same moment take turns, so that no more than limit pass.
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": name_key})
+            conn.execute(delete(login_attempts).where(login_attempts.c.at <= now - window))
+            recent = (
+                conn.execute(
+                    select(login_attempts.c.at)
+                    .where(login_attempts.c.name_key == name_key)
+                    .order_by(login_attempts.c.at)
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
+            if len(recent) >= limit:
+                oldest: datetime = recent[0]
+                return oldest + window
+            conn.execute(insert(login_attempts).values(name_key=name_key, at=now))
+        return None
+
+    def clear_login_attempts(self, name_key: str) -> None:
+        with writing(self.engine) as conn:
+            conn.execute(delete(login_attempts).where(login_attempts.c.name_key == name_key))
 
     # ---- users -----------------------------------------------------------------------------------------
 

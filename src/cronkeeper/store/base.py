@@ -289,6 +289,18 @@ class AccountStore(ABC):
     """Users, API tokens and sessions.  Only hashes of secrets are ever handed to it."""
 
     @abstractmethod
+    def count_login_attempt(
+        self, name_key: str, *, now: datetime, window: timedelta, limit: int
+    ) -> datetime | None:
+        """Count a login attempt for ``name_key`` at ``now``, unless it has ``limit`` attempts within
+        ``window`` already: then count nothing and return when the oldest of them expires.  Atomic across
+        every process on the database: concurrent attempts never let more than ``limit`` through."""
+
+    @abstractmethod
+    def clear_login_attempts(self, name_key: str) -> None:
+        """Forget the attempts of ``name_key`` (a login succeeded)."""
+
+    @abstractmethod
     def add_user(self, username: str, password_hash: str, role: Role, *, now: datetime) -> User:
         """Insert a user; raises ``ValidationError`` naming ``username`` if the name is taken."""
 

@@ -180,6 +180,18 @@ sessions = Table(
     Column("expires_at", UTCDateTime, nullable=False),
 )
 
+# Login attempts per account name (casefolded, known or not) within the throttle's window: in the database,
+# so that the limit holds for every node of a cluster and across restarts.
+login_attempts = Table(
+    "ck_login_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("name_key", String(200), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_ck_login_attempts_name_at", "name_key", "at"),
+    Index("ix_ck_login_attempts_at", "at"),
+)
+
 audit_events = Table(
     "ck_audit",
     metadata,

@@ -25,7 +25,6 @@ from cronkeeper.web.filters import install_filters
 from cronkeeper.web.metrics import Metrics
 from cronkeeper.web.security import SecurityHeaders
 from cronkeeper.web.settings import WebSettings
-from cronkeeper.web.throttle import LoginThrottle
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
@@ -54,9 +53,6 @@ def create_app(scheduler: SchedulerBase, settings: WebSettings | None = None) ->
         accounts=accounts,
         settings=settings,
         templates=templates,
-        throttle=LoginThrottle(
-            scheduler.clock, attempts=settings.login_attempts, window=settings.login_window
-        ),
         signer=TimestampSigner(signing_key, salt="cronkeeper.session"),
         metrics=Metrics(scheduler, public=settings.public_metrics),
     )

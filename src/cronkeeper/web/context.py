@@ -13,7 +13,6 @@ from starlette.responses import Response
 
 from cronkeeper.services.accounts import AccountService
 from cronkeeper.web.settings import WebSettings
-from cronkeeper.web.throttle import LoginThrottle
 
 if TYPE_CHECKING:
     from cronkeeper.scheduler import SchedulerBase
@@ -29,7 +28,6 @@ class WebContext:
     accounts: AccountService
     settings: WebSettings
     templates: Jinja2Templates
-    throttle: LoginThrottle
     signer: TimestampSigner
     metrics: Metrics
 

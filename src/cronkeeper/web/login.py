@@ -70,7 +70,13 @@ async def login(
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not same_secret(login_token, expected):
         return _login_page(request, next_path, error="The form expired; please try again.", status=400)
-    wait = context.throttle.attempt(username)
+    settings = context.settings
+    wait = await run_in_threadpool(
+        context.accounts.count_login_attempt,
+        username,
+        limit=settings.login_attempts,
+        window=settings.login_window,
+    )
     if wait is not None:
         minutes = max(1, round(wait.total_seconds() / 60))
         message = f"Too many failed attempts for this account; try again in {minutes} min."
@@ -79,7 +85,7 @@ async def login(
     if user is None:
         log.warning("failed login for %r from %s", username, request.client.host if request.client else "?")
         return _login_page(request, next_path, error=WRONG, status=401)
-    context.throttle.succeeded(username)
+    await run_in_threadpool(context.accounts.login_succeeded, username)
     old = await session_secret(request)
     if old is not None:
         await run_in_threadpool(context.accounts.end_session, old)
