@@ -74,7 +74,12 @@ class SchedulerBase:
         self.dashboard: DashboardView = self._database.dashboard
         changes = ChangeLog(self.store, self.clock, audit=self.audit, on_change=self._wake)
         self.service = JobService(
-            self.store, self.clock, changes, default_timezone=timezone, placement=self._runs_on
+            self.store,
+            self.clock,
+            changes,
+            default_timezone=timezone,
+            placement=self._runs_on,
+            resolve=self.registry.resolve,
         )
         self.run_service = RunService(
             self.store,

@@ -263,6 +263,15 @@ def test_jobs_add_creates_cron_interval_and_one_off_jobs_that_list_and_show_prin
     assert json.loads(shown.stdout) == every
 
 
+def test_a_job_whose_function_does_not_import_here_is_added_with_a_warning(cli: Cli) -> None:
+    added = cli("jobs", "add", "elsewhere", "--every", "1h", "--call", "billing.tasks:invoice")
+    assert added.returncode == 0, added.stderr
+    assert added.stderr.startswith(
+        "warning: call: cannot import 'billing.tasks:invoice': ModuleNotFoundError"
+    )
+    assert cli.json("jobs", "show", "elsewhere")["spec"]["call"] == "billing.tasks:invoice"
+
+
 def test_jobs_add_with_invalid_options_exits_2_naming_the_option_and_writes_nothing(cli: Cli) -> None:
     cases = {
         "error: cron: minute field '61'": ["bad-cron", "--cron", "61 * * * *", "--command", "true"],

@@ -246,6 +246,15 @@ def test_job_page_shows_configuration_next_five_fires_and_a_chart(
     assert "<title>run 2: failed in 4.0 s</title>" in page
 
 
+def test_a_job_whose_function_does_not_import_here_is_marked(
+    viewer_client: TestClient, scheduler: Scheduler
+) -> None:
+    scheduler.add_job("billing.tasks:invoice", id="elsewhere", every="1h")
+    page = viewer_client.get("/jobs/elsewhere").text
+    assert "cannot import here" in page
+    assert "cannot import &#39;billing.tasks:invoice&#39;" in page
+
+
 def test_env_values_are_hidden_from_viewers(
     viewer_client: TestClient, admin_client: TestClient, scheduler: Scheduler
 ) -> None:

@@ -13,6 +13,7 @@ from cronkeeper.cli.output import console, print_json, table, when
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import Job
 from cronkeeper.serialize import job_to_json, schedule_text
+from cronkeeper.services.jobs import JobService
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -175,8 +176,10 @@ def show_job(app: AppContext, job_id: str, as_json: bool) -> None:
 def add_job(app: AppContext, /, job_id: str, paused: bool, as_json: bool, **options: Any) -> None:
     """Create a job: one of --cron/--every/--at, and --command or --call."""
     data = {"id": job_id, **definition(options)}
-    job = app.scheduler().service.add_job(data, by=os_user(), origin="cli", paused=paused, via=CLI_VIA)
+    service = app.scheduler().service
+    job = service.add_job(data, by=os_user(), origin="cli", paused=paused, via=CLI_VIA)
     _report(job, "added", as_json)
+    _warn_if_unimportable(service, job)
 
 
 @jobs.command("edit")
@@ -189,8 +192,16 @@ def edit_job(app: AppContext, /, job_id: str, as_json: bool, **options: Any) -> 
     changes = definition(options)
     if not changes:
         raise ValidationError("options", "nothing to change; give at least one option")
-    job = app.scheduler().service.edit_job(job_id, changes, by=os_user(), via=CLI_VIA)
+    service = app.scheduler().service
+    job = service.edit_job(job_id, changes, by=os_user(), via=CLI_VIA)
     _report(job, "updated", as_json)
+    _warn_if_unimportable(service, job)
+
+
+def _warn_if_unimportable(service: JobService, job: Job) -> None:
+    problem = service.target_problem(job.spec)
+    if problem is not None:
+        click.echo(f"warning: call: {problem}", err=True)
 
 
 def _report(job: Job, verb: str, as_json: bool) -> None:

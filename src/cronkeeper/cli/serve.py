@@ -216,6 +216,10 @@ def sync_declared_jobs(scheduler: Scheduler, declarations: list[Declaration]) ->
         where, origin, by = declaration.where, declaration.origin, declaration.by
         via = by if where == by else f"{by} {where}"
         report = scheduler.service.sync_jobs(declaration.jobs, origin=origin, by=by, via=via)
+        for job in scheduler.service.find_jobs([*report.added, *report.updated, *report.unchanged]):
+            problem = scheduler.service.target_problem(job.spec)
+            if problem is not None:
+                log.warning("%s: job %s: %s", where, job.id, problem)
         log.info(
             "%s: %d added, %d updated, %d unchanged, %d disabled",
             where,

@@ -20,10 +20,12 @@ from cronkeeper.exceptions import (
     CronComputationError,
     InvalidScheduleError,
     JobExistsError,
+    TargetImportError,
     ValidationError,
 )
 from cronkeeper.models import CallableTarget, Job, JobSpec
 from cronkeeper.planning import next_due
+from cronkeeper.registry import import_ref
 from cronkeeper.serialize import redact_env
 from cronkeeper.services.changes import ChangeLog
 from cronkeeper.specs import SCHEDULE_KEYS, SpecBatch, build_spec, build_trigger, spec_to_dict
@@ -82,12 +84,14 @@ class JobService:
         *,
         default_timezone: str = "UTC",
         placement: Placement = _anywhere,
+        resolve: Callable[[str], object] = import_ref,
     ) -> None:
         self._store = store
         self.clock = clock
         self.default_timezone = default_timezone
         self._changes = changes
         self._placement = placement
+        self._resolve = resolve
 
     # ---- definitions -----------------------------------------------------------------------------------
 
@@ -435,6 +439,20 @@ class JobService:
         self._store.delete_job(job_id, expected_version=expected_version)
         self._changes.announce()
         self._changes.record("delete", job_id, by=by, via=via)
+
+    def target_problem(self, spec: JobSpec) -> str | None:
+        """Why this process cannot import the job's function (None: it can, or the job runs a command).
+
+        A job whose function does not import is still accepted, since the process that runs it may differ
+        (another virtualenv, another node); faces show this as a warning when the job is saved."""
+        target = spec.target
+        if not isinstance(target, CallableTarget):
+            return None
+        try:
+            self._resolve(target.ref)
+        except TargetImportError as exc:
+            return f"{exc}; saved all the same: a scheduler that can import it will run it"
+        return None
 
     # ---- reading ---------------------------------------------------------------------------------------
 

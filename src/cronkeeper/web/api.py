@@ -73,10 +73,17 @@ Admin = Annotated[Principal, Depends(admin)]
 
 
 def _job_response(
-    job: Job, principal: Principal, *, status_code: int = 200, headers: dict[str, str] | None = None
+    job: Job,
+    principal: Principal,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    warnings: list[str] | None = None,
 ) -> JSONResponse:
     """The job as JSON with its version as ETag, for a later If-Match."""
     body = job_to_json(job, reveal_env=principal.is_admin)
+    if warnings:
+        body["warnings"] = warnings
     return JSONResponse(body, status_code, headers={"ETag": f'"{job.version}"', **(headers or {})})
 
 
@@ -126,7 +133,15 @@ def create_job(request: Request, body: JobCreate, principal: Admin) -> JSONRespo
         via=client_address(request),
     )
     location = str(request.url_for("get_job", job_id=job.id))
-    return _job_response(job, principal, status_code=201, headers={"Location": location})
+    return _job_response(
+        job, principal, status_code=201, headers={"Location": location}, warnings=_warnings(request, job)
+    )
+
+
+def _warnings(request: Request, job: Job) -> list[str]:
+    """What the client should hear about a job it saved: a function this process cannot import."""
+    problem = service(request).target_problem(job.spec)
+    return [] if problem is None else [f"call: {problem}"]
 
 
 def _if_match(if_match: str | None) -> int | None:
@@ -177,7 +192,7 @@ def edit_job(
             expected_version=body.expected_version if version is None else version,
             via=client_address(request),
         )
-    return _job_response(job, principal)
+    return _job_response(job, principal, warnings=_warnings(request, job))
 
 
 @router.post(

@@ -182,6 +182,11 @@ class JobOut(BaseModel):
     spec: dict[str, Any] = Field(
         description="Every option, as POST /api/jobs takes them; env redacted for viewers."
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Only in answers to a create or an edit: what the job was saved despite, e.g. a function "
+        "this process cannot import (another process may).",
+    )
 
 
 class JobList(BaseModel):

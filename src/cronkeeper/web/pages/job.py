@@ -86,6 +86,7 @@ def job_page(
     context = {
         "nav": "jobs",
         "job": job,
+        "import_problem": service(request).target_problem(job.spec),
         "schedule": schedule_text(job.spec.trigger),
         "options": option_rows(job, reveal_env=principal.is_admin),
         "preview": next_fires(request, job),
