@@ -103,10 +103,12 @@ class Config:
 
     @property
     def origin(self) -> str:
-        """The origin of the jobs this file declares: ``config`` and its ``name``, else its absolute path.
+        """The origin of the jobs this file declares: ``config`` and its ``name``, else its absolute path
+        (as given, symlinks not followed).
         Syncing the file disables only the jobs of this origin, so two services with files of their own
         on one database leave each other's jobs alone."""
-        where = self.name or (str(self.path.resolve()) if self.path is not None else "")
+        # Absolute, symlinks kept: a deploy that swaps what `current` points at keeps the file's origin.
+        where = self.name or (str(self.path.absolute()) if self.path is not None else "")
         origin = f"config {where}".rstrip()
         return origin if len(origin) <= MAX_ORIGIN else f"config …{origin[-(MAX_ORIGIN - 8) :]}"
 

@@ -173,7 +173,12 @@ def _apply_overlap(spec: JobSpec, chosen: list[PlannedRun], active: int) -> list
     """Turn runs that the overlap policy forbids into ``skipped`` records; with ``catchup="all"`` they wait
     their turn instead (late by then, so catch-up runs, the fire on time included)."""
     free = free_slots(spec, active)
-    in_turn = spec.catchup is Catchup.ALL and spec.overlap is not Overlap.REPLACE
+    # Only fires of a catch-up wait their turn: an ordinary fire that finds its job busy is skipped.
+    in_turn = (
+        spec.catchup is Catchup.ALL
+        and spec.overlap is not Overlap.REPLACE
+        and any(run.trigger_source is TriggerSource.CATCHUP for run in chosen)
+    )
     out: list[PlannedRun] = []
     for run in chosen:
         if free > 0:

@@ -59,6 +59,13 @@ def imports_as(func: Callable[..., Any], ref: str) -> bool:
         return False
 
 
+def _of_another_object(registered: Callable[..., Any], func: Callable[..., Any]) -> bool:
+    """Whether both are methods, bound to different objects."""
+    owner = getattr(registered, "__self__", None)
+    other = getattr(func, "__self__", None)
+    return owner is not None and other is not None and owner is not other
+
+
 class Registry:
     """Callables known to one scheduler object by their reference."""
 
@@ -71,8 +78,9 @@ class Registry:
     def register(self, func: Callable[..., Any], ref: str | None = None) -> str:
         """Remember ``func`` under ``ref`` (default: its own ``module:qualname``) and return the reference.
 
-        A local callable whose reference another local callable holds already (a bound method of a second
-        object of one class, a second lambda) gets ``_2``, ``_3``… in the order registered.
+        A bound method of a second object of one class gets ``_2``, ``_3``… in the order registered: each
+        object keeps a job of its own.  Another local callable under a taken reference (a lambda made again
+        by code that declares its jobs again) replaces the one registered, as its job does.
         """
         base = ref or ref_of(func)
         importable = imports_as(func, base)
@@ -82,7 +90,7 @@ class Registry:
                 self._local.discard(key)
             else:
                 count = 1
-                while key in self._local and self._callables[key] != func:
+                while key in self._local and _of_another_object(self._callables[key], func):
                     count += 1
                     key = f"{base}_{count}"
                 self._local.add(key)

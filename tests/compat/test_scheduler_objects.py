@@ -5,8 +5,12 @@ run its own objects' jobs and leave the others' alone."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +20,9 @@ from cronkeeper.compat.apscheduler import AsyncIOScheduler, BackgroundScheduler,
 from cronkeeper.compat.apscheduler.triggers import CronTrigger
 from cronkeeper.settings import SchedulerSettings
 from tests.compat.conftest import Factory
+from tests.e2e.test_cli import wait_for
+
+REPO = Path(__file__).resolve().parent.parent.parent
 
 MIDNIGHT = datetime(2026, 3, 3, tzinfo=UTC)
 
@@ -215,3 +222,37 @@ def test_with_a_persistent_job_store_configured_jobs_not_added_again_are_kept(
     second.add_job("tests.jobs:metrics", "interval", minutes=1, id="kept")
     second.start()
     assert enabled(second) == {"kept": True, "stored": True}
+
+
+def test_a_second_replica_does_not_disable_the_jobs_of_a_live_one(
+    make: Factory,
+    db_url: str,
+    tmp_path: Path,
+) -> None:
+    """Two processes of one program on one database (two workers).  The first adds a job after start().
+    When the second starts, it re-declares 'shared', sees the first's origin as "an earlier run" (it only
+    knows objects of its own process) and disables the live process's job."""
+    ready = tmp_path / "ready"
+    script = textwrap.dedent(
+        f"""
+        import pathlib, time
+        from cronkeeper.compat.apscheduler import BackgroundScheduler
+        s = BackgroundScheduler(db={db_url!r})
+        s.add_job("tests.jobs:metrics", "interval", hours=1, id="shared")
+        s.start()
+        s.add_job("tests.jobs:metrics", "interval", hours=1, id="report-42")  # added at run time
+        pathlib.Path({str(ready)!r}).write_text("ok")
+        time.sleep(60)
+        """
+    )
+    first = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    try:
+        wait_for(ready.exists, "the first process to declare its jobs", 30)
+        second = make(BackgroundScheduler)
+        second.add_job("tests.jobs:metrics", "interval", hours=1, id="shared")
+        second.start()
+        assert first.poll() is None  # the first process is alive, running its jobs
+        assert enabled(second) == {"shared": True, "report-42": True}
+    finally:
+        first.kill()
+        first.wait()

@@ -434,6 +434,6 @@ def test_a_bad_name_is_a_config_error_naming_it(tmp_path: Path, value: str) -> N
 
 def test_the_origin_of_a_files_jobs_is_its_name_else_its_path(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, 'name = " billing "\n')).origin == "config billing"
-    assert load_config(write(tmp_path, "")).origin == f"config {(tmp_path / 'cronkeeper.toml').resolve()}"
+    assert load_config(write(tmp_path, "")).origin == f"config {(tmp_path / 'cronkeeper.toml').absolute()}"
     deep = Config(path=Path("/" + "d" * 300) / "cronkeeper.toml")
     assert len(deep.origin) == 200 and deep.origin.endswith("d/cronkeeper.toml")

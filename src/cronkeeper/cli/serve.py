@@ -20,8 +20,8 @@ from cronkeeper.cli.context import AppContext, pass_app
 from cronkeeper.config import WebConfig, located
 from cronkeeper.demo import DEMO_JOBS
 from cronkeeper.exceptions import CronkeeperError, ValidationError
-from cronkeeper.scheduler import Scheduler
-from cronkeeper.specs import build_spec
+from cronkeeper.scheduler import Scheduler, database_exists
+from cronkeeper.specs import build_spec, check_not_past
 
 if TYPE_CHECKING:
     from cronkeeper.web.server import WebServer
@@ -201,10 +201,15 @@ def declared_jobs(app: AppContext, *, demo: bool) -> list[Declaration]:
     if demo:
         declarations.append(Declaration("demo", "demo", "demo", DEMO_JOBS))
     now = datetime.now(UTC)
+    # With no database yet every job is new, so a one-off already past is refused here too, before the
+    # database is made (with one, a past one-off may be a job that ran: the sync decides).
+    new_database = not database_exists(app.db_url)
     for declaration in declarations:
         for index, data in enumerate(declaration.jobs):
             try:
-                build_spec(data, default_timezone=config.timezone or "UTC", now=now)
+                spec = build_spec(data, default_timezone=config.timezone or "UTC", now=now)
+                if new_database:
+                    check_not_past(spec, now)
             except ValidationError as exc:
                 raise located(exc, f"{declaration.where}: jobs[{index}]") from None
     return declarations

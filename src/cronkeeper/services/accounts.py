@@ -216,8 +216,9 @@ class AccountService:
 
 
 def _name_key(username: str) -> str:
-    """Names are throttled without regard to case (``Admin`` is ``admin``)."""
-    return username.casefold()[:200]
+    """The name as typed: user names are told apart by case (``admin`` and ``ADMIN`` may be two accounts),
+    and a name that is no account cannot unlock one."""
+    return username[:200]
 
 
 def same_secret(given: str, expected: str) -> bool:

@@ -28,7 +28,14 @@ from cronkeeper.planning import next_due
 from cronkeeper.registry import import_ref
 from cronkeeper.serialize import redact_env
 from cronkeeper.services.changes import ChangeLog
-from cronkeeper.specs import SCHEDULE_KEYS, SpecBatch, build_spec, build_trigger, spec_to_dict
+from cronkeeper.specs import (
+    SCHEDULE_KEYS,
+    SpecBatch,
+    build_spec,
+    build_trigger,
+    check_not_past,
+    spec_to_dict,
+)
 from cronkeeper.store.base import JobStore, NewJob
 from cronkeeper.triggers import CronTrigger, DateTrigger, IntervalTrigger
 
@@ -198,9 +205,17 @@ class JobService:
         spec = self.build({key: value for key, value in data.items() if value is not None})
         if spec == job.spec and expected_version in (None, job.version):
             return job
+        # A new target: where it can run is asked anew.  The same one keeps its home, which it can still
+        # refuse (a callable only one object holds cannot run isolated in a child process).
+        new_target = _target_ref(spec) != _target_ref(job.spec)
+        runs_on = self._placement(spec) if new_target else job.runs_on
+        if runs_on is not None and _isolated(spec):
+            raise ValidationError(
+                "isolate", "the job's function exists only in one scheduler object; a child cannot import it"
+            )
         saved = self._save(job, spec, by=by, expected_version=expected_version)
-        if _target_ref(spec) != _target_ref(job.spec):  # a new target: where it can run is asked anew
-            saved = self._place(saved, spec, job.origin)
+        if new_target:
+            saved = self._place(saved, runs_on, job.origin)
         self._changes.record("edit", job_id, by=by, via=via, details=_changed_options(job.spec, saved.spec))
         return saved
 
@@ -225,16 +240,16 @@ class JobService:
                 existing, spec = self._declared(data)
                 if existing is None:
                     raise
+        runs_on = self._placement(spec)  # before anything is written: it may refuse the declaration
         if spec == existing.spec and existing.enabled:
-            return self._place(existing, spec, origin), "unchanged"
-        saved = self._place(self._save(existing, spec, by=by, enabled=True), spec, origin)
+            return self._place(existing, runs_on, origin), "unchanged"
+        saved = self._place(self._save(existing, spec, by=by, enabled=True), runs_on, origin)
         changed = _changed_options(existing.spec, spec)
         self._changes.record("edit", saved.id, by=by or origin, via=via, details=changed)
         return saved, "updated"
 
-    def _place(self, job: Job, spec: JobSpec, origin: str) -> Job:
+    def _place(self, job: Job, runs_on: str | None, origin: str) -> Job:
         """Record that ``origin`` declares ``job`` now, and where it can run (not an edit: no version)."""
-        runs_on = self._placement(spec)
         if (job.origin, job.runs_on) == (origin, runs_on):
             return job
         if runs_on is not None and job.runs_on is not None:
@@ -358,8 +373,7 @@ class JobService:
     def _first_due(self, spec: JobSpec) -> tuple[datetime | None, datetime | None]:
         now = self.clock.now()
         if isinstance(spec.trigger, DateTrigger):
-            if spec.trigger.at < now - spec.misfire_grace:
-                raise ValidationError("at", f"{spec.trigger.at.isoformat()} is in the past")
+            check_not_past(spec, now)
             return next_due(spec, min(now, spec.trigger.at) - timedelta(microseconds=1))
         with _computable():
             due = next_due(spec, now)
@@ -482,6 +496,10 @@ def _computable() -> Iterator[None]:
 
 def _target_ref(spec: JobSpec) -> str | None:
     return spec.target.ref if isinstance(spec.target, CallableTarget) else None
+
+
+def _isolated(spec: JobSpec) -> bool:
+    return isinstance(spec.target, CallableTarget) and spec.target.isolate
 
 
 def _check_version(job: Job, expected_version: int | None) -> None:

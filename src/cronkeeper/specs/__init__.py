@@ -18,6 +18,7 @@ from cronkeeper.specs.validate import (
     TEXT_LIMITS,
     build_spec,
     build_trigger,
+    check_not_past,
     parse_cron,
     parse_zone,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "SpecBatch",
     "build_spec",
     "build_trigger",
+    "check_not_past",
     "parse_cron",
     "parse_zone",
     "spec_from_stored",

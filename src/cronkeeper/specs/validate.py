@@ -354,3 +354,10 @@ def _choice(data: Mapping[str, Any], key: str, enum: type[E], default: E) -> E:
     except ValueError:
         allowed = ", ".join(member.value for member in enum)
         raise ValidationError(key, f"{value!r} is not one of {allowed}") from None
+
+
+def check_not_past(spec: JobSpec, now: datetime) -> None:
+    """Refuse a new one-off whose instant is past its misfire grace: it would never run."""
+    trigger = spec.trigger
+    if isinstance(trigger, DateTrigger) and trigger.at < now - spec.misfire_grace:
+        raise ValidationError("at", f"{trigger.at.isoformat()} is in the past")

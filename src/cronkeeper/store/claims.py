@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, bindparam, func, select, text, update
+from sqlalchemy import Connection, Dialect, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
@@ -23,7 +23,6 @@ from cronkeeper.store.base import ClaimResult, StartOrder
 from cronkeeper.store.batch import BatchStatement
 from cronkeeper.store.rows import (
     ACTIVE_RUN,
-    WAITING_ITS_TURN,
     AnyRow,
     SpecCache,
     job_runs_here,
@@ -110,7 +109,6 @@ class Claimer:
                 runs.c.owner.is_(None),
                 runs.c.due_at <= now,
                 ~run_of_job_elsewhere(instance_id),
-                ~WAITING_ITS_TURN,
             )
             .order_by(runs.c.due_at)
             .limit(limit)
@@ -257,9 +255,10 @@ class Claimer:
         taken: list[dict[str, Any]] = []
         refused: list[dict[str, Any]] = []
         replaced: list[str] = []
+        stopped = _stopped_jobs(conn, {row.job_id for row in queued})
         for row in queued:
             spec = specs.get(row.job_id)
-            verdict = _queued_verdict(row, spec, active, now)
+            verdict = _queued_verdict(row, spec, active, now, stopped.get(row.job_id))
             if verdict is _WAIT:
                 continue
             if verdict is not None:
@@ -365,14 +364,25 @@ def _insert_ignoring_duplicates(dialect: str, columns: Sequence[str]) -> Insert:
 _WAIT = (RunStatus.QUEUED, "waiting for its turn")
 
 
+def _stopped_jobs(conn: Connection, job_ids: set[str]) -> dict[str, str]:
+    """Of these jobs, the paused or disabled ones, and which."""
+    rows = conn.execute(
+        select(jobs.c.id, jobs.c.enabled).where(jobs.c.id.in_(job_ids), or_(jobs.c.paused, ~jobs.c.enabled))
+    )
+    return {row.id: "paused" if row.enabled else "disabled" for row in rows}
+
+
 def _queued_verdict(
-    row: AnyRow, spec: JobSpec | None, active: dict[str, int], now: datetime
+    row: AnyRow, spec: JobSpec | None, active: dict[str, int], now: datetime, stopped: str | None = None
 ) -> tuple[RunStatus, str] | None:
     """Why a queued run must not start now (a status and a message; ``_WAIT`` to leave it queued), or None
-    if it may."""
+    if it may.  ``stopped`` says the job is paused or disabled: its scheduled runs do not start (one asked
+    for by someone still does)."""
     if spec is None:
         return RunStatus.SKIPPED, "not started: the job was removed"
     catching_up = row.trigger_source == TriggerSource.CATCHUP.value
+    if stopped is not None and (catching_up or row.trigger_source == TriggerSource.SCHEDULE.value):
+        return RunStatus.SKIPPED, f"not started: the job was {stopped} before the run started"
     if row.trigger_source == TriggerSource.SCHEDULE.value and now - row.due_at > spec.misfire_grace:
         # A scheduled run handed back at shutdown and not taken up in time is a misfire like any other;
         # a catch-up run is late on purpose.

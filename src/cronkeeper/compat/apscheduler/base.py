@@ -43,6 +43,7 @@ from cronkeeper.compat.apscheduler.jobs import (
     json_arguments,
     policy_options,
 )
+from cronkeeper.compat.apscheduler.lineage import Lineage, is_facade_origin
 from cronkeeper.compat.apscheduler.triggers import (
     BaseTrigger,
     create_trigger,
@@ -59,10 +60,8 @@ STATE_STOPPED = 0
 STATE_RUNNING = 1
 STATE_PAUSED = 2
 
-# The origin of the jobs code adds: "code" for cronkeeper's Scheduler, "code INSTANCE" for a facade object, so
-# that the next start of the program can tell which jobs that object declared (see _retire_undeclared).
+# The origin of the jobs cronkeeper's Scheduler adds in code; a facade object's: "code INSTANCE" (.lineage).
 ORIGIN = "code"
-_OBJECT_ORIGIN = "code "
 
 MODIFIABLE = frozenset(
     {
@@ -105,9 +104,7 @@ class JobsFacade:
         self._naming = JobNaming(self._core.registry)
         self._lock = threading.RLock()
         self._added: set[str] = set()  # ids added by this scheduler: a second add is a conflict
-        self._origin = f"{_OBJECT_ORIGIN}{self._core.instance_id}"
-        # Origins of facade objects of earlier runs of the program whose jobs this one declares again.
-        self._earlier: set[str] = set()
+        self._lineage = Lineage(self._core, config.logger)
         self._views = JobViews(self, self._core, config.timezone)
         self._executor_aliases = set(config.executors)
         self._jobstore_aliases = set(config.jobstores)
@@ -255,31 +252,17 @@ class JobsFacade:
         existing = service.find_job(data["id"])
         if existing is None:
             try:
-                return service.add_job(data, origin=self._origin, paused=paused)
+                return service.add_job(data, origin=self._lineage.origin, paused=paused)
             except JobExistsError:
                 pass  # another process or scheduler declared it in between: update theirs
-        elif existing.origin.startswith(_OBJECT_ORIGIN) and existing.origin != self._origin:
-            self._earlier.add(existing.origin)
-        return service.upsert_job(data, origin=self._origin)[0]
+        else:
+            self._lineage.declaring(existing)
+        return service.upsert_job(data, origin=self._lineage.origin)[0]
 
     def _retire_undeclared(self) -> None:
-        """At start: disable (not delete: history stays) the jobs that an earlier run of the program declared
-        together with this object's and that it did not declare this time (a switch turned off, a lambda
-        gone), as APScheduler's memory job store forgets them at exit.  Jobs of objects still open in this
-        process are theirs; with a persistent job store configured, nothing is retired."""
-        earlier = {
-            origin
-            for origin in self._earlier
-            if not SchedulerBase.is_open_instance(origin.removeprefix(_OBJECT_ORIGIN))
-        }
-        self._earlier.clear()
-        if not earlier or self._config.keeps_undeclared:
-            return
-        service = self._core.service
-        for job in service.list_jobs(include_disabled=False):
-            if job.origin in earlier and job.id not in self._added:
-                service.disable(job.id, reason="no longer added by the program", by="apscheduler")
-                self._log.info("disabled job %s: the program no longer adds it", job.id)
+        """At start, unless a persistent job store was configured: see :mod:`.lineage`."""
+        if not self._config.keeps_undeclared:
+            self._lineage.retire_undeclared(self._added)
 
     def _first_run(self, trigger: BaseTrigger, data: dict[str, Any], next_run_time: object) -> bool:
         # A naive next_run_time is the host's wall time (datetime.now()) unless a timezone was configured.
@@ -375,7 +358,7 @@ class JobsFacade:
         or an import from APScheduler's table are kept, as are command jobs."""
         self._check_jobstore(jobstore)
         for job in self._views.visible():
-            if job.origin != ORIGIN and not job.origin.startswith(_OBJECT_ORIGIN):
+            if job.origin != ORIGIN and not is_facade_origin(job.origin):
                 continue
             self._call(self._core.remove_job, job.id)
             self._forget(job.id)
