@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from pathlib import Path
+
+from cronkeeper import RunFailed
 
 
 def metrics(items: int = 10) -> dict[str, int]:
@@ -66,3 +69,21 @@ def whoami() -> dict[str, object]:
 async def async_whoami() -> dict[str, object]:
     await asyncio.sleep(0)
     return whoami()
+
+
+def chatty(items: int = 3) -> dict[str, int]:
+    """Logs as a job of seeds 001-003 does, and returns its counts."""
+    log = logging.getLogger("tests.jobs.chatty")
+    for item in range(items):
+        log.warning("item %d done", item)
+    return {"items": items}
+
+
+def partly_failed() -> None:
+    """Ends its run as failed, with the figures of what it did (seed 003's ``{success: false}``)."""
+    logging.getLogger("tests.jobs.partly").error("2 of 3 items failed")
+    raise RunFailed("2 of 3 items failed", result={"succeeded": 1, "failed": 2})
+
+
+async def async_chatty() -> None:
+    logging.getLogger("tests.jobs.async").warning("from a coroutine")

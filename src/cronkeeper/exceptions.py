@@ -94,3 +94,12 @@ class TargetImportError(CronkeeperError, ImportError):
 
 class SchedulerStateError(CronkeeperError, RuntimeError):
     """The scheduler was asked to do something its current state does not allow (start twice, say)."""
+
+
+class RunFailed(CronkeeperError):
+    """Raised by a job to end its run as failed while still storing ``result`` (what it did manage): the run
+    is recorded ``failed`` with the message as its error, and retried like any failure."""
+
+    def __init__(self, message: str, *, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result

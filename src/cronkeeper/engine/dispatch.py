@@ -9,6 +9,7 @@ later one, from a thread that outlived its timeout, is dropped.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import heapq
 import logging
@@ -22,8 +23,9 @@ from datetime import datetime, timedelta
 from cronkeeper.clock import Clock
 from cronkeeper.engine.outcomes import OutcomeBuffer
 from cronkeeper.exceptions import CronkeeperError
-from cronkeeper.executors import Execution, run_callable, run_child, run_coroutine
+from cronkeeper.executors import Execution, joblog, run_callable, run_child, run_coroutine
 from cronkeeper.executors.event_loop import EventLoopThread
+from cronkeeper.executors.joblog import capturing
 from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.pool import Task, WorkerPool
 from cronkeeper.executors.runners import failure
@@ -66,6 +68,7 @@ class Dispatcher:
         self._caller_loop = event_loop
         self._loop_thread = EventLoopThread()
         self._pool = WorkerPool(workers)
+        joblog.install()  # the records of in-process jobs become their runs' output
         self._watchdog = Watchdog(self._time_out)
         self._lock = threading.Condition()
         self._inflight: dict[int, InFlight] = {}
@@ -160,9 +163,11 @@ class Dispatcher:
             self._start_coroutine(flight, func)
             return None
 
+        log_output = TailBuffer(flight.order.spec.output_limit)
+
         def call() -> Execution:
-            with running(run_context(flight.order)):
-                return run_callable(func, target)
+            with running(run_context(flight.order)), capturing(log_output):
+                return with_output(run_callable(func, target), log_output)
 
         return self._task(flight, call, arm_timeout=True)
 
@@ -209,10 +214,14 @@ class Dispatcher:
         target = flight.order.spec.target
         assert isinstance(target, CallableTarget)
 
+        log_output = TailBuffer(flight.order.spec.output_limit)
+
         async def job() -> Execution:
             self._mark_started(flight)
-            with running(run_context(flight.order)):  # the task's own copy of the context
-                return await run_coroutine(func, target, flight.order.spec.timeout)  # type: ignore[arg-type]
+            # The task's own copy of the context: its records and current_run() are its own.
+            with running(run_context(flight.order)), capturing(log_output):
+                execution = await run_coroutine(func, target, flight.order.spec.timeout)  # type: ignore[arg-type]
+            return with_output(execution, log_output)
 
         coro = job()
         if self._caller_loop is not None:
@@ -298,6 +307,15 @@ class Dispatcher:
         self._pool.shutdown()
         self._watchdog.close()
         self._loop_thread.close()
+
+
+def with_output(execution: Execution, output: TailBuffer) -> Execution:
+    """The execution with the log records its job emitted as its output, if it emitted any."""
+    if not output.version:
+        return execution
+    return dataclasses.replace(
+        execution, outcome=dataclasses.replace(execution.outcome, output=output.text())
+    )
 
 
 def run_context(order: StartOrder) -> RunContext:

@@ -12,6 +12,7 @@ import sys
 import traceback
 from typing import Any
 
+from cronkeeper.exceptions import RunFailed
 from cronkeeper.executors.results import to_result
 from cronkeeper.registry import import_ref
 from cronkeeper.runcontext import RunContext, running
@@ -27,6 +28,8 @@ def main() -> int:
             if inspect.isawaitable(value):
                 value = asyncio.run(_await(value))
         outcome = {"ok": True, "result": to_result(value)}
+    except RunFailed as exc:  # the job ended its run as failed, with what it did manage
+        outcome = {"ok": False, "error": f"RunFailed: {exc}", "result": to_result(exc.result)}
     except BaseException as exc:  # the parent records every failure, SystemExit included
         outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     with open(payload["result_path"], "w", encoding="utf-8") as handle:

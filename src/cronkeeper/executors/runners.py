@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from cronkeeper.exceptions import RunFailed
 from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.process import ProcessOutcome, run_process
 from cronkeeper.executors.results import to_result
@@ -53,10 +54,18 @@ def child_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name not in PRIVATE_VARIABLES}
 
 
+def chosen_failure(exc: RunFailed) -> Execution:
+    """A run the job itself ended as failed (``RunFailed``), keeping the result it gave."""
+    outcome = RunOutcome(error=f"RunFailed: {exc}", result=to_result(exc.result))
+    return Execution(RunStatus.FAILED, outcome, exception=exc, value=exc.result)
+
+
 def run_callable(func: Callable[..., Any], target: CallableTarget) -> Execution:
     """Call a sync function in the current (worker) thread."""
     try:
         value = func(*target.args, **target.kwargs)
+    except RunFailed as exc:
+        return chosen_failure(exc)
     except Exception as exc:
         return failure(exc)
     return Execution(RunStatus.SUCCEEDED, RunOutcome(result=to_result(value)), value=value)
@@ -75,6 +84,8 @@ async def run_coroutine(
         )
     except asyncio.CancelledError as exc:
         return Execution(RunStatus.CANCELLED, RunOutcome(error="cancelled"), exception=exc)
+    except RunFailed as exc:
+        return chosen_failure(exc)
     except Exception as exc:
         return failure(exc)
     return Execution(RunStatus.SUCCEEDED, RunOutcome(result=to_result(value)), value=value)
@@ -171,9 +182,10 @@ def _with_child_result(execution: Execution, result_path: str) -> Execution:
         return Execution(
             RunStatus.SUCCEEDED, replace(measured, exit_code=0, error=None, result=reported["result"])
         )
-    return Execution(
-        RunStatus.FAILED, replace(measured, error=reported["error"], traceback=reported["traceback"])
+    failed = replace(
+        measured, error=reported["error"], traceback=reported.get("traceback"), result=reported.get("result")
     )
+    return Execution(RunStatus.FAILED, failed)
 
 
 def _from_process(outcome: ProcessOutcome, timeout: timedelta | None) -> Execution:
