@@ -73,6 +73,7 @@ class Registry:
         self._callables: dict[str, Callable[..., Any]] = {}
         self._coroutine: dict[str, bool] = {}
         self._local: set[str] = set()
+        self._failures: dict[str, str] = {}  # why a reference last failed to import, until it imports
         self._lock = threading.Lock()
 
     def register(self, func: Callable[..., Any], ref: str | None = None) -> str:
@@ -106,8 +107,18 @@ class Registry:
         """The registered callable, else the imported one (kept for next time)."""
         found = self._callables.get(ref)
         if found is None:
-            found = self._callables[ref] = import_ref(ref)
+            try:
+                found = self._callables[ref] = import_ref(ref)
+            except TargetImportError as exc:
+                self._failures[ref] = str(exc)
+                raise
+            self._failures.pop(ref, None)
         return found
+
+    def known_problem(self, ref: str) -> str | None:
+        """Why ``ref`` failed to import the last time it was tried here (None: it did not fail), without
+        importing anything now."""
+        return self._failures.get(ref)
 
     def is_coroutine(self, ref: str) -> bool:
         """Whether the (already resolved) callable is a coroutine function; asked on every dispatch."""

@@ -79,7 +79,7 @@ class SchedulerBase:
             changes,
             default_timezone=timezone,
             placement=self._runs_on,
-            resolve=self.registry.resolve,
+            registry=self.registry,
         )
         self.run_service = RunService(
             self.store,
@@ -154,6 +154,20 @@ class SchedulerBase:
     @property
     def running(self) -> bool:
         return self.loop is not None and self.loop.running
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop is under way (running jobs are being waited for or cancelled)."""
+        loop = self.loop
+        return loop is not None and loop.stopping
+
+    def hurry(self) -> None:
+        """During a :meth:`stop` that waits for running jobs (from another thread): stop waiting and cancel
+        them now, killing their process groups; they are recorded ``cancelled``.  What a second Ctrl-C
+        does in ``serve``."""
+        loop = self.loop
+        if loop is not None:
+            loop.hurry()
 
     # ---- defining jobs ---------------------------------------------------------------------------------
 

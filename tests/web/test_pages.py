@@ -249,7 +249,9 @@ def test_job_page_shows_configuration_next_five_fires_and_a_chart(
 def test_a_job_whose_function_does_not_import_here_is_marked(
     viewer_client: TestClient, scheduler: Scheduler
 ) -> None:
-    scheduler.add_job("billing.tasks:invoice", id="elsewhere", every="1h")
+    job = scheduler.add_job("billing.tasks:invoice", id="elsewhere", every="1h")
+    assert "cannot import here" not in viewer_client.get("/jobs/elsewhere").text  # a view imports nothing
+    assert scheduler.service.target_problem(job.spec) is not None  # as saving it from a face does
     page = viewer_client.get("/jobs/elsewhere").text
     assert "cannot import here" in page
     assert "cannot import &#39;billing.tasks:invoice&#39;" in page

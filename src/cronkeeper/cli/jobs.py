@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -199,7 +201,9 @@ def edit_job(app: AppContext, /, job_id: str, as_json: bool, **options: Any) -> 
 
 
 def _warn_if_unimportable(service: JobService, job: Job) -> None:
-    problem = service.target_problem(job.spec)
+    # What the module prints when imported goes to stderr: stdout may be JSON for a program to read.
+    with contextlib.redirect_stdout(sys.stderr):
+        problem = service.target_problem(job.spec)
     if problem is not None:
         click.echo(f"warning: call: {problem}", err=True)
 

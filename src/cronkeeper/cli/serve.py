@@ -66,8 +66,14 @@ def serve(
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s; stopping (running jobs get %ss)", signal.Signals(signum).name, stop_timeout)
-        stop.set()
+        name = signal.Signals(signum).name
+        if not stop.is_set():
+            log.info("received %s; stopping (running jobs get %ss; again to cancel them)", name, stop_timeout)
+            stop.set()
+            return
+        log.info("received %s again; cancelling the running jobs now", name)
+        # From a thread: the handler may have interrupted the very wait that hurry() ends.
+        threading.Thread(target=scheduler.hurry, name="cronkeeper-hurry", daemon=True).start()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     web: WebServer | None = None
@@ -91,9 +97,10 @@ def serve(
             if web is not None and not web.running:
                 raise CronkeeperError("the dashboard's web server stopped unexpectedly; see the log above")
     finally:
+        # The dashboard stays up while running jobs finish, its /healthz answering "stopping".
+        scheduler.stop(wait=True, timeout=stop_timeout)
         if web is not None:
             web.stop()
-        scheduler.stop(wait=True, timeout=stop_timeout)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("stopped")

@@ -48,6 +48,7 @@ class InFlight:
     future: Future[Execution] | None = None
     in_process: bool = False
     output: TailBuffer | None = None  # only process runs have output to show while they run
+    log: TailBuffer | None = None  # what an in-process job logged, kept if it times out or is cancelled
 
 
 class Dispatcher:
@@ -67,6 +68,7 @@ class Dispatcher:
         self.outcomes = outcomes
         self._caller_loop = event_loop
         self._loop_thread = EventLoopThread()
+        self._hurry = False
         self._pool = WorkerPool(workers)
         joblog.install()  # the records of in-process jobs become their runs' output
         self._watchdog = Watchdog(self._time_out)
@@ -163,7 +165,7 @@ class Dispatcher:
             self._start_coroutine(flight, func)
             return None
 
-        log_output = TailBuffer(flight.order.spec.output_limit)
+        log_output = flight.log = TailBuffer(flight.order.spec.output_limit)
 
         def call() -> Execution:
             with running(run_context(flight.order)), capturing(log_output):
@@ -214,7 +216,7 @@ class Dispatcher:
         target = flight.order.spec.target
         assert isinstance(target, CallableTarget)
 
-        log_output = TailBuffer(flight.order.spec.output_limit)
+        log_output = flight.log = TailBuffer(flight.order.spec.output_limit)
 
         async def job() -> Execution:
             self._mark_started(flight)
@@ -246,7 +248,7 @@ class Dispatcher:
             f"timed out after {seconds:g}s; the job's thread cannot be killed and was abandoned "
             "(use isolate=true for jobs that must be stopped)"
         )
-        self.complete(run_id, Execution(RunStatus.TIMED_OUT, RunOutcome(error=message)))
+        self.complete(run_id, _with_log(Execution(RunStatus.TIMED_OUT, RunOutcome(error=message)), flight))
 
     def _mark_started(self, flight: InFlight) -> None:
         flight.started_at = self.clock.now()
@@ -283,7 +285,7 @@ class Dispatcher:
         if flight.in_process:
             if flight.future is not None:
                 flight.future.cancel()
-            self.complete(run_id, Execution(RunStatus.CANCELLED, RunOutcome(error=reason)))
+            self.complete(run_id, _with_log(Execution(RunStatus.CANCELLED, RunOutcome(error=reason)), flight))
         return True
 
     def cancel_all(self, reason: str) -> None:
@@ -292,11 +294,19 @@ class Dispatcher:
         for run_id in run_ids:
             self.cancel(run_id, reason)
 
-    def wait_idle(self, timeout: float | None) -> bool:
-        """Wait (real time) until no run is in flight; True if none is."""
+    def hurry(self) -> None:
+        """End a hurriable :meth:`wait_idle` under way now (a second Ctrl-C: the stop is to cancel, not
+        wait)."""
+        with self._lock:
+            self._hurry = True
+            self._lock.notify_all()
+
+    def wait_idle(self, timeout: float | None, *, hurriable: bool = False) -> bool:
+        """Wait (real time) until no run is in flight (or, if ``hurriable``, until :meth:`hurry`); True if
+        none is."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while self._inflight:
+            while self._inflight and not (hurriable and self._hurry):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
@@ -316,6 +326,10 @@ def with_output(execution: Execution, output: TailBuffer) -> Execution:
     return dataclasses.replace(
         execution, outcome=dataclasses.replace(execution.outcome, output=output.text())
     )
+
+
+def _with_log(execution: Execution, flight: InFlight) -> Execution:
+    return execution if flight.log is None else with_output(execution, flight.log)
 
 
 def run_context(order: StartOrder) -> RunContext:

@@ -120,7 +120,7 @@ class SchedulerLoop:
         self._wake.set()
         self._hand_back_held()
         if wait:
-            self.dispatcher.wait_idle(timeout)
+            self.dispatcher.wait_idle(timeout, hurriable=True)
         self.dispatcher.cancel_all("cancelled: the scheduler stopped before the run finished")
         self.dispatcher.wait_idle(CANCEL_WAIT if wait else 0)
         self._exiting.set()
@@ -138,6 +138,14 @@ class SchedulerLoop:
         except StoreError:
             log.exception("could not record that node %s stopped", self.owner)
         self.dispatcher.close()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def hurry(self) -> None:
+        """During a :meth:`stop` that waits for running jobs: stop waiting, cancel them now."""
+        self.dispatcher.hurry()
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait (real time) until no run is in flight, then write outcomes; True if everything finished."""

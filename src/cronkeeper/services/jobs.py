@@ -25,7 +25,7 @@ from cronkeeper.exceptions import (
 )
 from cronkeeper.models import CallableTarget, Job, JobSpec
 from cronkeeper.planning import next_due
-from cronkeeper.registry import import_ref
+from cronkeeper.registry import Registry
 from cronkeeper.serialize import redact_env
 from cronkeeper.services.changes import ChangeLog
 from cronkeeper.specs import (
@@ -91,14 +91,14 @@ class JobService:
         *,
         default_timezone: str = "UTC",
         placement: Placement = _anywhere,
-        resolve: Callable[[str], object] = import_ref,
+        registry: Registry | None = None,
     ) -> None:
         self._store = store
         self.clock = clock
         self.default_timezone = default_timezone
         self._changes = changes
         self._placement = placement
-        self._resolve = resolve
+        self._registry = registry or Registry()
 
     # ---- definitions -----------------------------------------------------------------------------------
 
@@ -454,19 +454,28 @@ class JobService:
         self._changes.announce()
         self._changes.record("delete", job_id, by=by, via=via)
 
-    def target_problem(self, spec: JobSpec) -> str | None:
-        """Why this process cannot import the job's function (None: it can, or the job runs a command).
+    def target_problem(self, spec: JobSpec, *, import_now: bool = True) -> str | None:
+        """Why this process cannot import the job's function (None: it can, it was not tried, or the job
+        runs a command or in a child process, which imports it there).
 
         A job whose function does not import is still accepted, since the process that runs it may differ
-        (another virtualenv, another node); faces show this as a warning when the job is saved."""
+        (another virtualenv, another node); faces warn when the job is saved (``import_now``: the module's
+        code runs, once) and pages show what the last try found (``import_now=False``: nothing runs)."""
         target = spec.target
-        if not isinstance(target, CallableTarget):
+        if not isinstance(target, CallableTarget) or target.isolate:
             return None
-        try:
-            self._resolve(target.ref)
-        except TargetImportError as exc:
-            return f"{exc}; saved all the same: a scheduler that can import it will run it"
-        return None
+        if not import_now:
+            problem = self._registry.known_problem(target.ref)
+        else:
+            try:
+                self._registry.resolve(target.ref)
+            except TargetImportError as exc:
+                problem = str(exc)
+            else:
+                problem = None
+        if problem is None:
+            return None
+        return f"{problem}; saved all the same: a scheduler that can import it runs it"
 
     # ---- reading ---------------------------------------------------------------------------------------
 

@@ -66,7 +66,10 @@ def create_app(scheduler: SchedulerBase, settings: WebSettings | None = None) ->
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
-        """For load balancers: 200 when the database answers, 503 when not; no details either way."""
+        """For load balancers: 200 when the database answers, 503 when not or while the scheduler stops; no
+        details either way."""
+        if scheduler.stopping:
+            return JSONResponse({"status": "stopping"}, status_code=503)
         try:
             await run_in_threadpool(scheduler.check_database)
         except StoreError:

@@ -86,7 +86,8 @@ def job_page(
     context = {
         "nav": "jobs",
         "job": job,
-        "import_problem": service(request).target_problem(job.spec),
+        # What the last try to import it here found: a page view never runs a module's code.
+        "import_problem": service(request).target_problem(job.spec, import_now=False),
         "schedule": schedule_text(job.spec.trigger),
         "options": option_rows(job, reveal_env=principal.is_admin),
         "preview": next_fires(request, job),
