@@ -205,30 +205,14 @@ def test_a_port_in_use_is_one_clear_line_and_exit_status_1_and_nothing_is_writte
 def test_a_second_interrupt_cancels_the_running_jobs_while_the_dashboard_says_stopping(cli: Cli) -> None:
     seed(cli, {"id": "long", "every": "1h", "command": ["sleep", "60"]})
     port = free_port()
-    err_path = cli.cwd / "serve-interrupted.err"
-    with (
-        err_path.open("w") as err,
-        subprocess.Popen(
-            [str(CRONKEEPER), "serve", "--port", str(port)],
-            cwd=cli.cwd,
-            env=cli.env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        ) as proc,
-    ):
-        served = Served(port, proc, err_path)
-        try:
-            wait_for(lambda: proc.poll() is not None or _ready(served, True), "serve to start")
-            cli("jobs", "trigger", "long")
-            wait_for(lambda: _statuses(cli) == ["running"], "the job to run")
-            proc.send_signal(signal.SIGINT)  # the first: a graceful stop, waiting for the job
-            wait_for(lambda: _health(served) == (503, "stopping"), "the dashboard to say it is stopping")
-            assert proc.poll() is None
-            proc.send_signal(signal.SIGINT)  # the second: stop at once
-            assert proc.wait(timeout=15) == 0, served.stderr
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    with serving(cli, port, "--port", str(port)) as served:
+        cli("jobs", "trigger", "long")
+        wait_for(lambda: _statuses(cli) == ["running"], "the job to run")
+        served.proc.send_signal(signal.SIGINT)  # the first: a graceful stop, waiting for the job
+        wait_for(lambda: _health(served) == (503, "stopping"), "the dashboard to say it is stopping")
+        assert served.proc.poll() is None
+        served.proc.send_signal(signal.SIGINT)  # the second: stop at once
+        assert served.proc.wait(timeout=15) == 0, served.stderr
     assert _statuses(cli) == ["cancelled"]
     assert "received SIGINT again; cancelling the running jobs now" in served.stderr
 
