@@ -193,8 +193,14 @@ def test_blocking_scheduler_stops_gracefully_on_ctrl_c(make: Factory) -> None:
         pytest.skip("signals reach only the main thread")
     interrupt = threading.Timer(0.05, lambda: signal.pthread_kill(main, signal.SIGINT))
     sched.add_listener(lambda event: interrupt.start(), EVENT_SCHEDULER_STARTED)
-    with pytest.raises(KeyboardInterrupt), guard(sched):
-        sched.start()
+    # Python's own Ctrl-C behaviour, whatever handler code run earlier in this process left installed (an
+    # event loop's, say): with another handler the signal would not raise here, and the test would wait.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), guard(sched):
+            sched.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert sched.state == STATE_STOPPED and sched.core.loop is None
     sched.shutdown()  # what APScheduler code does after catching it: no error
     assert os.getpid()  # still here

@@ -151,6 +151,21 @@ def test_command_timeout_kills_the_whole_process_group(scheduler: Scheduler, clo
     assert not is_alive(int((run.output or "").strip()))
 
 
+def test_command_timeout_also_kills_descendants_that_left_the_group(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    scheduler.add_job(
+        id="escape",
+        every="1h",
+        timeout="0.5s",
+        command=["sh", "-c", "setsid sleep 60 & echo $! > /dev/stderr; sleep 60"],
+    )
+    advance(scheduler, clock, timedelta(hours=1))
+    run = scheduler.runs(job_id="escape")[0]
+    assert run.status is RunStatus.TIMED_OUT
+    assert not is_alive(int((run.output or "").strip()))  # its own session, killed all the same
+
+
 def test_isolated_callable_runs_in_a_child_and_is_killed_on_timeout(
     scheduler: Scheduler, clock: FakeClock, tmp_path: object
 ) -> None:

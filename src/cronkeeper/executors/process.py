@@ -65,7 +65,7 @@ def run_process(
         _write_stdin(proc.stdin, stdin)
     deadline = None if timeout is None else time.monotonic() + timeout.total_seconds()
     assert proc.stdout is not None
-    memory = MemorySampler(proc.pid)
+    memory = ProcessTree(proc.pid)
     verdict = _pump(proc, output, deadline, cancel, kill_grace, memory)
     proc.stdout.close()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -80,8 +80,9 @@ def run_process(
     )
 
 
-class MemorySampler:
-    """Peak resident memory of a process and its descendants, sampled while it runs.
+class ProcessTree:
+    """A job's process and every descendant seen, sampled while it runs: for their peak resident memory, and
+    to signal the descendants that left the job's process group (``setsid``) when the job must end.
 
     ``wait4``'s ``ru_maxrss`` would be exact but counts the pages the child inherited at fork, so a tiny
     ``echo`` would report the scheduler's own size; sampling with psutil measures the job itself.  A process
@@ -94,6 +95,9 @@ class MemorySampler:
         self.pid = pid
         self.peak = 0
         self._next = 0.0
+        # Every descendant seen, by pid; psutil checks a process's start time before signalling it, so a
+        # pid used again by someone else is left alone.
+        self._descendants: dict[int, psutil.Process] = {}
 
     def sample(self, now: float) -> None:
         if now < self._next:
@@ -101,12 +105,24 @@ class MemorySampler:
         self._next = now + self.INTERVAL
         try:
             root = psutil.Process(self.pid)
-            total = root.memory_info().rss + sum(
-                child.memory_info().rss for child in root.children(recursive=True)
-            )
+            children = self._look(root)
+            total = root.memory_info().rss + sum(child.memory_info().rss for child in children)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             return
         self.peak = max(self.peak, total)
+
+    def _look(self, root: psutil.Process) -> list[psutil.Process]:
+        children: list[psutil.Process] = root.children(recursive=True)
+        self._descendants.update((child.pid, child) for child in children)
+        return children
+
+    def signal_descendants(self, sig: signal.Signals) -> None:
+        """Signal every descendant seen (looking once more first), in whatever group it is now."""
+        with contextlib.suppress(psutil.Error):
+            self._look(psutil.Process(self.pid))
+        for process in self._descendants.values():
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(sig)
 
 
 def _write_stdin(pipe: IO[bytes], data: bytes) -> None:
@@ -124,7 +140,7 @@ def _pump(
     deadline: float | None,
     cancel: threading.Event,
     kill_grace: float,
-    memory: MemorySampler,
+    memory: ProcessTree,
 ) -> str:
     """Read output until the process has ended; return "done", "timeout" or "cancel".
 
@@ -133,7 +149,7 @@ def _pump(
     """
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
-    ending = _Ending(proc.pid, deadline, cancel, kill_grace)
+    ending = _Ending(memory, deadline, cancel, kill_grace)
     open_output = True
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
@@ -157,8 +173,11 @@ class _Ending:
     """When and how a child is made to end: timeout or cancel (SIGTERM, SIGKILL after a grace), or a main
     process that exited while something it started still holds the output pipe."""
 
-    def __init__(self, pid: int, deadline: float | None, cancel: threading.Event, kill_grace: float) -> None:
-        self.pid = pid
+    def __init__(
+        self, tree: ProcessTree, deadline: float | None, cancel: threading.Event, kill_grace: float
+    ) -> None:
+        self.tree = tree
+        self.pid = tree.pid
         self.deadline = deadline
         self.cancel = cancel
         self.kill_grace = kill_grace
@@ -172,14 +191,21 @@ class _Ending:
         if self.terminated_at is None:
             self._check_stop_request(now)
         elif not self.killed and now - self.terminated_at >= self.kill_grace:
-            _signal_group(self.pid, signal.SIGKILL)
+            self._signal(signal.SIGKILL)
             self.killed = True
         if self.exited_at is None and _has_exited(self.pid):
             self.exited_at = now
         if self.exited_at is not None and now - self.exited_at >= DRAIN_AFTER_EXIT:
+            # Done, but its group still holds the output: end the group (a detached daemon is let be).
             _signal_group(self.pid, signal.SIGKILL)
             return True
         return False
+
+    def _signal(self, sig: signal.Signals) -> None:
+        """A job that must end (timeout, cancel): its process group, and its descendants that left it
+        (``setsid``)."""
+        self.tree.signal_descendants(sig)
+        _signal_group(self.pid, sig)
 
     def _check_stop_request(self, now: float) -> None:
         if self.cancel.is_set():
@@ -188,7 +214,7 @@ class _Ending:
             self.verdict = "timeout"
         else:
             return
-        _signal_group(self.pid, signal.SIGTERM)
+        self._signal(signal.SIGTERM)
         self.terminated_at = now
 
 
