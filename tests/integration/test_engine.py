@@ -137,33 +137,27 @@ def test_output_is_tail_truncated_with_a_marker(scheduler: Scheduler, clock: Fak
     assert output.endswith("xxEND\n")
 
 
-def test_command_timeout_kills_the_whole_process_group(scheduler: Scheduler, clock: FakeClock) -> None:
+@pytest.mark.parametrize(
+    "background",
+    [
+        pytest.param("sleep 60 &", id="in-its-group"),
+        pytest.param("setsid sleep 60 &", id="that-left-its-group"),
+    ],
+)
+def test_command_timeout_kills_the_whole_process_group_and_every_descendant(
+    scheduler: Scheduler, clock: FakeClock, background: str
+) -> None:
     scheduler.add_job(
         id="hang",
         every="1h",
         timeout="0.5s",
-        command=["sh", "-c", "sleep 60 & echo $! > /dev/stderr; sleep 60"],
+        command=["sh", "-c", f"{background} echo $! > /dev/stderr; sleep 60"],
     )
     advance(scheduler, clock, timedelta(hours=1))
     run = scheduler.runs(job_id="hang")[0]
     assert run.status is RunStatus.TIMED_OUT
     assert run.error is not None and "process group killed" in run.error
     assert not is_alive(int((run.output or "").strip()))
-
-
-def test_command_timeout_also_kills_descendants_that_left_the_group(
-    scheduler: Scheduler, clock: FakeClock
-) -> None:
-    scheduler.add_job(
-        id="escape",
-        every="1h",
-        timeout="0.5s",
-        command=["sh", "-c", "setsid sleep 60 & echo $! > /dev/stderr; sleep 60"],
-    )
-    advance(scheduler, clock, timedelta(hours=1))
-    run = scheduler.runs(job_id="escape")[0]
-    assert run.status is RunStatus.TIMED_OUT
-    assert not is_alive(int((run.output or "").strip()))  # its own session, killed all the same
 
 
 def test_isolated_callable_runs_in_a_child_and_is_killed_on_timeout(
