@@ -322,6 +322,34 @@ def test_retries_are_persisted_as_new_queued_runs(store: SqlJobStore) -> None:
     assert store.get_run(retry.run_id).parent_run_id == run_id
 
 
+def test_a_retry_written_by_one_node_wakes_the_others(postgres_url: str) -> None:
+    """PostgreSQL: the other nodes hear of a retry when it is written, not at their next poll."""
+    writer, listener = SqlJobStore(postgres_url), SqlJobStore(postgres_url)
+    upgrade(writer.engine)
+    woke, stop = threading.Event(), threading.Event()
+    watching = listener.watch_changes(woke.set, stop)
+    try:
+        add(writer, due=NOW - timedelta(days=1), max_retries=100, retry_base="1s", retry_jitter=0)
+        at = NOW
+        for _ in range(50):  # until the listener's LISTEN is in place: each retry announces itself again
+            orders = writer.claim_due(now=at, owner="node-a", limit=10).to_start
+            for order in orders:
+                retry_at = at + timedelta(seconds=1)
+                writer.record_finished(
+                    [finish(order.run_id, RunStatus.FAILED, retry_at)], owner="node-a", now=at
+                )
+            if woke.wait(0.2):
+                break
+            at += timedelta(seconds=2)
+        assert woke.is_set()
+    finally:
+        stop.set()
+        if watching is not None:
+            watching.join(5)
+        writer.close()
+        listener.close()
+
+
 def test_a_retry_of_a_run_someone_asked_for_is_still_theirs(store: SqlJobStore) -> None:
     add(store, due=NOW + timedelta(days=1))
     asked = store.enqueue_run("job", now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by="alice")

@@ -380,6 +380,9 @@ class SqlJobStore(JobStore):
             retries = [_retry_row(live[c.run_id], c, now) for c in accepted if c.retry_at is not None]
             if retries:
                 conn.execute(insert(runs), retries)
+                # Other nodes learn of the retry when this commits, and wake for its due time; nothing
+                # else would tell them before their next poll.
+                self._notify(conn)
         return [completion.run_id for completion in accepted]
 
     def heartbeat(self, *, owner: str, now: datetime, hostname: str, pid: int) -> list[int]:
@@ -494,6 +497,11 @@ class SqlJobStore(JobStore):
         if self.engine.dialect.name != "postgresql":
             return  # SQLite: other processes poll
         with self._write() as conn:
+            self._notify(conn)
+
+    def _notify(self, conn: Connection) -> None:
+        """Wake the other nodes when the transaction commits (PostgreSQL; on SQLite they poll)."""
+        if self.engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANGES_CHANNEL})
 
     def watch_changes(self, on_change: Callable[[], None], stop: threading.Event) -> threading.Thread | None:
