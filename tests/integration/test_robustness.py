@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 import time
 from datetime import timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 
 from cronkeeper import FakeClock, RunStatus, Scheduler
@@ -16,6 +20,8 @@ from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.process import run_process
 from cronkeeper.settings import SchedulerSettings
 from cronkeeper.testing import advance
+from tests.e2e.test_cli import wait_for
+from tests.integration.test_engine import is_alive
 
 FAST = SchedulerSettings(
     workers=4, heartbeat_interval=timedelta(seconds=0.2), lease=timedelta(seconds=1), poll_interval=0.1
@@ -143,3 +149,32 @@ def test_jobs_do_not_inherit_the_database_url(
     advance(scheduler, clock, timedelta(hours=1))
     assert scheduler.runs(job_id="env")[0].output == "unset\n"
     assert os.environ["CRONKEEPER_DB"]  # the scheduler's own environment is untouched
+
+
+def test_an_isolated_job_dies_with_a_scheduler_killed_by_sigkill(tmp_path: Path) -> None:
+    """kill -9 of the scheduler process must not leave its isolated job running, re-parented to init, where
+    a restarted node could run the job beside it."""
+    pid_file = tmp_path / "child.pid"
+    script = textwrap.dedent(
+        f"""
+        import time
+        from cronkeeper import Scheduler
+        sched = Scheduler("sqlite:///{tmp_path / "x.db"}")
+        sched.add_job("tests.jobs:write_pid_and_sleep", id="long", every="1h", isolate=True,
+                      args=[{str(pid_file)!r}, 60])
+        sched.start()
+        sched.trigger("long")
+        time.sleep(60)
+        """
+    )
+    scheduler = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2])
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", "the isolated job to start")
+        child = int(pid_file.read_text())
+        assert psutil.Process(child).ppid() == scheduler.pid
+        scheduler.kill()
+        scheduler.wait(10)
+        wait_for(lambda: not is_alive(child), "the isolated job to end with its scheduler", 10)
+    finally:
+        if scheduler.poll() is None:
+            scheduler.kill()

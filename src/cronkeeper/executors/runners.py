@@ -45,6 +45,9 @@ def failure(exc: BaseException, status: RunStatus = RunStatus.FAILED) -> Executi
     )
 
 
+# The scheduler's pid, given to an isolated job's child so that it can tell whether the scheduler went before
+# the child tied its life to it (executors/child.py).
+PARENT_VARIABLE = "CRONKEEPER_PARENT_PID"
 # The scheduler's own settings (the database URL holds its password) are not the jobs' business.
 PRIVATE_VARIABLES = frozenset({"CRONKEEPER_DB", "CRONKEEPER_TEST_PG_URL"})
 
@@ -147,6 +150,7 @@ def run_isolated(
             **extra_env,
             "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
             "PYTHONUNBUFFERED": "1",
+            PARENT_VARIABLE: str(os.getpid()),  # the child dies with this process (see child.py)
         }
         try:
             outcome = run_process(
