@@ -59,6 +59,10 @@ def imports_as(func: Callable[..., Any], ref: str) -> bool:
         return False
 
 
+def _differs(registered: Callable[..., Any], func: Callable[..., Any]) -> bool:
+    return bool(registered != func)
+
+
 def _of_another_object(registered: Callable[..., Any], func: Callable[..., Any]) -> bool:
     """Whether both are methods, bound to different objects."""
     owner = getattr(registered, "__self__", None)
@@ -76,22 +80,26 @@ class Registry:
         self._failures: dict[str, str] = {}  # why a reference last failed to import, until it imports
         self._lock = threading.Lock()
 
-    def register(self, func: Callable[..., Any], ref: str | None = None) -> str:
+    def register(
+        self, func: Callable[..., Any], ref: str | None = None, *, one_per_callable: bool = False
+    ) -> str:
         """Remember ``func`` under ``ref`` (default: its own ``module:qualname``) and return the reference.
 
         A bound method of a second object of one class gets ``_2``, ``_3``… in the order registered: each
         object keeps a job of its own.  Another local callable under a taken reference (a lambda made again
-        by code that declares its jobs again) replaces the one registered, as its job does.
+        by code that declares its jobs again) replaces the one registered, as its job does, unless
+        ``one_per_callable`` (APScheduler's way: every callable added is a job of its own) suffixes it too.
         """
         base = ref or ref_of(func)
         importable = imports_as(func, base)
+        distinct = _differs if one_per_callable else _of_another_object
         with self._lock:
             key = base
             if importable:
                 self._local.discard(key)
             else:
                 count = 1
-                while key in self._local and _of_another_object(self._callables[key], func):
+                while key in self._local and distinct(self._callables[key], func):
                     count += 1
                     key = f"{base}_{count}"
                 self._local.add(key)

@@ -305,6 +305,13 @@ def test_catch_up_runs_that_wait_their_turn_start_one_after_another(store: SqlJo
     assert [order.scheduled_for for order in second.to_start] == [NOW - timedelta(minutes=2)]
 
 
+def test_job_versions_are_read_for_the_jobs_that_exist(store: SqlJobStore) -> None:
+    add(store, "a")
+    store.set_paused("a", True, next_fire_at=None, next_due_at=None, now=NOW, by=None)
+    assert store.job_versions(["a", "gone"]) == {"a": 2}
+    assert store.job_versions([]) == {}
+
+
 def test_enqueue_for_an_unknown_job_fails(store: SqlJobStore) -> None:
     with pytest.raises(JobNotFoundError):
         store.enqueue_run("nope", now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by=None)

@@ -265,11 +265,20 @@ class SchedulerLoop:
         removed job or of a slot the new schedule no longer names are dropped.  If the database cannot say,
         the runs start as claimed; if it cannot record a verdict, those runs wait for the next pass."""
         try:
-            jobs = self.store.find_jobs(sorted({order.spec.id for order in held}))
+            versions = self.store.job_versions(sorted({order.spec.id for order in held}))
+            # Most jobs did not change since their runs were claimed: only the others are read whole.
+            unchanged: list[StartOrder] = []
+            changed: list[StartOrder] = []
+            for order in held:
+                (unchanged if order.version == versions.get(order.spec.id, -1) else changed).append(order)
+            if not changed:
+                return held
+            jobs = self.store.find_jobs(sorted({order.spec.id for order in changed}))
         except StoreError:
             log.warning("could not read the jobs of %d due run(s); starting them as claimed", len(held))
             return held
-        vetted = vet_claimed(held, {job.id: job for job in jobs})
+        vetted = vet_claimed(changed, {job.id: job for job in jobs})
+        vetted.start[:0] = unchanged
         if vetted.skipped or vetted.dropped:
             try:
                 recorded = self.store.settle_claimed(

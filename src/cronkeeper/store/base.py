@@ -40,6 +40,9 @@ class StartOrder:
     attempt: int
     trigger_source: TriggerSource
     triggered_by: str | None = None
+    # The job's version when the run was claimed (None: not known, as for a queued run taken up): a run held
+    # until due is checked against its job only if the version moved since.
+    version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,10 @@ class JobStore(ABC):
     @abstractmethod
     def find_jobs(self, job_ids: Sequence[str]) -> list[Job]:
         """The jobs with these ids, in the order given, in one read; ids with no job are left out."""
+
+    @abstractmethod
+    def job_versions(self, job_ids: Sequence[str]) -> dict[str, int]:
+        """The version of each of these jobs that exists, in one light read (no specs)."""
 
     @abstractmethod
     def find_job(self, job_id: str) -> Job | None:

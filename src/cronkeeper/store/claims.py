@@ -151,6 +151,7 @@ class Claimer:
         inserts: list[dict[str, Any]] = []
         advances: list[dict[str, Any]] = []
         replaced: list[str] = []
+        versions = {row.id: row.version for row in due}
         for row in due:
             plan = _plan_job(row, specs[row.id], active[row.id], now, self._failed_fires)
             if plan is None:
@@ -169,7 +170,15 @@ class Claimer:
                 active[job_id] += 1
                 source = TriggerSource(values["trigger_source"])
                 result.to_start.append(
-                    StartOrder(run_id, specs[job_id], values["scheduled_for"], values["due_at"], 0, source)
+                    StartOrder(
+                        run_id,
+                        specs[job_id],
+                        values["scheduled_for"],
+                        values["due_at"],
+                        0,
+                        source,
+                        version=versions[job_id],
+                    )
                 )
             elif values["status"] != RunStatus.QUEUED.value:  # queued unowned: waits its turn
                 result.recorded.append(run_from_mapping(values))

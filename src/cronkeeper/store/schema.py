@@ -180,7 +180,7 @@ sessions = Table(
     Column("expires_at", UTCDateTime, nullable=False),
 )
 
-# Login attempts per account name (casefolded, known or not) within the throttle's window: in the database,
+# Login attempts per account name (as typed, known or not) within the throttle's window: in the database,
 # so that the limit holds for every node of a cluster and across restarts.
 login_attempts = Table(
     "ck_login_attempts",

@@ -219,6 +219,13 @@ class SqlJobStore(JobStore):
                 raise JobNotFoundError(job_id)
         return self.get_job(job_id)
 
+    def job_versions(self, job_ids: Sequence[str]) -> dict[str, int]:
+        if not job_ids:
+            return {}
+        with self._read() as conn:
+            rows = conn.execute(select(jobs.c.id, jobs.c.version).where(jobs.c.id.in_(list(job_ids))))
+            return {row.id: row.version for row in rows}
+
     def find_job(self, job_id: str) -> Job | None:
         with self._read() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()

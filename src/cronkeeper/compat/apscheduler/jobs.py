@@ -149,7 +149,6 @@ class JobNaming:
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
-        self._owners: dict[str, Callable[..., Any]] = {}
         self._auto: dict[str, int] = {}
         self._id_bases: dict[str, str] = {}  # reference -> what its auto ids start with, where they differ
         self._lock = threading.Lock()
@@ -167,15 +166,11 @@ class JobNaming:
             raise ValidationError("func", f"{func!r} is neither callable nor a 'module:function' reference")
         base, id_base = partial_names(func) or (ref_of(func), None)
         # APScheduler keeps every callable added as a job of its own: two lambdas are two jobs.
-        with self._lock:
-            ref, count = base, 1
-            while ref in self._owners and self._owners[ref] != func:
-                count += 1
-                ref = f"{base}_{count}"
-            self._owners[ref] = func
-            if id_base is not None:
+        ref = self._registry.register(func, base, one_per_callable=True)
+        if id_base is not None:
+            with self._lock:
                 self._id_bases[ref] = id_base
-        return self._registry.register(func, ref)
+        return ref
 
     def auto_id(self, ref: str, args: list[Any], kwargs: dict[str, Any]) -> str:
         """The id of a job added without one: the function's ``module.qualname``, plus ``-`` and eight hex
