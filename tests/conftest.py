@@ -13,6 +13,7 @@ import pytest
 from cronkeeper import FakeClock, Scheduler
 from cronkeeper.settings import SchedulerSettings
 from tests.postgres import create_database, private_server
+from tests.sinks import MailSink, WebhookSink, mail_server, webhook_server
 
 START = "2026-03-02T08:00:00+00:00"  # a Monday
 
@@ -77,3 +78,17 @@ def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'contract.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+def mail() -> Iterator[MailSink]:
+    """A real SMTP server on localhost that keeps what it receives."""
+    with mail_server() as sink:
+        yield sink
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookSink]:
+    """A real HTTP server on localhost that keeps the JSON posted to it."""
+    with webhook_server() as sink:
+        yield sink

@@ -66,13 +66,17 @@ class RunNotFoundError(CronkeeperError, LookupError):
         self.run_id = run_id
 
 
-class AccountNotFoundError(CronkeeperError, LookupError):
-    """No user or API token by that name."""
+class NotFoundError(CronkeeperError, LookupError):
+    """Nothing of ``kind`` (a channel, an alert…) is named ``name``."""
 
     def __init__(self, kind: str, name: str) -> None:
         super().__init__(f"{kind} {name!r} not found")
         self.kind = kind
         self.name = name
+
+
+class AccountNotFoundError(NotFoundError):
+    """No user or API token by that name."""
 
 
 class ConflictError(CronkeeperError):

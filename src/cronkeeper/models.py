@@ -74,6 +74,30 @@ class Catchup(StrEnum):
 CATCHUP_ALL_CAP = 100
 
 
+class AlertKind(StrEnum):
+    """What an alert is about."""
+
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    LOST = "lost"
+    MISSED = "missed"
+    LONG_RUNNING = "long_running"
+    SUCCEEDED = "succeeded"
+    RECOVERED = "recovered"
+    TEST = "test"
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyOptions:
+    """A job's own notification options; each one left None is taken from the ``[notify]`` defaults, so that
+    changing the defaults reaches every job that did not choose for itself."""
+
+    channels: tuple[str, ...] | None = None
+    on: frozenset[AlertKind] | None = None
+    after: int | None = None
+    every_failure: bool | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class CallableTarget:
     """A Python function: an import path ``package.module:function`` with JSON arguments, never a pickle."""
@@ -138,6 +162,7 @@ class JobSpec:
     catchup: Catchup = Catchup.ONCE
     jitter: timedelta = timedelta(0)
     output_limit: int = 64 * 1024
+    notify: NotifyOptions = NotifyOptions()
 
     @property
     def display_name(self) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
 
+from cronkeeper.alerts.courier import Courier
 from cronkeeper.clock import Clock, SystemClock
 from cronkeeper.engine.loop import SchedulerLoop
 from cronkeeper.events import EventKind, Listener, Listeners
@@ -24,10 +25,11 @@ from cronkeeper.exceptions import SchedulerStateError, ValidationError
 from cronkeeper.models import CallableTarget, Job, JobSpec, LoopHealth, Run, RunStatus, TriggerSource
 from cronkeeper.registry import Registry
 from cronkeeper.services.accounts import AccountService
+from cronkeeper.services.alerts import AlertService
 from cronkeeper.services.changes import ChangeLog
 from cronkeeper.services.jobs import JobService, SyncReport
 from cronkeeper.services.runs import RunService
-from cronkeeper.settings import SchedulerSettings
+from cronkeeper.settings import DeliverySettings, SchedulerSettings
 from cronkeeper.store.base import AuditLog, DashboardView, JobStore, StatusView
 from cronkeeper.store.database import Database
 
@@ -56,6 +58,7 @@ class SchedulerBase:
         timezone: str = "UTC",
         clock: Clock | None = None,
         settings: SchedulerSettings | None = None,
+        delivery: DeliverySettings | None = None,
         migrate: bool = True,
     ) -> None:
         self.clock = clock or SystemClock()
@@ -91,6 +94,9 @@ class SchedulerBase:
         self.accounts = AccountService(
             self._database.accounts, self._database.settings, self.audit, self.clock
         )
+        self.delivery = delivery or DeliverySettings()
+        self.alerts = AlertService(self._database.alerts, self.clock, changes, delivery=self.delivery)
+        self._courier: Courier | None = None
 
     def _runs_on(self, spec: JobSpec) -> str | None:
         """This object, for a job whose target only its registry holds; None when any process can run it."""
@@ -135,6 +141,24 @@ class SchedulerBase:
         if self.loop is not None:
             for run_id in run_ids:
                 self.loop.cancel_local(run_id, "cancelled on request")
+
+    def _start_courier(self, owner: str) -> None:
+        """Alerts are delivered by every started scheduler (each alert once): a thread of its own, so that
+        a slow channel never holds up a run."""
+        if self.delivery.enabled and self._courier is None:
+            self._courier = Courier(
+                self._database.alerts,
+                self.clock,
+                owner=owner,
+                settings=self.delivery,
+                wake=self.store.alerts_written,
+            )
+            self._courier.start()
+
+    def _stop_courier(self) -> None:
+        courier, self._courier = self._courier, None
+        if courier is not None:
+            courier.stop()
 
     def _new_loop(self, event_loop: asyncio.AbstractEventLoop | None) -> SchedulerLoop:
         if self.loop is not None and self.loop.running:
@@ -304,6 +328,13 @@ class SchedulerBase:
             loop.drain(timeout)
         return started
 
+    def deliver_alerts(self) -> int:
+        """Deliver the alerts due at the clock's now in the calling thread; returns how many were delivered.
+        Used with a FakeClock, as :meth:`run_pending` is; a started scheduler delivers on its own."""
+        owner = self.loop.owner if self.loop is not None else f"{self.instance_id}:deliver"
+        courier = Courier(self._database.alerts, self.clock, owner=owner, settings=self.delivery)
+        return courier.deliver_due()
+
     def health(self) -> LoopHealth:
         """Whether this process's loop runs, its node id, when it last completed a pass and how many passes
         failed on the database (for /metrics and /api/status)."""
@@ -338,7 +369,9 @@ class Scheduler(SchedulerBase):
 
     def start(self) -> None:
         """Start firing jobs in a background thread; coroutine jobs get an event loop thread of their own."""
-        self._new_loop(None).start()
+        loop = self._new_loop(None)
+        loop.start()
+        self._start_courier(loop.owner)
 
     def stop(self, *, wait: bool = True, timeout: float = 30.0) -> None:
         """Stop; with ``wait``, running jobs get ``timeout`` seconds to finish before they are cancelled.
@@ -348,6 +381,7 @@ class Scheduler(SchedulerBase):
         if self.loop is not None:
             self.loop.stop(wait=wait, timeout=timeout)
             self.loop = None
+        self._stop_courier()
 
     def close(self) -> None:
         """Stop and release the database."""
@@ -369,7 +403,9 @@ class AsyncScheduler(SchedulerBase):
 
     async def start(self) -> None:
         """Start firing jobs; call from the event loop that should run coroutine jobs."""
-        self._new_loop(asyncio.get_running_loop()).start()
+        loop = self._new_loop(asyncio.get_running_loop())
+        loop.start()
+        self._start_courier(loop.owner)
 
     async def stop(self, *, wait: bool = True, timeout: float = 30.0) -> None:
         """Stop without blocking the loop (coroutine jobs still running on it can finish)."""
@@ -378,6 +414,7 @@ class AsyncScheduler(SchedulerBase):
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: loop.stop(wait=wait, timeout=timeout)
             )
+        self._stop_courier()
 
     async def close(self) -> None:
         await self.stop()

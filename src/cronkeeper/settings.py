@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +30,26 @@ class SchedulerSettings:
     flush_interval: float = 0.05
     # How often the output of running commands and isolated callables is written, to be followed live.
     progress_interval: timedelta = timedelta(seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """How alerts are delivered: filled from ``[notify]`` and ``[web] public_url`` in cronkeeper.toml."""
+
+    # Deliver alerts from this process.  Every live node delivers by default, each alert once; turning it off
+    # leaves the outbox to the others.
+    enabled: bool = True
+    # At most one message per channel this often; what comes in between goes out as one grouped message.
+    window: timedelta = timedelta(seconds=60)
+    # A send that takes longer is abandoned and retried: a hung service costs a courier no more.
+    send_timeout: float = 20.0
+    # First retry of a failed delivery after this, doubling up to retry_cap; given up after give_up_after.
+    retry_base: timedelta = timedelta(seconds=30)
+    retry_cap: timedelta = timedelta(minutes=30)
+    give_up_after: timedelta = timedelta(hours=24)
+    # How often the outbox is looked at for alerts other nodes wrote (this node's own wake it at once).
+    poll_interval: float = 2.0
+    # A folder with title.txt, body.txt or body.html to use instead of the built-in templates.
+    templates: Path | None = None
+    # The dashboard's address as people reach it, for links to runs in messages.
+    public_url: str | None = None

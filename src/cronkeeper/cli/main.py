@@ -21,10 +21,10 @@ from cronkeeper.cli.serve import serve
 from cronkeeper.cli.tokens import tokens
 from cronkeeper.cli.users import users
 from cronkeeper.exceptions import (
-    AccountNotFoundError,
     CronkeeperError,
     JobExistsError,
     JobNotFoundError,
+    NotFoundError,
     RunNotFoundError,
     ValidationError,
 )
@@ -89,7 +89,7 @@ def run(command: Callable[..., Any], argv: list[str] | None) -> int:
     except JobExistsError as exc:
         click.echo(f"error: id: {exc}", err=True)
         return EXIT_INVALID
-    except (JobNotFoundError, RunNotFoundError, AccountNotFoundError) as exc:
+    except (JobNotFoundError, RunNotFoundError, NotFoundError) as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_NOT_FOUND
     except CronkeeperError as exc:

@@ -30,7 +30,7 @@ from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.pool import Task, WorkerPool
 from cronkeeper.executors.runners import failure
 from cronkeeper.executors.watchdog import Watchdog
-from cronkeeper.models import CallableTarget, CommandTarget, RunOutcome, RunStatus
+from cronkeeper.models import AlertKind, CallableTarget, CommandTarget, JobSpec, RunOutcome, RunStatus
 from cronkeeper.registry import Registry
 from cronkeeper.runcontext import RunContext, running
 from cronkeeper.store.base import Completion, StartOrder
@@ -356,7 +356,13 @@ def _completion(flight: InFlight, execution: Execution, finished_at: datetime) -
         finished_at=finished_at,
         outcome=execution.outcome,
         retry_at=retry_at,
+        wants_success=_wants_success(order.spec),
     )
+
+
+def _wants_success(spec: JobSpec) -> bool:
+    on = spec.notify.on
+    return on is not None and AlertKind.SUCCEEDED in on
 
 
 def _future_execution(future: Future[Execution]) -> Execution:

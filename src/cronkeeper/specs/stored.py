@@ -10,10 +10,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cronkeeper.models import (
+    AlertKind,
     CallableTarget,
     Catchup,
     CommandTarget,
     JobSpec,
+    NotifyOptions,
     Overlap,
     RetryPolicy,
     Target,
@@ -54,7 +56,19 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         jitter=spec.jitter.total_seconds(),
         output_limit=spec.output_limit,
     )
+    out.update(notify_fields(spec.notify))
     return out
+
+
+def notify_fields(options: NotifyOptions) -> dict[str, Any]:
+    """Only the options the job set: one left out follows the defaults, also when they change later."""
+    fields = {
+        "notify": None if options.channels is None else list(options.channels),
+        "notify_on": None if options.on is None else sorted(kind.value for kind in options.on),
+        "notify_after": options.after,
+        "notify_every_failure": options.every_failure,
+    }
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def _trigger_fields(trigger: Trigger) -> dict[str, Any]:
@@ -106,6 +120,18 @@ def spec_from_stored(data: Mapping[str, Any]) -> JobSpec:
         catchup=Catchup(data.get("catchup", Catchup.ONCE)),
         jitter=_seconds(data.get("jitter"), 0.0),
         output_limit=int(data.get("output_limit", 64 * 1024)),
+        notify=stored_notify(data),
+    )
+
+
+def stored_notify(data: Mapping[str, Any]) -> NotifyOptions:
+    """A job's notification options from its stored form (the store reads them alone, without the rest)."""
+    channels, on = data.get("notify"), data.get("notify_on")
+    return NotifyOptions(
+        channels=None if channels is None else tuple(channels),
+        on=None if on is None else frozenset(AlertKind(kind) for kind in on),
+        after=data.get("notify_after"),
+        every_failure=data.get("notify_every_failure"),
     )
 
 

@@ -18,10 +18,12 @@ from cronkeeper.cron import CronExpression
 from cronkeeper.durations import parse_duration
 from cronkeeper.exceptions import InvalidScheduleError, ValidationError
 from cronkeeper.models import (
+    AlertKind,
     CallableTarget,
     Catchup,
     CommandTarget,
     JobSpec,
+    NotifyOptions,
     Overlap,
     RetryPolicy,
     Target,
@@ -34,6 +36,7 @@ JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 CALL_REF = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.<>]*")
 SCHEDULE_KEYS = ("cron", "every", "at")
 TARGET_KEYS = ("command", "call")
+NOTIFY_KEYS = ("notify", "notify_on", "notify_after", "notify_every_failure")
 KNOWN_KEYS = frozenset(
     {
         "id",
@@ -64,8 +67,13 @@ KNOWN_KEYS = frozenset(
         "misfire_grace",
         "catchup",
         "output_limit",
+        *NOTIFY_KEYS,
     }
 )
+# The same options as the defaults of every job (``[notify]`` in cronkeeper.toml), under shorter names.
+DEFAULT_NOTIFY_KEYS = ("channels", "on", "after", "every_failure")
+CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MAX_CHANNELS = 20
 
 
 def build_spec(data: Mapping[str, Any], *, default_timezone: str = "UTC", now: datetime) -> JobSpec:
@@ -92,6 +100,7 @@ def build_spec(data: Mapping[str, Any], *, default_timezone: str = "UTC", now: d
         catchup=_choice(data, "catchup", Catchup, Catchup.ONCE),
         jitter=_optional_duration(data, "jitter") or timedelta(0),
         output_limit=_int(data, "output_limit", 64 * 1024, minimum=0, maximum=64 * 1024 * 1024),
+        notify=notify_options(data),
     )
 
 
@@ -218,6 +227,59 @@ def _retry(data: Mapping[str, Any]) -> RetryPolicy:
     return RetryPolicy(
         _int(data, "max_retries", 0, minimum=0, maximum=10_000), base, float(factor), cap, float(jitter)
     )
+
+
+def notify_options(data: Mapping[str, Any], keys: tuple[str, ...] = NOTIFY_KEYS) -> NotifyOptions:
+    """A job's notification options (``keys`` names them: a job's, or the ``[notify]`` defaults'); each
+    one not given stays None, to be taken from the defaults."""
+    channels_key, on_key, after_key, every_key = keys
+    channels = data.get(channels_key)
+    on = data.get(on_key)
+    after = data.get(after_key)
+    every = data.get(every_key)
+    if every is not None and not isinstance(every, bool):
+        raise ValidationError(every_key, "must be true or false")
+    return NotifyOptions(
+        channels=None if channels is None else channel_names(channels, channels_key),
+        on=None if on is None else alert_kinds(on, on_key),
+        after=None if after is None else _int(data, after_key, 1, minimum=1, maximum=1000),
+        every_failure=every,
+    )
+
+
+def channel_names(value: Any, field: str) -> tuple[str, ...]:
+    """Channel names, as a list or one comma-separated string; ``[]`` means "tell nobody"."""
+    names = _word_list(value, field, "must be a list of channel names")
+    if len(names) > MAX_CHANNELS:
+        raise ValidationError(field, f"at most {MAX_CHANNELS} channels")
+    for name in names:
+        channel_name(name, field)
+    return tuple(dict.fromkeys(names))
+
+
+def channel_name(value: Any, field: str = "name") -> str:
+    if not isinstance(value, str) or not CHANNEL_NAME.fullmatch(value):
+        raise ValidationError(
+            field, "channel names are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def alert_kinds(value: Any, field: str) -> frozenset[AlertKind]:
+    choosable = [kind.value for kind in AlertKind if kind is not AlertKind.TEST]
+    kinds = _word_list(value, field, f"must be a list of alert kinds among {', '.join(choosable)}")
+    unknown = [kind for kind in kinds if kind not in choosable]
+    if unknown:
+        raise ValidationError(field, f"{unknown[0]!r} is not one of {', '.join(choosable)}")
+    return frozenset(AlertKind(kind) for kind in kinds)
+
+
+def _word_list(value: Any, field: str, reason: str) -> list[str]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise ValidationError(field, reason)
+    return list(value)
 
 
 def parse_zone(name: Any) -> ZoneInfo:

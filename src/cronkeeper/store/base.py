@@ -19,6 +19,7 @@ from cronkeeper.models import (
     AuditEvent,
     Job,
     JobSpec,
+    NotifyOptions,
     Role,
     Run,
     RunOutcome,
@@ -26,7 +27,18 @@ from cronkeeper.models import (
     TriggerSource,
     User,
 )
-from cronkeeper.store.records import AuditFilter, JobPage, JobPageFilter, Node, RecentRun
+from cronkeeper.store.records import (
+    AlertFilter,
+    AlertRecord,
+    AuditFilter,
+    ChannelRecord,
+    DeliveryResult,
+    JobPage,
+    JobPageFilter,
+    Node,
+    Parcel,
+    RecentRun,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +77,9 @@ class Completion:
     finished_at: datetime
     outcome: RunOutcome = NO_OUTCOME
     retry_at: datetime | None = None
+    # The job asked to hear of its successes: the store then reads its notification policy (it does not
+    # for other successes, which only close an open incident).
+    wants_success: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +111,10 @@ class NewJob:
 
 class JobStore(ABC):
     """Jobs, runs and nodes in a database, whose constraints are what make double fires impossible."""
+
+    # Set when recording outcomes wrote alerts (the incidents and the alerts are written in the same
+    # transaction as the outcomes): this process's courier then delivers them without waiting for its poll.
+    alerts_written: threading.Event
 
     # ---- jobs -------------------------------------------------------------------------------------------
 
@@ -460,3 +479,69 @@ class DashboardView(ABC):
     @abstractmethod
     def existing(self, job_ids: Iterable[str], run_ids: Iterable[int]) -> tuple[set[str], set[int]]:
         """Which of these jobs and runs still exist."""
+
+
+class AlertStore(ABC):
+    """Channels, the notification defaults and the outbox of alerts.
+
+    Alerts are written by :meth:`JobStore.record_finished` and :meth:`JobStore.reap_lost` with the outcomes
+    they report; this contract hands them out for delivery, to one node at a time, and keeps what became of
+    each attempt.
+    """
+
+    @abstractmethod
+    def put_channel(self, name: str, url: str, *, origin: str, now: datetime) -> bool:
+        """Add the channel or replace its URL and origin; True when it was new."""
+
+    @abstractmethod
+    def remove_channel(self, name: str) -> None:
+        """Remove it; raises ``NotFoundError`` when there is none of that name.  Pending alerts to it stay,
+        and fail when their turn comes (the channel is gone)."""
+
+    @abstractmethod
+    def find_channel(self, name: str) -> ChannelRecord | None: ...
+
+    @abstractmethod
+    def list_channels(self) -> list[ChannelRecord]: ...
+
+    @abstractmethod
+    def retire_channels(self, origin: str, keep: Sequence[str]) -> list[str]:
+        """Remove the channels of ``origin`` not in ``keep`` (a configuration file no longer declares them);
+        returns their names."""
+
+    @abstractmethod
+    def notify_defaults(self) -> NotifyOptions:
+        """The options jobs take when they leave one unset (all None when never set)."""
+
+    @abstractmethod
+    def set_notify_defaults(self, options: NotifyOptions) -> None: ...
+
+    @abstractmethod
+    def claim_alerts(
+        self, *, owner: str, now: datetime, lease: timedelta, window: timedelta, limit: int = 200
+    ) -> list[Parcel]:
+        """Take the alerts due for sending, grouped by channel, for ``lease``: each alert goes to one node.
+
+        A channel that was sent to less than ``window`` ago is passed over (its alerts wait, and go out
+        together when the window ends).  Alerts whose sender died (lease past) are taken again.
+        """
+
+    @abstractmethod
+    def record_deliveries(self, results: Sequence[DeliveryResult], *, owner: str, now: datetime) -> None:
+        """Write how each parcel went: delivered, to be retried at ``retry_at``, or failed for good.  Only
+        alerts ``owner`` still holds are written (a late sender whose lease passed changes nothing)."""
+
+    @abstractmethod
+    def enqueue_alert(self, kind: str, channel: str, facts: dict[str, Any], *, now: datetime) -> int:
+        """Queue an alert that no outcome wrote (a test message); returns its id."""
+
+    @abstractmethod
+    def get_alert(self, alert_id: int) -> AlertRecord:
+        """Raises ``NotFoundError`` when there is none."""
+
+    @abstractmethod
+    def list_alerts(self, alert_filter: AlertFilter) -> list[AlertRecord]: ...
+
+    @abstractmethod
+    def count_alerts(self) -> dict[str, int]:
+        """Alerts by status (for /metrics)."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from cronkeeper.store.accounts import SqlAccountStore
+from cronkeeper.store.alerts import SqlAlertStore
 from cronkeeper.store.audit import SqlAuditLog
 from cronkeeper.store.base import (
     AccountStore,
+    AlertStore,
     AuditLog,
     DashboardView,
     IdempotencyStore,
@@ -57,6 +59,7 @@ class Database:
         self.audit: AuditLog = SqlAuditLog(self._engine)
         self.status: StatusView = SqlStatusView(self._engine)
         self.dashboard: DashboardView = SqlDashboardView(self._engine)
+        self.alerts: AlertStore = SqlAlertStore(self._engine)
 
     @property
     def display_url(self) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from cronkeeper.models import JobSpec, RunStatus
 
@@ -128,3 +129,74 @@ class AuditFilter:
     actor: str | None = None
     limit: int = 50
     before_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRecord:
+    """A stored channel.  ``url`` holds credentials: faces show :func:`cronkeeper.alerts.channels.mask`ed
+    forms only, never this."""
+
+    name: str
+    url: str
+    origin: str
+    created_at: datetime
+    updated_at: datetime
+    last_sent_at: datetime | None = None
+
+
+class AlertStatus(StrEnum):
+    """Where an alert is: waiting (or waiting for a retry), being sent by one node, delivered, or given up."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One alert to one channel, as the outbox keeps it; ``facts`` is what its message says."""
+
+    id: int
+    kind: str
+    channel: str
+    job_id: str | None
+    run_id: int | None
+    status: AlertStatus
+    created_at: datetime
+    due_at: datetime
+    attempts: int
+    facts: dict[str, Any]
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+    attempt_log: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """Which alerts to list, newest first; ``before_id`` pages on."""
+
+    status: AlertStatus | None = None
+    job_id: str | None = None
+    channel: str | None = None
+    limit: int = 50
+    before_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Parcel:
+    """Alerts a node claimed to send to one channel as one message; ``url`` is None when no channel of that
+    name exists (the alerts then fail with that reason)."""
+
+    channel: str
+    url: str | None
+    alerts: tuple[AlertRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """How sending one parcel went: ``error`` None when delivered; ``retry_at`` None gives up."""
+
+    alert_ids: tuple[int, ...]
+    error: str | None = None
+    retry_at: datetime | None = None

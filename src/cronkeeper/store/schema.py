@@ -223,3 +223,70 @@ settings = Table(
     Column("key", String(100), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# ---- alerts (migration 0009) ------------------------------------------------------------------------------
+
+# A named Apprise URL.  The URL holds credentials: only the store and the courier read it whole.
+channels = Table(
+    "ck_channels",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("origin", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # When a message last went out (or was claimed to go out): one message per channel per grouping window.
+    Column("last_sent_at", UTCDateTime),
+)
+
+OPEN_INCIDENT_SQL = "closed_at IS NULL"
+
+# A streak of bad final outcomes of one job, until its next success; at most one open per job.
+incidents = Table(
+    "ck_incidents",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("job_id", String(128), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("first_run_id", BigInteger, nullable=False),
+    Column("last_run_id", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("alerted", Boolean, nullable=False, server_default=text("false")),
+    Column("closed_at", UTCDateTime),
+    Column("closed_by_run_id", BigInteger),
+    Index(
+        "uq_ck_incidents_open",
+        "job_id",
+        unique=True,
+        sqlite_where=text(OPEN_INCIDENT_SQL),
+        postgresql_where=text(OPEN_INCIDENT_SQL),
+    ),
+    Index("ix_ck_incidents_job_id_id", "job_id", "id"),
+)
+
+# The outbox: one row per alert and channel, written with the outcome it reports, delivered by any node.
+alerts = Table(
+    "ck_alerts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("job_id", String(128)),
+    Column("run_id", BigInteger),
+    Column("incident_id", BigInteger),
+    # What the message says, captured when the alert is written (the job may change or go before delivery).
+    Column("facts", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    # Not delivered before this instant: a retry's backoff, or the channel's grouping window.
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("owner", String(64)),
+    Column("lease_until", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    Column("last_error", Text),
+    # Every failed attempt: [{"at": ISO instant, "error": text}, ...], bounded by the retry limit.
+    Column("attempt_log", JSON),
+    Index("ix_ck_alerts_status_due", "status", "due_at"),
+    sqlite_autoincrement=True,
+)

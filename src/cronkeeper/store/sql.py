@@ -39,6 +39,7 @@ from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, Run
 from cronkeeper.store.batch import BatchStatement
 from cronkeeper.store.claims import Claimer
 from cronkeeper.store.engines import open_engine, reading, writing
+from cronkeeper.store.incidents import FinalOutcome, row_outcome, track_outcomes
 from cronkeeper.store.rows import (
     ACTIVE,
     ACTIVE_RUN,
@@ -65,6 +66,7 @@ class SqlJobStore(JobStore):
         # Parsed specs by job id and version: claims happen constantly, and parsing a cron expression is not
         # free.  A new version (any edit) replaces the entry.
         self._specs = SpecCache()
+        self.alerts_written = threading.Event()
         self._claimer = Claimer(self.engine.dialect, self._specs)
         dialect = self.engine.dialect
         self._insert_jobs = BatchStatement(
@@ -96,6 +98,9 @@ class SqlJobStore(JobStore):
             .where(runs.c.id == bindparam("rid"))
             .values({n: bindparam(n) for n in _OUTCOME_FIELDS}),
         )
+
+    def _alerts_written(self) -> None:
+        self.alerts_written.set()
 
     def _write(self) -> AbstractContextManager[Connection]:
         return writing(self.engine)
@@ -390,6 +395,9 @@ class SqlJobStore(JobStore):
                 # Other nodes learn of the retry when this commits, and wake for its due time; nothing
                 # else would tell them before their next poll.
                 self._notify(conn)
+            finals = [_final(live[c.run_id], c) for c in accepted if c.retry_at is None]
+            if track_outcomes(conn, finals, now=now):
+                self._alerts_written()
         return [completion.run_id for completion in accepted]
 
     def heartbeat(self, *, owner: str, now: datetime, hostname: str, pid: int) -> list[int]:
@@ -438,7 +446,10 @@ class SqlJobStore(JobStore):
                     error="lost: the process that owned this run stopped without finishing it",
                 )
             )
-            return [run_from_row(row) for row in conn.execute(select(runs).where(runs.c.id.in_(ids)))]
+            rows = list(conn.execute(select(runs).where(runs.c.id.in_(ids))))
+            if track_outcomes(conn, [row_outcome(row) for row in rows], now=now):
+                self._alerts_written()
+            return [run_from_row(row) for row in rows]
 
     # ---- runs ------------------------------------------------------------------------------------------
 
@@ -590,6 +601,24 @@ def _outcome_values(completion: Completion) -> dict[str, Any]:
     values["finished_at"] = completion.finished_at
     values["rid"] = completion.run_id
     return values
+
+
+def _final(row: AnyRow, completion: Completion) -> FinalOutcome:
+    outcome = completion.outcome
+    return FinalOutcome(
+        run_id=row.id,
+        job_id=row.job_id,
+        status=completion.status,
+        scheduled_for=row.scheduled_for,
+        attempt=row.attempt,
+        started_at=completion.started_at,
+        finished_at=completion.finished_at,
+        triggered_by=row.triggered_by,
+        exit_code=outcome.exit_code,
+        error=outcome.error,
+        output=outcome.output,
+        wants_success=completion.wants_success,
+    )
 
 
 def _retry_row(parent: AnyRow, completion: Completion, now: datetime) -> dict[str, Any]:

@@ -14,10 +14,10 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from cronkeeper.exceptions import (
-    AccountNotFoundError,
     ConflictError,
     JobExistsError,
     JobNotFoundError,
+    NotFoundError,
     RunNotFoundError,
     StoreError,
     ValidationError,
@@ -123,7 +123,7 @@ _HANDLERS: tuple[tuple[type[Exception], Callable[[Request, Exception], Awaitable
     (RequestValidationError, _request_validation),
     (JobNotFoundError, _not_found),
     (RunNotFoundError, _not_found),
-    (AccountNotFoundError, _not_found),
+    (NotFoundError, _not_found),
     (JobExistsError, _exists),
     (ConflictError, _conflict),
     (StoreError, _store_failed),

@@ -1,0 +1,117 @@
+"""The courier: a thread per started scheduler that delivers the outbox.
+
+Each pass claims the alerts that are due, grouped by channel (one message per channel per window, so a storm
+of failures is one message, not a flood), sends each group with a deadline, and records the result at once:
+delivered, retried later with a doubling backoff, or failed for good after ``give_up_after``.  Claims are
+leased: a courier that dies mid-send leaves its alerts to the next one when the lease ends, so a crash can
+repeat a message but never lose one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from cronkeeper.alerts.channels import send
+from cronkeeper.alerts.messages import Renderer
+from cronkeeper.clock import Clock
+from cronkeeper.settings import DeliverySettings
+from cronkeeper.store.base import AlertStore
+from cronkeeper.store.records import DeliveryResult, Parcel
+
+log = logging.getLogger(__name__)
+
+# A claim is held this long: far longer than the sends of one pass take (each is cut at send_timeout, and
+# a pass claims at most CLAIM_LIMIT alerts, so a few dozen channels at most).
+LEASE = timedelta(minutes=15)
+CLAIM_LIMIT = 100
+
+
+class Courier:
+    """Delivers alerts for one scheduler; ``owner`` names it in the claims (the scheduler's node id)."""
+
+    def __init__(
+        self,
+        store: AlertStore,
+        clock: Clock,
+        *,
+        owner: str,
+        settings: DeliverySettings,
+        wake: threading.Event | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._owner = owner
+        self._settings = settings
+        self._renderer = Renderer(templates=settings.templates, public_url=settings.public_url)
+        self._wake = wake or threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="cronkeeper-courier", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop without waiting long for a send under way: it is abandoned (a daemon thread), and its alerts
+        go out from whichever node claims them after the lease."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.deliver_due()
+            except Exception:  # the database or a bug: the courier must outlive both
+                log.exception("could not deliver alerts; trying again shortly")
+            self._wake.wait(self._settings.poll_interval)
+
+    def deliver_due(self) -> int:
+        """One pass: claim what is due, send it, record how it went; returns the number delivered."""
+        settings = self._settings
+        parcels = self._store.claim_alerts(
+            owner=self._owner, now=self._clock.now(), lease=LEASE, window=settings.window, limit=CLAIM_LIMIT
+        )
+        delivered = 0
+        for parcel in parcels:
+            result = self._deliver(parcel)
+            self._store.record_deliveries([result], owner=self._owner, now=self._clock.now())
+            if result.error is None:
+                delivered += len(result.alert_ids)
+            else:
+                log.warning(
+                    "alert delivery to channel %s failed (%s alert(s)%s): %s",
+                    parcel.channel,
+                    len(result.alert_ids),
+                    "; retrying later" if result.retry_at else "; giving up",
+                    result.error,
+                )
+        return delivered
+
+    def _deliver(self, parcel: Parcel) -> DeliveryResult:
+        ids = tuple(alert.id for alert in parcel.alerts)
+        if parcel.url is None:
+            return DeliveryResult(ids, f"there is no channel named {parcel.channel!r}")
+        try:
+            message = self._renderer.render([alert.facts for alert in parcel.alerts])
+        except Exception as exc:  # a template of the deployment's own that cannot render: retrying won't help
+            return DeliveryResult(ids, f"the message could not be rendered: {exc}")
+        error = send(parcel.url, message, timeout=self._settings.send_timeout)
+        if error is None:
+            return DeliveryResult(ids)
+        return DeliveryResult(ids, error, self._retry_at(parcel, self._clock.now()))
+
+    def _retry_at(self, parcel: Parcel, now: datetime) -> datetime | None:
+        settings = self._settings
+        oldest = min(alert.created_at for alert in parcel.alerts)
+        if now - oldest >= settings.give_up_after:
+            return None
+        attempts = max(alert.attempts for alert in parcel.alerts)
+        delay: timedelta = min(settings.retry_base * (2 ** min(max(attempts - 1, 0), 20)), settings.retry_cap)
+        return now + delay

@@ -1,0 +1,99 @@
+"""Alerts to messages: Jinja2 templates (a title, a text body, an HTML body for e-mail) that a deployment can
+override from a folder of its own, with the same file names (``title.txt``, ``body.txt``, ``body.html``).
+
+Everything in an alert's facts came from a job or a run (names, errors, output): the HTML body escapes it, and
+the title is one line whatever a job's name holds, so that no run can write headers into an e-mail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    select_autoescape,
+)
+
+from cronkeeper.alerts.channels import Message
+
+TITLE_LIMIT = 200
+_HEADLINES = {
+    "failed": "failed",
+    "timed_out": "timed out",
+    "lost": "lost (its process died)",
+    "missed": "missed its start",
+    "long_running": "still running",
+    "succeeded": "succeeded",
+    "recovered": "recovered",
+    "test": "test message",
+}
+
+
+class Renderer:
+    """Renders alerts with the package's templates, or a folder's where it has one of the same name."""
+
+    def __init__(self, *, templates: Path | None = None, public_url: str | None = None) -> None:
+        loaders: list[Any] = [PackageLoader("cronkeeper.alerts", "templates")]
+        if templates is not None:
+            loaders.insert(0, FileSystemLoader(templates))
+        self._env = Environment(
+            loader=ChoiceLoader(loaders),
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        self._env.globals["headline"] = headline
+        self._public_url = public_url.rstrip("/") if public_url else None
+
+    def render(self, facts: Sequence[dict[str, Any]]) -> Message:
+        """One message for one or several alerts to one channel (several are grouped, not sent apart)."""
+        alerts = [self._with_link(item) for item in facts]
+        title = self._env.get_template("title.txt").render(alerts=alerts)
+        return Message(
+            title=" ".join(title.split())[:TITLE_LIMIT],
+            text=self._env.get_template("body.txt").render(alerts=alerts).strip() + "\n",
+            html=self._env.get_template("body.html").render(alerts=alerts),
+        )
+
+    def _with_link(self, facts: dict[str, Any]) -> dict[str, Any]:
+        base: dict[str, Any] = dict.fromkeys(_FACT_KEYS)
+        base.update(facts)
+        run_id = facts.get("run_id")
+        base["link"] = f"{self._public_url}/runs/{run_id}" if self._public_url and run_id else None
+        base["job_name"] = base["job_name"] or base["job_id"] or "cronkeeper"
+        return base
+
+
+def headline(facts: dict[str, Any]) -> str:
+    kind = str(facts.get("kind"))
+    words = _HEADLINES.get(kind, kind.replace("_", " "))
+    if kind == "failed" and facts.get("exit_code") not in (None, 0):
+        words += f" (exit code {facts['exit_code']})"
+    return words
+
+
+_FACT_KEYS = (
+    "kind",
+    "job_id",
+    "job_name",
+    "schedule",
+    "run_id",
+    "status",
+    "attempt",
+    "scheduled_for",
+    "started_at",
+    "finished_at",
+    "duration",
+    "exit_code",
+    "triggered_by",
+    "error",
+    "output_tail",
+    "failures",
+    "incident_opened_at",
+)

@@ -1,0 +1,197 @@
+"""Channels, the notification defaults and the outbox, for every face: add, remove, test and list channels;
+read what became of each alert.
+
+Channel URLs hold credentials.  This service is where they stop: what it returns, audits and raises shows
+them masked, and the URL whole never leaves it except to the store and the channel itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cronkeeper.alerts.channels import Message, check_url, mask, send
+from cronkeeper.alerts.messages import Renderer
+from cronkeeper.clock import Clock
+from cronkeeper.exceptions import NotFoundError, ValidationError
+from cronkeeper.models import AlertKind, NotifyOptions
+from cronkeeper.services.changes import ChangeLog
+from cronkeeper.settings import DeliverySettings
+from cronkeeper.specs.validate import channel_name
+from cronkeeper.store.base import AlertStore
+from cronkeeper.store.records import AlertFilter, AlertRecord, AlertStatus, ChannelRecord
+
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A channel as anyone may see it: its URL masked."""
+
+    name: str
+    url: str
+    origin: str
+    created_at: datetime
+    updated_at: datetime
+    last_sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncedChannels:
+    """What a declaration of channels changed."""
+
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+class AlertService:
+    """Channels and alerts; ``delivery`` supplies what a test message needs (templates, links, deadline)."""
+
+    def __init__(
+        self, store: AlertStore, clock: Clock, changes: ChangeLog, *, delivery: DeliverySettings
+    ) -> None:
+        self._store = store
+        self.clock = clock
+        self._changes = changes
+        self._delivery = delivery
+
+    # ---- channels ----------------------------------------------------------------------------------------
+
+    def add_channel(
+        self, name: str, url: str, *, origin: str = "api", by: str | None = None, via: str | None = None
+    ) -> Channel:
+        """Add a channel, or replace the URL of the one of that name."""
+        name = channel_name(name)
+        url = check_url(url)
+        new = self._store.put_channel(name, url, origin=origin, now=self.clock.now())
+        self._changes.record(
+            "add" if new else "edit", name, by=by, via=via, object_type="channel", details={"url": mask(url)}
+        )
+        return self.get_channel(name)
+
+    def remove_channel(self, name: str, *, by: str | None = None, via: str | None = None) -> None:
+        self._store.remove_channel(name)
+        self._changes.record("remove", name, by=by, via=via, object_type="channel")
+
+    def get_channel(self, name: str) -> Channel:
+        found = self._store.find_channel(name)
+        if found is None:
+            raise NotFoundError("channel", name)
+        return _shown(found)
+
+    def list_channels(self) -> list[Channel]:
+        return [_shown(record) for record in self._store.list_channels()]
+
+    def sync_channels(
+        self, declared: Mapping[str, str], *, origin: str, by: str | None = None, via: str | None = None
+    ) -> SyncedChannels:
+        """Make the channels of ``origin`` exactly ``declared`` (name → URL); every URL is checked before any
+        is written.  A channel of the same name from another origin is taken over: the declaration wins."""
+        checked = {
+            channel_name(name, f"channels.{name}"): check_url(url, f"channels.{name}")
+            for name, url in declared.items()
+        }
+        existing = {record.name: record for record in self._store.list_channels()}
+        added: list[str] = []
+        updated: list[str] = []
+        for name, url in checked.items():
+            before = existing.get(name)
+            if before is not None and before.url == url and before.origin == origin:
+                continue
+            self._store.put_channel(name, url, origin=origin, now=self.clock.now())
+            (updated if before is not None else added).append(name)
+            self._changes.record(
+                "edit" if before else "add",
+                name,
+                by=by,
+                via=via,
+                object_type="channel",
+                details={"url": mask(url)},
+            )
+        removed = self._store.retire_channels(origin, list(checked))
+        for name in removed:
+            self._changes.record("remove", name, by=by, via=via, object_type="channel")
+        return SyncedChannels(tuple(added), tuple(updated), tuple(removed))
+
+    def test_channel(self, name: str, *, by: str | None = None, via: str | None = None) -> str | None:
+        """Send a test message now, outside the outbox (the answer is wanted at once); None when the channel
+        took it, else the error in the service's own words (with its secrets masked)."""
+        found = self._store.find_channel(name)
+        if found is None:
+            raise NotFoundError("channel", name)
+        facts: dict[str, Any] = {
+            "kind": AlertKind.TEST.value,
+            "job_id": None,
+            "job_name": "cronkeeper",
+            "error": None,
+        }
+        message = Renderer(templates=self._delivery.templates, public_url=self._delivery.public_url).render(
+            [facts]
+        )
+        message = Message(f"[cronkeeper] test message to channel {name}", message.text, message.html)
+        error = send(found.url, message, timeout=self._delivery.send_timeout)
+        self._changes.record(
+            "test",
+            name,
+            by=by,
+            via=via,
+            object_type="channel",
+            details={"delivered": error is None, **({"error": error} if error else {})},
+        )
+        return error
+
+    # ---- defaults ----------------------------------------------------------------------------------------
+
+    def defaults(self) -> NotifyOptions:
+        return self._store.notify_defaults()
+
+    def set_defaults(self, options: NotifyOptions, *, by: str | None = None, via: str | None = None) -> None:
+        """The options every job takes where it sets none itself.  ``succeeded`` is chosen per job only: the
+        engine asks a job's own options whether to report its successes, so that a success costs nothing."""
+        if options.on is not None and AlertKind.SUCCEEDED in options.on:
+            raise ValidationError("on", "'succeeded' is chosen per job (notify_on), not for every job")
+        if options == self._store.notify_defaults():
+            return
+        self._store.set_notify_defaults(options)
+        self._changes.record("edit", "defaults", by=by, via=via, object_type="notify")
+
+    # ---- the outbox ----------------------------------------------------------------------------------------
+
+    def list_alerts(
+        self,
+        *,
+        status: AlertStatus | str | None = None,
+        job_id: str | None = None,
+        channel: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[AlertRecord]:
+        """Alerts, newest first, with what became of each (attempts, the last error, when delivered)."""
+        if limit < 1 or limit > MAX_PAGE:
+            raise ValidationError("limit", f"must be between 1 and {MAX_PAGE}")
+        try:
+            chosen = None if status is None else AlertStatus(status)
+        except ValueError:
+            allowed = ", ".join(member.value for member in AlertStatus)
+            raise ValidationError("status", f"must be one of {allowed}") from None
+        return self._store.list_alerts(AlertFilter(chosen, job_id, channel, limit, before_id))
+
+    def get_alert(self, alert_id: int) -> AlertRecord:
+        return self._store.get_alert(alert_id)
+
+    def count_alerts(self) -> dict[str, int]:
+        return self._store.count_alerts()
+
+
+def _shown(record: ChannelRecord) -> Channel:
+    return Channel(
+        record.name,
+        mask(record.url),
+        record.origin,
+        record.created_at,
+        record.updated_at,
+        record.last_sent_at,
+    )

@@ -1,0 +1,262 @@
+"""Incidents and the alerts they call for, written inside the transaction that records the outcomes.
+
+An alert is a row (DESIGN invariant 8): the outcome, the incident it opens, extends or closes, and the alert
+rows for the job's channels commit together or not at all, so a crash between recording and delivering loses
+nothing.  The rules are :func:`cronkeeper.incidents.judge`; this module reads and writes what they need.
+
+Cost on the path of every run: one indexed query per batch of outcomes (the open incidents of the batch's
+jobs).  Job specs and the defaults are read only for a batch that holds a bad outcome, closes an incident or
+has a job that asked to hear of its successes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from cronkeeper.incidents import BAD_STATUSES, IncidentState, NotifyPolicy, judge, resolve
+from cronkeeper.models import AlertKind, NotifyOptions, RunStatus
+from cronkeeper.specs.stored import stored_notify
+from cronkeeper.store.rows import AnyRow
+from cronkeeper.store.schema import alerts, incidents, jobs, settings
+
+# The ck_settings key holding the notification defaults of every job (a job's stored notify options).
+NOTIFY_DEFAULTS_KEY = "notify.defaults"
+PENDING = "pending"
+# How much of a run's error and output an alert carries: enough to see what went wrong in a message.
+ERROR_EXCERPT = 1000
+OUTPUT_TAIL = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class FinalOutcome:
+    """A run's last word, with what a message about it needs to say; retried failures are not final."""
+
+    run_id: int
+    job_id: str
+    status: RunStatus
+    scheduled_for: datetime
+    attempt: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    triggered_by: str | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    output: str | None = None
+    # The job asked to hear of every success (its own notify_on has "succeeded").
+    wants_success: bool = False
+
+
+@dataclass(slots=True)
+class _Open:
+    """An incident as it stands while a batch is judged (one job's outcomes may follow each other)."""
+
+    id: int | None
+    opened_at: datetime
+    first_run_id: int
+    state: IncidentState
+    last_run_id: int
+    changed: bool = False
+
+
+def track_outcomes(conn: Connection, outcomes: Sequence[FinalOutcome], *, now: datetime) -> int:
+    """Open, extend and close the incidents of ``outcomes`` and write the alerts they call for; returns how
+    many alerts were written (the caller wakes the courier when any was)."""
+    judged = [o for o in outcomes if o.status in BAD_STATUSES or o.status is RunStatus.SUCCEEDED]
+    if not judged:
+        return 0
+    job_ids = sorted({o.job_id for o in judged})
+    current = _open_incidents(conn, job_ids)
+    needs_policy = {
+        o.job_id for o in judged if o.status in BAD_STATUSES or o.wants_success or o.job_id in current
+    }
+    if not needs_policy:
+        return 0
+    policies, about = _policies(conn, sorted(needs_policy))
+    written = 0
+    for outcome in judged:
+        written += _judge_one(conn, outcome, current, policies.get(outcome.job_id), about, now)
+    _save(conn, current, now)
+    return written
+
+
+def _judge_one(
+    conn: Connection,
+    outcome: FinalOutcome,
+    current: dict[str, _Open],
+    policy: NotifyPolicy | None,
+    about: dict[str, dict[str, Any]],
+    now: datetime,
+) -> int:
+    before = current.get(outcome.job_id)
+    verdict = judge(outcome.status, before.state if before else None, policy)
+    if verdict.incident is None:
+        if before is not None:
+            _close(conn, before, outcome.run_id, now)
+            del current[outcome.job_id]
+    elif before is None:
+        before = current[outcome.job_id] = _Open(
+            None, now, outcome.run_id, verdict.incident, outcome.run_id, changed=True
+        )
+    else:
+        before.state, before.last_run_id, before.changed = verdict.incident, outcome.run_id, True
+    if verdict.alert is None or policy is None:
+        return 0
+    if before is not None and before.id is None:
+        before.id = _insert_incident(conn, outcome.job_id, before)
+        before.changed = False
+    facts = _facts(verdict.alert, outcome, before, about.get(outcome.job_id, {}))
+    rows = [
+        {
+            "kind": verdict.alert.value,
+            "channel": channel,
+            "job_id": outcome.job_id,
+            "run_id": outcome.run_id,
+            "incident_id": before.id if before else None,
+            "facts": facts,
+            "status": PENDING,
+            "created_at": now,
+            "due_at": now,
+        }
+        for channel in policy.channels
+    ]
+    conn.execute(insert(alerts), rows)
+    return len(rows)
+
+
+def _open_incidents(conn: Connection, job_ids: list[str]) -> dict[str, _Open]:
+    rows = conn.execute(
+        select(incidents).where(incidents.c.job_id.in_(job_ids), incidents.c.closed_at.is_(None))
+    )
+    return {
+        row.job_id: _Open(
+            row.id, row.opened_at, row.first_run_id, IncidentState(row.failures, row.alerted), row.last_run_id
+        )
+        for row in rows
+    }
+
+
+def _policies(
+    conn: Connection, job_ids: list[str]
+) -> tuple[dict[str, NotifyPolicy], dict[str, dict[str, Any]]]:
+    """Each job's resolved policy (jobs nobody is told about are left out), and its name for messages."""
+    defaults = notify_defaults(conn)
+    policies: dict[str, NotifyPolicy] = {}
+    about: dict[str, dict[str, Any]] = {}
+    for row in conn.execute(select(jobs.c.id, jobs.c.spec).where(jobs.c.id.in_(job_ids))):
+        spec = row.spec if isinstance(row.spec, dict) else json.loads(row.spec)
+        policy = resolve(stored_notify(spec), defaults)
+        if policy is not None:
+            policies[row.id] = policy
+        about[row.id] = {"job_name": spec.get("name") or row.id, "schedule": _schedule_of(spec)}
+    return policies, about
+
+
+def notify_defaults(conn: Connection) -> NotifyOptions:
+    value = conn.execute(select(settings.c.value).where(settings.c.key == NOTIFY_DEFAULTS_KEY)).scalar()
+    return NotifyOptions() if value is None else stored_notify(json.loads(value))
+
+
+def _schedule_of(spec: dict[str, Any]) -> str:
+    if spec.get("cron") is not None:
+        return f"cron {spec['cron']} ({spec.get('timezone') or 'UTC'})"
+    if spec.get("every") is not None:
+        return f"every {spec['every']:g} s"
+    return f"once at {spec.get('at')}"
+
+
+def _facts(
+    kind: AlertKind, outcome: FinalOutcome, incident: _Open | None, about: dict[str, Any]
+) -> dict[str, Any]:
+    duration = (
+        (outcome.finished_at - outcome.started_at).total_seconds()
+        if outcome.started_at and outcome.finished_at
+        else None
+    )
+    return {
+        "kind": kind.value,
+        "job_id": outcome.job_id,
+        "job_name": about.get("job_name", outcome.job_id),
+        "schedule": about.get("schedule"),
+        "run_id": outcome.run_id,
+        "status": outcome.status.value,
+        "attempt": outcome.attempt,
+        "scheduled_for": outcome.scheduled_for.isoformat(),
+        "started_at": _iso(outcome.started_at),
+        "finished_at": _iso(outcome.finished_at),
+        "duration": duration,
+        "exit_code": outcome.exit_code,
+        "triggered_by": outcome.triggered_by,
+        "error": (outcome.error or "")[:ERROR_EXCERPT] or None,
+        "output_tail": (outcome.output or "")[-OUTPUT_TAIL:] or None,
+        "failures": incident.state.failures if incident else None,
+        "incident_opened_at": incident.opened_at.isoformat() if incident else None,
+    }
+
+
+def _iso(instant: datetime | None) -> str | None:
+    return None if instant is None else instant.isoformat()
+
+
+def _insert_incident(conn: Connection, job_id: str, incident: _Open) -> int:
+    result = conn.execute(
+        insert(incidents).values(
+            job_id=job_id,
+            opened_at=incident.opened_at,
+            first_run_id=incident.first_run_id,
+            last_run_id=incident.last_run_id,
+            failures=incident.state.failures,
+            alerted=incident.state.alerted,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _close(conn: Connection, incident: _Open, run_id: int, now: datetime) -> None:
+    if incident.id is None:  # opened and ended in one batch, never alerted: nothing to keep
+        return
+    conn.execute(
+        update(incidents).where(incidents.c.id == incident.id).values(closed_at=now, closed_by_run_id=run_id)
+    )
+
+
+def _save(conn: Connection, current: dict[str, _Open], now: datetime) -> None:
+    for job_id, incident in current.items():
+        if not incident.changed:
+            continue
+        if incident.id is None:
+            incident.id = _insert_incident(conn, job_id, incident)
+            continue
+        conn.execute(
+            update(incidents)
+            .where(incidents.c.id == incident.id)
+            .values(
+                failures=incident.state.failures,
+                alerted=incident.state.alerted,
+                last_run_id=incident.last_run_id,
+            )
+        )
+
+
+def row_outcome(row: AnyRow) -> FinalOutcome:
+    """A run row read back (a run the reaper marked lost) as a final outcome."""
+    return FinalOutcome(
+        run_id=row.id,
+        job_id=row.job_id,
+        status=RunStatus(row.status),
+        scheduled_for=row.scheduled_for,
+        attempt=row.attempt,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        triggered_by=row.triggered_by,
+        exit_code=row.exit_code,
+        error=row.error,
+        output=row.output,
+    )

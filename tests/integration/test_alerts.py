@@ -1,0 +1,162 @@
+"""Alerts end to end on real parts: a SQLite file, a real SMTP server and a real HTTP server on localhost,
+the scheduler stepped on a fake clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from cronkeeper import FakeClock, Scheduler
+from cronkeeper.models import NotifyOptions
+from cronkeeper.settings import DeliverySettings
+from tests.conftest import SchedulerFactory
+from tests.sinks import MailSink, WebhookSink
+
+BROKEN: dict[str, bool] = {}
+
+
+def flaky() -> None:
+    """Fails while the test says the job is broken."""
+    if BROKEN.get("flaky"):
+        raise RuntimeError("disk full")
+
+
+def step(scheduler: Scheduler, clock: FakeClock, minutes: int = 1) -> None:
+    clock.advance(timedelta(minutes=minutes))
+    scheduler.run_pending()
+    scheduler.deliver_alerts()
+
+
+@pytest.fixture(autouse=True)
+def healthy() -> None:
+    BROKEN.clear()
+
+
+def test_a_failing_job_mails_once_per_incident_and_once_on_recovery(
+    scheduler: Scheduler, clock: FakeClock, mail: MailSink
+) -> None:
+    scheduler.alerts.add_channel("ops", mail.url())
+    scheduler.add_job(flaky, id="flaky", every="1m", notify=["ops"])
+    step(scheduler, clock)
+    BROKEN["flaky"] = True
+    for _ in range(3):
+        step(scheduler, clock)
+    BROKEN["flaky"] = False
+    step(scheduler, clock)
+    step(scheduler, clock)
+    BROKEN["flaky"] = True
+    step(scheduler, clock)
+
+    assert mail.subjects() == [
+        "[cronkeeper] flaky: failed",
+        "[cronkeeper] flaky: recovered",
+        "[cronkeeper] flaky: failed",
+    ]
+    body = mail.messages[0].get_body(("html",))
+    assert body is not None
+    assert "disk full" in body.get_content()
+    recovered = [a for a in scheduler.alerts.list_alerts() if a.kind == "recovered"]
+    assert recovered[0].facts["failures"] == 3
+
+
+def test_a_failure_retried_to_success_alerts_nobody(
+    scheduler: Scheduler, clock: FakeClock, mail: MailSink
+) -> None:
+    scheduler.alerts.add_channel("ops", mail.url())
+    scheduler.add_job(
+        flaky, id="flaky", every="1m", notify=["ops"], max_retries=1, retry_base="1s", retry_jitter=0
+    )
+    BROKEN["flaky"] = True
+    clock.advance(timedelta(minutes=1))
+    scheduler.run_pending()
+    BROKEN["flaky"] = False
+    step(scheduler, clock, 0)
+    clock.advance(timedelta(seconds=2))
+    scheduler.run_pending()
+    scheduler.deliver_alerts()
+
+    assert [run.status for run in scheduler.runs(job_id="flaky")] == ["succeeded", "failed"]
+    assert mail.messages == []
+    assert scheduler.alerts.list_alerts() == []
+
+
+def test_after_n_failures_alerts_on_the_nth_and_every_failure_alerts_each(
+    scheduler: Scheduler, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    scheduler.alerts.add_channel("hook", webhook.url())
+    scheduler.add_job(flaky, id="flaky", every="1m", notify="hook", notify_after=3)
+    scheduler.add_job(
+        "tests.integration.test_alerts:flaky", id="each", every="1m", notify="hook", notify_every_failure=True
+    )
+    BROKEN["flaky"] = True
+    for _ in range(4):
+        step(scheduler, clock, 2)
+
+    titles = [post["title"] for post in webhook.posts]
+    # The third round has both jobs failing at once: one grouped message to the channel.
+    assert titles.count("[cronkeeper] each: failed") == 3
+    assert sum("flaky failed" in title or title == "[cronkeeper] flaky: failed" for title in titles) == 1
+    kinds = sorted((a.job_id, a.kind) for a in scheduler.alerts.list_alerts())
+    assert kinds == [("each", "failed")] * 4 + [("flaky", "failed")]
+
+
+def test_the_defaults_reach_jobs_that_name_no_channel(
+    scheduler: Scheduler, clock: FakeClock, mail: MailSink
+) -> None:
+    scheduler.alerts.add_channel("ops", mail.url())
+    scheduler.alerts.set_defaults(NotifyOptions(channels=("ops",)))
+    scheduler.add_job(flaky, id="flaky", every="1m")
+    scheduler.add_job(flaky, id="quiet", every="1m", notify=[])
+    BROKEN["flaky"] = True
+    step(scheduler, clock)
+
+    assert mail.subjects() == ["[cronkeeper] flaky: failed"]
+
+
+def test_a_success_alert_is_per_job_opt_in(
+    scheduler: Scheduler, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    scheduler.alerts.add_channel("hook", webhook.url())
+    scheduler.add_job(flaky, id="flaky", every="1m", notify="hook", notify_on=["succeeded"])
+    step(scheduler, clock)
+
+    assert [post["title"] for post in webhook.posts] == ["[cronkeeper] flaky: succeeded"]
+
+
+def test_a_dead_channel_is_retried_with_backoff_then_given_up(
+    make_scheduler: SchedulerFactory, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    delivery = DeliverySettings(
+        window=timedelta(0), retry_base=timedelta(minutes=1), give_up_after=timedelta(minutes=10)
+    )
+    scheduler = make_scheduler(delivery=delivery)
+    scheduler.alerts.add_channel("hook", webhook.url())
+    webhook.status = 500
+    scheduler.add_job(flaky, id="flaky", every="1h", notify="hook")
+    BROKEN["flaky"] = True
+    step(scheduler, clock, 60)
+    [alert] = scheduler.alerts.list_alerts()
+    assert (alert.status, alert.attempts) == ("pending", 1)
+    assert alert.due_at == clock.now() + timedelta(minutes=1)
+    assert "500" in (alert.last_error or "") or alert.last_error
+
+    for minutes in (1, 2, 4, 8):
+        clock.advance(timedelta(minutes=minutes))
+        scheduler.deliver_alerts()
+    [alert] = scheduler.alerts.list_alerts()
+    assert alert.status == "failed"
+    assert len(alert.attempt_log) == alert.attempts == 5
+    assert len(webhook.posts) == 5
+
+
+def test_a_job_naming_a_missing_channel_fails_its_alert_visibly(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    scheduler.add_job(flaky, id="flaky", every="1m", notify="nowhere")
+    BROKEN["flaky"] = True
+    step(scheduler, clock)
+
+    [alert] = scheduler.alerts.list_alerts()
+    assert alert.status == "failed"
+    assert alert.last_error == "there is no channel named 'nowhere'"
