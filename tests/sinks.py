@@ -80,6 +80,7 @@ class WebhookSink:
 
     port: int
     posts: list[dict[str, Any]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
     delay: float = 0.0
     status: int = 200
 
@@ -97,6 +98,7 @@ def webhook_server() -> Iterator[WebhookSink]:
             if sink.delay:
                 time.sleep(sink.delay)
             sink.posts.append(json.loads(body))
+            sink.paths.append(self.path)
             self.send_response(sink.status)
             self.end_headers()
 

@@ -12,6 +12,7 @@ from cronkeeper.exceptions import (
     InvalidScheduleError,
     JobExistsError,
     JobNotFoundError,
+    NotFoundError,
     RunFailed,
     RunNotFoundError,
     SchedulerStateError,
@@ -19,25 +20,29 @@ from cronkeeper.exceptions import (
     TargetImportError,
     ValidationError,
 )
-from cronkeeper.models import Catchup, Job, Overlap, Run, RunStatus, TriggerSource
+from cronkeeper.models import AlertKind, Catchup, Job, NotifyOptions, Overlap, Run, RunStatus, TriggerSource
 from cronkeeper.runcontext import RunContext, current_run
 from cronkeeper.scheduler import AsyncScheduler, Scheduler
 from cronkeeper.services.jobs import SyncReport
-from cronkeeper.settings import SchedulerSettings
+from cronkeeper.settings import DeliverySettings, SchedulerSettings
 
 __all__ = [
+    "AlertKind",
     "AsyncScheduler",
     "Catchup",
     "Clock",
     "ConfigError",
     "ConflictError",
     "CronkeeperError",
+    "DeliverySettings",
     "EventKind",
     "FakeClock",
     "InvalidScheduleError",
     "Job",
     "JobExistsError",
     "JobNotFoundError",
+    "NotFoundError",
+    "NotifyOptions",
     "Overlap",
     "Run",
     "RunContext",

@@ -12,6 +12,15 @@
     [web]
     port = 8787
     session_lifetime = "8h"
+    public_url = "https://cron.example.com"   # for links to runs in alerts
+
+    [notify]
+    to = ["ops"]                     # every job's channels, unless it names its own (notify = [...])
+    on = ["failed", "timed_out", "lost", "missed", "long_running", "recovered"]
+    after = 1                        # bad runs in a row before an incident is alerted
+
+    [notify.channels]                # named Apprise URLs; ${VAR} keeps secrets out of the file
+    ops = "mailtos://alerts:${SMTP_PASSWORD}@smtp.example.com?to=ops@example.com"
 
     [[jobs]]
     id = "backup"
@@ -36,11 +45,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from cronkeeper.durations import parse_duration
 from cronkeeper.exceptions import ConfigError, ValidationError
-from cronkeeper.settings import SchedulerSettings
+from cronkeeper.models import NotifyOptions
+from cronkeeper.settings import DeliverySettings, SchedulerSettings
 from cronkeeper.specs import parse_zone
+from cronkeeper.specs.validate import DEFAULT_NOTIFY_KEYS, channel_name, notify_options
 
 # Keys whose string values may use ${VAR}: the schedule and the command, as the docs promise.
 SUBSTITUTED_KEYS = frozenset({"cron", "every", "at", "start", "end", "timezone", "command", "cwd", "env"})
@@ -70,6 +82,18 @@ class WebConfig:
     session_lifetime: timedelta | None = None
     secure_cookies: bool | None = None
     trust_proxy: bool | None = None
+    public_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    """The ``[notify]`` table: channels by name (URLs with ``${VAR}`` substituted; the ``email`` channel
+    from ``SMTP_*`` when no channel of that name is declared), the defaults of every job (None when the file
+    sets none, leaving the database's as they are) and how this process delivers."""
+
+    channels: dict[str, str] = field(default_factory=dict, repr=False)
+    defaults: NotifyOptions | None = None
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
 
 MAX_NAME = 100
@@ -87,6 +111,7 @@ class Config:
     # The [[jobs]] tables as written; jobs() substitutes their variables.
     job_tables: list[dict[str, Any]] = field(default_factory=list)
     web: WebConfig = field(default_factory=WebConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     name: str | None = None
     environ: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -153,6 +178,11 @@ def expand_job(table: Mapping[str, Any], environ: Mapping[str, str], where: str)
     return expanded
 
 
+def bare_config(environ: Mapping[str, str]) -> Config:
+    """The configuration without a file: defaults, and the ``email`` channel if ``SMTP_*`` say so."""
+    return Config(notify=notify_config({}, environ, where="environment"), environ=dict(environ))
+
+
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     """Read and check ``path``; raises ConfigError naming the file and the field."""
     environ = os.environ if environ is None else environ
@@ -162,23 +192,119 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(str(path), f"cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - {"name", "db", "timezone", "scheduler", "jobs", "web"})
+    unknown = sorted(set(data) - {"name", "db", "timezone", "scheduler", "jobs", "web", "notify"})
     if unknown:
         raise ConfigError(f"{path}: {unknown[0]}", "unknown setting")
     jobs = data.get("jobs", [])
     if not isinstance(jobs, list) or not all(isinstance(job, dict) for job in jobs):
         raise ConfigError(f"{path}: jobs", "must be [[jobs]] tables")
     _check_unique_ids(jobs, path)
+    web = _web(data.get("web", {}), path, environ)
     return Config(
         path=path,
         db=_optional_str(data, "db", path, environ),
         timezone=_timezone(data, path, environ),
         settings=_settings(data.get("scheduler", {}), path),
         job_tables=jobs,
-        web=_web(data.get("web", {}), path, environ),
+        web=web,
+        notify=notify_config(
+            data.get("notify", {}), environ, public_url=web.public_url, where=f"{path}: notify"
+        ),
         name=_name(data, path),
         environ=dict(environ),
     )
+
+
+NOTIFY_KEYS = frozenset({*DEFAULT_NOTIFY_KEYS, "channels", "window", "templates", "deliver"})
+
+
+def notify_config(
+    table: Any, environ: Mapping[str, str], *, public_url: str | None = None, where: str = "notify"
+) -> NotifyConfig:
+    """The ``[notify]`` table (and the ``email`` channel of the ``SMTP_*`` variables); errors name the
+    setting as ``where.key``."""
+    if not isinstance(table, dict):
+        raise ConfigError(where, "must be a table")
+    unknown = sorted(set(table) - NOTIFY_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}", "unknown setting")
+    try:
+        given = {key: table[key] for key in DEFAULT_NOTIFY_KEYS if key in table}
+        defaults = notify_options(given, DEFAULT_NOTIFY_KEYS) if given else None
+        channels = _channels(table.get("channels", {}), environ)
+        delivery = DeliverySettings(
+            enabled=_flag(table.get("deliver", True), "deliver"),
+            window=parse_duration(table.get("window", "60s"), "window"),
+            templates=_folder(table.get("templates"), environ),
+            public_url=public_url,
+        )
+    except ValidationError as exc:
+        raise located(exc, where) from None
+    return NotifyConfig(channels, defaults, delivery)
+
+
+def _channels(table: Any, environ: Mapping[str, str]) -> dict[str, str]:
+    if not isinstance(table, dict):
+        raise ValidationError("channels", "must be a table of name = Apprise URL")
+    channels: dict[str, str] = {}
+    for name, url in table.items():
+        channel_name(name, f"channels.{name}")
+        if not isinstance(url, str):
+            raise ValidationError(f"channels.{name}", "must be an Apprise URL")
+        channels[name] = substitute(url, environ, f"channels.{name}")
+    email = email_url(environ)
+    if email is not None and "email" not in channels:
+        channels["email"] = email
+    return channels
+
+
+def _flag(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(key, "must be true or false")
+    return value
+
+
+def _folder(value: Any, environ: Mapping[str, str]) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("templates", "must be a folder")
+    folder = Path(substitute(value, environ, "templates"))
+    if not folder.is_dir():
+        raise ValidationError("templates", f"{folder} is not a folder")
+    return folder
+
+
+def email_url(environ: Mapping[str, str]) -> str | None:
+    """The ``email`` channel from the usual variables: ``SMTP_HOST`` (required), ``SMTP_PORT``,
+    ``SMTP_USER``, ``SMTP_PASSWORD``, ``SMTP_FROM``, ``SMTP_TO`` (comma-separated), and ``SMTP_TLS=true``
+    (TLS from the start, port 465) or ``SMTP_STARTTLS=true`` (an upgrade, port 587; the default with a
+    password).  None when ``SMTP_HOST`` is not set."""
+    host = environ.get("SMTP_HOST", "").strip()
+    if not host:
+        return None
+    sender = environ.get("SMTP_FROM", "").strip()
+    recipients = [part.strip() for part in environ.get("SMTP_TO", "").split(",") if part.strip()]
+    if not sender or not recipients:
+        raise ValidationError("SMTP_FROM" if not sender else "SMTP_TO", "is required with SMTP_HOST")
+    user, password = environ.get("SMTP_USER", ""), environ.get("SMTP_PASSWORD", "")
+    tls, starttls = _env_flag(environ, "SMTP_TLS"), _env_flag(environ, "SMTP_STARTTLS")
+    mode = "ssl" if tls else ("starttls" if starttls or password else "insecure")
+    port = environ.get("SMTP_PORT", "").strip() or {"ssl": "465", "starttls": "587"}.get(mode, "25")
+    if not port.isdigit():
+        raise ValidationError("SMTP_PORT", "must be a port number")
+    login = f"{quote(user, safe='')}:{quote(password, safe='')}@" if user else ""
+    query = urlencode({"smtp": host, "from": sender, "to": ",".join(recipients), "mode": mode}, safe="@,")
+    return f"{'mailto' if mode == 'insecure' else 'mailtos'}://{login}{host}:{port}?{query}"
+
+
+def _env_flag(environ: Mapping[str, str], name: str) -> bool:
+    value = environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValidationError(name, "must be true or false")
 
 
 def _name(data: Mapping[str, Any], path: Path) -> str | None:
@@ -262,7 +388,14 @@ def _web_lifetime(value: Any, _environ: Mapping[str, str]) -> timedelta:
     return lifetime
 
 
+def _web_url(value: Any, environ: Mapping[str, str]) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ValidationError("public_url", "must be an http:// or https:// address")
+    return substitute(value, environ, "public_url").rstrip("/")
+
+
 WEB_KEYS: dict[str, Callable[[Any, Mapping[str, str]], Any]] = {
+    "public_url": _web_url,
     "host": _web_host,
     "port": _web_port,
     "public_metrics": _web_flag,

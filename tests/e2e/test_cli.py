@@ -99,11 +99,6 @@ def make_cli(directory: Path) -> Cli:
     return Cli(directory, env)
 
 
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return make_cli(tmp_path)
-
-
 def seed(cli: Cli, *definitions: Mapping[str, Any]) -> None:
     """Create the database in-process (quicker than a subprocess) with these jobs, as `jobs add` would."""
     with Scheduler(cli.db_url) as scheduler:

@@ -11,20 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 
 from cronkeeper.cli.main import cli as cronkeeper_cli
 from cronkeeper.scheduler import Scheduler
 from cronkeeper.services.accounts import AccountService
-from tests.e2e.test_cli import USER, Cli, make_cli
+from tests.e2e.test_cli import USER, Cli
 
 PASSWORD = "correct-horse-1"
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return make_cli(tmp_path)
 
 
 @contextmanager

@@ -9,17 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from cronkeeper import Scheduler
 from cronkeeper.models import CommandTarget, Job
-from tests.e2e.test_cli import Cli, make_cli
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return make_cli(tmp_path)
-
+from tests.e2e.test_cli import Cli
 
 CRONTAB = """\
 PATH=/usr/bin:/bin

@@ -11,7 +11,7 @@ from cronkeeper import FakeClock, Scheduler
 from cronkeeper.models import NotifyOptions
 from cronkeeper.settings import DeliverySettings
 from tests.conftest import SchedulerFactory
-from tests.sinks import MailSink, WebhookSink
+from tests.sinks import MailSink, WebhookSink, wait_until
 
 BROKEN: dict[str, bool] = {}
 
@@ -160,3 +160,43 @@ def test_a_job_naming_a_missing_channel_fails_its_alert_visibly(
     [alert] = scheduler.alerts.list_alerts()
     assert alert.status == "failed"
     assert alert.last_error == "there is no channel named 'nowhere'"
+
+
+def test_two_started_schedulers_deliver_each_alert_exactly_once(db_url: str, webhook: WebhookSink) -> None:
+    """Both nodes run the courier on one database; each of ten jobs alerts its own channel once."""
+    delivery = DeliverySettings(window=timedelta(0), poll_interval=0.05)
+    nodes = [Scheduler(db_url, delivery=delivery) for _ in range(2)]
+    try:
+        first = nodes[0]
+        for n in range(10):
+            first.alerts.add_channel(f"c{n}", webhook.url(f"job-{n}"))
+            first.add_job(command=["false"], id=f"job-{n}", cron="0 0 1 1 *", notify=[f"c{n}"])
+        for node in nodes:
+            node.start()
+        for n in range(10):
+            nodes[n % 2].trigger(f"job-{n}")
+        wait_until(lambda: len(first.alerts.list_alerts(status="delivered")) == 10)
+    finally:
+        for node in nodes:
+            node.close()
+
+    assert sorted(webhook.paths) == sorted(f"/job-{n}" for n in range(10))
+
+
+def test_a_hung_channel_delays_neither_runs_nor_the_shutdown(db_url: str, webhook: WebhookSink) -> None:
+    webhook.delay = 3.0
+    scheduler = Scheduler(db_url, delivery=DeliverySettings(window=timedelta(0), poll_interval=0.05))
+    scheduler.alerts.add_channel("slow", webhook.url())
+    scheduler.add_job(command=["false"], id="broken", cron="0 0 1 1 *", notify=["slow"])
+    scheduler.add_job(command=["true"], id="fine", cron="0 0 1 1 *")
+    scheduler.start()
+    try:
+        scheduler.trigger("broken")
+        wait_until(lambda: scheduler.alerts.list_alerts(status="sending") != [])
+        run_id = scheduler.trigger("fine")
+        wait_until(lambda: scheduler.get_run(run_id).status == "succeeded")
+        assert webhook.posts == [], "the run ended while the channel still hung"
+    finally:
+        scheduler.close()
+    assert webhook.posts == [], "the scheduler stopped without waiting for the hung channel"
+    wait_until(lambda: len(webhook.posts) == 1)  # what the channel took, late, stays taken

@@ -22,12 +22,14 @@ def api_schema(app: FastAPI, admin_token: str) -> OpenApiSchema:
     service = app.state.cronkeeper.scheduler.service
     service.add_job({"id": "hello", "cron": "*/5 * * * *", "command": ["echo", "hi"]}, by="test-setup")
     app.state.cronkeeper.scheduler.run_service.trigger("hello")
+    # A channel nothing listens on: a test message to it fails at once.
+    app.state.cronkeeper.scheduler.alerts.add_channel("ops", "json://127.0.0.1:9/hook")
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
     schema.config.headers = {"Authorization": f"Bearer {admin_token}"}
     return schema
 
 
-EXISTING = {"job_id": "hello", "run_id": 1}
+EXISTING = {"job_id": "hello", "run_id": 1, "name": "ops"}
 
 
 def test_no_input_makes_the_api_fail(api_schema: OpenApiSchema) -> None:

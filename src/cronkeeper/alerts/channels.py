@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
 
 import apprise
 
@@ -19,8 +17,6 @@ from cronkeeper.exceptions import ValidationError
 
 # E-mail channels get the HTML body; every other service the plain text one.
 EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})
-# The channel a deployment gets from the usual SMTP_* variables.
-EMAIL_CHANNEL = "email"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _PROBLEMS = frozenset({"WARNING", "ERROR", "CRITICAL"})
 _TOKENS = re.compile(r"[^/:@?&=#,+\s]+")
@@ -99,35 +95,3 @@ def _plugin(url: str) -> apprise.NotifyBase | None:
     except Exception:  # a plugin that chokes on a malformed URL: the same as none understanding it
         return None
     return plugin if isinstance(plugin, apprise.NotifyBase) else None
-
-
-def email_url(env: Mapping[str, str]) -> str | None:
-    """The ``email`` channel from the usual variables: ``SMTP_HOST`` (required), ``SMTP_PORT``, ``SMTP_USER``,
-    ``SMTP_PASSWORD``, ``SMTP_FROM``, ``SMTP_TO`` (comma-separated), and ``SMTP_TLS=true`` (TLS from the
-    start, port 465) or ``SMTP_STARTTLS=true`` (upgrade; the default when a password is given).  None when
-    ``SMTP_HOST`` is not set."""
-    host = env.get("SMTP_HOST", "").strip()
-    if not host:
-        return None
-    sender = env.get("SMTP_FROM", "").strip()
-    recipients = [part.strip() for part in env.get("SMTP_TO", "").split(",") if part.strip()]
-    if not sender or not recipients:
-        raise ValidationError("SMTP_FROM" if not sender else "SMTP_TO", "is required with SMTP_HOST")
-    user, password = env.get("SMTP_USER", ""), env.get("SMTP_PASSWORD", "")
-    tls, starttls = _flag(env, "SMTP_TLS"), _flag(env, "SMTP_STARTTLS")
-    mode = "ssl" if tls else ("starttls" if starttls or password else "insecure")
-    port = env.get("SMTP_PORT", "").strip() or ("465" if tls else ("587" if mode == "starttls" else "25"))
-    if not port.isdigit():
-        raise ValidationError("SMTP_PORT", "must be a port number")
-    login = f"{quote(user, safe='')}:{quote(password, safe='')}@" if user else ""
-    query = urlencode({"smtp": host, "from": sender, "to": ",".join(recipients), "mode": mode}, safe="@,")
-    return f"{'mailtos' if mode != 'insecure' else 'mailto'}://{login}{host}:{port}?{query}"
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    value = env.get(name, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ValidationError(name, "must be true or false")

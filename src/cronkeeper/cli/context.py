@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import getpass
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
-from cronkeeper.config import Config, load_config
+from cronkeeper.config import Config, bare_config, load_config
 from cronkeeper.scheduler import DEFAULT_DB, Scheduler, database_exists
 from cronkeeper.services.accounts import AccountService, Actor
 from cronkeeper.services.jobs import JobService
@@ -45,7 +46,7 @@ class AppContext:
     def config(self) -> Config:
         if self._config is None:
             path = self.config_option or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
-            self._config = load_config(path) if path is not None else Config()
+            self._config = load_config(path) if path is not None else bare_config(os.environ)
         return self._config
 
     @property
@@ -74,8 +75,13 @@ class AppContext:
 
     def _open(self, url: str | Path, *, migrate: bool) -> Scheduler:
         """Another scheduler on ``url``, closed when the command ends."""
+        config = self.config
         scheduler = Scheduler(
-            url, timezone=self.config.timezone or "UTC", settings=self.config.settings, migrate=migrate
+            url,
+            timezone=config.timezone or "UTC",
+            settings=config.settings,
+            delivery=config.notify.delivery,
+            migrate=migrate,
         )
         click.get_current_context().call_on_close(scheduler.close)
         return scheduler

@@ -73,6 +73,22 @@ JOB_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
         },
     ),
     (("--output-limit",), "output_limit", {"type": int, "help": "Bytes of output kept (the tail)."}),
+    (
+        ("--notify",),
+        "notify",
+        {"metavar": "CHANNELS", "help": "Channels told of incidents, comma-separated ('' for none)."},
+    ),
+    (
+        ("--notify-on",),
+        "notify_on",
+        {"metavar": "KINDS", "help": "Alert kinds, comma-separated (failed,timed_out,lost,…,succeeded)."},
+    ),
+    (("--notify-after",), "notify_after", {"type": int, "help": "Bad runs in a row before alerting [1]."}),
+    (
+        ("--notify-every-failure/--notify-once",),
+        "notify_every_failure",
+        {"default": None, "help": "Alert every bad run, or once per incident [once]."},
+    ),
 ]
 _PARAM_NAMES = {key: key for _, key, _ in JOB_OPTIONS}
 

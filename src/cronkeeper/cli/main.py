@@ -11,6 +11,7 @@ import click
 
 from cronkeeper.cli.apscheduler import import_apscheduler
 from cronkeeper.cli.audit import audit
+from cronkeeper.cli.channels import channels, notifications
 from cronkeeper.cli.context import AppContext
 from cronkeeper.cli.crontab import import_crontab
 from cronkeeper.cli.db import db
@@ -65,6 +66,8 @@ cli.add_command(audit)
 cli.add_command(import_crontab)
 cli.add_command(import_apscheduler)
 cli.add_command(db)
+cli.add_command(channels)
+cli.add_command(notifications)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(command: Callable[..., Any], argv: list[str] | None) -> int:
     try:
-        command(args=argv, prog_name="cronkeeper", standalone_mode=False)
+        # Without standalone mode, click returns the status of a `raise click.exceptions.Exit(n)`.
+        status = command(args=argv, prog_name="cronkeeper", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
@@ -95,4 +99,4 @@ def run(command: Callable[..., Any], argv: list[str] | None) -> int:
     except CronkeeperError as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
-    return 0
+    return status if isinstance(status, int) else 0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cronkeeper.cli.context import AppContext, pass_app
-from cronkeeper.config import WebConfig, located
+from cronkeeper.config import Config, WebConfig, located
 from cronkeeper.demo import DEMO_JOBS
 from cronkeeper.exceptions import CronkeeperError, ValidationError
 from cronkeeper.scheduler import Scheduler, database_exists
@@ -138,6 +138,7 @@ def open_and_sync(app: AppContext, declarations: list[Declaration], dashboard: D
     if that fails."""
     try:
         scheduler = app.scheduler()
+        sync_notify(scheduler, app.config)
         sync_declared_jobs(scheduler, declarations)
     except BaseException:
         if dashboard is not None:
@@ -220,6 +221,25 @@ def declared_jobs(app: AppContext, *, demo: bool) -> list[Declaration]:
             except ValidationError as exc:
                 raise located(exc, f"{declaration.where}: jobs[{index}]") from None
     return declarations
+
+
+def sync_notify(scheduler: Scheduler, config: Config) -> None:
+    """The file's channels (and the ``email`` channel of ``SMTP_*``) and its defaults for every job, before
+    its jobs, which may name them."""
+    where = str(config.path) if config.path is not None else "environment"
+    via = f"config {where}"
+    notify = config.notify
+    synced = scheduler.alerts.sync_channels(notify.channels, origin=config.origin, by="config", via=via)
+    if notify.defaults is not None:
+        scheduler.alerts.set_defaults(notify.defaults, by="config", via=via)
+    if synced.added or synced.updated or synced.removed:
+        log.info(
+            "%s: channels: %s added, %s updated, %s removed",
+            where,
+            ", ".join(synced.added) or "none",
+            ", ".join(synced.updated) or "none",
+            ", ".join(synced.removed) or "none",
+        )
 
 
 def sync_declared_jobs(scheduler: Scheduler, declarations: list[Declaration]) -> None:

@@ -202,10 +202,11 @@ class _Ending:
         return False
 
     def _signal(self, sig: signal.Signals) -> None:
-        """A job that must end (timeout, cancel): its process group, and its descendants that left it
-        (``setsid``)."""
-        self.tree.signal_descendants(sig)
+        """A job that must end (timeout, cancel): its process group, then its descendants that left it
+        (``setsid``).  The group first, at once: a shell whose child was signalled before it would run its
+        next line (``sleep 30; echo never reached``) before its own signal came."""
         _signal_group(self.pid, sig)
+        self.tree.signal_descendants(sig)
 
     def _check_stop_request(self, now: float) -> None:
         if self.cancel.is_set():

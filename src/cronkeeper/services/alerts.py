@@ -17,6 +17,7 @@ from cronkeeper.alerts.messages import Renderer
 from cronkeeper.clock import Clock
 from cronkeeper.exceptions import NotFoundError, ValidationError
 from cronkeeper.models import AlertKind, NotifyOptions
+from cronkeeper.serialize import iso
 from cronkeeper.services.changes import ChangeLog
 from cronkeeper.settings import DeliverySettings
 from cronkeeper.specs.validate import channel_name
@@ -36,6 +37,35 @@ class Channel:
     created_at: datetime
     updated_at: datetime
     last_sent_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "url": self.url,
+            "origin": self.origin,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "last_sent_at": iso(self.last_sent_at),
+        }
+
+
+def alert_to_dict(alert: AlertRecord) -> dict[str, Any]:
+    """An alert as the API and ``--json`` show it: what it says and what became of it."""
+    return {
+        "id": alert.id,
+        "kind": alert.kind,
+        "channel": alert.channel,
+        "job_id": alert.job_id,
+        "run_id": alert.run_id,
+        "status": alert.status.value,
+        "created_at": iso(alert.created_at),
+        "due_at": iso(alert.due_at),
+        "attempts": alert.attempts,
+        "delivered_at": iso(alert.delivered_at),
+        "last_error": alert.last_error,
+        "attempt_log": list(alert.attempt_log),
+        "facts": alert.facts,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,7 @@ KNOWN_KEYS = frozenset(
     }
 )
 # The same options as the defaults of every job (``[notify]`` in cronkeeper.toml), under shorter names.
-DEFAULT_NOTIFY_KEYS = ("channels", "on", "after", "every_failure")
+DEFAULT_NOTIFY_KEYS = ("to", "on", "after", "every_failure")
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_CHANNELS = 20
 

@@ -64,7 +64,12 @@ _COOKIE = APIKeyCookie(
     auto_error=False,
     description="The dashboard's session; unsafe methods also need its X-CSRF-Token header.",
 )
-router = APIRouter(prefix="/api", dependencies=[Depends(_BEARER), Depends(_COOKIE)], responses=ERRORS)
+ROUTER_OPTIONS: dict[str, Any] = {
+    "prefix": "/api",
+    "dependencies": [Depends(_BEARER), Depends(_COOKIE)],
+    "responses": ERRORS,
+}
+router = APIRouter(**ROUTER_OPTIONS)
 
 _VERSION = re.compile(r'(?:W/)?"?([0-9]{1,18})"?')
 

@@ -119,6 +119,15 @@ class JobFields(ScheduleFields):
     misfire_grace: Duration = Field(None, description="How late a fire may start before it is a misfire.")
     catchup: CatchupChoice | None = Field(None, description="What to do with misfires (default once).")
     output_limit: int | None = Field(None, description="Bytes of output kept per run (the tail).")
+    notify: Tags = Field(
+        None, description="Channels told of this job's incidents ([] for none; null: the defaults')."
+    )
+    notify_on: Tags = Field(
+        None,
+        description="Alert kinds: failed, timed_out, lost, missed, long_running, succeeded, recovered.",
+    )
+    notify_after: int | None = Field(None, description="Bad runs in a row before an incident is alerted.")
+    notify_every_failure: bool | None = Field(None, description="Alert every bad run, not once per incident.")
 
 
 class JobCreate(JobFields):
@@ -321,3 +330,54 @@ CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorOut, "descripti
 PRECONDITION_FAILED: dict[int | str, dict[str, Any]] = {
     412: {"model": ErrorOut, "description": "If-Match does not name the job's current version"}
 }
+
+
+class ChannelIn(_Strict):
+    """A channel to add, or whose URL to replace."""
+
+    url: Any = Field(
+        description="An Apprise URL (mailtos://…, slack://…, json://…); kept secret, shown masked.",
+        json_schema_extra={"type": "string"},
+    )
+
+
+class ChannelOut(BaseModel):
+    name: str
+    url: str = Field(description="Masked: passwords and tokens are never shown.")
+    origin: str = Field(description="Where it was declared: api, cli, or a configuration file.")
+    created_at: datetime
+    updated_at: datetime
+    last_sent_at: datetime | None
+
+
+class ChannelList(BaseModel):
+    channels: list[ChannelOut]
+
+
+class ChannelTestOut(BaseModel):
+    delivered: bool
+    error: str | None = Field(description="What the service answered, when it did not take the message.")
+
+
+class AlertOut(BaseModel):
+    id: int
+    kind: str
+    channel: str
+    job_id: str | None
+    run_id: int | None
+    status: str = Field(description="pending, sending, delivered or failed.")
+    created_at: datetime
+    due_at: datetime = Field(description="Not sent before this: a retry's backoff or the channel's window.")
+    attempts: int
+    delivered_at: datetime | None
+    last_error: str | None
+    attempt_log: list[dict[str, Any]] = Field(description="Every failed attempt: its instant and error.")
+    facts: dict[str, Any] = Field(description="What the message says (job, run, error, output tail).")
+
+
+class AlertPage(BaseModel):
+    alerts: list[AlertOut]
+    next_before_id: int | None = Field(description="Pass as before_id for the next page; null on the last.")
+
+
+ChannelName = Annotated[str, Path(description="The channel's name.")]

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from cronkeeper.exceptions import StoreError
-from cronkeeper.web import api, login, pages
+from cronkeeper.web import api, api_alerts, login, pages
 from cronkeeper.web.context import STATIC, TEMPLATES, WebContext
 from cronkeeper.web.errors import install_error_handlers
 from cronkeeper.web.filters import install_filters
@@ -61,6 +61,7 @@ def create_app(scheduler: SchedulerBase, settings: WebSettings | None = None) ->
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(login.router)
     app.include_router(api.router)
+    app.include_router(api_alerts.router)
     app.include_router(pages.router)
     app.include_router(app.state.cronkeeper.metrics.router)
 

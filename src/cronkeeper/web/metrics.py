@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cronkeeper.events import EventKind, RunEvent
+from cronkeeper.store.records import AlertStatus
 from cronkeeper.web.auth import viewer
 
 if TYPE_CHECKING:
@@ -47,6 +48,13 @@ class _ClusterCollector(Collector):
         for status, count in self.status.count_active().items():
             runs.add_metric([status], count)
         yield runs
+        alerts = GaugeMetricFamily(
+            "cronkeeper_alerts", "Alerts in the outbox, by delivery status", labels=["status"]
+        )
+        counted = scheduler.alerts.count_alerts()
+        for status in AlertStatus:
+            alerts.add_metric([status.value], counted.get(status.value, 0))
+        yield alerts
         now = scheduler.clock.now()
         nodes = self.status.nodes(now=now, lease=scheduler.settings.lease)
         yield GaugeMetricFamily(
