@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,14 +21,6 @@ from cronkeeper.store.status import SqlStatusView
 
 NOW = datetime.fromisoformat("2026-03-02T08:00:00+00:00")
 LEASE = timedelta(seconds=30)
-
-
-@pytest.fixture
-def store(any_db_url: str) -> Iterator[SqlJobStore]:
-    store = SqlJobStore(any_db_url)
-    upgrade(store.engine)
-    yield store
-    store.close()
 
 
 def spec(job_id: str = "job", **options: object) -> JobSpec:
