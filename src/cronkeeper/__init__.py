@@ -24,6 +24,7 @@ from cronkeeper.runcontext import RunContext, current_run
 from cronkeeper.scheduler import AsyncScheduler, Scheduler
 from cronkeeper.services.jobs import SyncReport
 from cronkeeper.settings import SchedulerSettings
+from cronkeeper.store.records import JobStats, RunMark
 
 __all__ = [
     "AsyncScheduler",
@@ -38,11 +39,13 @@ __all__ = [
     "Job",
     "JobExistsError",
     "JobNotFoundError",
+    "JobStats",
     "Overlap",
     "Run",
     "RunContext",
     "RunEvent",
     "RunFailed",
+    "RunMark",
     "RunNotFoundError",
     "RunStatus",
     "Scheduler",
