@@ -126,13 +126,20 @@ def measure(client: httpx.Client, page: str, path: str) -> Timing:
     return Timing(page, statistics.median(samples), cuts[94], cuts[98])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str, *, jobs: int) -> argparse.Namespace:
+    """The options every history benchmark takes: sizes, and a database file to keep."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs", type=int, default=1_000_000)
-    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=jobs)
     parser.add_argument("--small", action="store_true", help="50,000 runs")
     parser.add_argument("--db", type=Path, help="database file to fill once and reuse")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+@contextmanager
+def filled(args: argparse.Namespace) -> Iterator[tuple[Scheduler, int]]:
+    """A scheduler on a history of the size asked (filled unless the file given has it already), and that
+    size."""
     total = 50_000 if args.small else args.runs
     with tempfile.TemporaryDirectory(prefix="ck-history-") as tmp:
         path = args.db or Path(tmp) / "history.db"
@@ -143,8 +150,16 @@ def main() -> None:
             began = time.perf_counter()
             fill(scheduler, jobs=args.jobs, total_runs=total)
             print(f"filled {total:,} runs over {args.jobs} jobs in {time.perf_counter() - began:.1f} s")
+        try:
+            yield scheduler, total
+        finally:
+            scheduler.close()
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0], jobs=200)
+    with filled(args) as (scheduler, total):
         report(scheduler, total)
-        scheduler.close()
 
 
 def report(scheduler: Scheduler, total: int) -> None:

@@ -25,6 +25,7 @@ from cronkeeper.runcontext import RunContext, current_run
 from cronkeeper.scheduler import AsyncScheduler, Scheduler
 from cronkeeper.services.jobs import SyncReport
 from cronkeeper.settings import DeliverySettings, SchedulerSettings
+from cronkeeper.store.records import JobStats, RunMark
 
 __all__ = [
     "AlertKind",
@@ -41,6 +42,7 @@ __all__ = [
     "Job",
     "JobExistsError",
     "JobNotFoundError",
+    "JobStats",
     "NotFoundError",
     "NotifyOptions",
     "Overlap",
@@ -48,6 +50,7 @@ __all__ = [
     "RunContext",
     "RunEvent",
     "RunFailed",
+    "RunMark",
     "RunNotFoundError",
     "RunStatus",
     "Scheduler",

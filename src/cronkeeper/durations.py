@@ -1,10 +1,11 @@
-"""Durations as people write them: ``90``, ``90s``, ``5m``, ``1h30m``, ``2d``."""
+"""Durations as people write them: ``90``, ``90s``, ``5m``, ``1h30m``, ``2d``; and the instants that
+bound a window of history: ISO-8601, or a duration meaning that long ago."""
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from cronkeeper.exceptions import ValidationError
 
@@ -62,3 +63,53 @@ def format_duration(delta: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts) or "0s"
+
+
+def aware_utc(value: object, field: str) -> datetime:
+    """``value`` as a UTC instant; a naive datetime is refused, as guessing its zone (the host's?) would make
+    one request mean different instants on different machines."""
+    if not isinstance(value, datetime):
+        raise ValidationError(field, "must be a datetime with a time zone")
+    if value.utcoffset() is None:
+        raise ValidationError(field, "must have a time zone (a naive datetime names no instant)")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(field, "is outside the range of dates") from None
+
+
+def parse_instant(text: str, field: str, *, naive_zone: tzinfo | None = None) -> datetime:
+    """A UTC instant from ISO-8601 text; one without an offset is read in ``naive_zone``, or refused without
+    one."""
+    instant = _iso(text)
+    if instant is None:
+        raise ValidationError(field, f"{text!r} is not an ISO-8601 date and time")
+    if instant.utcoffset() is None and naive_zone is not None:
+        instant = instant.replace(tzinfo=naive_zone)
+    return aware_utc(instant, field)
+
+
+def parse_instant_or_ago(
+    text: str, field: str, *, now: datetime, naive_zone: tzinfo | None = None
+) -> datetime:
+    """An ISO-8601 instant as :func:`parse_instant` reads it, or a duration (``24h``, ``7d``) meaning that
+    long before ``now``."""
+    if _iso(text) is not None:
+        return parse_instant(text, field, naive_zone=naive_zone)
+    try:
+        ago = parse_duration(text, field)
+    except ValidationError:
+        raise ValidationError(
+            field, f"{text!r} is neither an ISO-8601 date and time nor a duration such as 24h or 7d"
+        ) from None
+    try:
+        return now - ago
+    except OverflowError:
+        raise ValidationError(field, "goes back before the first representable date") from None
+
+
+def _iso(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None

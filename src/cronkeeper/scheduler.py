@@ -32,6 +32,7 @@ from cronkeeper.services.runs import RunService
 from cronkeeper.settings import DeliverySettings, SchedulerSettings
 from cronkeeper.store.base import AuditLog, DashboardView, JobStore, StatusView
 from cronkeeper.store.database import Database
+from cronkeeper.store.records import JobStats
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -88,6 +89,7 @@ class SchedulerBase:
             self.store,
             self.clock,
             changes,
+            stats=self._database.stats,
             idempotency=self._database.idempotency,
             on_cancel=self._cancel_local,
         )
@@ -302,9 +304,35 @@ class SchedulerBase:
         status: RunStatus | str | Iterable[RunStatus | str] | None = None,
         limit: int = 50,
         before_id: int | None = None,
+        sources: TriggerSource | str | Iterable[TriggerSource | str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[Run]:
-        """Run history, newest first; continue with ``before_id=`` the last id of the previous page."""
-        return self.run_service.list_runs(job_id=job_id, status=status, limit=limit, before_id=before_id)
+        """Run history, newest first; continue with ``before_id=`` the last id of the previous page.
+        ``since``/``until`` (aware datetimes) keep runs whose ``scheduled_for``, the instant they were for,
+        is in ``[since, until)``."""
+        return self.run_service.list_runs(
+            job_id=job_id,
+            status=status,
+            limit=limit,
+            before_id=before_id,
+            sources=sources,
+            since=since,
+            until=until,
+        )
+
+    def stats(
+        self,
+        job_id: str | Iterable[str] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, JobStats]:
+        """Per job: runs by status, success rate, median, p95 and longest duration, last success and last
+        failure, over runs whose ``scheduled_for`` is in ``[since, until)`` (aware datetimes; None leaves an
+        end open).  Keyed by job id, in the order asked, or every job's in id order when ``job_id`` is None;
+        jobs without runs in the window have zeros.  See :class:`JobStats` for what each figure covers."""
+        return self.run_service.stats(job_id, since=since, until=until)
 
     def get_run(self, run_id: int) -> Run:
         return self.run_service.get_run(run_id)

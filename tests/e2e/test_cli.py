@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cronkeeper import RunStatus, Scheduler
+from cronkeeper import FakeClock, RunStatus, Scheduler
+from cronkeeper.testing import run_until
 
 CRONKEEPER = Path(sys.executable).with_name("cronkeeper")
 USER = "ck-tester"
@@ -441,3 +442,76 @@ def test_an_unreachable_database_is_one_clear_line_and_exit_status_1(tmp_path: P
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot open the database sqlite:///")
     assert "Traceback" not in result.stderr
+
+
+# ---- figures and history by time window -----------------------------------------------------------------
+
+
+@pytest.fixture
+def hourly(cli: Cli) -> datetime:
+    """Fires of "ok" (succeeds) and "boom" (fails) every hour from 49 h to 1 h before now, "idle" never;
+    returns that now, to the second."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    clock = FakeClock(now - timedelta(hours=50))
+    with Scheduler(cli.db_url, clock=clock) as scheduler:
+        scheduler.add_job("tests.jobs:metrics", id="ok", every="1h")
+        scheduler.add_job("tests.jobs:boom", id="boom", every="1h")
+        scheduler.add_job("tests.jobs:metrics", id="idle", cron="0 0 1 1 *")
+        run_until(scheduler, clock, now - timedelta(hours=1))
+    return now
+
+
+def test_jobs_stats_prints_every_jobs_figures_as_a_table_or_json(cli: Cli, hourly: datetime) -> None:
+    table, data = cli.ok("jobs", "stats"), cli.json("jobs", "stats")
+    lines = table.splitlines()
+    assert lines[0].split()[:5] == ["JOB", "RUNS", "OK", "FAILED", "SUCCESS"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows["ok"][1:5] == ["49", "49", "0", "100.0%"]
+    assert rows["boom"][1:5] == ["49", "0", "49", "0.0%"]
+    assert rows["idle"][1:] == ["0", "0", "0", "-", "-", "-", "-", "-", "-"]
+    assert lines[1].endswith("RuntimeError: boom")
+    assert (data["since"], data["until"]) == (None, None)
+    assert [(job["job_id"], job["total"], job["failures"]) for job in data["jobs"]] == [
+        ("boom", 49, 49),
+        ("idle", 0, 0),
+        ("ok", 49, 0),
+    ]
+    ok = data["jobs"][2]
+    assert ok["success_rate"] == 1.0 and ok["last_failure"] is None
+    assert utc(ok["last_success"]["at"]) == hourly - timedelta(hours=1)
+
+
+def test_jobs_stats_of_named_jobs_over_the_last_day(cli: Cli, hourly: datetime) -> None:
+    data = cli.json("jobs", "stats", "ok", "boom", "--since", "24h")
+    assert [(job["job_id"], job["total"]) for job in data["jobs"]] == [("ok", 23), ("boom", 23)]
+    assert utc(data["since"]) <= hourly - timedelta(hours=23)
+    since, until = (hourly - timedelta(hours=10)).isoformat(), (hourly - timedelta(hours=5)).isoformat()
+    window = cli.json("jobs", "stats", "ok", "--since", since, "--until", until)
+    assert window["jobs"][0]["total"] == 5
+    naive = cli.json("jobs", "stats", "ok", "--since", since.removesuffix("+00:00"), "--until", until)
+    assert naive["jobs"] == window["jobs"]
+
+
+def test_runs_list_keeps_the_runs_scheduled_for_the_window(cli: Cli, hourly: datetime) -> None:
+    since, until = (hourly - timedelta(hours=4)).isoformat(), (hourly - timedelta(hours=2)).isoformat()
+    runs = cli.json("runs", "list", "--job", "ok", "--since", since, "--until", until)
+    assert [utc(run["scheduled_for"]) for run in runs] == [
+        hourly - timedelta(hours=3),
+        hourly - timedelta(hours=4),
+    ]
+    assert len(cli.json("runs", "list", "--since", "3h")) == 4
+
+
+def test_bad_windows_exit_2_naming_the_option_and_unknown_jobs_exit_1(cli: Cli, hourly: datetime) -> None:
+    results = cli.many(
+        ["jobs", "stats", "--since", "yesterday"],
+        ["runs", "list", "--until", "2026-02-30T00:00"],
+        ["jobs", "stats", "--since", "2026-03-02T10:00", "--until", "2026-03-02T09:00"],
+        ["jobs", "stats", "ok", "ghost"],
+    )
+    assert [result.returncode for result in results] == [2, 2, 2, 1]
+    assert all(result.stdout == "" for result in results)
+    assert "'--since'" in results[0].stderr and "'yesterday'" in results[0].stderr
+    assert "'--until'" in results[1].stderr
+    assert results[2].stderr == "error: until: must not be before since\n"
+    assert results[3].stderr == "error: no job with id 'ghost'\n"

@@ -422,7 +422,16 @@ MUTATIONS = [
     ("POST", "/api/jobs/hello/runs", None),
     ("POST", "/api/runs/1/cancel", None),
 ]
-READS = ["/api/jobs", "/api/jobs/hello", "/api/jobs/hello/runs", "/api/runs", "/api/runs/1", "/api/status"]
+READS = [
+    "/api/jobs",
+    "/api/jobs/hello",
+    "/api/jobs/hello/runs",
+    "/api/jobs/hello/stats",
+    "/api/runs",
+    "/api/runs/1",
+    "/api/stats",
+    "/api/status",
+]
 
 
 @pytest.fixture
@@ -879,6 +888,8 @@ def test_openapi_describes_the_api_and_its_bearer_scheme(anon: TestClient) -> No
         "/api/runs/{run_id}",
         "/api/runs/{run_id}/output",
         "/api/runs/{run_id}/cancel",
+        "/api/jobs/{job_id}/stats",
+        "/api/stats",
         "/api/status",
         "/api/schedule/preview",
     }

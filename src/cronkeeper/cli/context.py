@@ -6,11 +6,14 @@ import getpass
 import os
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from cronkeeper.config import Config, bare_config, load_config
+from cronkeeper.durations import parse_instant_or_ago
+from cronkeeper.exceptions import ValidationError
 from cronkeeper.scheduler import DEFAULT_DB, Scheduler, database_exists
 from cronkeeper.services.accounts import AccountService, Actor
 from cronkeeper.services.jobs import JobService
@@ -92,3 +95,15 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def instant_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """An instant on the command line: ISO-8601, read in UTC without an offset (the CLI prints UTC), or a
+    duration such as ``24h`` or ``7d`` meaning that long before now.  A click callback, so that bad input is
+    a usage error (exit status 2) naming the option."""
+    if value is None:
+        return None
+    try:
+        return parse_instant_or_ago(value, param.name or "instant", now=datetime.now(UTC), naive_zone=UTC)
+    except ValidationError as exc:
+        raise click.BadParameter(exc.reason, ctx, param) from None

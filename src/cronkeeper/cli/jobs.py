@@ -6,16 +6,18 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
 
-from cronkeeper.cli.context import CLI_VIA, AppContext, os_user, pass_app
-from cronkeeper.cli.output import console, print_json, table, when
+from cronkeeper.cli.context import CLI_VIA, AppContext, instant_option, os_user, pass_app
+from cronkeeper.cli.output import console, print_json, seconds, table, when
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import Job
 from cronkeeper.serialize import job_to_json, schedule_text
 from cronkeeper.services.jobs import JobService
+from cronkeeper.store.records import JobStats, RunMark, stats_report_to_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -282,3 +284,61 @@ def trigger_job(app: AppContext, job_id: str, triggered_by: str | None, as_json:
             "note: no scheduler is running on this database; the run starts when one does (cronkeeper serve)",
             err=True,
         )
+
+
+@jobs.command("stats")
+@click.argument("job_ids", nargs=-1, metavar="[JOB_ID]...")
+@click.option(
+    "--since",
+    callback=instant_option,
+    metavar="WHEN",
+    help="Runs scheduled for this instant or later: ISO-8601 (UTC without an offset), or 24h, 7d… "
+    "[default: the first run].",
+)
+@click.option(
+    "--until", callback=instant_option, metavar="WHEN", help="Runs scheduled for before this instant."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the API's /api/stats shape).")
+@pass_app
+def job_stats(
+    app: AppContext,
+    job_ids: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    as_json: bool,
+) -> None:
+    """Runs, success rate, durations, last success and last failure of each job (every job unless named),
+    over the runs scheduled for the window."""
+    found = app.scheduler().stats(list(job_ids) or None, since=since, until=until)
+    if as_json:
+        print_json(stats_report_to_json(found.values(), since, until))
+        return
+    out = table(
+        "JOB", "RUNS", "OK", "FAILED", "SUCCESS", "MEDIAN", "P95", "MAX", "LAST SUCCESS", "LAST FAILURE"
+    )
+    for stats in found.values():
+        out.add_row(
+            stats.job_id,
+            str(stats.total),
+            str(stats.succeeded),
+            str(stats.failures),
+            _percent(stats),
+            seconds(stats.median_seconds),
+            seconds(stats.p95_seconds),
+            seconds(stats.max_seconds),
+            _mark(stats.last_success),
+            _mark(stats.last_failure),
+        )
+    console.print(out)
+
+
+def _percent(stats: JobStats) -> str:
+    rate = stats.success_rate
+    return "-" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _mark(mark: RunMark | None) -> str:
+    if mark is None:
+        return "-"
+    text = f"{when(mark.at)} (run {mark.run_id})"
+    return f"{text}: {mark.error[:60]}" if mark.error else text

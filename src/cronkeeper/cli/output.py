@@ -27,6 +27,11 @@ def when(instant: datetime | None) -> str:
     return "-" if instant is None else instant.isoformat(timespec="seconds")
 
 
+def seconds(value: float | None) -> str:
+    """A duration for people, to the millisecond."""
+    return "-" if value is None else f"{value:.3f}s"
+
+
 def table(*columns: str) -> Table:
     out = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for column in columns:

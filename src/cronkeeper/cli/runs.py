@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
-from cronkeeper.cli.context import AppContext, pass_app
-from cronkeeper.cli.output import console, print_json, table, when
+from cronkeeper.cli.context import AppContext, instant_option, pass_app
+from cronkeeper.cli.output import console, print_json, seconds, table, when
 from cronkeeper.models import Run, RunStatus
 from cronkeeper.serialize import run_to_json
 
@@ -22,6 +24,15 @@ def runs() -> None:
 @click.option(
     "--status", "statuses", multiple=True, type=click.Choice(STATUSES), help="Only these (repeatable)."
 )
+@click.option(
+    "--since",
+    callback=instant_option,
+    metavar="WHEN",
+    help="Only runs scheduled for this instant or later: ISO-8601 (UTC without an offset), or 24h, 7d…",
+)
+@click.option(
+    "--until", callback=instant_option, metavar="WHEN", help="Only runs scheduled for before this instant."
+)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option(
     "--before", "before_id", type=int, metavar="RUN_ID", help="Continue below this run id (paging)."
@@ -32,12 +43,21 @@ def list_runs(
     app: AppContext,
     job_id: str | None,
     statuses: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
     limit: int,
     before_id: int | None,
     as_json: bool,
 ) -> None:
-    """Runs, newest first."""
-    found = app.scheduler().runs(job_id=job_id, status=statuses or None, limit=limit, before_id=before_id)
+    """Runs, newest first; --since and --until bound the instant each run was scheduled for."""
+    found = app.scheduler().runs(
+        job_id=job_id,
+        status=statuses or None,
+        since=since,
+        until=until,
+        limit=limit,
+        before_id=before_id,
+    )
     if as_json:
         print_json([run_to_json(run, with_output=False) for run in found])
         return
@@ -63,7 +83,7 @@ def _source(run: Run) -> str:
 
 def _duration(run: Run) -> str:
     duration = run.duration
-    return "-" if duration is None else f"{duration.total_seconds():.3f}s"
+    return seconds(None if duration is None else duration.total_seconds())
 
 
 @runs.command("show")

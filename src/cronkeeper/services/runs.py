@@ -1,18 +1,21 @@
-"""Runs on request and the history: queueing a run now (once per idempotency key), cancelling, listing."""
+"""Runs on request and the history: queueing a run now (once per idempotency key), cancelling, listing, and
+the figures of jobs over a window of their history."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
 from cronkeeper.clock import Clock
-from cronkeeper.exceptions import ConflictError, StoreError, ValidationError
+from cronkeeper.durations import aware_utc
+from cronkeeper.exceptions import ConflictError, JobNotFoundError, StoreError, ValidationError
 from cronkeeper.models import Run, RunStatus, TriggerSource
 from cronkeeper.services.changes import ChangeLog
-from cronkeeper.store.base import IdempotencyStore, JobStore, RunFilter
+from cronkeeper.store.base import IdempotencyStore, JobStore, RunFilter, StatsView
+from cronkeeper.store.records import JobStats
 
 # How long an idempotency key is remembered.
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -34,12 +37,14 @@ class RunService:
         clock: Clock,
         changes: ChangeLog,
         *,
+        stats: StatsView,
         idempotency: IdempotencyStore | None = None,
         on_cancel: Callable[[list[int]], None] | None = None,
     ) -> None:
         self._store = store
         self.clock = clock
         self._changes = changes
+        self._stats = stats
         self._idempotency = idempotency
         self._on_cancel = on_cancel or (lambda run_ids: None)
 
@@ -135,18 +140,62 @@ class RunService:
         limit: int = 50,
         before_id: int | None = None,
         sources: TriggerSource | str | Iterable[TriggerSource | str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[Run]:
-        """History, newest first; pass the last id of a page as ``before_id`` for the next page."""
+        """History, newest first; pass the last id of a page as ``before_id`` for the next page.  ``since``
+        and ``until`` keep the runs whose ``scheduled_for`` (the instant a run is for, not when it ran) is in
+        ``[since, until)``, so that a day's history is the runs meant for that day."""
         if limit < 1 or limit > MAX_PAGE:
             raise ValidationError("limit", f"must be between 1 and {MAX_PAGE}")
+        since, until = window(since, until)
         run_filter = RunFilter(
             job_id=job_id,
             statuses=_choices(RunStatus, status, "status"),
             sources=_choices(TriggerSource, sources, "source"),
             limit=limit,
             before_id=before_id,
+            since=since,
+            until=until,
         )
         return self._store.list_runs(run_filter)
+
+    def stats(
+        self,
+        job_id: str | Iterable[str] | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, JobStats]:
+        """Figures of each job over its runs whose ``scheduled_for`` is in ``[since, until)`` (either end
+        open when None), keyed by job id: in the order asked, or of every job in id order.  A job without
+        runs there has zeros; a job asked for by id that does not exist raises ``JobNotFoundError``, so that a
+        typo is not mistaken for a job that never ran."""
+        since, until = window(since, until)
+        asked = None if job_id is None else _job_ids(job_id)
+        found = self._stats.job_stats(asked, since=since, until=until)
+        if asked is None:
+            return found
+        for wanted in asked:
+            if wanted not in found:
+                raise JobNotFoundError(wanted)
+        return {wanted: found[wanted] for wanted in asked}
+
+
+def window(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """A window of history as UTC instants; its ends must be aware, and in order."""
+    since = None if since is None else aware_utc(since, "since")
+    until = None if until is None else aware_utc(until, "until")
+    if since is not None and until is not None and until < since:
+        raise ValidationError("until", "must not be before since")
+    return since, until
+
+
+def _job_ids(given: str | Iterable[str]) -> list[str]:
+    ids = [given] if isinstance(given, str) else list(given)
+    if not all(isinstance(job_id, str) for job_id in ids):
+        raise ValidationError("job_id", "must be a job id or a list of job ids")
+    return list(dict.fromkeys(ids))
 
 
 def _choices(kind: type[E], given: E | str | Iterable[E | str] | None, field: str) -> tuple[E, ...]:

@@ -35,6 +35,7 @@ from cronkeeper.store.records import (
     DeliveryResult,
     JobPage,
     JobPageFilter,
+    JobStats,
     Node,
     Parcel,
     RecentRun,
@@ -84,13 +85,17 @@ class Completion:
 
 @dataclass(frozen=True, slots=True)
 class RunFilter:
-    """Which runs to list: newest first, ``before_id`` continues a page (keyset pagination)."""
+    """Which runs to list: newest first, ``before_id`` continues a page (keyset pagination).  ``since`` and
+    ``until`` (aware UTC) bound ``scheduled_for``, the instant a run is for, to ``[since, until)``: a run
+    belongs to the day it was meant for, whenever it actually ran."""
 
     job_id: str | None = None
     statuses: tuple[RunStatus, ...] = ()
     sources: tuple[TriggerSource, ...] = ()
     before_id: int | None = None
     limit: int = 50
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -545,3 +550,16 @@ class AlertStore(ABC):
     @abstractmethod
     def count_alerts(self) -> dict[str, int]:
         """Alerts by status (for /metrics)."""
+
+
+class StatsView(ABC):
+    """Figures about jobs over a window of their history, computed by the database (counts grouped, durations
+    ranked) so that a report or an alert never reads the runs themselves."""
+
+    @abstractmethod
+    def job_stats(
+        self, job_ids: Sequence[str] | None, *, since: datetime | None, until: datetime | None
+    ) -> dict[str, JobStats]:
+        """:class:`JobStats` of each job asked (every job when ``job_ids`` is None) that exists, in id order,
+        over its runs whose ``scheduled_for`` is in ``[since, until)`` (aware UTC; None leaves that end
+        open).  A job without runs there has zeros; ids with no job are left out."""

@@ -20,6 +20,7 @@ from cronkeeper.store.base import (
     IdempotencyStore,
     JobStore,
     SettingStore,
+    StatsView,
     StatusView,
 )
 from cronkeeper.store.engines import database_url, open_engine
@@ -27,6 +28,7 @@ from cronkeeper.store.idempotency import SqlIdempotencyStore
 from cronkeeper.store.migrate import current_revision, head_revision, upgrade
 from cronkeeper.store.settings import SqlSettingStore
 from cronkeeper.store.sql import SqlJobStore
+from cronkeeper.store.stats import SqlStatsView
 from cronkeeper.store.status import SqlStatusView
 from cronkeeper.store.views import SqlDashboardView
 
@@ -60,6 +62,7 @@ class Database:
         self.status: StatusView = SqlStatusView(self._engine)
         self.dashboard: DashboardView = SqlDashboardView(self._engine)
         self.alerts: AlertStore = SqlAlertStore(self._engine)
+        self.stats: StatsView = SqlStatsView(self._engine)
 
     @property
     def display_url(self) -> str:

@@ -1,16 +1,18 @@
 """The plain values the read contracts of :mod:`cronkeeper.store.base` take and return: pages of jobs with the
-health of their recent runs, nodes, audit filters.  Faces may import these (they hold no database code)."""
+health of their recent runs, figures over a window of runs, nodes, audit filters.  Faces may import these
+(they hold no database code)."""
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from cronkeeper.models import JobSpec, RunStatus
+from cronkeeper.serialize import iso
 
 # A verdict on whether the job works: these count towards the success rate.  Cancelled, missed and skipped
 # runs say something about the schedule or an operator, not about the job, so they count neither way.
@@ -18,6 +20,8 @@ VERDICT_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.T
 # Runs that ended on their own: only their durations say how long the job takes (a lost run's "duration"
 # is when it was noticed, a cancelled one's when someone lost patience).
 TIMED_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT})
+# The verdicts against the job: what "last failure" and the failure counts mean.
+FAILURE_STATUSES = VERDICT_STATUSES - {RunStatus.SUCCEEDED}
 
 
 class JobState(StrEnum):
@@ -105,6 +109,98 @@ class RunHealth:
             median_duration=timedelta(seconds=statistics.median(durations)) if durations else None,
             durations=durations,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RunMark:
+    """One run that a figure points at: when it ended (as far as is known), and for a failure the start of
+    its error, enough for a report line or an alert."""
+
+    run_id: int
+    at: datetime
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobStats:
+    """How a job did over runs whose ``scheduled_for`` is in ``[since, until)`` (an open end when None).
+
+    ``runs`` counts every status, zeros included.  ``success_rate`` and the failure count cover the verdicts
+    only (VERDICT_STATUSES); durations (seconds, to the microsecond) only runs that ended on their own
+    (TIMED_STATUSES).  ``median_seconds`` and ``p95_seconds`` are percentiles by linear interpolation between
+    closest ranks (PostgreSQL's ``percentile_cont``, NumPy's default): for the sorted durations ``d[0..n-1]``
+    the p-quantile is ``d[k] + f * (d[k+1] - d[k])`` where ``k + f = p * (n - 1)``.
+    """
+
+    job_id: str
+    since: datetime | None
+    until: datetime | None
+    runs: dict[str, int]
+    median_seconds: float | None = None
+    p95_seconds: float | None = None
+    max_seconds: float | None = None
+    last_success: RunMark | None = None
+    last_failure: RunMark | None = None
+
+    @property
+    def total(self) -> int:
+        """Every run in the window, whatever its status."""
+        return sum(self.runs.values())
+
+    @property
+    def finished(self) -> int:
+        """Runs that have ended (every status but queued and running), records of fires that never ran
+        (missed, skipped) included."""
+        return sum(count for status, count in self.runs.items() if not RunStatus(status).is_active)
+
+    @property
+    def succeeded(self) -> int:
+        return self.runs.get(RunStatus.SUCCEEDED.value, 0)
+
+    @property
+    def failures(self) -> int:
+        """Verdicts against the job: failed, timed out or lost."""
+        return sum(self.runs.get(status.value, 0) for status in FAILURE_STATUSES)
+
+    @property
+    def success_rate(self) -> float | None:
+        """Succeeded over every verdict (succeeded, failed, timed out, lost); None without a verdict."""
+        verdicts = self.succeeded + self.failures
+        return self.succeeded / verdicts if verdicts else None
+
+
+def stats_to_json(stats: JobStats) -> dict[str, Any]:
+    """The JSON form of a job's figures, shared by ``jobs stats --json`` and the API (instants in UTC
+    ISO-8601, durations in seconds); fields are only ever added."""
+    return {
+        "job_id": stats.job_id,
+        "since": iso(stats.since),
+        "until": iso(stats.until),
+        "runs": stats.runs,
+        "total": stats.total,
+        "finished": stats.finished,
+        "succeeded": stats.succeeded,
+        "failures": stats.failures,
+        "success_rate": stats.success_rate,
+        "median_seconds": stats.median_seconds,
+        "p95_seconds": stats.p95_seconds,
+        "max_seconds": stats.max_seconds,
+        "last_success": _mark_to_json(stats.last_success),
+        "last_failure": _mark_to_json(stats.last_failure),
+    }
+
+
+def stats_report_to_json(
+    found: Iterable[JobStats], since: datetime | None, until: datetime | None
+) -> dict[str, Any]:
+    """Several jobs' figures over one window, as ``GET /api/stats`` and ``jobs stats --json`` give them."""
+    return {"since": iso(since), "until": iso(until), "jobs": [stats_to_json(stats) for stats in found]}
+
+
+def _mark_to_json(mark: RunMark | None) -> dict[str, Any] | None:
+    if mark is None:
+        return None
+    return {"run_id": mark.run_id, "at": iso(mark.at), "error": mark.error}
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     DateTime,
     Dialect,
     Float,
@@ -22,7 +23,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    cast,
+    extract,
+    func,
+    literal_column,
     text,
+    type_coerce,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -64,6 +70,20 @@ class UTCDateTime(TypeDecorator[datetime]):
             return datetime.fromisoformat(value).replace(tzinfo=UTC)
         assert isinstance(value, datetime)
         return value.astimezone(UTC)
+
+
+def seconds_between(dialect: str, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+    """``end - start`` in seconds, to the microsecond, the same on every database (NULL if either is NULL).
+
+    PostgreSQL subtracts its ``timestamptz`` values exactly.  SQLite's date functions keep milliseconds only,
+    so there the whole seconds come from ``julianday`` (exact once rounded) and the microseconds from the
+    fixed-width text: the figures a report computes from durations then agree across databases."""
+    if dialect != "sqlite":
+        return cast(extract("epoch", end - start), Float())
+    whole_days = func.julianday(func.substr(end, 1, 19)) - func.julianday(func.substr(start, 1, 19))
+    whole = func.round(whole_days * 86400)
+    micros = cast(func.substr(end, 21, 6), Integer) - cast(func.substr(start, 21, 6), Integer)
+    return type_coerce((whole * 1_000_000 + micros) / literal_column("1000000.0"), Float())
 
 
 ACTIVE_SQL = "status IN ('queued', 'running')"
@@ -122,6 +142,8 @@ runs = Table(
     # Filtered history (a job's failures; manual runs) without walking every run of the status (0003).
     Index("ix_ck_runs_job_status_id", "job_id", "status", "id"),
     Index("ix_ck_runs_source_id", "trigger_source", "id"),
+    # History and figures over a window of every job (0007); a job's window has uq_ck_runs_fire.
+    Index("ix_ck_runs_scheduled_for", "scheduled_for"),
     Index(
         "ix_ck_runs_active_job", "job_id", sqlite_where=text(ACTIVE_SQL), postgresql_where=text(ACTIVE_SQL)
     ),
@@ -224,7 +246,7 @@ settings = Table(
     Column("value", Text, nullable=False),
 )
 
-# ---- alerts (migration 0009) ------------------------------------------------------------------------------
+# ---- alerts (migration 0008) ------------------------------------------------------------------------------
 
 # A named Apprise URL.  The URL holds credentials: only the store and the courier read it whole.
 channels = Table(

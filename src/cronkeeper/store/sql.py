@@ -508,6 +508,10 @@ class SqlJobStore(JobStore):
             query = query.where(runs.c.trigger_source.in_([source.value for source in run_filter.sources]))
         if run_filter.before_id is not None:
             query = query.where(runs.c.id < run_filter.before_id)
+        if run_filter.since is not None:
+            query = query.where(runs.c.scheduled_for >= run_filter.since)
+        if run_filter.until is not None:
+            query = query.where(runs.c.scheduled_for < run_filter.until)
         with self._read() as conn:
             return [run_from_row(row) for row in conn.execute(query)]
 

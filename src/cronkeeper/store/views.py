@@ -13,18 +13,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     CompoundSelect,
     Engine,
-    Float,
     Integer,
     Select,
     Text,
     bindparam,
     cast,
-    extract,
     func,
-    literal_column,
     not_,
     or_,
     select,
@@ -37,7 +33,7 @@ from cronkeeper.store.base import DashboardView
 from cronkeeper.store.engines import reading
 from cronkeeper.store.records import JobPage, JobPageFilter, JobRow, JobState, RecentRun
 from cronkeeper.store.rows import AnyRow, SpecCache
-from cronkeeper.store.schema import UTCDateTime, jobs, runs
+from cronkeeper.store.schema import UTCDateTime, jobs, runs, seconds_between
 
 _STATUSES = {status.value: status for status in RunStatus}
 # SQLite caps a compound SELECT at 500 arms; a page holds far fewer jobs than this.
@@ -155,7 +151,7 @@ def recent_runs_query(dialect: str, jobs_count: int) -> Select[Any] | CompoundSe
         type_coerce(
             func.coalesce(runs.c.finished_at, runs.c.started_at, runs.c.scheduled_for), UTCDateTime()
         ).label("at"),
-        _seconds_between(dialect, runs.c.started_at, runs.c.finished_at).label("seconds"),
+        seconds_between(dialect, runs.c.started_at, runs.c.finished_at).label("seconds"),
     )
     arms = [
         select(*columns)
@@ -168,16 +164,6 @@ def recent_runs_query(dialect: str, jobs_count: int) -> Select[Any] | CompoundSe
     if len(arms) == 1:
         return select(arms[0])
     return union_all(*(select(arm) for arm in arms))
-
-
-def _seconds_between(
-    dialect: str, start: ColumnElement[Any], end: ColumnElement[Any]
-) -> ColumnElement[float]:
-    """``end - start`` in seconds (NULL if either is): SQLite keeps instants as text, PostgreSQL as
-    timestamptz.  SQLite's ``julianday`` reads milliseconds, which is precision enough for charts."""
-    if dialect == "sqlite":
-        return type_coerce((func.julianday(end) - func.julianday(start)) * literal_column("86400.0"), Float())
-    return cast(extract("epoch", end - start), Float())
 
 
 def _has_tag(spec: Any, tag: str | None) -> bool:

@@ -19,10 +19,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.responses import JSONResponse, Response
 
+from cronkeeper.durations import parse_instant
 from cronkeeper.exceptions import ConflictError, ValidationError
 from cronkeeper.models import Job, LoopHealth, Run, RunStatus, TriggerSource
 from cronkeeper.serialize import iso, job_to_json, run_to_json
-from cronkeeper.store.records import JobPageFilter, Node
+from cronkeeper.store.records import JobPageFilter, Node, stats_report_to_json, stats_to_json
 from cronkeeper.web.api_models import (
     CONFLICT,
     ERRORS,
@@ -39,6 +40,7 @@ from cronkeeper.web.api_models import (
     JobOut,
     JobPatch,
     JobStateFilter,
+    JobStatsOut,
     Limit,
     PreviewOut,
     PreviewRequest,
@@ -46,11 +48,14 @@ from cronkeeper.web.api_models import (
     RunDetail,
     RunId,
     RunPage,
+    Since,
     Sources,
+    StatsOut,
     Statuses,
     StatusOut,
     TagFilter,
     TextFilter,
+    Until,
 )
 from cronkeeper.web.auth import SESSION_COOKIE, Principal, admin, client_address, viewer
 from cronkeeper.web.context import web_context
@@ -275,21 +280,40 @@ def trigger_job(
     return JSONResponse({"run_id": run_id, "job_id": job_id}, 202)
 
 
+Window = tuple[datetime | None, datetime | None]
+
+
+def _window(since: str | None, until: str | None) -> Window:
+    """The query's window as instants; the service checks that its ends are in order."""
+    return (
+        None if since is None else parse_instant(since, "since"),
+        None if until is None else parse_instant(until, "until"),
+    )
+
+
 def _run_page(
     request: Request,
     job_id: str | None,
     statuses: list[RunStatus] | None,
     sources: list[TriggerSource] | None,
+    window: Window,
     limit: int,
     before_id: int | None,
 ) -> JSONResponse:
     """Keyset paging: a page ends at an id, so rows arriving meanwhile neither repeat nor shift a page.  One
     row more than the page is read to know whether another page follows (a page of the largest size asks
     for one row past its end instead, as the service reads no more than that size)."""
+    since, until = window
 
     def fetch(size: int, before: int | None) -> list[Run]:
         return run_service(request).list_runs(
-            job_id=job_id, status=statuses, sources=sources, limit=size, before_id=before
+            job_id=job_id,
+            status=statuses,
+            sources=sources,
+            limit=size,
+            before_id=before,
+            since=since,
+            until=until,
         )
 
     runs = fetch(min(limit + 1, MAX_PAGE), before_id)
@@ -317,11 +341,15 @@ def list_job_runs(
     _principal: Viewer,
     status: Statuses = None,
     source: Sources = None,
+    since: Since = None,
+    until: Until = None,
     limit: Limit = 50,
     before_id: BeforeId = None,
 ) -> JSONResponse:
+    """`since` and `until` bound `scheduled_for`, the instant a run is for, to [since, until)."""
+    window = _window(since, until)
     service(request).get_job(job_id)  # an unknown job is a 404, not an empty history
-    return _run_page(request, job_id, status, source, limit, before_id)
+    return _run_page(request, job_id, status, source, window, limit, before_id)
 
 
 @router.get("/runs", tags=["runs"], summary="All runs, newest first", response_model=RunPage)
@@ -331,10 +359,13 @@ def list_runs(
     job_id: Annotated[str | None, Query(description="Only runs of this job.")] = None,
     status: Statuses = None,
     source: Sources = None,
+    since: Since = None,
+    until: Until = None,
     limit: Limit = 50,
     before_id: BeforeId = None,
 ) -> JSONResponse:
-    return _run_page(request, job_id, status, source, limit, before_id)
+    """`since` and `until` bound `scheduled_for`, the instant a run is for, to [since, until)."""
+    return _run_page(request, job_id, status, source, _window(since, until), limit, before_id)
 
 
 @router.get(
@@ -373,6 +404,34 @@ def cancel_run(request: Request, run_id: RunId, principal: Admin) -> JSONRespons
     """A queued run is cancelled at once; a running one by its scheduler at its next heartbeat."""
     run = run_service(request).cancel_run(run_id, by=principal.name, via=client_address(request))
     return JSONResponse({"run_id": run_id, "job_id": run.job_id}, 202)
+
+
+# ---- figures -----------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/jobs/{job_id}/stats",
+    tags=["stats"],
+    summary="A job's figures over a window",
+    response_model=JobStatsOut,
+    responses=NOT_FOUND,
+)
+def job_stats(
+    request: Request, job_id: JobId, _principal: Viewer, since: Since = None, until: Until = None
+) -> JSONResponse:
+    """Runs by status, success rate, median, p95 and longest duration, last success and last failure, over
+    the runs whose `scheduled_for` is in [since, until) (either end open when left out)."""
+    start, end = _window(since, until)
+    found = run_service(request).stats(job_id, since=start, until=end)
+    return JSONResponse(stats_to_json(found[job_id]))
+
+
+@router.get("/stats", tags=["stats"], summary="Every job's figures over a window", response_model=StatsOut)
+def all_stats(request: Request, _principal: Viewer, since: Since = None, until: Until = None) -> JSONResponse:
+    """The figures of GET /api/jobs/{job_id}/stats for every job, in id order."""
+    start, end = _window(since, until)
+    found = run_service(request).stats(since=start, until=end)
+    return JSONResponse(stats_report_to_json(found.values(), start, end))
 
 
 # ---- status and schedules ----------------------------------------------------------------------------------

@@ -270,6 +270,44 @@ class PreviewOut(BaseModel):
     next: list[datetime]
 
 
+class RunMarkOut(BaseModel):
+    run_id: int
+    at: datetime = Field(description="When the run ended (else started, else was due), in UTC.")
+    error: str | None = Field(description="For a failure, the first 200 characters of its error.")
+
+
+class JobStatsOut(BaseModel):
+    """A job's figures over the runs whose `scheduled_for` is in [since, until)."""
+
+    job_id: str
+    since: datetime | None = Field(description="Start of the window (included); null: the first run.")
+    until: datetime | None = Field(description="End of the window (excluded); null: open.")
+    runs: dict[str, int] = Field(description="Runs in each status, every status listed (zeros included).")
+    total: int = Field(description="Every run in the window.")
+    finished: int = Field(description="Runs that have ended (all but queued and running).")
+    succeeded: int
+    failures: int = Field(description="Runs failed, timed out or lost.")
+    success_rate: float | None = Field(
+        description="succeeded / (succeeded + failures), 0 to 1; null without any of them."
+    )
+    median_seconds: float | None = Field(
+        description="Median duration of the runs that succeeded, failed or timed out (cancelled and lost "
+        "runs say nothing of how long the job takes)."
+    )
+    p95_seconds: float | None = Field(
+        description="95th percentile of the same durations (linear interpolation between closest ranks)."
+    )
+    max_seconds: float | None = Field(description="Longest of the same durations.")
+    last_success: RunMarkOut | None
+    last_failure: RunMarkOut | None = Field(description="The latest run failed, timed out or lost.")
+
+
+class StatsOut(BaseModel):
+    since: datetime | None
+    until: datetime | None
+    jobs: list[JobStatsOut] = Field(description="Every job, in id order; those without runs have zeros.")
+
+
 # ---- parameters and documented errors ------------------------------------------------------------------
 
 JobId = Annotated[str, Path(description="The job's id.")]
@@ -280,6 +318,23 @@ Sources = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
 BeforeId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Continue below this run id.")]
+# Instants as text, read by the same parser as the CLI's, so that a bad one is named in the usual 422.
+Since = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="Only runs scheduled for this ISO-8601 instant (with an offset) or later.",
+        json_schema_extra={"format": "date-time"},
+    ),
+]
+Until = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="Only runs scheduled for before this ISO-8601 instant (with an offset).",
+        json_schema_extra={"format": "date-time"},
+    ),
+]
 
 
 def _storable_text(value: str | None) -> str | None:

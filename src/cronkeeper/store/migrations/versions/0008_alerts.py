@@ -1,7 +1,7 @@
 """Alerts: channels (named Apprise URLs), incidents (streaks of bad outcomes) and the outbox of alerts.
 
-Revision ID: 0009
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 from cronkeeper.store.schema import OPEN_INCIDENT_SQL, UTCDateTime
 
-revision = "0009"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
