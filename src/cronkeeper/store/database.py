@@ -17,11 +17,13 @@ from cronkeeper.store.base import (
     DashboardView,
     IdempotencyStore,
     JobStore,
+    MaintenanceStore,
     SettingStore,
     StatusView,
 )
 from cronkeeper.store.engines import database_url, open_engine
 from cronkeeper.store.idempotency import SqlIdempotencyStore
+from cronkeeper.store.maintenance import SqlMaintenanceStore
 from cronkeeper.store.migrate import current_revision, head_revision, upgrade
 from cronkeeper.store.settings import SqlSettingStore
 from cronkeeper.store.sql import SqlJobStore
@@ -57,6 +59,7 @@ class Database:
         self.audit: AuditLog = SqlAuditLog(self._engine)
         self.status: StatusView = SqlStatusView(self._engine)
         self.dashboard: DashboardView = SqlDashboardView(self._engine)
+        self.maintenance: MaintenanceStore = SqlMaintenanceStore(self._engine, self._url)
 
     @property
     def display_url(self) -> str:
