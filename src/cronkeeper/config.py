@@ -13,6 +13,17 @@
     port = 8787
     session_lifetime = "8h"
 
+    [maintenance]                    # the built-in jobs; every key optional (defaults shown)
+    enabled = true
+    prune = "17 3 * * *"             # cron in UTC, or false to leave the job out
+    backup = "47 3 * * *"            # SQLite only
+    housekeeping = "23 * * * *"      # SQLite only
+    keep_runs_for = "90d"
+    keep_runs_per_job = 10000
+    keep_audit_for = "365d"
+    keep_backups = 7
+    backup_dir = "backups"           # beside the database file when relative
+
     [[jobs]]
     id = "backup"
     cron = "${BACKUP_SCHEDULE:-0 3 * * *}"
@@ -39,8 +50,8 @@ from typing import Any
 
 from cronkeeper.durations import parse_duration
 from cronkeeper.exceptions import ConfigError, ValidationError
-from cronkeeper.settings import SchedulerSettings
-from cronkeeper.specs import parse_zone
+from cronkeeper.settings import MaintenanceSettings, SchedulerSettings
+from cronkeeper.specs import parse_cron, parse_zone
 
 # Keys whose string values may use ${VAR}: the schedule and the command, as the docs promise.
 SUBSTITUTED_KEYS = frozenset({"cron", "every", "at", "start", "end", "timezone", "command", "cwd", "env"})
@@ -87,6 +98,7 @@ class Config:
     # The [[jobs]] tables as written; jobs() substitutes their variables.
     job_tables: list[dict[str, Any]] = field(default_factory=list)
     web: WebConfig = field(default_factory=WebConfig)
+    maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
     name: str | None = None
     environ: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -162,7 +174,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(str(path), f"cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - {"name", "db", "timezone", "scheduler", "jobs", "web"})
+    unknown = sorted(set(data) - {"name", "db", "timezone", "scheduler", "jobs", "web", "maintenance"})
     if unknown:
         raise ConfigError(f"{path}: {unknown[0]}", "unknown setting")
     jobs = data.get("jobs", [])
@@ -176,6 +188,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         settings=_settings(data.get("scheduler", {}), path),
         job_tables=jobs,
         web=_web(data.get("web", {}), path, environ),
+        maintenance=_maintenance(data.get("maintenance", {}), path, environ),
         name=_name(data, path),
         environ=dict(environ),
     )
@@ -249,7 +262,7 @@ def _web_port(value: Any, _environ: Mapping[str, str]) -> int:
     return value
 
 
-def _web_flag(value: Any, _environ: Mapping[str, str]) -> bool:
+def _flag(value: Any, _environ: Mapping[str, str]) -> bool:
     if not isinstance(value, bool):
         raise ValidationError("flag", "must be true or false")
     return value
@@ -265,26 +278,84 @@ def _web_lifetime(value: Any, _environ: Mapping[str, str]) -> timedelta:
 WEB_KEYS: dict[str, Callable[[Any, Mapping[str, str]], Any]] = {
     "host": _web_host,
     "port": _web_port,
-    "public_metrics": _web_flag,
+    "public_metrics": _flag,
     "session_lifetime": _web_lifetime,
-    "secure_cookies": _web_flag,
-    "trust_proxy": _web_flag,
+    "secure_cookies": _flag,
+    "trust_proxy": _flag,
 }
 
 
 def _web(table: Any, path: Path, environ: Mapping[str, str]) -> WebConfig:
+    return WebConfig(**_checked_table(table, "web", WEB_KEYS, path, environ))
+
+
+def _schedule(value: Any, environ: Mapping[str, str]) -> str | None:
+    """A cron expression (in UTC), or false: that job is left out."""
+    if value is False:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("schedule", 'must be a cron expression such as "17 3 * * *", or false')
+    expression = substitute(value, environ, "schedule").strip()
+    parse_cron(expression, False)
+    return expression
+
+
+def _retention(value: Any, _environ: Mapping[str, str]) -> timedelta:
+    duration = parse_duration(value, "duration")
+    if duration < timedelta(hours=1):
+        raise ValidationError("duration", "must be at least 1h")
+    return duration
+
+
+def _count(value: Any, _environ: Mapping[str, str]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError("count", "must be a whole number, at least 1")
+    return value
+
+
+def _folder(value: Any, environ: Mapping[str, str]) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("folder", "must be a folder's path")
+    return substitute(value, environ, "folder").strip()
+
+
+MAINTENANCE_KEYS: dict[str, Callable[[Any, Mapping[str, str]], Any]] = {
+    "enabled": _flag,
+    "prune": _schedule,
+    "backup": _schedule,
+    "housekeeping": _schedule,
+    "keep_runs_for": _retention,
+    "keep_runs_per_job": _count,
+    "keep_audit_for": _retention,
+    "keep_backups": _count,
+    "backup_dir": _folder,
+}
+
+
+def _maintenance(table: Any, path: Path, environ: Mapping[str, str]) -> MaintenanceSettings:
+    return MaintenanceSettings(**_checked_table(table, "maintenance", MAINTENANCE_KEYS, path, environ))
+
+
+def _checked_table(
+    table: Any,
+    name: str,
+    checks: Mapping[str, Callable[[Any, Mapping[str, str]], Any]],
+    path: Path,
+    environ: Mapping[str, str],
+) -> dict[str, Any]:
+    """The values of a table whose every key has a check; an error names the file, table and key."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: web", "must be a table")
+        raise ConfigError(f"{path}: {name}", "must be a table")
     values: dict[str, Any] = {}
     for key, value in table.items():
-        check = WEB_KEYS.get(key)
+        check = checks.get(key)
         if check is None:
-            raise ConfigError(f"{path}: web.{key}", "unknown setting")
+            raise ConfigError(f"{path}: {name}.{key}", "unknown setting")
         try:
             values[key] = check(value, environ)
         except ValidationError as exc:
-            raise ConfigError(f"{path}: web.{key}", exc.reason) from None
-    return WebConfig(**values)
+            raise ConfigError(f"{path}: {name}.{key}", exc.reason) from None
+    return values
 
 
 def located(error: ValidationError, where: str) -> ConfigError:

@@ -26,6 +26,7 @@ from cronkeeper.registry import Registry
 from cronkeeper.services.accounts import AccountService
 from cronkeeper.services.changes import ChangeLog
 from cronkeeper.services.jobs import JobService, SyncReport
+from cronkeeper.services.maintenance import MaintenanceService
 from cronkeeper.services.runs import RunService
 from cronkeeper.settings import SchedulerSettings
 from cronkeeper.store.base import AuditLog, DashboardView, JobStore, StatusView
@@ -91,6 +92,9 @@ class SchedulerBase:
         self.accounts = AccountService(
             self._database.accounts, self._database.settings, self.audit, self.clock
         )
+        self.maintenance = MaintenanceService(
+            self._database.maintenance, self.status, self.clock, lease=self.settings.lease
+        )
 
     def _runs_on(self, spec: JobSpec) -> str | None:
         """This object, for a job whose target only its registry holds; None when any process can run it."""
@@ -148,6 +152,8 @@ class SchedulerBase:
             settings=self.settings,
             event_loop=event_loop,
             instance_id=self.instance_id,
+            # The built-in maintenance jobs find this scheduler's database through it.
+            around_job=self.maintenance.serving,
         )
         return self.loop
 
