@@ -516,5 +516,6 @@ class MaintenanceStore(ABC):
 
     @abstractmethod
     def housekeep(self) -> Housekeeping:
-        """Refresh the query planner's statistics and fold the write-ahead log back into the database, without
-        ever waiting on a writer or a reader for longer than a few milliseconds."""
+        """Let the database refresh the planner statistics it finds stale and fold the write-ahead log back
+        into the database file, never holding the write lock while waiting on a reader for longer than a few
+        milliseconds."""

@@ -176,8 +176,8 @@ class PruneReport:
 
 @dataclass(frozen=True, slots=True)
 class Housekeeping:
-    """What housekeeping did: the planner's statistics refreshed, and how far the write-ahead log was folded
-    back into the database (SQLite; PostgreSQL's autovacuum does this itself, and ``done`` is False)."""
+    """What housekeeping did: how far the write-ahead log was folded back into the database and whether it
+    was emptied (SQLite; PostgreSQL's autovacuum does this itself, and ``done`` is False)."""
 
     done: bool
     wal_frames: int = 0
