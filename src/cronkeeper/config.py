@@ -22,6 +22,17 @@
     [notify.channels]                # named Apprise URLs; ${VAR} keeps secrets out of the file
     ops = "mailtos://alerts:${SMTP_PASSWORD}@smtp.example.com?to=ops@example.com"
 
+    [maintenance]                    # the built-in jobs; every key optional (defaults shown)
+    enabled = true
+    prune = "17 3 * * *"             # cron in UTC, or false to leave the job out
+    backup = "47 3 * * *"            # SQLite only
+    housekeeping = "23 * * * *"      # SQLite only
+    keep_runs_for = "90d"
+    keep_runs_per_job = 10000
+    keep_audit_for = "365d"
+    keep_backups = 7
+    backup_dir = "backups"           # beside the database file when relative
+
     [[jobs]]
     id = "backup"
     cron = "${BACKUP_SCHEDULE:-0 3 * * *}"
@@ -50,8 +61,8 @@ from urllib.parse import quote, urlencode
 from cronkeeper.durations import parse_duration
 from cronkeeper.exceptions import ConfigError, ValidationError
 from cronkeeper.models import NotifyOptions
-from cronkeeper.settings import DeliverySettings, SchedulerSettings
-from cronkeeper.specs import parse_zone
+from cronkeeper.settings import DeliverySettings, MaintenanceSettings, SchedulerSettings
+from cronkeeper.specs import parse_cron, parse_zone
 from cronkeeper.specs.validate import DEFAULT_NOTIFY_KEYS, channel_name, notify_options
 
 # Keys whose string values may use ${VAR}: the schedule and the command, as the docs promise.
@@ -112,6 +123,7 @@ class Config:
     job_tables: list[dict[str, Any]] = field(default_factory=list)
     web: WebConfig = field(default_factory=WebConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
     name: str | None = None
     environ: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -192,7 +204,9 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(str(path), f"cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - {"name", "db", "timezone", "scheduler", "jobs", "web", "notify"})
+    unknown = sorted(
+        set(data) - {"name", "db", "timezone", "scheduler", "jobs", "web", "notify", "maintenance"}
+    )
     if unknown:
         raise ConfigError(f"{path}: {unknown[0]}", "unknown setting")
     jobs = data.get("jobs", [])
@@ -210,6 +224,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         notify=notify_config(
             data.get("notify", {}), environ, public_url=web.public_url, where=f"{path}: notify"
         ),
+        maintenance=_maintenance(data.get("maintenance", {}), path, environ),
         name=_name(data, path),
         environ=dict(environ),
     )
@@ -233,9 +248,9 @@ def notify_config(
         defaults = notify_options(given, DEFAULT_NOTIFY_KEYS) if given else None
         channels = _channels(table.get("channels", {}), environ)
         delivery = DeliverySettings(
-            enabled=_flag(table.get("deliver", True), "deliver"),
+            enabled=_deliver(table.get("deliver", True)),
             window=parse_duration(table.get("window", "60s"), "window"),
-            templates=_folder(table.get("templates"), environ),
+            templates=_templates(table.get("templates"), environ),
             public_url=public_url,
         )
     except ValidationError as exc:
@@ -258,13 +273,13 @@ def _channels(table: Any, environ: Mapping[str, str]) -> dict[str, str]:
     return channels
 
 
-def _flag(value: Any, key: str) -> bool:
+def _deliver(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValidationError(key, "must be true or false")
+        raise ValidationError("deliver", "must be true or false")
     return value
 
 
-def _folder(value: Any, environ: Mapping[str, str]) -> Path | None:
+def _templates(value: Any, environ: Mapping[str, str]) -> Path | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -375,7 +390,7 @@ def _web_port(value: Any, _environ: Mapping[str, str]) -> int:
     return value
 
 
-def _web_flag(value: Any, _environ: Mapping[str, str]) -> bool:
+def _flag(value: Any, _environ: Mapping[str, str]) -> bool:
     if not isinstance(value, bool):
         raise ValidationError("flag", "must be true or false")
     return value
@@ -398,26 +413,84 @@ WEB_KEYS: dict[str, Callable[[Any, Mapping[str, str]], Any]] = {
     "public_url": _web_url,
     "host": _web_host,
     "port": _web_port,
-    "public_metrics": _web_flag,
+    "public_metrics": _flag,
     "session_lifetime": _web_lifetime,
-    "secure_cookies": _web_flag,
-    "trust_proxy": _web_flag,
+    "secure_cookies": _flag,
+    "trust_proxy": _flag,
 }
 
 
 def _web(table: Any, path: Path, environ: Mapping[str, str]) -> WebConfig:
+    return WebConfig(**_checked_table(table, "web", WEB_KEYS, path, environ))
+
+
+def _schedule(value: Any, environ: Mapping[str, str]) -> str | None:
+    """A cron expression (in UTC), or false: that job is left out."""
+    if value is False:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("schedule", 'must be a cron expression such as "17 3 * * *", or false')
+    expression = substitute(value, environ, "schedule").strip()
+    parse_cron(expression, False)
+    return expression
+
+
+def _retention(value: Any, _environ: Mapping[str, str]) -> timedelta:
+    duration = parse_duration(value, "duration")
+    if duration < timedelta(hours=1):
+        raise ValidationError("duration", "must be at least 1h")
+    return duration
+
+
+def _count(value: Any, _environ: Mapping[str, str]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError("count", "must be a whole number, at least 1")
+    return value
+
+
+def _folder(value: Any, environ: Mapping[str, str]) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("folder", "must be a folder's path")
+    return substitute(value, environ, "folder").strip()
+
+
+MAINTENANCE_KEYS: dict[str, Callable[[Any, Mapping[str, str]], Any]] = {
+    "enabled": _flag,
+    "prune": _schedule,
+    "backup": _schedule,
+    "housekeeping": _schedule,
+    "keep_runs_for": _retention,
+    "keep_runs_per_job": _count,
+    "keep_audit_for": _retention,
+    "keep_backups": _count,
+    "backup_dir": _folder,
+}
+
+
+def _maintenance(table: Any, path: Path, environ: Mapping[str, str]) -> MaintenanceSettings:
+    return MaintenanceSettings(**_checked_table(table, "maintenance", MAINTENANCE_KEYS, path, environ))
+
+
+def _checked_table(
+    table: Any,
+    name: str,
+    checks: Mapping[str, Callable[[Any, Mapping[str, str]], Any]],
+    path: Path,
+    environ: Mapping[str, str],
+) -> dict[str, Any]:
+    """The values of a table whose every key has a check; an error names the file, table and key."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: web", "must be a table")
+        raise ConfigError(f"{path}: {name}", "must be a table")
     values: dict[str, Any] = {}
     for key, value in table.items():
-        check = WEB_KEYS.get(key)
+        check = checks.get(key)
         if check is None:
-            raise ConfigError(f"{path}: web.{key}", "unknown setting")
+            raise ConfigError(f"{path}: {name}.{key}", "unknown setting")
         try:
             values[key] = check(value, environ)
         except ValidationError as exc:
-            raise ConfigError(f"{path}: web.{key}", exc.reason) from None
-    return WebConfig(**values)
+            raise ConfigError(f"{path}: {name}.{key}", exc.reason) from None
+    return values
 
 
 def located(error: ValidationError, where: str) -> ConfigError:

@@ -28,6 +28,7 @@ from cronkeeper.services.accounts import AccountService
 from cronkeeper.services.alerts import AlertService
 from cronkeeper.services.changes import ChangeLog
 from cronkeeper.services.jobs import JobService, SyncReport
+from cronkeeper.services.maintenance import MaintenanceService
 from cronkeeper.services.runs import RunService
 from cronkeeper.settings import DeliverySettings, SchedulerSettings
 from cronkeeper.store.base import AuditLog, DashboardView, JobStore, StatusView
@@ -99,6 +100,9 @@ class SchedulerBase:
         self.delivery = delivery or DeliverySettings()
         self.alerts = AlertService(self._database.alerts, self.clock, changes, delivery=self.delivery)
         self._courier: Courier | None = None
+        self.maintenance = MaintenanceService(
+            self._database.maintenance, self.status, self.clock, lease=self.settings.lease
+        )
 
     def _runs_on(self, spec: JobSpec) -> str | None:
         """This object, for a job whose target only its registry holds; None when any process can run it."""
@@ -174,6 +178,8 @@ class SchedulerBase:
             settings=self.settings,
             event_loop=event_loop,
             instance_id=self.instance_id,
+            # The built-in maintenance jobs find this scheduler's database through it.
+            around_job=self.maintenance.serving,
         )
         return self.loop
 

@@ -1,7 +1,8 @@
-"""How a scheduler runs: worker count, batch sizes, heartbeats and leases, polling and flush intervals.
+"""How a scheduler runs: worker count, batch sizes, heartbeats and leases, polling and flush intervals; and
+how its built-in maintenance jobs keep the database bounded.
 
-Plain values, read by the engine and filled from ``[scheduler]`` in cronkeeper.toml; kept apart from the
-engine so that reading a configuration file does not import the machinery that runs jobs.
+Plain values, read by the engine and filled from ``[scheduler]`` and ``[maintenance]`` in cronkeeper.toml;
+kept apart from the engine so that reading a configuration file does not import the machinery that runs jobs.
 """
 
 from __future__ import annotations
@@ -53,3 +54,38 @@ class DeliverySettings:
     templates: Path | None = None
     # The dashboard's address as people reach it, for links to runs in messages.
     public_url: str | None = None
+
+
+# What a run row costs in SQLite, measured (bench/retention.py's fill; every index of ck_runs included): about
+# 430 bytes with no output, 610 with 200 bytes of output, 1.5 KB with 1 KB.  A job firing every minute makes
+# 525,600 runs a year, some 320 MB at 610 bytes a run if nothing were deleted.  Kept for 90 days but never
+# more than 10,000 runs, that job holds 10,000 runs (a week): about 6 MB, 15 MB with 1 KB outputs.  A job
+# firing every quarter of an hour reaches 90 days (8,640 runs) before the count: ~5 MB.  So a database of a
+# hundred minutely jobs stays under a gigabyte, and one of a few stays at tens of MB.  (The output limit,
+# 64 KB by default, bounds the worst case: 10,000 runs of 64 KB each is 640 MB for one job.)
+DEFAULT_KEEP_RUNS_FOR = timedelta(days=90)
+DEFAULT_KEEP_RUNS_PER_JOB = 10_000
+# The audit log answers "who changed this job last spring?": a year of it, which is small (one row a change).
+DEFAULT_KEEP_AUDIT_FOR = timedelta(days=365)
+DEFAULT_BACKUP_DIR = "backups"
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceSettings:
+    """The built-in maintenance jobs (``[maintenance]`` in cronkeeper.toml): on by default, each schedule a
+    cron expression in UTC, or None to leave that job out.
+
+    The times sit off the hour (03:17, 03:47, :23) so that they do not share a second with the many jobs
+    people schedule on the hour.
+    """
+
+    enabled: bool = True
+    prune: str | None = "17 3 * * *"
+    backup: str | None = "47 3 * * *"
+    housekeeping: str | None = "23 * * * *"
+    keep_runs_for: timedelta = DEFAULT_KEEP_RUNS_FOR
+    keep_runs_per_job: int = DEFAULT_KEEP_RUNS_PER_JOB
+    keep_audit_for: timedelta = DEFAULT_KEEP_AUDIT_FOR
+    keep_backups: int = 7
+    # Where the backup job writes: relative to the database file's folder, or absolute.
+    backup_dir: str = DEFAULT_BACKUP_DIR

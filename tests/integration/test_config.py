@@ -6,6 +6,7 @@ import dataclasses
 import json
 from datetime import UTC, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -306,6 +307,11 @@ def test_the_command_line_overrides_the_web_table_which_overrides_the_defaults()
 # ---- jobs as code, through `cronkeeper serve` ----------------------------------------------------------
 
 
+def declared_in_files(cli: Cli) -> list[dict[str, Any]]:
+    """The jobs, less the built-in maintenance jobs ``serve`` declares besides the file's."""
+    return [job for job in json.loads(cli.ok("jobs", "list", "--json")) if job["origin"] != "builtin"]
+
+
 def test_serve_adds_config_jobs_then_updates_changed_ones_and_disables_removed_ones_keeping_history(
     cli: Cli,
 ) -> None:
@@ -328,7 +334,7 @@ def test_serve_adds_config_jobs_then_updates_changed_ones_and_disables_removed_o
 
     assert first.returncode == 0, first.log
     assert "cronkeeper.toml: 2 added, 0 updated, 0 unchanged, 0 disabled" in first.log
-    listed = json.loads(cli.ok("jobs", "list", "--json"))
+    listed = declared_in_files(cli)
     origin = f"config {(cli.cwd / 'cronkeeper.toml').resolve()}"
     assert [(job["id"], job["origin"], job["enabled"], job["created_by"]) for job in listed] == [
         ("beat", origin, True, "config"),
@@ -370,7 +376,7 @@ def test_two_services_with_files_of_their_own_on_one_database_leave_each_others_
         served = serve(service)
         assert served.returncode == 0, served.log
     assert "0 disabled" in served.log
-    listed = json.loads(cli.ok("jobs", "list", "--json"))
+    listed = declared_in_files(cli)
     assert [(job["id"], job["origin"], job["enabled"]) for job in listed] == [
         ("invoice", "config billing", True),
         ("report", f"config {(cli.cwd / 'cronkeeper.toml').resolve()}", True),

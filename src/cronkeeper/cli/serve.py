@@ -21,6 +21,8 @@ from cronkeeper.config import Config, WebConfig, located
 from cronkeeper.demo import DEMO_JOBS
 from cronkeeper.exceptions import CronkeeperError, ValidationError
 from cronkeeper.scheduler import Scheduler, database_exists
+from cronkeeper.services.builtin_jobs import ORIGIN as BUILTIN_ORIGIN
+from cronkeeper.services.builtin_jobs import builtin_jobs
 from cronkeeper.specs import build_spec, check_not_past
 
 if TYPE_CHECKING:
@@ -139,7 +141,7 @@ def open_and_sync(app: AppContext, declarations: list[Declaration], dashboard: D
     try:
         scheduler = app.scheduler()
         sync_notify(scheduler, app.config)
-        sync_declared_jobs(scheduler, declarations)
+        sync_declared_jobs(scheduler, [*declarations, maintenance_declaration(app, scheduler)])
     except BaseException:
         if dashboard is not None:
             dashboard.listener.close()
@@ -240,6 +242,13 @@ def sync_notify(scheduler: Scheduler, config: Config) -> None:
             ", ".join(synced.updated) or "none",
             ", ".join(synced.removed) or "none",
         )
+
+
+def maintenance_declaration(app: AppContext, scheduler: Scheduler) -> Declaration:
+    """The built-in maintenance jobs ``[maintenance]`` asks for (checked with the file), declared at every
+    start like the file's jobs: a job turned off there is disabled, keeping its history."""
+    jobs = builtin_jobs(app.config.maintenance, sqlite=scheduler.maintenance.sqlite)
+    return Declaration("maintenance", BUILTIN_ORIGIN, "cronkeeper", jobs)
 
 
 def sync_declared_jobs(scheduler: Scheduler, declarations: list[Declaration]) -> None:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,6 +37,9 @@ from cronkeeper.runcontext import RunContext, running
 from cronkeeper.store.base import Completion, StartOrder
 
 log = logging.getLogger(__name__)
+# What a scheduler wraps each in-process job in: the context its own functions find it through (the
+# maintenance service, for the built-in jobs).
+AroundJob = Callable[[], AbstractContextManager[object]]
 
 
 @dataclass(slots=True)
@@ -62,8 +66,10 @@ class Dispatcher:
         outcomes: OutcomeBuffer,
         workers: int,
         event_loop: asyncio.AbstractEventLoop | None,
+        around_job: AroundJob = nullcontext,
     ) -> None:
         self.registry = registry
+        self._around_job = around_job
         self.clock = clock
         self.outcomes = outcomes
         self._caller_loop = event_loop
@@ -168,7 +174,7 @@ class Dispatcher:
         log_output = flight.log = TailBuffer(flight.order.spec.output_limit)
 
         def call() -> Execution:
-            with running(run_context(flight.order)), capturing(log_output):
+            with running(run_context(flight.order)), capturing(log_output), self._around_job():
                 return with_output(run_callable(func, target), log_output)
 
         return self._task(flight, call, arm_timeout=True)
@@ -221,7 +227,7 @@ class Dispatcher:
         async def job() -> Execution:
             self._mark_started(flight)
             # The task's own copy of the context: its records and current_run() are its own.
-            with running(run_context(flight.order)), capturing(log_output):
+            with running(run_context(flight.order)), capturing(log_output), self._around_job():
                 execution = await run_coroutine(func, target, flight.order.spec.timeout)  # type: ignore[arg-type]
             return with_output(execution, log_output)
 

@@ -16,10 +16,11 @@ import socket
 import threading
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from cronkeeper.clock import Clock
-from cronkeeper.engine.dispatch import Dispatcher
+from cronkeeper.engine.dispatch import AroundJob, Dispatcher
 from cronkeeper.engine.outcomes import OutcomeBuffer
 from cronkeeper.engine.vetting import vet_claimed
 from cronkeeper.events import Listeners, RunEvent
@@ -58,6 +59,7 @@ class SchedulerLoop:
         settings: SchedulerSettings | None = None,
         event_loop: asyncio.AbstractEventLoop | None = None,
         instance_id: str | None = None,
+        around_job: AroundJob = nullcontext,
     ) -> None:
         self.store = store
         # The scheduler object this loop claims for: jobs whose target only it holds are claimed here only.
@@ -76,6 +78,7 @@ class SchedulerLoop:
             outcomes=self.outcomes,
             workers=self.settings.workers,
             event_loop=event_loop,
+            around_job=around_job,
         )
         self._thread: threading.Thread | None = None
         self._watcher: threading.Thread | None = None

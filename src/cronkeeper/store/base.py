@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cronkeeper.exceptions import JobNotFoundError
@@ -33,12 +34,15 @@ from cronkeeper.store.records import (
     AuditFilter,
     ChannelRecord,
     DeliveryResult,
+    Housekeeping,
     JobPage,
     JobPageFilter,
     JobStats,
     Node,
     Parcel,
+    PruneReport,
     RecentRun,
+    Retention,
 )
 
 
@@ -563,3 +567,52 @@ class StatsView(ABC):
         """:class:`JobStats` of each job asked (every job when ``job_ids`` is None) that exists, in id order,
         over its runs whose ``scheduled_for`` is in ``[since, until)`` (aware UTC; None leaves that end
         open).  A job without runs there has zeros; ids with no job are left out."""
+
+
+class MaintenanceStore(ABC):
+    """Keeping the database itself bounded and safe: pruning, backups and housekeeping.  Schedulers keep
+    running through all of it, so none of it may hold SQLite's write lock long enough to delay a fire."""
+
+    @property
+    @abstractmethod
+    def file(self) -> Path | None:
+        """The SQLite file the database lives in; None for a database on a server."""
+
+    @property
+    @abstractmethod
+    def backup_suffix(self) -> str:
+        """How the backups of this database end (``.sqlite3``, ``.dump``)."""
+
+    @abstractmethod
+    def prune(self, retention: Retention, *, batch_size: int, dry_run: bool = False) -> PruneReport:
+        """Delete the rows ``retention`` lets go and count them by table; with ``dry_run`` only count them.
+
+        Never a queued or running run, and never the latest run of a job (whatever its age: it is what the
+        job's page shows as its last outcome).  Rows are deleted by id in transactions of at most
+        ``batch_size`` rows, each chosen first by an index outside the transaction, with a pause after each
+        that lets a scheduler waiting for the write lock take it: the lock is never held for long."""
+
+    @abstractmethod
+    def backup(self, destination: Path) -> int:
+        """Write a consistent copy of the database to ``destination`` while schedulers go on writing, check
+        it, and return its size in bytes.  The copy is written under another name and renamed once checked:
+        on any failure (a full disk, a copy that does not pass) nothing is left at ``destination`` and
+        ``StoreError`` says why.  Raises ``StoreError`` naming what to install when the tool a server
+        database needs is missing."""
+
+    @abstractmethod
+    def check_backup(self, source: Path) -> None:
+        """Raise ``StoreError`` unless ``source`` is a sound backup of a cronkeeper database that this version
+        can open (not damaged, not from a newer version)."""
+
+    @abstractmethod
+    def restore(self, source: Path) -> None:
+        """Replace the whole database with the backup ``source``, checked first, in one step: a reader sees
+        the database before or after, never a mix.  The schema is then brought to this version's.  The caller
+        makes sure that no scheduler is running on the database."""
+
+    @abstractmethod
+    def housekeep(self) -> Housekeeping:
+        """Let the database refresh the planner statistics it finds stale and fold the write-ahead log back
+        into the database file, never holding the write lock while waiting on a reader for longer than a few
+        milliseconds."""

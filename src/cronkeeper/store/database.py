@@ -19,12 +19,14 @@ from cronkeeper.store.base import (
     DashboardView,
     IdempotencyStore,
     JobStore,
+    MaintenanceStore,
     SettingStore,
     StatsView,
     StatusView,
 )
 from cronkeeper.store.engines import database_url, open_engine
 from cronkeeper.store.idempotency import SqlIdempotencyStore
+from cronkeeper.store.maintenance import SqlMaintenanceStore
 from cronkeeper.store.migrate import current_revision, head_revision, upgrade
 from cronkeeper.store.settings import SqlSettingStore
 from cronkeeper.store.sql import SqlJobStore
@@ -63,6 +65,7 @@ class Database:
         self.dashboard: DashboardView = SqlDashboardView(self._engine)
         self.alerts: AlertStore = SqlAlertStore(self._engine)
         self.stats: StatsView = SqlStatsView(self._engine)
+        self.maintenance: MaintenanceStore = SqlMaintenanceStore(self._engine, self._url)
 
     @property
     def display_url(self) -> str:

@@ -296,3 +296,58 @@ class DeliveryResult:
     alert_ids: tuple[int, ...]
     error: str | None = None
     retry_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """What pruning may delete, as instants and counts (None: that rule is off).
+
+    Runs go when older than ``runs_before`` (by ``scheduled_for``) or beyond the newest ``runs_per_job`` of
+    their job; the other tables hold bookkeeping that has no use past its instant.
+    """
+
+    runs_before: datetime | None
+    runs_per_job: int | None
+    audit_before: datetime | None
+    sessions_expired_by: datetime
+    idempotency_before: datetime
+    login_attempts_before: datetime
+    nodes_silent_since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    """How many rows pruning deleted (or, on a dry run, would delete), by what they were."""
+
+    runs: int = 0
+    audit_events: int = 0
+    sessions: int = 0
+    idempotency_keys: int = 0
+    login_attempts: int = 0
+    nodes: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts().values())
+
+    def counts(self) -> dict[str, int]:
+        """The counts by name: what a prune job returns as its result, and ``db prune --json`` prints."""
+        return {
+            "runs": self.runs,
+            "audit_events": self.audit_events,
+            "sessions": self.sessions,
+            "idempotency_keys": self.idempotency_keys,
+            "login_attempts": self.login_attempts,
+            "nodes": self.nodes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Housekeeping:
+    """What housekeeping did: how far the write-ahead log was folded back into the database and whether it
+    was emptied (SQLite; PostgreSQL's autovacuum does this itself, and ``done`` is False)."""
+
+    done: bool
+    wal_frames: int = 0
+    checkpointed_frames: int = 0
+    wal_truncated: bool = False
