@@ -16,8 +16,10 @@ from cronkeeper.models import RunStatus
 from cronkeeper.store.database import Database
 from cronkeeper.store.records import Retention
 from cronkeeper.store.schema import (
+    alerts,
     audit_events,
     idempotency_keys,
+    incidents,
     login_attempts,
     nodes,
     runs,
@@ -168,6 +170,10 @@ def test_bookkeeping_past_its_use_is_pruned_and_the_rest_kept(database: Database
                 insert(nodes),
                 {"id": f"{at}", "hostname": "h", "pid": 1, "started_at": at, "heartbeat_at": at},
             )
+            alert = {"kind": "failed", "channel": "ops", "facts": {}, "created_at": at, "due_at": at}
+            conn.execute(insert(alerts), [{**alert, "status": "delivered"}, {**alert, "status": "pending"}])
+            incident = {"job_id": "a", "opened_at": at, "first_run_id": 1, "last_run_id": 1, "failures": 1}
+            conn.execute(insert(incidents), {**incident, "closed_at": at})
         for expires in (NOW - timedelta(seconds=1), NOW + timedelta(hours=1)):
             session = {"id_hash": f"{expires}", "user_id": 1, "csrf_token": "t", "created_at": old}
             conn.execute(insert(sessions), {**session, "expires_at": expires})
@@ -185,14 +191,18 @@ def test_bookkeeping_past_its_use_is_pruned_and_the_rest_kept(database: Database
     assert report.counts() == {
         "runs": 0,
         "audit_events": 1,
+        "alerts": 1,
+        "incidents": 1,
         "sessions": 1,
         "idempotency_keys": 1,
         "login_attempts": 1,
         "nodes": 1,
     }
     with engine_of(database).connect() as conn:
-        for table in (audit_events, sessions, idempotency_keys, login_attempts, nodes):
+        for table in (audit_events, sessions, idempotency_keys, login_attempts, nodes, incidents):
             assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 1, table.name
+        # The old pending alert stays: an alert that has not ended is never pruned.
+        assert conn.execute(select(func.count()).select_from(alerts)).scalar_one() == 3
 
 
 # ---- backups ---------------------------------------------------------------------------------------------

@@ -127,6 +127,8 @@ def test_db_prune_counts_on_a_dry_run_deletes_on_demand_and_refuses_bad_input(cl
         "deleted": {
             "runs": 49,  # 200 days old, all but the job's latest
             "audit_events": 0,
+            "alerts": 0,
+            "incidents": 0,
             "sessions": 0,
             "idempotency_keys": 0,
             "login_attempts": 0,

@@ -45,6 +45,8 @@ def test_the_built_in_jobs_are_ordinary_jobs_that_run_on_their_schedules(
     assert pruned[0].result == {
         "runs": 0,
         "audit_events": 0,
+        "alerts": 0,
+        "incidents": 0,
         "sessions": 0,
         "idempotency_keys": 0,
         "login_attempts": 0,

@@ -34,7 +34,16 @@ from cronkeeper.store.base import MaintenanceStore
 from cronkeeper.store.engines import reading, writing
 from cronkeeper.store.migrate import known_revision, upgrade
 from cronkeeper.store.records import Housekeeping, PruneReport, Retention
-from cronkeeper.store.schema import audit_events, idempotency_keys, login_attempts, nodes, runs, sessions
+from cronkeeper.store.schema import (
+    alerts,
+    audit_events,
+    idempotency_keys,
+    incidents,
+    login_attempts,
+    nodes,
+    runs,
+    sessions,
+)
 
 ENDED = [status.value for status in RunStatus if not status.is_active]
 # The longest a delete transaction should hold SQLite's write lock (seconds): a fire claimed ahead of time
@@ -72,15 +81,24 @@ class SqlMaintenanceStore(MaintenanceStore):
     def prune(self, retention: Retention, *, batch_size: int, dry_run: bool = False) -> PruneReport:
         deleter = BatchDeleter(self.engine, batch_size, dry_run=dry_run, pause=PAUSE if self._sqlite else 0.0)
         run_rules = (_run_rule(self.engine, job_id, retention) for job_id in _run_job_ids(self.engine))
+        before = retention.audit_before
         audit = (
             0
-            if retention.audit_before is None
-            else deleter.delete(audit_events, [audit_events.c.id], audit_events.c.at < retention.audit_before)
+            if before is None
+            else deleter.delete(audit_events, [audit_events.c.id], audit_events.c.at < before)
         )
         keys = idempotency_keys.c
+        # Who was told what is kept as long as who changed what: alerts that ended, incidents that closed.
+        ended = alerts.c.status.in_(["delivered", "failed"])
         return PruneReport(
             runs=sum(deleter.delete(runs, [runs.c.id], rule) for rule in run_rules if rule is not None),
             audit_events=audit,
+            alerts=0
+            if before is None
+            else deleter.delete(alerts, [alerts.c.id], ended & (alerts.c.created_at < before)),
+            incidents=0
+            if before is None
+            else deleter.delete(incidents, [incidents.c.id], incidents.c.closed_at < before),
             sessions=deleter.delete(
                 sessions, [sessions.c.id_hash], sessions.c.expires_at <= retention.sessions_expired_by
             ),

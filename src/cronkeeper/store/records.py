@@ -321,6 +321,8 @@ class PruneReport:
 
     runs: int = 0
     audit_events: int = 0
+    alerts: int = 0
+    incidents: int = 0
     sessions: int = 0
     idempotency_keys: int = 0
     login_attempts: int = 0
@@ -335,6 +337,8 @@ class PruneReport:
         return {
             "runs": self.runs,
             "audit_events": self.audit_events,
+            "alerts": self.alerts,
+            "incidents": self.incidents,
             "sessions": self.sessions,
             "idempotency_keys": self.idempotency_keys,
             "login_attempts": self.login_attempts,
