@@ -60,6 +60,7 @@ from urllib.parse import quote, urlencode
 
 from cronkeeper.durations import parse_duration
 from cronkeeper.exceptions import ConfigError, ValidationError
+from cronkeeper.incidents import EVERY_RUN_KINDS
 from cronkeeper.models import NotifyOptions
 from cronkeeper.settings import DeliverySettings, MaintenanceSettings, SchedulerSettings
 from cronkeeper.specs import parse_cron, parse_zone
@@ -246,6 +247,10 @@ def notify_config(
     try:
         given = {key: table[key] for key in DEFAULT_NOTIFY_KEYS if key in table}
         defaults = notify_options(given, DEFAULT_NOTIFY_KEYS) if given else None
+        if defaults is not None and defaults.on is not None and not defaults.on.isdisjoint(EVERY_RUN_KINDS):
+            raise ValidationError(
+                "on", "succeeded and output are chosen per job (notify_on), not for every job"
+            )
         channels = _channels(table.get("channels", {}), environ)
         delivery = DeliverySettings(
             enabled=_deliver(table.get("deliver", True)),

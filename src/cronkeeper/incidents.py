@@ -16,6 +16,10 @@ from cronkeeper.models import AlertKind, NotifyOptions, RunStatus
 
 T = TypeVar("T")
 
+# Kinds about runs that are not trouble: a job asks for them itself (the defaults cannot), so that the store
+# reads notification policies only for the jobs that did.
+EVERY_RUN_KINDS = frozenset({AlertKind.SUCCEEDED, AlertKind.OUTPUT})
+
 # Outcomes that open or extend an incident.
 BAD_STATUSES = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST})
 # What a job that names channels hears of unless it says otherwise: trouble and its end, not every success.
@@ -78,26 +82,45 @@ class Verdict:
     alert: AlertKind | None
 
 
-def judge(status: RunStatus, incident: IncidentState | None, policy: NotifyPolicy | None) -> Verdict:
+def judge(
+    status: RunStatus,
+    incident: IncidentState | None,
+    policy: NotifyPolicy | None,
+    *,
+    has_output: bool = False,
+) -> Verdict:
     """The incident after a final outcome, and the alert it calls for (never one without a policy).
 
     ``status`` must be final: a failure that will be retried is not judged, so a job that succeeds on its
     retry never opened an incident.  Incidents are kept for jobs nobody is told about too: the dashboard
-    shows them, and channels added later alert on the streak as it stands.
+    shows them, and channels added later alert on the streak as it stands.  An alert about the incident
+    wins over one about the run's output (one message per run).
     """
     if status in BAD_STATUSES:
-        failures = (incident.failures if incident else 0) + 1
-        alerted = incident.alerted if incident else False
-        kind = AlertKind(status.value)
-        if policy is None or kind not in policy.on:
-            return Verdict(IncidentState(failures, alerted), None)
-        if policy.every_failure or (not alerted and failures >= policy.after):
-            return Verdict(IncidentState(failures, True), kind)
+        verdict = _bad(status, incident, policy)
+    elif status is RunStatus.SUCCEEDED:
+        verdict = _good(incident, policy)
+    else:
+        verdict = Verdict(incident, None)
+    if verdict.alert is None and has_output and policy is not None and AlertKind.OUTPUT in policy.on:
+        return Verdict(verdict.incident, AlertKind.OUTPUT)
+    return verdict
+
+
+def _bad(status: RunStatus, incident: IncidentState | None, policy: NotifyPolicy | None) -> Verdict:
+    failures = (incident.failures if incident else 0) + 1
+    alerted = incident.alerted if incident else False
+    kind = AlertKind(status.value)
+    if policy is None or kind not in policy.on:
         return Verdict(IncidentState(failures, alerted), None)
-    if status is RunStatus.SUCCEEDED:
-        if policy is None:
-            return Verdict(None, None)
-        if incident is not None and incident.alerted and AlertKind.RECOVERED in policy.on:
-            return Verdict(None, AlertKind.RECOVERED)
-        return Verdict(None, AlertKind.SUCCEEDED if AlertKind.SUCCEEDED in policy.on else None)
-    return Verdict(incident, None)
+    if policy.every_failure or (not alerted and failures >= policy.after):
+        return Verdict(IncidentState(failures, True), kind)
+    return Verdict(IncidentState(failures, alerted), None)
+
+
+def _good(incident: IncidentState | None, policy: NotifyPolicy | None) -> Verdict:
+    if policy is None:
+        return Verdict(None, None)
+    if incident is not None and incident.alerted and AlertKind.RECOVERED in policy.on:
+        return Verdict(None, AlertKind.RECOVERED)
+    return Verdict(None, AlertKind.SUCCEEDED if AlertKind.SUCCEEDED in policy.on else None)

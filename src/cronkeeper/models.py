@@ -84,6 +84,8 @@ class AlertKind(StrEnum):
     LONG_RUNNING = "long_running"
     SUCCEEDED = "succeeded"
     RECOVERED = "recovered"
+    # A run that printed something, whatever its status: what cron's MAILTO mailed.
+    OUTPUT = "output"
     TEST = "test"
 
 

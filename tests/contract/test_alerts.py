@@ -23,11 +23,15 @@ def alerts(store: SqlJobStore) -> SqlAlertStore:
     return SqlAlertStore(store.engine)
 
 
-def run_and_end(store: SqlJobStore, job_id: str, status: RunStatus, *, wants_success: bool = False) -> int:
+def run_and_end(
+    store: SqlJobStore, job_id: str, status: RunStatus, *, reports_every_run: bool = False
+) -> int:
     run_id = store.enqueue_run(job_id, now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by="ann")
     [order] = [o for o in store.claim_due(now=NOW, owner="node-a", limit=100).to_start if o.run_id == run_id]
     store.record_started([(order.run_id, NOW)], owner="node-a")
-    completion = Completion(run_id, status, NOW, NOW + timedelta(seconds=3), wants_success=wants_success)
+    completion = Completion(
+        run_id, status, NOW, NOW + timedelta(seconds=3), reports_every_run=reports_every_run
+    )
     store.record_finished([completion], owner="node-a", now=NOW)
     return run_id
 
@@ -90,9 +94,9 @@ def test_the_reaper_opens_incidents_for_lost_runs(store: SqlJobStore, alerts: Sq
 
 def test_success_alerts_are_read_only_for_jobs_that_ask(store: SqlJobStore, alerts: SqlAlertStore) -> None:
     add(store, "job", due=NOW + timedelta(days=1), notify=["ops"], notify_on=["succeeded"])
-    run_and_end(store, "job", RunStatus.SUCCEEDED, wants_success=False)
+    run_and_end(store, "job", RunStatus.SUCCEEDED, reports_every_run=False)
     assert alerts.list_alerts(AlertFilter()) == []
-    run_and_end(store, "job", RunStatus.SUCCEEDED, wants_success=True)
+    run_and_end(store, "job", RunStatus.SUCCEEDED, reports_every_run=True)
     assert [a.kind for a in alerts.list_alerts(AlertFilter())] == ["succeeded"]
 
 

@@ -6,12 +6,14 @@ import json
 import sqlite3
 from contextlib import closing
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cronkeeper import Scheduler
+from cronkeeper import FakeClock, Scheduler
 from cronkeeper.models import CommandTarget, Job
 from tests.e2e.test_cli import Cli
+from tests.sinks import MailSink
 
 CRONTAB = """\
 PATH=/usr/bin:/bin
@@ -33,7 +35,7 @@ def test_dry_run_writes_nothing_and_says_what_would_change(cli: Cli, tmp_path: P
     assert plan["dry_run"] is True
     assert [(job["line"], job["action"]) for job in plan["jobs"]] == [(4, "add"), (6, "add")]
     reasons = {item["line"]: item["reason"] for item in plan["skipped"]}
-    assert set(reasons) == {2, 7, 8}
+    assert set(reasons) == {7, 8}
     assert reasons[8].startswith("cron:")
     with Scheduler(cli.db_url) as scheduler:
         assert scheduler.jobs() == []
@@ -42,7 +44,8 @@ def test_dry_run_writes_nothing_and_says_what_would_change(cli: Cli, tmp_path: P
 def test_import_from_standard_input_and_again_changes_nothing(cli: Cli) -> None:
     first = cli("import-crontab", "-", stdin=CRONTAB)
     assert first.returncode == 0, first.stderr
-    assert "added 2, updated 0, unchanged 0, not imported 3" in first.stderr
+    assert "added 2, updated 0, unchanged 0, not imported 2" in first.stderr
+    assert "MAILTO=ops@example.com: set SMTP_HOST" in first.stderr
     assert "line 7: not imported: @reboot runs at boot" in first.stderr
     with Scheduler(cli.db_url) as scheduler:
         jobs = {job.spec.name: job for job in scheduler.jobs()}
@@ -185,3 +188,26 @@ def test_a_system_crontab_says_which_user_the_lines_ran_as(cli: Cli) -> None:
     with Scheduler(cli.db_url) as scheduler:
         (job,) = scheduler.jobs()
         assert _command(job).argv == ("/bin/sh", "-c", "cd / && run-parts --report /etc/cron.hourly")
+
+
+def test_mailto_mails_a_runs_output_through_the_smtp_settings_as_cron_did(cli: Cli, mail: MailSink) -> None:
+    cli.env.update(mail.env(to="unused@example.com"))
+    crontab = "MAILTO=ops@example.com\n* * * * * echo hello from cron\n0 3 * * * true\n"
+    imported = cli("import-crontab", "--mail-output", "--timezone", "UTC", "-", stdin=crontab)
+    assert imported.returncode == 0, imported.stderr
+    assert "MAILTO=ops@example.com: added the e-mail channel mailto-ops-example-com-" in imported.stderr
+    [channel] = cli.json("channels", "list")
+    assert channel["origin"] == "crontab"
+
+    clock = FakeClock(datetime.now(UTC))  # the import scheduled the job from the real now
+    with Scheduler(cli.db_url, clock=clock) as scheduler:
+        clock.advance(timedelta(minutes=1, seconds=1))
+        scheduler.run_pending()
+        scheduler.deliver_alerts()
+
+    [message] = mail.messages
+    assert message["To"] == "ops@example.com"
+    assert message["Subject"] == "[cronkeeper] echo hello from cron: wrote output"
+    body = message.get_body(("html",))
+    assert body is not None
+    assert "hello from cron" in body.get_content()

@@ -55,10 +55,27 @@ def test_cron_tz_applies_to_the_lines_after_it_and_aliases_are_kept() -> None:
 
 def test_lines_that_cannot_be_kept_are_listed_with_the_reason() -> None:
     skipped = {item.line: item.reason for item in parse_crontab(CRONTAB).skipped}
-    assert "e-mail" in skipped[5]
+    assert 5 not in skipped  # MAILTO is translated
     assert "line 9" in skipped[10]  # the same job twice
     assert "boot" in skipped[15]
     assert "standard input" in skipped[16]
+
+
+def test_mailto_becomes_a_channel_for_the_lines_after_it_and_an_empty_one_silences() -> None:
+    text = (
+        "0 1 * * * before\nMAILTO=ops@example.com, dev@example.com\n0 2 * * * after\n"
+        'MAILTO=""\n0 3 * * * quiet\n'
+    )
+    parsed = parse_crontab(text)
+    jobs = dict(parsed.jobs)
+    [(name, addresses)] = parsed.mail_channels.items()
+    assert addresses == "ops@example.com,dev@example.com"
+    assert name.startswith("mailto-ops-example-com-dev-example-com-")
+    assert "notify" not in jobs[1]
+    assert jobs[3]["notify"] == [name]
+    assert "notify_on" not in jobs[3]
+    assert jobs[5]["notify"] == []
+    assert dict(parse_crontab(text, mail_output=True).jobs)[3]["notify_on"] == ["output"]
 
 
 def test_ids_are_stable_and_differ_by_what_the_job_does() -> None:

@@ -31,6 +31,7 @@ _HEADLINES = {
     "long_running": "still running",
     "succeeded": "succeeded",
     "recovered": "recovered",
+    "output": "wrote output",
     "test": "test message",
 }
 

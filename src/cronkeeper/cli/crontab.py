@@ -1,8 +1,9 @@
 """``cronkeeper import-crontab``: move a crontab's lines into cronkeeper as command jobs.
 
-The import owns a job's schedule, zone, command, environment, working directory, name, description and tags:
-importing again compares and writes only those, so the options set in cronkeeper afterwards (timeout,
-retries, overlap, ...) stay as they are.
+The import owns a job's schedule, zone, command, environment, working directory, name, description and tags
+(and who is told of it, where the crontab has ``MAILTO``): importing again compares and writes only those, so
+the options set in cronkeeper afterwards (timeout, retries, overlap, ...) stay as they are.  ``MAILTO``'s
+addresses become e-mail channels sent through the ``SMTP_*`` settings.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rich.markup import escape
 
 from cronkeeper.cli.context import CLI_VIA, AppContext, os_user, pass_app
 from cronkeeper.cli.output import console, import_summary, print_json, table
+from cronkeeper.config import email_url
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.importers.crontab import Skipped, parse_crontab
 from cronkeeper.models import Job
@@ -27,6 +29,8 @@ from cronkeeper.specs import spec_to_dict
 ORIGIN = "crontab"
 # The options a crontab line gives its job; every other option is the user's, set in cronkeeper.
 OWNED = ("cron", "timezone", "command", "env", "cwd", "name", "description", "tags")
+# Owned too when the crontab has MAILTO (otherwise a channel chosen in cronkeeper stays).
+MAIL_OWNED = ("notify", "notify_on")
 # Options that cannot be given with a cron command job (another schedule or target kind).
 _OTHER_KINDS = frozenset({"id", "every", "at", "call", "args", "kwargs", "isolate"})
 _LOCALTIME = Path("/etc/localtime")
@@ -59,6 +63,11 @@ class Planned:
 @click.option(
     "--prune", is_flag=True, help="Disable the jobs imported from a crontab that this one no longer has."
 )
+@click.option(
+    "--mail-output",
+    is_flag=True,
+    help="MAILTO mails every run that wrote output, as cron did [default: failures and recoveries].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or result as JSON.")
 @pass_app
 def import_crontab(
@@ -69,6 +78,7 @@ def import_crontab(
     dry_run: bool,
     paused: bool,
     prune: bool,
+    mail_output: bool,
     as_json: bool,
 ) -> None:
     """Turn each line of a crontab into a command job (`crontab -l | cronkeeper import-crontab -`).
@@ -78,11 +88,13 @@ def import_crontab(
     written, so options set in cronkeeper since (timeout, retries...) are kept.
     """
     zone = timezone if timezone is not None else _host_timezone()
-    parsed = parse_crontab(source.read(), system=system, timezone=zone)
+    parsed = parse_crontab(source.read(), system=system, timezone=zone, mail_output=mail_output)
+    channels = _mail_channels(parsed.mail_channels)
     service = app.planning_service(dry_run=dry_run)
     plan, skipped = _plan(service, parsed.jobs, parsed.skipped)
     stale = _stale(service, plan)
     if not dry_run:
+        _add_channels(app, channels)
         _apply(service, plan, paused=paused)
         if prune:
             _disable(app, stale)
@@ -95,11 +107,56 @@ def import_crontab(
                 "notes": [{"line": n.line, "text": n.text, "reason": n.reason} for n in parsed.notes],
                 "stale": [job.id for job in stale],
                 "pruned": prune,
+                "channels": [
+                    {"name": c.name, "addresses": c.addresses, "sent": c.url is not None} for c in channels
+                ],
             }
         )
         return
+    _report_channels(channels, dry_run=dry_run)
     _report(plan, skipped, parsed.notes, dry_run=dry_run)
     _report_stale(stale, prune=prune, dry_run=dry_run)
+
+
+@dataclass(frozen=True, slots=True)
+class MailChannel:
+    """A MAILTO's channel; ``url`` None when no ``SMTP_HOST`` says how to send e-mail."""
+
+    name: str
+    addresses: str
+    url: str | None
+
+
+def _mail_channels(found: dict[str, str]) -> list[MailChannel]:
+    """The MAILTO channels, sent through the SMTP_* settings (checked before anything is written)."""
+    channels = []
+    for name, addresses in found.items():
+        try:
+            url = email_url({**os.environ, "SMTP_TO": addresses})
+        except ValidationError as exc:
+            raise ValidationError(exc.field, f"{exc.reason} (to send MAILTO's e-mail)") from None
+        channels.append(MailChannel(name, addresses, url))
+    return channels
+
+
+def _add_channels(app: AppContext, channels: list[MailChannel]) -> None:
+    alerts = app.scheduler().alerts
+    for channel in channels:
+        if channel.url is not None:
+            alerts.add_channel(channel.name, channel.url, origin=ORIGIN, by=os_user(), via=CLI_VIA)
+
+
+def _report_channels(channels: list[MailChannel], *, dry_run: bool) -> None:
+    for channel in channels:
+        if channel.url is None:
+            click.echo(
+                f"MAILTO={channel.addresses}: set SMTP_HOST, SMTP_FROM (and SMTP_USER, SMTP_PASSWORD…) and "
+                f"import again to send its e-mail; until then its jobs' alerts fail (channel {channel.name})",
+                err=True,
+            )
+        else:
+            verb = "would add" if dry_run else "added"
+            click.echo(f"MAILTO={channel.addresses}: {verb} the e-mail channel {channel.name}", err=True)
 
 
 def _host_timezone() -> str:
@@ -139,7 +196,8 @@ def _plan(
     refused = list(skipped)
     for line, job in jobs:
         try:
-            owned = _owned(spec_to_dict(service.build(job)))
+            mail = "notify" in job
+            owned = _owned(spec_to_dict(service.build(job)), mail=mail)
         except ValidationError as exc:
             refused.append(
                 Skipped(line, job["cron"] + " " + job["command"][-1], f"{exc.field}: {exc.reason}")
@@ -148,7 +206,7 @@ def _plan(
         existing = service.find_job(job["id"])
         if existing is None:
             action = "add"
-        elif owned == _owned(spec_to_dict(existing.spec)) and existing.enabled:
+        elif owned == _owned(spec_to_dict(existing.spec), mail=mail) and existing.enabled:
             action = "unchanged"
         else:
             action = "update"
@@ -156,9 +214,15 @@ def _plan(
     return plan, sorted(refused, key=lambda item: item.line)
 
 
-def _owned(data: dict[str, Any]) -> dict[str, Any]:
-    """The options the import owns, empty ones left out (no description is the same as an empty one)."""
-    return {key: data[key] for key in OWNED if data.get(key) not in (None, "", [], {})}
+def _owned(data: dict[str, Any], *, mail: bool) -> dict[str, Any]:
+    """The options the import owns, empty ones left out (no description is the same as an empty one); an
+    empty ``notify`` is kept: it means "tell nobody" (``MAILTO=""``)."""
+    keys = (*OWNED, *MAIL_OWNED) if mail else OWNED
+    return {
+        key: data[key]
+        for key in keys
+        if data.get(key) is not None and (key in MAIL_OWNED or data[key] not in ("", [], {}))
+    }
 
 
 def _stale(service: JobService, plan: list[Planned]) -> list[Job]:
@@ -185,7 +249,9 @@ def _update(service: JobService, existing: Job, job: dict[str, Any], *, by: str)
     with it (start, end, shell...), so the user's values of those are given back with the change."""
     current = spec_to_dict(existing.spec)
     kept = {key: value for key, value in current.items() if key not in _OTHER_KINDS and key not in OWNED}
-    changes = {**kept, **{key: job.get(key) for key in OWNED}}
+    owned = (*OWNED, *MAIL_OWNED) if "notify" in job else OWNED
+    kept = {key: value for key, value in kept.items() if key not in owned}
+    changes = {**kept, **{key: job.get(key) for key in owned}}
     if existing.enabled:
         service.edit_job(existing.id, changes, by=by, via=CLI_VIA)
     else:  # disabled by an earlier --prune and back in the crontab: enabled again

@@ -31,7 +31,8 @@ from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.pool import Task, WorkerPool
 from cronkeeper.executors.runners import failure
 from cronkeeper.executors.watchdog import Watchdog
-from cronkeeper.models import AlertKind, CallableTarget, CommandTarget, JobSpec, RunOutcome, RunStatus
+from cronkeeper.incidents import EVERY_RUN_KINDS
+from cronkeeper.models import CallableTarget, CommandTarget, JobSpec, RunOutcome, RunStatus
 from cronkeeper.registry import Registry
 from cronkeeper.runcontext import RunContext, running
 from cronkeeper.store.base import Completion, StartOrder
@@ -362,13 +363,14 @@ def _completion(flight: InFlight, execution: Execution, finished_at: datetime) -
         finished_at=finished_at,
         outcome=execution.outcome,
         retry_at=retry_at,
-        wants_success=_wants_success(order.spec),
+        reports_every_run=_reports_every_run(order.spec),
     )
 
 
-def _wants_success(spec: JobSpec) -> bool:
+def _reports_every_run(spec: JobSpec) -> bool:
+    """Whether the job asked to hear of runs that are not trouble (each success, each run with output)."""
     on = spec.notify.on
-    return on is not None and AlertKind.SUCCEEDED in on
+    return on is not None and not on.isdisjoint(EVERY_RUN_KINDS)
 
 
 def _future_execution(future: Future[Execution]) -> Execution:

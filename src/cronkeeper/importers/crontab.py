@@ -5,7 +5,9 @@ the writing.  What cron does is kept: each command runs as ``$SHELL -c COMMAND``
 crontab sets ``SHELL``), with the crontab's variables in its environment and ``$HOME`` as its working
 directory when the crontab sets ``HOME``.  ``CRON_TZ`` gives the time zone of the lines after it; the other
 lines run in the zone the caller passes (the host's: cron runs them in its local time).  ``TZ`` is only passed
-to the commands, as cron does: it does not move the schedule.
+to the commands, as cron does: it does not move the schedule.  ``MAILTO`` becomes an e-mail channel that
+the lines after it alert (on failures; on any output, as cron mailed, with ``mail_output``); ``MAILTO=""``
+silences them.
 
 A job's id is made from its schedule, zone and command (not its environment), so importing the same crontab
 again finds the jobs it made the first time instead of adding them twice, and a changed variable updates
@@ -46,6 +48,8 @@ class CrontabImport:
     skipped: list[Skipped] = field(default_factory=list)
     # Lines imported with something cron did that the job does not do (the same shape as a skipped line).
     notes: list[Skipped] = field(default_factory=list)
+    # The e-mail channels the jobs name: channel name -> the MAILTO addresses (comma-separated).
+    mail_channels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -57,14 +61,20 @@ class _State:
     timezone: str | None = None
     comments: list[str] = field(default_factory=list)
     seen: dict[str, int] = field(default_factory=dict)
+    # None: no MAILTO yet (the jobs follow cronkeeper's defaults); "": MAILTO="" (nobody is told).
+    mailto: str | None = None
+    mail_output: bool = False
 
 
-def parse_crontab(text: str, *, system: bool = False, timezone: str = "UTC") -> CrontabImport:
+def parse_crontab(
+    text: str, *, system: bool = False, timezone: str = "UTC", mail_output: bool = False
+) -> CrontabImport:
     """Translate a user crontab (``crontab -l``), or with ``system`` one with a user column
     (``/etc/crontab``, ``/etc/cron.d/*``).  ``timezone`` is the zone of the lines without ``CRON_TZ``: the
-    local zone of the host whose cron ran them."""
+    local zone of the host whose cron ran them.  With ``mail_output`` the ``MAILTO`` channels hear of every
+    run that wrote output, as cron mailed it; without, of failures and recoveries."""
     result = CrontabImport()
-    state = _State(timezone)
+    state = _State(timezone, mail_output=mail_output)
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -88,9 +98,10 @@ def _unquote(value: str) -> str:
 def _assign(state: _State, result: CrontabImport, number: int, raw: str, name: str, value: str) -> None:
     if name == "CRON_TZ":
         state.timezone = value or None
-    if name == "MAILTO" and value:
-        reason = "e-mail on output is not translated: cronkeeper keeps every run's output in its history"
-        result.skipped.append(Skipped(number, raw, reason))
+    if name == "MAILTO":
+        state.mailto = ",".join(part.strip() for part in value.split(",") if part.strip())
+        if state.mailto:
+            result.mail_channels[mail_channel_name(state.mailto)] = state.mailto
     if name not in _CRON_ONLY:
         state.env[name] = value
 
@@ -147,4 +158,15 @@ def _job(state: _State, schedule: str, command: str, comments: list[str], user: 
     if description:
         job["description"] = description[:4000]
     job["tags"] = ["crontab"]
+    if state.mailto is not None:
+        job["notify"] = [mail_channel_name(state.mailto)] if state.mailto else []
+        if state.mailto and state.mail_output:
+            job["notify_on"] = ["output"]
     return job
+
+
+def mail_channel_name(addresses: str) -> str:
+    """A channel name for MAILTO's addresses: readable, and the same for the same addresses."""
+    slug = _SLUG.sub("-", addresses.lower()).strip("-")[:40] or "mail"
+    digest = hashlib.sha256(addresses.encode()).hexdigest()[:6]
+    return f"mailto-{slug}-{digest}"

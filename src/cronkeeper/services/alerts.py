@@ -16,6 +16,7 @@ from cronkeeper.alerts.channels import Message, check_url, mask, send
 from cronkeeper.alerts.messages import Renderer
 from cronkeeper.clock import Clock
 from cronkeeper.exceptions import NotFoundError, ValidationError
+from cronkeeper.incidents import EVERY_RUN_KINDS
 from cronkeeper.models import AlertKind, NotifyOptions
 from cronkeeper.serialize import iso
 from cronkeeper.services.changes import ChangeLog
@@ -181,8 +182,9 @@ class AlertService:
     def set_defaults(self, options: NotifyOptions, *, by: str | None = None, via: str | None = None) -> None:
         """The options every job takes where it sets none itself.  ``succeeded`` is chosen per job only: the
         engine asks a job's own options whether to report its successes, so that a success costs nothing."""
-        if options.on is not None and AlertKind.SUCCEEDED in options.on:
-            raise ValidationError("on", "'succeeded' is chosen per job (notify_on), not for every job")
+        if options.on is not None and not options.on.isdisjoint(EVERY_RUN_KINDS):
+            chosen = ", ".join(sorted(options.on & EVERY_RUN_KINDS))
+            raise ValidationError("on", f"{chosen} is chosen per job (notify_on), not for every job")
         if options == self._store.notify_defaults():
             return
         self._store.set_notify_defaults(options)

@@ -82,9 +82,9 @@ class Completion:
     finished_at: datetime
     outcome: RunOutcome = NO_OUTCOME
     retry_at: datetime | None = None
-    # The job asked to hear of its successes: the store then reads its notification policy (it does not
-    # for other successes, which only close an open incident).
-    wants_success: bool = False
+    # The job asked to hear of runs that are not trouble (successes, runs with output): the store then reads
+    # its notification policy, which it does not for other successes (they only close an open incident).
+    reports_every_run: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ class FinalOutcome:
     error: str | None = None
     output: str | None = None
     # The job asked to hear of every success (its own notify_on has "succeeded").
-    wants_success: bool = False
+    reports_every_run: bool = False
 
 
 @dataclass(slots=True)
@@ -67,13 +67,17 @@ class _Open:
 def track_outcomes(conn: Connection, outcomes: Sequence[FinalOutcome], *, now: datetime) -> int:
     """Open, extend and close the incidents of ``outcomes`` and write the alerts they call for; returns how
     many alerts were written (the caller wakes the courier when any was)."""
-    judged = [o for o in outcomes if o.status in BAD_STATUSES or o.status is RunStatus.SUCCEEDED]
+    judged = [
+        o
+        for o in outcomes
+        if o.status in BAD_STATUSES or o.status is RunStatus.SUCCEEDED or (o.reports_every_run and o.output)
+    ]
     if not judged:
         return 0
     job_ids = sorted({o.job_id for o in judged})
     current = _open_incidents(conn, job_ids)
     needs_policy = {
-        o.job_id for o in judged if o.status in BAD_STATUSES or o.wants_success or o.job_id in current
+        o.job_id for o in judged if o.status in BAD_STATUSES or o.reports_every_run or o.job_id in current
     }
     if not needs_policy:
         return 0
@@ -94,7 +98,7 @@ def _judge_one(
     now: datetime,
 ) -> int:
     before = current.get(outcome.job_id)
-    verdict = judge(outcome.status, before.state if before else None, policy)
+    verdict = judge(outcome.status, before.state if before else None, policy, has_output=bool(outcome.output))
     if verdict.incident is None:
         if before is not None:
             _close(conn, before, outcome.run_id, now)

@@ -621,7 +621,7 @@ def _final(row: AnyRow, completion: Completion) -> FinalOutcome:
         exit_code=outcome.exit_code,
         error=outcome.error,
         output=outcome.output,
-        wants_success=completion.wants_success,
+        reports_every_run=completion.reports_every_run,
     )
 
 
