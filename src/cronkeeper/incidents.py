@@ -1,10 +1,10 @@
 """What a run's outcome means for its job's incident, and which alert it calls for.
 
-An incident is a streak of bad final outcomes of one job (failed, timed out, lost; after its retries), ended
-by the next success.  People hear of it once, when it reaches ``after`` bad outcomes, and once when it ends
-(``recovered``), not at every failure, unless a job asks for ``every_failure``.  These rules are pure: the
-store applies them inside the transaction that records the outcome, so an alert is written with the outcome it
-reports or not at all.
+An incident is a streak of bad final outcomes of one job (failed, timed out, lost, after its retries; or
+missed: a fire that did not start), ended by the next success.  People hear of it once, when it reaches
+``after`` bad outcomes, and once when it ends (``recovered``), not at every failure, unless a job asks for
+``every_failure``.  These rules are pure: the store applies them inside the transaction that records the
+outcome, so an alert is written with the outcome it reports or not at all.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ T = TypeVar("T")
 # reads notification policies only for the jobs that did.
 EVERY_RUN_KINDS = frozenset({AlertKind.SUCCEEDED, AlertKind.OUTPUT})
 
-# Outcomes that open or extend an incident.
-BAD_STATUSES = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST})
+# Outcomes that open or extend an incident: the job failed, or did not run when it should have.
+BAD_STATUSES = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST, RunStatus.MISSED})
 # What a job that names channels hears of unless it says otherwise: trouble and its end, not every success.
 DEFAULT_ON = frozenset(
     {

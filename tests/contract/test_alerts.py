@@ -196,3 +196,28 @@ def test_a_retried_failure_is_not_final(store: SqlJobStore, alerts: SqlAlertStor
     store.record_started([(run_id, NOW)], owner="node-a")
     store.record_finished([finish(run_id, RunStatus.FAILED, retry_at=NOW)], owner="node-a", now=NOW)
     assert alerts.list_alerts(AlertFilter()) == []
+
+
+def test_an_overdue_job_is_counted_once_per_due_instant_however_often_nodes_look(
+    store: SqlJobStore, alerts: SqlAlertStore
+) -> None:
+    add(store, "job", due=NOW, notify=["ops"])
+    add(store, "paused", due=NOW, notify=["ops"])
+    store.set_paused("paused", True, next_fire_at=NOW, next_due_at=NOW, now=NOW, by="test")
+    grace_and_lease = timedelta(seconds=60) + LEASE
+
+    assert store.flag_overdue(now=NOW + grace_and_lease - timedelta(seconds=1), margin=LEASE) == 0
+    assert store.flag_overdue(now=NOW + grace_and_lease, margin=LEASE) == 1
+    assert store.flag_overdue(now=NOW + grace_and_lease * 2, margin=LEASE) == 0
+
+    [alert] = alerts.list_alerts(AlertFilter())
+    assert (alert.kind, alert.job_id, alert.run_id) == ("missed", "job", None)
+    assert "no scheduler has started it" in alert.facts["error"]
+
+
+def test_a_run_after_an_overdue_fire_ends_the_incident(store: SqlJobStore, alerts: SqlAlertStore) -> None:
+    add(store, "job", due=NOW, notify=["ops"])
+    store.flag_overdue(now=NOW + timedelta(hours=1), margin=LEASE)
+    run_and_end(store, "job", RunStatus.SUCCEEDED)
+
+    assert [a.kind for a in reversed(alerts.list_alerts(AlertFilter()))] == ["missed", "recovered"]

@@ -85,9 +85,9 @@ def test_after_n_failures_alerts_on_the_nth_and_every_failure_alerts_each(
     scheduler: Scheduler, clock: FakeClock, webhook: WebhookSink
 ) -> None:
     scheduler.alerts.add_channel("hook", webhook.url())
-    scheduler.add_job(flaky, id="flaky", every="1m", notify="hook", notify_after=3)
+    scheduler.add_job(flaky, id="flaky", every="2m", notify="hook", notify_after=3)
     scheduler.add_job(
-        "tests.integration.test_alerts:flaky", id="each", every="1m", notify="hook", notify_every_failure=True
+        "tests.integration.test_alerts:flaky", id="each", every="2m", notify="hook", notify_every_failure=True
     )
     BROKEN["flaky"] = True
     for _ in range(4):
@@ -200,3 +200,40 @@ def test_a_hung_channel_delays_neither_runs_nor_the_shutdown(db_url: str, webhoo
         scheduler.close()
     assert webhook.posts == [], "the scheduler stopped without waiting for the hung channel"
     wait_until(lambda: len(webhook.posts) == 1)  # what the channel took, late, stays taken
+
+
+def test_fires_missed_during_an_outage_alert_once_and_the_catch_up_recovers(
+    make_scheduler: SchedulerFactory, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    scheduler = make_scheduler(delivery=DeliverySettings(window=timedelta(0)))
+    scheduler.alerts.add_channel("hook", webhook.url())
+    scheduler.add_job(flaky, id="hourly", cron="0 * * * *", notify="hook")
+    clock.advance(timedelta(hours=5, minutes=1))  # nothing ran meanwhile; now a scheduler starts
+    scheduler.run_pending()
+    scheduler.deliver_alerts()
+
+    kinds = [alert.kind for alert in reversed(scheduler.alerts.list_alerts())]
+    assert kinds == ["missed", "recovered"]
+    [post] = webhook.posts  # due together: one message
+    assert post["title"] == "[cronkeeper] 2 alerts: hourly missed, hourly recovered"
+    assert "It had failed 1 time in a row" in post["message"]
+
+
+def test_a_job_no_scheduler_starts_is_reported_missed_by_any_live_node(
+    make_scheduler: SchedulerFactory, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    """The job's function lives only in a scheduler object that is gone; another node watches."""
+    watcher = make_scheduler(delivery=DeliverySettings(window=timedelta(0)))
+    watcher.alerts.add_channel("hook", webhook.url())
+    owner = make_scheduler()
+    owner.add_job(lambda: None, id="local", every="10m", notify="hook")
+    owner.close()
+    for _ in range(4):  # past the fire, its grace and the lease; looked at several times
+        clock.advance(timedelta(minutes=5))
+        watcher.run_pending()
+        watcher.deliver_alerts()
+
+    [post] = webhook.posts
+    assert post["title"] == "[cronkeeper] local: missed its start"
+    assert "only the scheduler object" in post["message"]
+    assert watcher.runs(job_id="local") == []

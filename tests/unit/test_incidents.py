@@ -53,6 +53,8 @@ FAILED, SUCCEEDED = RunStatus.FAILED, RunStatus.SUCCEEDED
         (SUCCEEDED, IncidentState(1, True), None, None, None),
         (RunStatus.CANCELLED, IncidentState(1, True), OPS, IncidentState(1, True), None),
         (RunStatus.SKIPPED, None, OPS, None, None),
+        (RunStatus.MISSED, None, OPS, IncidentState(1, True), AlertKind.MISSED),
+        (RunStatus.MISSED, IncidentState(1, True), OPS, IncidentState(2, True), None),
     ],
 )
 def test_an_outcome_moves_the_incident_and_alerts_once(
@@ -64,6 +66,14 @@ def test_an_outcome_moves_the_incident_and_alerts_once(
 ) -> None:
     verdict = judge(status, before, policy)
     assert (verdict.incident, verdict.alert) == (after, alert)
+
+
+def test_a_run_that_wrote_output_alerts_only_jobs_that_ask_and_never_twice() -> None:
+    output = NotifyPolicy(("ops",), on=frozenset({AlertKind.OUTPUT, AlertKind.FAILED}))
+    assert judge(SUCCEEDED, None, output, has_output=True).alert is AlertKind.OUTPUT
+    assert judge(SUCCEEDED, None, output, has_output=False).alert is None
+    assert judge(FAILED, None, output, has_output=True).alert is AlertKind.FAILED  # one message a run
+    assert judge(SUCCEEDED, None, OPS, has_output=True).alert is None
 
 
 def test_a_job_takes_the_defaults_for_what_it_leaves_unset() -> None:

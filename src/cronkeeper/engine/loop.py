@@ -310,6 +310,7 @@ class SchedulerLoop:
         self.dispatcher.hold(claim.to_start)
 
     def _heartbeat(self, now: datetime) -> None:
+        first = self._next_heartbeat_at is None
         cancel_ids = self.store.heartbeat(
             owner=self.owner, now=now, hostname=socket.gethostname(), pid=os.getpid()
         )
@@ -320,6 +321,10 @@ class SchedulerLoop:
             log.warning("job %s: run %s lost (owner %s stopped heartbeating)", run.job_id, run.id, run.owner)
             if self.listeners:
                 self.listeners.emit(RunEvent.from_run(run))
+        # Every live node watches every job: silence is heard while the node that should run a job is down.
+        # Not at a node's first heartbeat, before its first claims: those report the fires an outage missed.
+        if not first:
+            self.store.flag_overdue(now=now, margin=self.settings.lease)
 
     def _write_progress(self, quiet: bool) -> None:
         """Write the output of running processes once per ``progress_interval``, for those who follow them

@@ -289,6 +289,12 @@ class JobStore(ABC):
     # ---- runs ------------------------------------------------------------------------------------------
 
     @abstractmethod
+    def flag_overdue(self, *, now: datetime, margin: timedelta) -> int:
+        """Count as missed the fires of enabled, unpaused jobs that no scheduler started within their misfire
+        grace plus ``margin``, once per due instant whichever node looks, in the jobs' incidents, with the
+        alerts that calls for; returns how many alerts were written.  Cheap when nothing is overdue."""
+
+    @abstractmethod
     def enqueue_run(
         self, job_id: str, *, now: datetime, trigger_source: TriggerSource, triggered_by: str | None
     ) -> int:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Select, false, insert, select, update
 
 from cronkeeper.incidents import BAD_STATUSES, IncidentState, NotifyPolicy, judge, resolve
-from cronkeeper.models import AlertKind, NotifyOptions, RunStatus
+from cronkeeper.models import AlertKind, NotifyOptions, Run, RunStatus
 from cronkeeper.specs.stored import stored_notify
 from cronkeeper.store.rows import AnyRow
 from cronkeeper.store.schema import alerts, incidents, jobs, settings
@@ -31,13 +31,16 @@ PENDING = "pending"
 # How much of a run's error and output an alert carries: enough to see what went wrong in a message.
 ERROR_EXCERPT = 1000
 OUTPUT_TAIL = 2000
+# Overdue jobs judged per look: a look every heartbeat catches up with more.
+OVERDUE_BATCH = 200
 
 
 @dataclass(frozen=True, slots=True)
 class FinalOutcome:
-    """A run's last word, with what a message about it needs to say; retried failures are not final."""
+    """A run's last word, with what a message about it needs to say; retried failures are not final.  A
+    fire no scheduler started has no run (``run_id`` None): see :func:`flag_overdue`."""
 
-    run_id: int
+    run_id: int | None
     job_id: str
     status: RunStatus
     scheduled_for: datetime
@@ -58,10 +61,11 @@ class _Open:
 
     id: int | None
     opened_at: datetime
-    first_run_id: int
+    first_run_id: int | None
     state: IncidentState
-    last_run_id: int
+    last_run_id: int | None
     changed: bool = False
+    overdue_for: datetime | None = None
 
 
 def track_outcomes(conn: Connection, outcomes: Sequence[FinalOutcome], *, now: datetime) -> int:
@@ -74,8 +78,11 @@ def track_outcomes(conn: Connection, outcomes: Sequence[FinalOutcome], *, now: d
     ]
     if not judged:
         return 0
-    job_ids = sorted({o.job_id for o in judged})
-    current = _open_incidents(conn, job_ids)
+    current = _open_incidents(conn, sorted({o.job_id for o in judged}))
+    return _track(conn, judged, current, now=now)
+
+
+def _track(conn: Connection, judged: list[FinalOutcome], current: dict[str, _Open], *, now: datetime) -> int:
     needs_policy = {
         o.job_id for o in judged if o.status in BAD_STATUSES or o.reports_every_run or o.job_id in current
     }
@@ -85,8 +92,76 @@ def track_outcomes(conn: Connection, outcomes: Sequence[FinalOutcome], *, now: d
     written = 0
     for outcome in judged:
         written += _judge_one(conn, outcome, current, policies.get(outcome.job_id), about, now)
-    _save(conn, current, now)
+    _save(conn, current)
     return written
+
+
+def _overdue_query(now: datetime, margin: timedelta) -> Select[Any]:
+    return (
+        select(jobs.c.id, jobs.c.spec, jobs.c.next_fire_at, jobs.c.next_due_at, jobs.c.runs_on)
+        .where(jobs.c.enabled, jobs.c.paused == false(), jobs.c.next_due_at < now - margin)
+        .order_by(jobs.c.next_due_at)
+        .limit(OVERDUE_BATCH)
+    )
+
+
+def any_overdue(conn: Connection, *, now: datetime, margin: timedelta) -> bool:
+    """Whether some job may be overdue (due more than ``margin`` ago); one step of the index."""
+    return conn.execute(_overdue_query(now, margin).limit(1)).first() is not None
+
+
+def flag_overdue(conn: Connection, *, now: datetime, margin: timedelta) -> int:
+    """Count as missed the fires no scheduler has started: jobs due more than their misfire grace plus
+    ``margin`` ago (the lease: a live node would have claimed them by then).  Each due instant counts once
+    (``overdue_for``), however many nodes watch; returns how many alerts were written.
+
+    This is how silence is heard while the node that should run a job is down or wedged, or when only a
+    scheduler object that is gone could run it.  A node starting after an outage reports the fires missed
+    meanwhile through its claims instead (``missed`` records).
+    """
+    rows = conn.execute(_overdue_query(now, margin).with_for_update(skip_locked=True)).all()
+    late = {row.id: row for row in rows if row.next_due_at + _grace(row.spec) + margin <= now}
+    if not late:
+        return 0
+    current = _open_incidents(conn, sorted(late))
+    fresh = [
+        row
+        for row in late.values()
+        if current.get(row.id) is None or current[row.id].overdue_for != row.next_due_at
+    ]
+    outcomes = [_overdue(row, now) for row in fresh]
+    written = _track(conn, outcomes, current, now=now)
+    for row in fresh:
+        incident = current.get(row.id)
+        if incident is not None:
+            incident.overdue_for, incident.changed = row.next_due_at, True
+    _save(conn, current)
+    return written
+
+
+def _grace(spec: Any) -> timedelta:
+    data = spec if isinstance(spec, dict) else json.loads(spec)
+    return timedelta(seconds=float(data.get("misfire_grace") or 60.0))
+
+
+def _overdue(row: AnyRow, now: datetime) -> FinalOutcome:
+    late = now - row.next_due_at
+    where = (
+        f"only the scheduler object {row.runs_on} can run it (a bound method, lambda or local function), "
+        "and it is gone"
+        if row.runs_on
+        else "is any scheduler running on this database?"
+    )
+    return FinalOutcome(
+        run_id=None,
+        job_id=row.id,
+        status=RunStatus.MISSED,
+        scheduled_for=row.next_fire_at or row.next_due_at,
+        attempt=0,
+        started_at=None,
+        finished_at=None,
+        error=f"not started: due {int(late.total_seconds())} s ago and no scheduler has started it; {where}",
+    )
 
 
 def _judge_one(
@@ -139,7 +214,12 @@ def _open_incidents(conn: Connection, job_ids: list[str]) -> dict[str, _Open]:
     )
     return {
         row.job_id: _Open(
-            row.id, row.opened_at, row.first_run_id, IncidentState(row.failures, row.alerted), row.last_run_id
+            row.id,
+            row.opened_at,
+            row.first_run_id,
+            IncidentState(row.failures, row.alerted),
+            row.last_run_id,
+            overdue_for=row.overdue_for,
         )
         for row in rows
     }
@@ -216,6 +296,7 @@ def _insert_incident(conn: Connection, job_id: str, incident: _Open) -> int:
             last_run_id=incident.last_run_id,
             failures=incident.state.failures,
             alerted=incident.state.alerted,
+            overdue_for=incident.overdue_for,
         )
     )
     key = result.inserted_primary_key
@@ -223,7 +304,7 @@ def _insert_incident(conn: Connection, job_id: str, incident: _Open) -> int:
     return int(key[0])
 
 
-def _close(conn: Connection, incident: _Open, run_id: int, now: datetime) -> None:
+def _close(conn: Connection, incident: _Open, run_id: int | None, now: datetime) -> None:
     if incident.id is None:  # opened and ended in one batch, never alerted: nothing to keep
         return
     conn.execute(
@@ -231,7 +312,7 @@ def _close(conn: Connection, incident: _Open, run_id: int, now: datetime) -> Non
     )
 
 
-def _save(conn: Connection, current: dict[str, _Open], now: datetime) -> None:
+def _save(conn: Connection, current: dict[str, _Open]) -> None:
     for job_id, incident in current.items():
         if not incident.changed:
             continue
@@ -245,8 +326,24 @@ def _save(conn: Connection, current: dict[str, _Open], now: datetime) -> None:
                 failures=incident.state.failures,
                 alerted=incident.state.alerted,
                 last_run_id=incident.last_run_id,
+                overdue_for=incident.overdue_for,
             )
         )
+
+
+def run_outcome(run: Run) -> FinalOutcome:
+    """A run record (a fire the claim recorded missed) as a final outcome."""
+    return FinalOutcome(
+        run_id=run.id,
+        job_id=run.job_id,
+        status=run.status,
+        scheduled_for=run.scheduled_for,
+        attempt=run.attempt,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        triggered_by=run.triggered_by,
+        error=run.error,
+    )
 
 
 def row_outcome(row: AnyRow) -> FinalOutcome:

@@ -270,12 +270,15 @@ incidents = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("job_id", String(128), nullable=False),
     Column("opened_at", UTCDateTime, nullable=False),
-    Column("first_run_id", BigInteger, nullable=False),
-    Column("last_run_id", BigInteger, nullable=False),
+    # The runs that opened and last extended it; None for a fire no scheduler started (overdue).
+    Column("first_run_id", BigInteger),
+    Column("last_run_id", BigInteger),
     Column("failures", Integer, nullable=False),
     Column("alerted", Boolean, nullable=False, server_default=text("false")),
     Column("closed_at", UTCDateTime),
     Column("closed_by_run_id", BigInteger),
+    # The due instant a watching node last counted as overdue (so that a fire is counted once).
+    Column("overdue_for", UTCDateTime),
     Index(
         "uq_ck_incidents_open",
         "job_id",

@@ -39,7 +39,14 @@ from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, Run
 from cronkeeper.store.batch import BatchStatement
 from cronkeeper.store.claims import Claimer
 from cronkeeper.store.engines import open_engine, reading, writing
-from cronkeeper.store.incidents import FinalOutcome, row_outcome, track_outcomes
+from cronkeeper.store.incidents import (
+    FinalOutcome,
+    any_overdue,
+    flag_overdue,
+    row_outcome,
+    run_outcome,
+    track_outcomes,
+)
 from cronkeeper.store.rows import (
     ACTIVE,
     ACTIVE_RUN,
@@ -289,7 +296,7 @@ class SqlJobStore(JobStore):
         instance_id: str | None = None,
     ) -> ClaimResult:
         with self._write() as conn:
-            return self._claimer.claim(
+            result = self._claimer.claim(
                 conn,
                 now=now,
                 owner=owner,
@@ -297,6 +304,21 @@ class SqlJobStore(JobStore):
                 horizon=now if horizon is None else max(horizon, now),
                 instance_id=instance_id,
             )
+            missed = [run_outcome(run) for run in result.recorded if run.status is RunStatus.MISSED]
+            if missed and track_outcomes(conn, missed, now=now):
+                self._alerts_written()
+            return result
+
+    def flag_overdue(self, *, now: datetime, margin: timedelta) -> int:
+        # A read first: on nearly every look nothing is overdue, and then no write lock is taken.
+        with self._read() as conn:
+            if not any_overdue(conn, now=now, margin=margin):
+                return 0
+        with self._write() as conn:
+            written = flag_overdue(conn, now=now, margin=margin)
+        if written:
+            self._alerts_written()
+        return written
 
     def next_due_at(self, *, instance_id: str | None = None) -> datetime | None:
         with self._read() as conn:

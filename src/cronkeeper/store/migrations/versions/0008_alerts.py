@@ -34,12 +34,13 @@ def upgrade() -> None:
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
         sa.Column("job_id", sa.String(128), nullable=False),
         sa.Column("opened_at", UTCDateTime(), nullable=False),
-        sa.Column("first_run_id", sa.BigInteger, nullable=False),
-        sa.Column("last_run_id", sa.BigInteger, nullable=False),
+        sa.Column("first_run_id", sa.BigInteger),
+        sa.Column("last_run_id", sa.BigInteger),
         sa.Column("failures", sa.Integer, nullable=False),
         sa.Column("alerted", sa.Boolean, nullable=False, server_default=sa.text("false")),
         sa.Column("closed_at", UTCDateTime()),
         sa.Column("closed_by_run_id", sa.BigInteger),
+        sa.Column("overdue_for", UTCDateTime()),
     )
     op.create_index(
         "uq_ck_incidents_open",
