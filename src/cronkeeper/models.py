@@ -147,6 +147,15 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class LongRunning:
+    """When a run counts as running long: past a fixed duration, or past a multiple of the job's median
+    duration (of its recent successful runs; not before it has any)."""
+
+    after: timedelta | None = None
+    times_median: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     """Everything a user defines about a job; validated before it is built (see :mod:`cronkeeper.specs`)."""
 
@@ -165,6 +174,7 @@ class JobSpec:
     jitter: timedelta = timedelta(0)
     output_limit: int = 64 * 1024
     notify: NotifyOptions = NotifyOptions()
+    long_running: LongRunning | None = None
 
     @property
     def display_name(self) -> str:

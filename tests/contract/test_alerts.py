@@ -221,3 +221,21 @@ def test_a_run_after_an_overdue_fire_ends_the_incident(store: SqlJobStore, alert
     run_and_end(store, "job", RunStatus.SUCCEEDED)
 
     assert [a.kind for a in reversed(alerts.list_alerts(AlertFilter()))] == ["missed", "recovered"]
+
+
+def test_a_run_past_a_multiple_of_the_median_alerts_once_by_its_owner(
+    store: SqlJobStore, alerts: SqlAlertStore
+) -> None:
+    add(store, "job", due=NOW + timedelta(days=1), notify=["ops"], long_running="3x")
+    for _ in range(3):
+        run_and_end(store, "job", RunStatus.SUCCEEDED)  # 3 s each: 3x is 9 s, below the 10 s floor
+    run_id = store.enqueue_run("job", now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by=None)
+    claim(store, owner="node-a")
+    store.record_started([(run_id, NOW)], owner="node-a")
+
+    assert store.flag_long_runs(now=NOW + timedelta(seconds=9), owner="node-a") == 0
+    assert store.flag_long_runs(now=NOW + timedelta(seconds=11), owner="node-b") == 0
+    assert store.flag_long_runs(now=NOW + timedelta(seconds=11), owner="node-a") == 1
+    assert store.flag_long_runs(now=NOW + timedelta(seconds=60), owner="node-a") == 0
+    [alert] = alerts.list_alerts(AlertFilter())
+    assert (alert.kind, alert.run_id) == ("long_running", run_id)

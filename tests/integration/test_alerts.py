@@ -3,6 +3,7 @@ the scheduler stepped on a fake clock."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -237,3 +238,33 @@ def test_a_job_no_scheduler_starts_is_reported_missed_by_any_live_node(
     assert post["title"] == "[cronkeeper] local: missed its start"
     assert "only the scheduler object" in post["message"]
     assert watcher.runs(job_id="local") == []
+
+
+GATE = threading.Event()
+
+
+def held() -> None:
+    """Runs until the test lets it end."""
+    GATE.wait(30)
+
+
+def test_a_run_going_past_long_running_alerts_once(
+    scheduler: Scheduler, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    GATE.clear()
+    scheduler.alerts.add_channel("hook", webhook.url())
+    scheduler.add_job(held, id="slow", every="1h", long_running="30m", notify="hook")
+    try:
+        clock.advance(timedelta(hours=1))
+        scheduler.run_pending(wait=False)
+        for _ in range(3):
+            clock.advance(timedelta(minutes=20))
+            scheduler.run_pending(wait=False)
+            scheduler.deliver_alerts()
+    finally:
+        GATE.set()
+    scheduler.run_pending()
+
+    [post] = webhook.posts
+    assert post["title"] == "[cronkeeper] slow: still running"
+    assert "still running after 40m00s (long past 30m00s)" in post["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,8 @@ from cronkeeper.alerts.messages import Renderer
 from cronkeeper.config import email_url, notify_config
 from cronkeeper.exceptions import ConfigError, ValidationError
 from cronkeeper.incidents import IncidentState, NotifyPolicy, judge, resolve
-from cronkeeper.models import AlertKind, NotifyOptions, RunStatus
-from cronkeeper.specs.validate import notify_options
+from cronkeeper.models import AlertKind, LongRunning, NotifyOptions, RunStatus
+from cronkeeper.specs.validate import long_running_of, notify_options
 
 OPS = NotifyPolicy(channels=("ops",))
 FAILED, SUCCEEDED = RunStatus.FAILED, RunStatus.SUCCEEDED
@@ -98,6 +99,15 @@ def test_notify_options_are_checked_naming_the_option() -> None:
         notify_options({"notify_after": 0})
     with pytest.raises(ValidationError, match="notify_every_failure: must be true or false"):
         notify_options({"notify_every_failure": "yes"})
+
+
+def test_long_running_is_a_duration_or_a_multiple_of_the_median() -> None:
+    assert long_running_of("30m") == LongRunning(after=timedelta(minutes=30))
+    assert long_running_of("2.5x") == LongRunning(times_median=2.5)
+    assert long_running_of(None) is None
+    for bad in ("1x", "0x", "x", "-5m", "soon"):
+        with pytest.raises(ValidationError, match="long_running"):
+            long_running_of(bad)
 
 
 def test_a_channel_url_is_shown_masked_and_its_secrets_scrubbed_from_errors() -> None:

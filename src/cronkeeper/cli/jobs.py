@@ -85,6 +85,11 @@ JOB_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
         "notify_on",
         {"metavar": "KINDS", "help": "Alert kinds, comma-separated (failed,timed_out,lost,…,succeeded)."},
     ),
+    (
+        ("--long-running",),
+        "long_running",
+        {"metavar": "DURATION|Nx", "help": "Alert a run going longer than this, or N times the median."},
+    ),
     (("--notify-after",), "notify_after", {"type": int, "help": "Bad runs in a row before alerting [1]."}),
     (
         ("--notify-every-failure/--notify-once",),

@@ -325,6 +325,7 @@ class SchedulerLoop:
         # Not at a node's first heartbeat, before its first claims: those report the fires an outage missed.
         if not first:
             self.store.flag_overdue(now=now, margin=self.settings.lease)
+        self.store.flag_long_runs(now=now, owner=self.owner)
 
     def _write_progress(self, quiet: bool) -> None:
         """Write the output of running processes once per ``progress_interval``, for those who follow them

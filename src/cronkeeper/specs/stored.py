@@ -15,12 +15,13 @@ from cronkeeper.models import (
     Catchup,
     CommandTarget,
     JobSpec,
+    LongRunning,
     NotifyOptions,
     Overlap,
     RetryPolicy,
     Target,
 )
-from cronkeeper.specs.validate import parse_cron
+from cronkeeper.specs.validate import long_running_of, parse_cron
 from cronkeeper.triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger
 
 
@@ -57,7 +58,17 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         output_limit=spec.output_limit,
     )
     out.update(notify_fields(spec.notify))
+    if spec.long_running is not None:
+        out["long_running"] = long_running_text(spec.long_running)
     return out
+
+
+def long_running_text(long_running: LongRunning) -> str | float:
+    """``"3x"`` for a multiple of the median, else seconds: what :func:`long_running_of` reads back."""
+    if long_running.times_median is not None:
+        return f"{long_running.times_median:g}x"
+    assert long_running.after is not None
+    return long_running.after.total_seconds()
 
 
 def notify_fields(options: NotifyOptions) -> dict[str, Any]:
@@ -121,6 +132,7 @@ def spec_from_stored(data: Mapping[str, Any]) -> JobSpec:
         jitter=_seconds(data.get("jitter"), 0.0),
         output_limit=int(data.get("output_limit", 64 * 1024)),
         notify=stored_notify(data),
+        long_running=long_running_of(data.get("long_running")),
     )
 
 

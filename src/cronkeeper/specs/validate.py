@@ -23,6 +23,7 @@ from cronkeeper.models import (
     Catchup,
     CommandTarget,
     JobSpec,
+    LongRunning,
     NotifyOptions,
     Overlap,
     RetryPolicy,
@@ -68,6 +69,7 @@ KNOWN_KEYS = frozenset(
         "catchup",
         "output_limit",
         *NOTIFY_KEYS,
+        "long_running",
     }
 )
 # The same options as the defaults of every job (``[notify]`` in cronkeeper.toml), under shorter names.
@@ -101,6 +103,7 @@ def build_spec(data: Mapping[str, Any], *, default_timezone: str = "UTC", now: d
         jitter=_optional_duration(data, "jitter") or timedelta(0),
         output_limit=_int(data, "output_limit", 64 * 1024, minimum=0, maximum=64 * 1024 * 1024),
         notify=notify_options(data),
+        long_running=long_running_of(data.get("long_running")),
     )
 
 
@@ -247,6 +250,27 @@ def notify_options(data: Mapping[str, Any], keys: tuple[str, ...] = NOTIFY_KEYS)
     )
 
 
+def long_running_of(value: Any) -> LongRunning | None:
+    """``"30m"`` (or seconds) past which a run is long, or ``"3x"``: three times the job's median."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().lower().endswith("x"):
+        try:
+            factor = float(value.strip()[:-1])
+        except ValueError:
+            factor = 0.0
+        if not 1 < factor <= MAX_LONG_RUNNING_FACTOR:
+            raise ValidationError(
+                "long_running",
+                f"a multiple of the median must be above 1 and at most {MAX_LONG_RUNNING_FACTOR}x",
+            )
+        return LongRunning(times_median=factor)
+    after = parse_duration(value, "long_running")
+    if after <= timedelta(0):
+        raise ValidationError("long_running", "must be longer than zero")
+    return LongRunning(after=after)
+
+
 def channel_names(value: Any, field: str) -> tuple[str, ...]:
     """Channel names, as a list or one comma-separated string; ``[]`` means "tell nobody"."""
     names = _word_list(value, field, "must be a list of channel names")
@@ -353,6 +377,7 @@ def _bool(data: Mapping[str, Any], key: str) -> bool:
 
 LAST_YEAR = 9000
 MAX_RETRY_FACTOR = 1000
+MAX_LONG_RUNNING_FACTOR = 1000
 
 # Longest accepted texts: names and tags are shown in lists, and PostgreSQL enforces the name column's size.
 TEXT_LIMITS = {"name": 200, "description": 4000}

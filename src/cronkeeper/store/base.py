@@ -289,6 +289,11 @@ class JobStore(ABC):
     # ---- runs ------------------------------------------------------------------------------------------
 
     @abstractmethod
+    def flag_long_runs(self, *, now: datetime, owner: str) -> int:
+        """Alert, once per run, the runs ``owner`` holds that are still going past their job's
+        ``long_running``; returns how many alerts were written.  Cheap when no run is long."""
+
+    @abstractmethod
     def flag_overdue(self, *, now: datetime, margin: timedelta) -> int:
         """Count as missed the fires of enabled, unpaused jobs that no scheduler started within their misfire
         grace plus ``margin``, once per due instant whichever node looks, in the jobs' incidents, with the

@@ -12,6 +12,7 @@ has a job that asked to hear of its successes.
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,8 +23,9 @@ from sqlalchemy import Connection, Select, false, insert, select, update
 from cronkeeper.incidents import BAD_STATUSES, IncidentState, NotifyPolicy, judge, resolve
 from cronkeeper.models import AlertKind, NotifyOptions, Run, RunStatus
 from cronkeeper.specs.stored import stored_notify
+from cronkeeper.specs.validate import long_running_of
 from cronkeeper.store.rows import AnyRow
-from cronkeeper.store.schema import alerts, incidents, jobs, settings
+from cronkeeper.store.schema import alerts, incidents, jobs, runs, settings
 
 # The ck_settings key holding the notification defaults of every job (a job's stored notify options).
 NOTIFY_DEFAULTS_KEY = "notify.defaults"
@@ -31,8 +33,12 @@ PENDING = "pending"
 # How much of a run's error and output an alert carries: enough to see what went wrong in a message.
 ERROR_EXCERPT = 1000
 OUTPUT_TAIL = 2000
-# Overdue jobs judged per look: a look every heartbeat catches up with more.
+# Overdue jobs (or long runs) judged per look: a look every heartbeat catches up with more.
 OVERDUE_BATCH = 200
+# Runs shorter than this are never "long": no threshold below it is applied, and no younger run is looked at.
+LONG_RUN_FLOOR = timedelta(seconds=10)
+# The median behind "3x" is of this many of the job's latest successful runs.
+MEDIAN_OF = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +145,106 @@ def flag_overdue(conn: Connection, *, now: datetime, margin: timedelta) -> int:
     return written
 
 
+def _long_runs_query(now: datetime, owner: str) -> Select[Any]:
+    return (
+        select(runs.c.id, runs.c.job_id, runs.c.started_at, runs.c.scheduled_for, runs.c.attempt)
+        .where(
+            runs.c.owner == owner,
+            runs.c.status == RunStatus.RUNNING.value,
+            runs.c.started_at < now - LONG_RUN_FLOOR,
+        )
+        .limit(OVERDUE_BATCH)
+    )
+
+
+def any_long_runs(conn: Connection, *, now: datetime, owner: str) -> bool:
+    """Whether ``owner`` has a run going longer than the shortest threshold there is."""
+    return conn.execute(_long_runs_query(now, owner).limit(1)).first() is not None
+
+
+def flag_long_runs(conn: Connection, *, now: datetime, owner: str) -> int:
+    """Alert, once per run, the runs of ``owner`` still going past their job's ``long_running``: a fixed
+    time, or a multiple of the median of its recent successful runs.  The owner looks at its own runs only:
+    no two nodes judge one run, and a run whose owner stopped is reported lost instead."""
+    rows = conn.execute(_long_runs_query(now, owner)).all()
+    if not rows:
+        return 0
+    told = set(
+        conn.execute(
+            select(alerts.c.run_id).where(
+                alerts.c.run_id.in_([row.id for row in rows]), alerts.c.kind == AlertKind.LONG_RUNNING.value
+            )
+        ).scalars()
+    )
+    rows = [row for row in rows if row.id not in told]
+    specs = _specs(conn, sorted({row.job_id for row in rows}))
+    written = 0
+    for row in rows:
+        spec = specs.get(row.job_id)
+        limit = None if spec is None else _long_after(conn, row.job_id, spec)
+        if limit is not None and row.started_at + limit <= now:
+            written += _alert_long_run(conn, row, spec or {}, limit, now)
+    return written
+
+
+def _specs(conn: Connection, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    found = conn.execute(select(jobs.c.id, jobs.c.spec).where(jobs.c.id.in_(job_ids)))
+    return {row.id: row.spec if isinstance(row.spec, dict) else json.loads(row.spec) for row in found}
+
+
+def _long_after(conn: Connection, job_id: str, spec: dict[str, Any]) -> timedelta | None:
+    rule = long_running_of(spec.get("long_running"))
+    if rule is None or rule.after is not None:
+        return None if rule is None else rule.after
+    assert rule.times_median is not None
+    recent = conn.execute(
+        select(runs.c.started_at, runs.c.finished_at)
+        .where(runs.c.job_id == job_id, runs.c.status == RunStatus.SUCCEEDED.value)
+        .order_by(runs.c.id.desc())
+        .limit(MEDIAN_OF)
+    ).all()
+    durations = [row.finished_at - row.started_at for row in recent if row.started_at and row.finished_at]
+    if not durations:
+        return None
+    median: timedelta = statistics.median(durations)
+    return max(median * rule.times_median, LONG_RUN_FLOOR)
+
+
+def _alert_long_run(
+    conn: Connection, row: AnyRow, spec: dict[str, Any], limit: timedelta, now: datetime
+) -> int:
+    policy = resolve(stored_notify(spec), notify_defaults(conn))
+    if policy is None or AlertKind.LONG_RUNNING not in policy.on:
+        return 0
+    outcome = FinalOutcome(
+        run_id=row.id,
+        job_id=row.job_id,
+        status=RunStatus.RUNNING,
+        scheduled_for=row.scheduled_for,
+        attempt=row.attempt,
+        started_at=row.started_at,
+        finished_at=None,
+        error=f"still running after {_seconds(now - row.started_at)} (long past {_seconds(limit)})",
+    )
+    about = {"job_name": spec.get("name") or row.job_id, "schedule": _schedule_of(spec)}
+    facts = _facts(AlertKind.LONG_RUNNING, outcome, None, about)
+    conn.execute(
+        insert(alerts),
+        [
+            _alert_row(AlertKind.LONG_RUNNING, channel, outcome, None, facts, now)
+            for channel in policy.channels
+        ],
+    )
+    return len(policy.channels)
+
+
+def _seconds(span: timedelta) -> str:
+    total = int(span.total_seconds())
+    return (
+        f"{total // 3600}h{total % 3600 // 60:02d}m" if total >= 3600 else f"{total // 60}m{total % 60:02d}s"
+    )
+
+
 def _grace(spec: Any) -> timedelta:
     data = spec if isinstance(spec, dict) else json.loads(spec)
     return timedelta(seconds=float(data.get("misfire_grace") or 60.0))
@@ -190,22 +296,33 @@ def _judge_one(
         before.id = _insert_incident(conn, outcome.job_id, before)
         before.changed = False
     facts = _facts(verdict.alert, outcome, before, about.get(outcome.job_id, {}))
+    incident_id = before.id if before else None
     rows = [
-        {
-            "kind": verdict.alert.value,
-            "channel": channel,
-            "job_id": outcome.job_id,
-            "run_id": outcome.run_id,
-            "incident_id": before.id if before else None,
-            "facts": facts,
-            "status": PENDING,
-            "created_at": now,
-            "due_at": now,
-        }
-        for channel in policy.channels
+        _alert_row(verdict.alert, channel, outcome, incident_id, facts, now) for channel in policy.channels
     ]
     conn.execute(insert(alerts), rows)
     return len(rows)
+
+
+def _alert_row(
+    kind: AlertKind,
+    channel: str,
+    outcome: FinalOutcome,
+    incident_id: int | None,
+    facts: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "kind": kind.value,
+        "channel": channel,
+        "job_id": outcome.job_id,
+        "run_id": outcome.run_id,
+        "incident_id": incident_id,
+        "facts": facts,
+        "status": PENDING,
+        "created_at": now,
+        "due_at": now,
+    }
 
 
 def _open_incidents(conn: Connection, job_ids: list[str]) -> dict[str, _Open]:

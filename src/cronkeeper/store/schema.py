@@ -313,5 +313,6 @@ alerts = Table(
     # Every failed attempt: [{"at": ISO instant, "error": text}, ...], bounded by the retry limit.
     Column("attempt_log", JSON),
     Index("ix_ck_alerts_status_due", "status", "due_at"),
+    Index("ix_ck_alerts_run_id", "run_id"),
     sqlite_autoincrement=True,
 )

@@ -41,7 +41,9 @@ from cronkeeper.store.claims import Claimer
 from cronkeeper.store.engines import open_engine, reading, writing
 from cronkeeper.store.incidents import (
     FinalOutcome,
+    any_long_runs,
     any_overdue,
+    flag_long_runs,
     flag_overdue,
     row_outcome,
     run_outcome,
@@ -308,6 +310,16 @@ class SqlJobStore(JobStore):
             if missed and track_outcomes(conn, missed, now=now):
                 self._alerts_written()
             return result
+
+    def flag_long_runs(self, *, now: datetime, owner: str) -> int:
+        with self._read() as conn:
+            if not any_long_runs(conn, now=now, owner=owner):
+                return 0
+        with self._write() as conn:
+            written = flag_long_runs(conn, now=now, owner=owner)
+        if written:
+            self._alerts_written()
+        return written
 
     def flag_overdue(self, *, now: datetime, margin: timedelta) -> int:
         # A read first: on nearly every look nothing is overdue, and then no write lock is taken.

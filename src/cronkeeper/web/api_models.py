@@ -127,6 +127,9 @@ class JobFields(ScheduleFields):
         description="Alert kinds: failed, timed_out, lost, missed, long_running, succeeded, recovered.",
     )
     notify_after: int | None = Field(None, description="Bad runs in a row before an incident is alerted.")
+    long_running: Duration = Field(
+        None, description="A run going longer is alerted (long_running): a duration, or '3x' the median."
+    )
     notify_every_failure: bool | None = Field(None, description="Alert every bad run, not once per incident.")
 
 

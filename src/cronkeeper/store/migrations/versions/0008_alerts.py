@@ -72,6 +72,7 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_ck_alerts_status_due", "ck_alerts", ["status", "due_at"])
+    op.create_index("ix_ck_alerts_run_id", "ck_alerts", ["run_id"])
 
 
 def downgrade() -> None:
