@@ -62,7 +62,7 @@ from cronkeeper.durations import parse_duration
 from cronkeeper.exceptions import ConfigError, ValidationError
 from cronkeeper.incidents import EVERY_RUN_KINDS
 from cronkeeper.models import NotifyOptions
-from cronkeeper.settings import DeliverySettings, MaintenanceSettings, SchedulerSettings
+from cronkeeper.settings import DeliverySettings, MaintenanceSettings, ReportSettings, SchedulerSettings
 from cronkeeper.specs import parse_cron, parse_zone
 from cronkeeper.specs.validate import DEFAULT_NOTIFY_KEYS, channel_name, notify_options
 
@@ -106,6 +106,7 @@ class NotifyConfig:
     channels: dict[str, str] = field(default_factory=dict, repr=False)
     defaults: NotifyOptions | None = None
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    report: ReportSettings | None = None
 
 
 MAX_NAME = 100
@@ -231,7 +232,18 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     )
 
 
-NOTIFY_KEYS = frozenset({*DEFAULT_NOTIFY_KEYS, "channels", "window", "templates", "deliver"})
+NOTIFY_KEYS = frozenset(
+    {
+        *DEFAULT_NOTIFY_KEYS,
+        "channels",
+        "window",
+        "templates",
+        "deliver",
+        "report",
+        "report_schedule",
+        "report_period",
+    }
+)
 
 
 def notify_config(
@@ -258,9 +270,32 @@ def notify_config(
             templates=_templates(table.get("templates"), environ),
             public_url=public_url,
         )
+        report = _report(table)
     except ValidationError as exc:
         raise located(exc, where) from None
-    return NotifyConfig(channels, defaults, delivery)
+    return NotifyConfig(channels, defaults, delivery, report)
+
+
+def _report(table: Mapping[str, Any]) -> ReportSettings | None:
+    """``report = "CHANNEL"`` turns the report on; its schedule and period have defaults."""
+    channel = table.get("report")
+    if channel is None:
+        for key in ("report_schedule", "report_period"):
+            if key in table:
+                raise ValidationError(key, "needs report = CHANNEL")
+        return None
+    default = ReportSettings(channel_name(channel, "report"))
+    schedule = table.get("report_schedule", default.schedule)
+    if not isinstance(schedule, str):
+        raise ValidationError("report_schedule", "must be a cron expression")
+    try:
+        parse_cron(schedule, False)
+    except ValidationError as exc:
+        raise ValidationError("report_schedule", exc.reason) from None
+    period = parse_duration(table.get("report_period", "7d"), "report_period")
+    if period <= timedelta(0):
+        raise ValidationError("report_period", "must be longer than zero")
+    return ReportSettings(default.channel, schedule, period)
 
 
 def _channels(table: Any, environ: Mapping[str, str]) -> dict[str, str]:

@@ -13,6 +13,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
@@ -26,6 +27,7 @@ from cronkeeper.models import CallableTarget, Job, JobSpec, LoopHealth, Run, Run
 from cronkeeper.registry import Registry
 from cronkeeper.services.accounts import AccountService
 from cronkeeper.services.alerts import AlertService
+from cronkeeper.services.builtin_jobs import Builtins, serving
 from cronkeeper.services.changes import ChangeLog
 from cronkeeper.services.jobs import JobService, SyncReport
 from cronkeeper.services.maintenance import MaintenanceService
@@ -178,8 +180,10 @@ class SchedulerBase:
             settings=self.settings,
             event_loop=event_loop,
             instance_id=self.instance_id,
-            # The built-in maintenance jobs find this scheduler's database through it.
-            around_job=self.maintenance.serving,
+            # The built-in jobs find this scheduler's services through it.
+            around_job=partial(
+                serving, Builtins(self.maintenance, self.run_service, self.alerts, self.service)
+            ),
         )
         return self.loop
 

@@ -89,3 +89,13 @@ class MaintenanceSettings:
     keep_backups: int = 7
     # Where the backup job writes: relative to the database file's folder, or absolute.
     backup_dir: str = DEFAULT_BACKUP_DIR
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSettings:
+    """The scheduled report (``[notify] report = "CHANNEL"``): every job's figures over the last ``period``,
+    sent to ``channel`` as one message on ``schedule`` (a cron expression in UTC; Monday 08:00 by default)."""
+
+    channel: str
+    schedule: str = "0 8 * * 1"
+    period: timedelta = timedelta(days=7)

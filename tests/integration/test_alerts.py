@@ -4,13 +4,14 @@ the scheduler stepped on a fake clock."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from cronkeeper import FakeClock, Scheduler
 from cronkeeper.models import NotifyOptions
-from cronkeeper.settings import DeliverySettings
+from cronkeeper.services.builtin_jobs import builtin_jobs
+from cronkeeper.settings import DeliverySettings, MaintenanceSettings, ReportSettings
 from tests.conftest import SchedulerFactory
 from tests.sinks import MailSink, WebhookSink, wait_until
 
@@ -268,3 +269,35 @@ def test_a_run_going_past_long_running_alerts_once(
     [post] = webhook.posts
     assert post["title"] == "[cronkeeper] slow: still running"
     assert "still running after 40m00s (long past 30m00s)" in post["message"]
+
+
+def test_the_weekly_report_gives_the_figures_of_the_runs_table(
+    make_scheduler: SchedulerFactory, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    scheduler = make_scheduler(
+        delivery=DeliverySettings(window=timedelta(0), public_url="https://cron.example")
+    )
+    scheduler.alerts.add_channel("hook", webhook.url())
+    scheduler.add_job(flaky, id="flaky", every="6h")
+    scheduler.add_job(flaky, id="idle", cron="0 0 1 1 *")
+    report = builtin_jobs(MaintenanceSettings(enabled=False), sqlite=True, report=ReportSettings("hook"))
+    scheduler.sync_jobs(report, origin="builtin")
+    for hours in range(6, 7 * 24, 6):  # a week of runs, one in four failing
+        BROKEN["flaky"] = hours % 24 == 6
+        step(scheduler, clock, 60 * 6)
+    clock.set(datetime.fromisoformat("2026-03-09T08:00:00+00:00"))  # Monday 08:00
+    scheduler.run_pending()
+    scheduler.deliver_alerts()
+
+    [post] = [post for post in webhook.posts if post["title"].startswith("[cronkeeper] report")]
+    week = datetime.fromisoformat("2026-03-02T08:00:00+00:00"), clock.now()
+    runs = scheduler.runs(job_id="flaky", limit=1000, since=week[0], until=week[1])
+    failed = [run for run in runs if run.status == "failed"]
+    assert (len(runs), len(failed)) == (27, 7)
+    assert post["title"] == f"[cronkeeper] report, last 7d: {len(runs)} runs, {len(failed)} failed"
+    assert f"flaky (flaky): {len(runs)} runs, {len(failed)} failed" in post["message"]
+    assert f"last failure: run {failed[0].id}" in post["message"]
+    assert f"https://cron.example/runs/{failed[0].id}" in post["message"]
+    assert post["message"].endswith("Did not run at all: idle")
+    [made] = scheduler.runs(job_id="cronkeeper.report")
+    assert made.status == "succeeded"

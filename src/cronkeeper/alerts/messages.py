@@ -33,6 +33,7 @@ _HEADLINES = {
     "recovered": "recovered",
     "output": "wrote output",
     "test": "test message",
+    "report": "report",
 }
 
 
@@ -49,7 +50,7 @@ class Renderer:
             undefined=StrictUndefined,
             keep_trailing_newline=True,
         )
-        self._env.globals["headline"] = headline
+        self._env.globals.update(headline=headline, percent=percent, seconds=seconds)
         self._public_url = public_url.rstrip("/") if public_url else None
 
     def render(self, facts: Sequence[dict[str, Any]]) -> Message:
@@ -68,7 +69,24 @@ class Renderer:
         run_id = facts.get("run_id")
         base["link"] = f"{self._public_url}/runs/{run_id}" if self._public_url and run_id else None
         base["job_name"] = base["job_name"] or base["job_id"] or "cronkeeper"
+        for job in base.get("jobs") or ():  # a report: links to each job's last failure
+            failure = job.get("last_failure")
+            if failure and self._public_url:
+                failure["link"] = f"{self._public_url}/runs/{failure['run_id']}"
         return base
+
+
+def percent(fraction: float) -> str:
+    return f"{fraction * 100:.1f} %"
+
+
+def seconds(value: float) -> str:
+    """A duration for people: 0.42 s, 12.3 s, 4 min 05 s, 2 h 10 min."""
+    if value < 60:
+        return f"{value:.2g} s" if value < 1 else f"{value:.1f} s"
+    if value < 3600:
+        return f"{int(value // 60)} min {int(value % 60):02d} s"
+    return f"{int(value // 3600)} h {int(value % 3600 // 60):02d} min"
 
 
 def headline(facts: dict[str, Any]) -> str:
@@ -97,4 +115,10 @@ _FACT_KEYS = (
     "output_tail",
     "failures",
     "incident_opened_at",
+    "period",
+    "since",
+    "until",
+    "totals",
+    "jobs",
+    "never_ran",
 )

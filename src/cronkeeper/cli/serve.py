@@ -247,7 +247,8 @@ def sync_notify(scheduler: Scheduler, config: Config) -> None:
 def maintenance_declaration(app: AppContext, scheduler: Scheduler) -> Declaration:
     """The built-in maintenance jobs ``[maintenance]`` asks for (checked with the file), declared at every
     start like the file's jobs: a job turned off there is disabled, keeping its history."""
-    jobs = builtin_jobs(app.config.maintenance, sqlite=scheduler.maintenance.sqlite)
+    config = app.config
+    jobs = builtin_jobs(config.maintenance, sqlite=scheduler.maintenance.sqlite, report=config.notify.report)
     return Declaration("maintenance", BUILTIN_ORIGIN, "cronkeeper", jobs)
 
 

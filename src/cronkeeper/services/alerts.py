@@ -192,6 +192,10 @@ class AlertService:
 
     # ---- the outbox ----------------------------------------------------------------------------------------
 
+    def enqueue(self, kind: str, channel: str, facts: dict[str, Any]) -> int:
+        """Queue a message that no outcome wrote (the report) for delivery like any alert; returns its id."""
+        return self._store.enqueue_alert(kind, channel_name(channel, "channel"), facts, now=self.clock.now())
+
     def list_alerts(
         self,
         *,

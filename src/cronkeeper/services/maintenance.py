@@ -6,16 +6,13 @@ call the same methods.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from cronkeeper.clock import Clock
 from cronkeeper.durations import parse_duration
-from cronkeeper.exceptions import CronkeeperError, SchedulerStateError, ValidationError
+from cronkeeper.exceptions import SchedulerStateError, ValidationError
 from cronkeeper.services.runs import IDEMPOTENCY_WINDOW
 from cronkeeper.settings import (
     DEFAULT_BACKUP_DIR,
@@ -56,23 +53,6 @@ class Backup:
     removed: tuple[Path, ...] = ()
 
 
-# The maintenance of the scheduler whose worker runs the current job: how a built-in job, a plain function
-# named by its import path, reaches the database of the scheduler that runs it.  A context variable, not a
-# global: each worker thread sees the scheduler it works for, and two schedulers in one process never mix.
-_SERVING: ContextVar[MaintenanceService | None] = ContextVar("cronkeeper_maintenance", default=None)
-
-
-def serving_maintenance() -> MaintenanceService:
-    """The maintenance of the scheduler running the calling job; raises when there is none (a built-in job
-    run in a child process, or called outside a scheduler)."""
-    service = _SERVING.get()
-    if service is None:
-        raise CronkeeperError(
-            "a built-in maintenance job runs only in a scheduler's worker thread (not isolated, not by hand)"
-        )
-    return service
-
-
 class MaintenanceService:
     """Pruning, backups, restores and housekeeping of one scheduler's database."""
 
@@ -88,15 +68,6 @@ class MaintenanceService:
         self._status = status
         self._clock = clock
         self._lease = lease
-
-    @contextmanager
-    def serving(self) -> Iterator[None]:
-        """Around a job run by this scheduler's workers: built-in jobs called inside find this service."""
-        token = _SERVING.set(self)
-        try:
-            yield
-        finally:
-            _SERVING.reset(token)
 
     @property
     def sqlite(self) -> bool:
