@@ -53,6 +53,8 @@ class TriggerSource(StrEnum):
     RETRY = "retry"
     CATCHUP = "catchup"
     API = "api"
+    # Reported by the job itself, run outside cronkeeper (a check-in).
+    CHECKIN = "checkin"
 
 
 class Overlap(StrEnum):
@@ -120,7 +122,16 @@ class CommandTarget:
     cwd: str | None = None
 
 
-Target = CallableTarget | CommandTarget
+@dataclass(frozen=True, slots=True)
+class CheckinTarget:
+    """Nothing to run: the job runs elsewhere (system cron, a Kubernetes CronJob, CI) and reports its runs
+    (``cronkeeper exec``, ``POST /api/jobs/{id}/checkins``); cronkeeper only expects them on schedule."""
+
+
+Target = CallableTarget | CommandTarget | CheckinTarget
+
+# ``Job.runs_on`` of a check-in job: no scheduler claims it; its fires are only watched for.
+EXTERNAL = "external"
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,10 +288,12 @@ class LoopHealth:
 
 
 class Role(StrEnum):
-    """What a user or API token may do: viewers read, admins also change."""
+    """What a user or API token may do: viewers read, admins also change; a check-in token may only report
+    runs of check-in jobs (what a crontab line or a CI step is given, so that it can do nothing else)."""
 
     ADMIN = "admin"
     VIEWER = "viewer"
+    CHECKIN = "checkin"
 
 
 @dataclass(frozen=True, slots=True)

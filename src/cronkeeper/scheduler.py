@@ -23,7 +23,15 @@ from cronkeeper.clock import Clock, SystemClock
 from cronkeeper.engine.loop import SchedulerLoop
 from cronkeeper.events import EventKind, Listener, Listeners
 from cronkeeper.exceptions import SchedulerStateError, ValidationError
-from cronkeeper.models import CallableTarget, Job, JobSpec, LoopHealth, Run, RunStatus, TriggerSource
+from cronkeeper.models import (
+    CallableTarget,
+    Job,
+    JobSpec,
+    LoopHealth,
+    Run,
+    RunStatus,
+    TriggerSource,
+)
 from cronkeeper.registry import Registry
 from cronkeeper.services.accounts import AccountService
 from cronkeeper.services.alerts import AlertService

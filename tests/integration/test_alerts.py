@@ -301,3 +301,23 @@ def test_the_weekly_report_gives_the_figures_of_the_runs_table(
     assert post["message"].endswith("Did not run at all: idle")
     [made] = scheduler.runs(job_id="cronkeeper.report")
     assert made.status == "succeeded"
+
+
+def test_a_check_in_job_that_does_not_report_is_alerted_missed(
+    make_scheduler: SchedulerFactory, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    scheduler = make_scheduler(delivery=DeliverySettings(window=timedelta(0)))
+    scheduler.alerts.add_channel("hook", webhook.url())
+    scheduler.add_job(id="external", every="1h", checkin=True, notify="hook")
+    for _ in range(6):  # 90 minutes, looked at every quarter of an hour
+        clock.advance(timedelta(minutes=15))
+        scheduler.run_pending()
+        scheduler.deliver_alerts()
+    assert scheduler.runs(job_id="external") == []  # cronkeeper never runs it
+
+    scheduler.run_service.check_in("external", "success")
+    scheduler.deliver_alerts()
+
+    titles = [post["title"] for post in webhook.posts]
+    assert titles == ["[cronkeeper] external: missed its start", "[cronkeeper] external: recovered"]
+    assert "no check-in" in webhook.posts[0]["message"]

@@ -15,6 +15,7 @@ from cronkeeper.cli.channels import channels, notifications
 from cronkeeper.cli.context import AppContext
 from cronkeeper.cli.crontab import import_crontab
 from cronkeeper.cli.db import db
+from cronkeeper.cli.exec import exec_command
 from cronkeeper.cli.jobs import jobs
 from cronkeeper.cli.next import next_command
 from cronkeeper.cli.runs import runs
@@ -68,6 +69,7 @@ cli.add_command(import_apscheduler)
 cli.add_command(db)
 cli.add_command(channels)
 cli.add_command(notifications)
+cli.add_command(exec_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,7 @@ from cronkeeper.models import Role
 from cronkeeper.serialize import iso
 from cronkeeper.services.accounts import MIN_PASSWORD_LENGTH, AccountService
 
-ROLES = click.Choice([role.value for role in Role])
+ROLES = click.Choice([role.value for role in Role if role is not Role.CHECKIN])
 
 
 @click.group()

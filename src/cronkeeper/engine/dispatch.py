@@ -32,7 +32,7 @@ from cronkeeper.executors.pool import Task, WorkerPool
 from cronkeeper.executors.runners import failure
 from cronkeeper.executors.watchdog import Watchdog
 from cronkeeper.incidents import EVERY_RUN_KINDS
-from cronkeeper.models import CallableTarget, CommandTarget, JobSpec, RunOutcome, RunStatus
+from cronkeeper.models import CallableTarget, CheckinTarget, CommandTarget, JobSpec, RunOutcome, RunStatus
 from cronkeeper.registry import Registry
 from cronkeeper.runcontext import RunContext, running
 from cronkeeper.store.base import Completion, StartOrder
@@ -158,9 +158,13 @@ class Dispatcher:
         with self._lock:
             self._inflight[order.run_id] = flight
         target = order.spec.target
-        if isinstance(target, CommandTarget) or target.isolate:
+        if isinstance(target, CommandTarget) or (isinstance(target, CallableTarget) and target.isolate):
             return self._process_task(flight)
         try:
+            if not isinstance(target, CallableTarget):  # a check-in job: never claimed, but never run either
+                raise CronkeeperError(
+                    "a check-in job runs elsewhere and reports its runs; cronkeeper does not run it"
+                )
             func = self.registry.resolve(target.ref)
         except CronkeeperError as exc:
             log.error("job %s: %s", order.spec.id, exc)
@@ -186,9 +190,11 @@ class Dispatcher:
         flight.cancel = cancel
         flight.output = TailBuffer(spec.output_limit)
         env = run_context(flight.order).environment()
+        target = spec.target
+        assert not isinstance(target, CheckinTarget)
         work = functools.partial(
             run_child,
-            spec.target,
+            target,
             timeout=spec.timeout,
             output=flight.output,
             cancel=cancel,

@@ -53,7 +53,15 @@ def role_of(value: str, field: str = "role") -> Role:
     try:
         return Role(value)
     except ValueError:
-        raise ValidationError(field, "must be admin or viewer") from None
+        raise ValidationError(field, "must be admin, viewer or checkin") from None
+
+
+def user_role(role: Role | str) -> Role:
+    """A role a person may have: check-in is for tokens given to jobs, which log in nowhere."""
+    chosen = role_of(role) if isinstance(role, str) else role
+    if chosen is Role.CHECKIN:
+        raise ValidationError("role", "checkin is for API tokens; a user is admin or viewer")
+    return chosen
 
 
 class AccountService:
@@ -111,7 +119,7 @@ class AccountService:
             raise ValidationError(
                 "username", "use 1-100 letters, digits, '_', '.', '@' or '-', starting with a letter or digit"
             )
-        role = role_of(role) if isinstance(role, str) else role
+        role = user_role(role)
         user = self._store.add_user(username, self._hash(password), role, now=self.clock.now())
         self._record(actor, "create", "user", username, {"role": role.value})
         return user

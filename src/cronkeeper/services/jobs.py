@@ -23,7 +23,7 @@ from cronkeeper.exceptions import (
     TargetImportError,
     ValidationError,
 )
-from cronkeeper.models import CallableTarget, Job, JobSpec
+from cronkeeper.models import EXTERNAL, CallableTarget, CheckinTarget, Job, JobSpec
 from cronkeeper.planning import next_due
 from cronkeeper.registry import Registry
 from cronkeeper.serialize import redact_env
@@ -102,6 +102,11 @@ class JobService:
 
     # ---- definitions -----------------------------------------------------------------------------------
 
+    def _home(self, spec: JobSpec) -> str | None:
+        """Where a job runs (``Job.runs_on``): nowhere for a check-in job (``EXTERNAL``: no scheduler claims
+        it), else where ``placement`` says."""
+        return EXTERNAL if isinstance(spec.target, CheckinTarget) else self._placement(spec)
+
     def build(self, data: Mapping[str, Any]) -> JobSpec:
         """Validate a job definition without saving it."""
         return build_spec(data, default_timezone=self.default_timezone, now=self.clock.now())
@@ -146,7 +151,7 @@ class JobService:
             by=by,
             origin=origin,
             paused=paused,
-            runs_on=self._placement(spec),
+            runs_on=self._home(spec),
         )
         self._changes.announce()
         self._changes.record("create", job.id, by=by, via=via, details=redact_env(spec_to_dict(spec)))
@@ -167,7 +172,7 @@ class JobService:
                 due = self._first_due(shape)
             else:
                 due = first_due.get(id(shape)) or first_due.setdefault(id(shape), self._first_due(shape))
-            runs_on = self._placement(shape)
+            runs_on = self._home(shape)
             new_jobs.append(NewJob(job.id, job.name, job.stored_json, *due, runs_on=runs_on))
         self._store.add_jobs(new_jobs, now=self.clock.now(), by=by, origin=origin)
         self._changes.announce()
@@ -208,7 +213,7 @@ class JobService:
         # A new target: where it can run is asked anew.  The same one keeps its home, which it can still
         # refuse (a callable only one object holds cannot run isolated in a child process).
         new_target = _target_ref(spec) != _target_ref(job.spec)
-        runs_on = self._placement(spec) if new_target else job.runs_on
+        runs_on = self._home(spec) if new_target else job.runs_on
         if runs_on is not None and _isolated(spec):
             raise ValidationError(
                 "isolate", "the job's function exists only in one scheduler object; a child cannot import it"
@@ -240,7 +245,7 @@ class JobService:
                 existing, spec = self._declared(data)
                 if existing is None:
                     raise
-        runs_on = self._placement(spec)  # before anything is written: it may refuse the declaration
+        runs_on = self._home(spec)  # before anything is written: it may refuse the declaration
         if spec == existing.spec and existing.enabled:
             return self._place(existing, runs_on, origin), "unchanged"
         saved = self._place(self._save(existing, spec, by=by, enabled=True), runs_on, origin)

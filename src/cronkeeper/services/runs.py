@@ -12,9 +12,10 @@ from typing import TypeVar
 from cronkeeper.clock import Clock
 from cronkeeper.durations import aware_utc
 from cronkeeper.exceptions import ConflictError, JobNotFoundError, StoreError, ValidationError
-from cronkeeper.models import Run, RunStatus, TriggerSource
+from cronkeeper.models import CheckinTarget, Job, Run, RunStatus, TriggerSource
+from cronkeeper.planning import next_due
 from cronkeeper.services.changes import ChangeLog
-from cronkeeper.store.base import IdempotencyStore, JobStore, RunFilter, StatsView
+from cronkeeper.store.base import Checkin, IdempotencyStore, JobStore, RunFilter, StatsView
 from cronkeeper.store.records import JobStats
 
 # How long an idempotency key is remembered.
@@ -67,6 +68,10 @@ class RunService:
     def _trigger(
         self, job_id: str, triggered_by: str | None, trigger_source: TriggerSource, via: str | None
     ) -> int:
+        if isinstance(self._store.get_job(job_id).spec.target, CheckinTarget):
+            raise ConflictError(
+                f"job {job_id!r} runs elsewhere and reports its runs: cronkeeper cannot run it"
+            )
         run_id = self._store.enqueue_run(
             job_id, now=self.clock.now(), trigger_source=trigger_source, triggered_by=triggered_by
         )
@@ -107,6 +112,68 @@ class RunService:
             raise
         keys.settle_key(actor, key, run_id, reserved_at=now)
         return run_id
+
+    def check_in(
+        self,
+        job_id: str,
+        event: str,
+        *,
+        run_id: int | None = None,
+        exit_code: int | None = None,
+        output: str | None = None,
+        duration: timedelta | None = None,
+        by: str | None = None,
+        owner: str | None = None,
+    ) -> Run:
+        """Record a run of a check-in job, which runs elsewhere: ``start`` (returns the run, to end later by
+        its id), ``success`` or ``fail`` (the end of that run, or a whole run by itself).  A new run answers
+        the fire the job was expected for (or, far ahead of it, none) and moves the expectation on."""
+        status = CHECKIN_EVENTS.get(event)
+        if status is None:
+            raise ValidationError("event", f"must be one of {', '.join(CHECKIN_EVENTS)}")
+        if exit_code is not None and not -(2**31) <= exit_code < 2**31:
+            raise ValidationError("exit_code", "must be a whole number that fits an exit status")
+        if duration is not None and duration < timedelta(0):
+            raise ValidationError("duration", "must not be negative")
+        if run_id is not None and status is RunStatus.RUNNING:
+            raise ValidationError("run_id", "is given with success or fail, to end the run a start began")
+        job = self._store.get_job(job_id)
+        spec = job.spec
+        if not isinstance(spec.target, CheckinTarget):
+            raise ConflictError(
+                f"job {job_id!r} is run by cronkeeper; check-ins are for jobs that run elsewhere"
+            )
+        now = self.clock.now()
+        fire, due = (None, None) if run_id is not None else _next_expected(job, now)
+        error = None
+        if status is RunStatus.FAILED:
+            error = "failed" if exit_code is None else f"exit code {exit_code}"
+        checkin = Checkin(
+            job_id,
+            status,
+            run_id=run_id,
+            exit_code=exit_code,
+            output=None if output is None else _tail(output, spec.output_limit),
+            error=error,
+            duration=duration,
+            by=by,
+            owner=owner,
+            moves_expectation=run_id is None and job.enabled,
+            next_fire_at=fire,
+            next_due_at=due,
+        )
+        run = self._store.record_checkin(checkin, now=now)
+        self._changes.announce()
+        return run
+
+    def keep_alive(self, owner: str, *, hostname: str, pid: int) -> None:
+        """Heartbeat as a node while a reported run goes on (``cronkeeper exec``): if the reporter dies, the
+        nodes mark its run lost, as they would a scheduler's."""
+        self._store.heartbeat(owner=owner, now=self.clock.now(), hostname=hostname, pid=pid)
+
+    def sign_off(self, owner: str) -> None:
+        """The reporter is done: it is no longer a live node."""
+        self._store.retire_node(owner=owner, now=self.clock.now())
 
     def cancel(self, run_ids: Iterable[int], *, by: str | None = None, via: str | None = None) -> None:
         """Ask for runs to be cancelled: those of this process stop at once, those of others at their
@@ -196,6 +263,24 @@ def _job_ids(given: str | Iterable[str]) -> list[str]:
     if not all(isinstance(job_id, str) for job_id in ids):
         raise ValidationError("job_id", "must be a job id or a list of job ids")
     return list(dict.fromkeys(ids))
+
+
+# What a check-in says, and the status it gives its run.
+CHECKIN_EVENTS = {"start": RunStatus.RUNNING, "success": RunStatus.SUCCEEDED, "fail": RunStatus.FAILED}
+
+
+def _next_expected(job: Job, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """The fire a check-in at ``now`` leaves the job expected for: the one after the fire it answers.  A
+    check-in within the misfire grace before a fire (or after it) answers that fire; one far ahead of it is
+    an extra run, and the job stays expected at that fire."""
+    fire = job.next_fire_at
+    if fire is not None and now < fire - job.spec.misfire_grace:
+        return fire, job.next_due_at
+    return next_due(job.spec, now if fire is None else max(now, fire))
+
+
+def _tail(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "[…]" + text[len(text) - limit :]
 
 
 def _choices(kind: type[E], given: E | str | Iterable[E | str] | None, field: str) -> tuple[E, ...]:

@@ -13,6 +13,7 @@ from cronkeeper.models import (
     AlertKind,
     CallableTarget,
     Catchup,
+    CheckinTarget,
     CommandTarget,
     JobSpec,
     LongRunning,
@@ -38,6 +39,8 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
     if isinstance(target, CommandTarget):
         out["command"] = target.argv[0] if target.shell else list(target.argv)
         out.update(shell=target.shell, env=dict(target.env), cwd=target.cwd)
+    elif isinstance(target, CheckinTarget):
+        out["checkin"] = True
     else:
         out.update(
             call=target.ref, args=list(target.args), kwargs=dict(target.kwargs), isolate=target.isolate
@@ -148,6 +151,8 @@ def stored_notify(data: Mapping[str, Any]) -> NotifyOptions:
 
 
 def _stored_target(data: Mapping[str, Any]) -> Target:
+    if data.get("checkin"):
+        return CheckinTarget()
     if data.get("call"):
         return CallableTarget(
             data["call"],

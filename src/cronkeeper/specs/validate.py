@@ -21,6 +21,7 @@ from cronkeeper.models import (
     AlertKind,
     CallableTarget,
     Catchup,
+    CheckinTarget,
     CommandTarget,
     JobSpec,
     LongRunning,
@@ -36,7 +37,7 @@ E = TypeVar("E", Overlap, Catchup)
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 CALL_REF = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.<>]*")
 SCHEDULE_KEYS = ("cron", "every", "at")
-TARGET_KEYS = ("command", "call")
+TARGET_KEYS = ("command", "call", "checkin")
 NOTIFY_KEYS = ("notify", "notify_on", "notify_after", "notify_every_failure")
 KNOWN_KEYS = frozenset(
     {
@@ -157,12 +158,23 @@ def job_id_of(value: Any) -> str:
 
 
 def _target(data: Mapping[str, Any]) -> Target:
-    given = [key for key in TARGET_KEYS if data.get(key) not in (None, "", [])]
+    given = [key for key in TARGET_KEYS if data.get(key) not in (None, "", [], False)]
     if len(given) != 1:
-        raise ValidationError("target", "give exactly one of command or call")
+        raise ValidationError("target", "give exactly one of command, call or checkin = true")
     if given[0] == "call":
         return _callable_target(data)
+    if given[0] == "checkin":
+        return _checkin_target(data)
     return _command_target(data)
+
+
+def _checkin_target(data: Mapping[str, Any]) -> CheckinTarget:
+    if data["checkin"] is not True:
+        raise ValidationError("checkin", "must be true or false")
+    for key in ("args", "kwargs", "isolate", "shell", "env", "cwd"):
+        if data.get(key):
+            raise ValidationError(key, "does not apply to a check-in job (cronkeeper does not run it)")
+    return CheckinTarget()
 
 
 def _callable_target(data: Mapping[str, Any]) -> CallableTarget:

@@ -88,6 +88,28 @@ class Completion:
 
 
 @dataclass(frozen=True, slots=True)
+class Checkin:
+    """A run reported by a job that runs elsewhere.  ``status`` ``running`` starts a run (ended later by a
+    check-in naming its ``run_id``); ``succeeded`` or ``failed`` ends that run, or is a whole run by itself
+    (that took ``duration``, if known).  A new run moves the job's expectation to ``next_fire_at`` /
+    ``next_due_at`` when ``moves_expectation``.  ``owner`` is the node of a ``cronkeeper exec`` that
+    heartbeats while its command runs (its run is lost if it dies); None for an HTTP check-in."""
+
+    job_id: str
+    status: RunStatus
+    run_id: int | None = None
+    exit_code: int | None = None
+    output: str | None = None
+    error: str | None = None
+    duration: timedelta | None = None
+    by: str | None = None
+    owner: str | None = None
+    moves_expectation: bool = False
+    next_fire_at: datetime | None = None
+    next_due_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RunFilter:
     """Which runs to list: newest first, ``before_id`` continues a page (keyset pagination).  ``since`` and
     ``until`` (aware UTC) bound ``scheduled_for``, the instant a run is for, to ``[since, until)``: a run
@@ -304,6 +326,12 @@ class JobStore(ABC):
         self, job_id: str, *, now: datetime, trigger_source: TriggerSource, triggered_by: str | None
     ) -> int:
         """Insert an unowned queued run due now (a manual trigger); raises ``JobNotFoundError``."""
+
+    @abstractmethod
+    def record_checkin(self, checkin: Checkin, *, now: datetime) -> Run:
+        """Write a check-in (see :class:`Checkin`) and, for an ending, its incident and alerts, in one
+        transaction.  Raises ``JobNotFoundError``, ``RunNotFoundError`` (no such run of the job) or
+        ``ConflictError`` (the run is not a check-in still running)."""
 
     @abstractmethod
     def request_cancel(self, run_ids: Sequence[int], *, now: datetime) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, false, insert, select, update
 
 from cronkeeper.incidents import BAD_STATUSES, IncidentState, NotifyPolicy, judge, resolve
-from cronkeeper.models import AlertKind, NotifyOptions, Run, RunStatus
+from cronkeeper.models import EXTERNAL, AlertKind, NotifyOptions, Run, RunStatus
 from cronkeeper.specs.stored import stored_notify
 from cronkeeper.specs.validate import long_running_of
 from cronkeeper.store.rows import AnyRow
@@ -252,12 +252,18 @@ def _grace(spec: Any) -> timedelta:
 
 def _overdue(row: AnyRow, now: datetime) -> FinalOutcome:
     late = now - row.next_due_at
-    where = (
-        f"only the scheduler object {row.runs_on} can run it (a bound method, lambda or local function), "
-        "and it is gone"
-        if row.runs_on
-        else "is any scheduler running on this database?"
-    )
+    ago = f"due {int(late.total_seconds())} s ago"
+    if row.runs_on == EXTERNAL:
+        error = f"no check-in: {ago}, and it has not reported a run since"
+    elif row.runs_on:
+        error = (
+            f"not started: {ago}; only the scheduler object {row.runs_on} can run it (a bound method, "
+            "lambda or local function), and it is gone"
+        )
+    else:
+        error = (
+            f"not started: {ago} and no scheduler has started it; is any scheduler running on this database?"
+        )
     return FinalOutcome(
         run_id=None,
         job_id=row.id,
@@ -266,7 +272,7 @@ def _overdue(row: AnyRow, now: datetime) -> FinalOutcome:
         attempt=0,
         started_at=None,
         finished_at=None,
-        error=f"not started: due {int(late.total_seconds())} s ago and no scheduler has started it; {where}",
+        error=error,
     )
 
 

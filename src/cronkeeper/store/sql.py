@@ -35,8 +35,9 @@ from cronkeeper.exceptions import (
 )
 from cronkeeper.models import OUTCOME_FIELDS, Job, JobSpec, Run, RunStatus, TriggerSource
 from cronkeeper.specs import spec_to_dict
-from cronkeeper.store.base import ClaimResult, Completion, JobStore, NewJob, RunFilter
+from cronkeeper.store.base import Checkin, ClaimResult, Completion, JobStore, NewJob, RunFilter
 from cronkeeper.store.batch import BatchStatement
+from cronkeeper.store.checkins import record_checkin
 from cronkeeper.store.claims import Claimer
 from cronkeeper.store.engines import open_engine, reading, writing
 from cronkeeper.store.incidents import (
@@ -512,6 +513,13 @@ class SqlJobStore(JobStore):
                 except IntegrityError:
                     continue
         raise StoreError(f"could not queue a run of {job_id!r}: too many runs requested at {now.isoformat()}")
+
+    def record_checkin(self, checkin: Checkin, *, now: datetime) -> Run:
+        with self._write() as conn:
+            run, written = record_checkin(conn, checkin, now=now)
+        if written:
+            self._alerts_written()
+        return run
 
     def request_cancel(self, run_ids: Sequence[int], *, now: datetime) -> None:
         ids = list(run_ids)

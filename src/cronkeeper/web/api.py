@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.responses import JSONResponse, Response
 
-from cronkeeper.durations import parse_instant
+from cronkeeper.durations import parse_duration, parse_instant
 from cronkeeper.exceptions import ConflictError, ValidationError
 from cronkeeper.models import Job, LoopHealth, Run, RunStatus, TriggerSource
 from cronkeeper.serialize import iso, job_to_json, run_to_json
@@ -32,6 +32,8 @@ from cronkeeper.web.api_models import (
     PRECONDITION_FAILED,
     AfterJobId,
     BeforeId,
+    CheckinIn,
+    CheckinOut,
     IdempotencyKey,
     IfMatch,
     JobCreate,
@@ -57,7 +59,7 @@ from cronkeeper.web.api_models import (
     TextFilter,
     Until,
 )
-from cronkeeper.web.auth import SESSION_COOKIE, Principal, admin, client_address, viewer
+from cronkeeper.web.auth import SESSION_COOKIE, Principal, admin, checkin, client_address, viewer
 from cronkeeper.web.context import web_context
 from cronkeeper.web.errors import PreconditionFailed
 from cronkeeper.web.pages.common import dashboard, run_service, service
@@ -80,6 +82,7 @@ _VERSION = re.compile(r'(?:W/)?"?([0-9]{1,18})"?')
 
 Viewer = Annotated[Principal, Depends(viewer)]
 Admin = Annotated[Principal, Depends(admin)]
+CheckinCaller = Annotated[Principal, Depends(checkin)]
 
 
 def _job_response(
@@ -390,6 +393,31 @@ def get_run_output(request: Request, run_id: RunId, _principal: Viewer) -> Respo
         "Content-Disposition": f'attachment; filename="run-{run.id}.txt"',
     }
     return Response(run.output or "", media_type="text/plain; charset=utf-8", headers=headers)
+
+
+@router.post(
+    "/jobs/{job_id}/checkins",
+    tags=["runs"],
+    summary="Report a run of a check-in job",
+    status_code=201,
+    response_model=CheckinOut,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def check_in(request: Request, job_id: JobId, body: CheckinIn, principal: CheckinCaller) -> JSONResponse:
+    """For jobs that run elsewhere (`checkin = true`): `start` opens a run (end it with `success` or `fail`
+    and its `run_id`); `success` or `fail` alone is a whole run.  A check-in token (`cronkeeper tokens create
+    NAME --role checkin`) may do this and nothing else."""
+    duration = None if body.duration is None else parse_duration(body.duration, "duration")
+    run = run_service(request).check_in(
+        job_id,
+        body.event,
+        run_id=body.run_id,
+        exit_code=body.exit_code,
+        output=body.output,
+        duration=duration,
+        by=principal.name,
+    )
+    return JSONResponse({"run_id": run.id, "job_id": run.job_id, "status": run.status.value}, 201)
 
 
 @router.post(

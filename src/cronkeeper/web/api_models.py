@@ -439,3 +439,23 @@ class AlertPage(BaseModel):
 
 
 ChannelName = Annotated[str, Path(description="The channel's name.")]
+
+
+class CheckinIn(_Strict):
+    """A run of a check-in job, reported by the job itself."""
+
+    event: str = Field(description="start, success or fail.", examples=["success"])
+    run_id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="With success or fail: the run a start check-in began."
+    )
+    exit_code: int | None = Field(None, description="The command's exit status.")
+    output: str | None = Field(
+        None, description="Its output (the tail is kept, past the job's output_limit)."
+    )
+    duration: Duration = Field(None, description="How long it took, for a success or fail without a start.")
+
+
+class CheckinOut(BaseModel):
+    run_id: int
+    job_id: str
+    status: RunStatus

@@ -83,8 +83,7 @@ async def session_secret(request: Request) -> str | None:
         return None
 
 
-async def viewer(request: Request) -> Principal:
-    """Dependency: anyone logged in; for a state-changing request with a session, a valid CSRF token."""
+async def _authenticated(request: Request) -> Principal:
     principal = await run_in_threadpool(_identify, request)
     if principal is None:
         raise LoginRequired
@@ -92,6 +91,23 @@ async def viewer(request: Request) -> Principal:
         _check_same_site(request)
         await _check_csrf(request, principal.csrf_token)
     request.state.principal = principal
+    return principal
+
+
+async def viewer(request: Request) -> Principal:
+    """Dependency: anyone logged in (not a check-in token: it reports runs and reads nothing); for a
+    state-changing request with a session, a valid CSRF token."""
+    principal = await _authenticated(request)
+    if principal.role is Role.CHECKIN:
+        raise PermissionDenied("a check-in token may only report runs of check-in jobs")
+    return principal
+
+
+async def checkin(request: Request) -> Principal:
+    """Dependency: a check-in token, or an admin."""
+    principal = await _authenticated(request)
+    if principal.role not in (Role.CHECKIN, Role.ADMIN):
+        raise PermissionDenied("this needs a check-in token or the admin role")
     return principal
 
 

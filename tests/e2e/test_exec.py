@@ -1,0 +1,61 @@
+"""``cronkeeper exec``: a command run where it is, recorded as a run of a check-in job."""
+
+from __future__ import annotations
+
+import socket
+
+from cronkeeper import Scheduler
+from cronkeeper.models import RunStatus, TriggerSource
+from tests.e2e.test_cli import Cli, seed
+
+CHECKIN_JOB = {"id": "nightly", "cron": "0 3 * * *", "checkin": True}
+
+
+def test_exec_runs_the_command_passes_its_status_and_output_through_and_records_the_run(cli: Cli) -> None:
+    seed(cli, CHECKIN_JOB)
+    result = cli("exec", "nightly", "--", "sh", "-c", "echo exported 12 rows; exit 3")
+
+    assert (result.returncode, result.stdout, result.stderr) == (3, "exported 12 rows\n", "")
+    with Scheduler(cli.db_url, migrate=False) as reader:
+        [run] = reader.runs(job_id="nightly")
+        nodes = reader.status.nodes(now=reader.clock.now(), lease=reader.settings.lease)
+    assert (run.status, run.exit_code, run.output) == (RunStatus.FAILED, 3, "exported 12 rows\n")
+    assert run.trigger_source is TriggerSource.CHECKIN
+    assert run.triggered_by == f"exec@{socket.gethostname()}"
+    assert run.started_at is not None and run.finished_at is not None
+    assert [node.live for node in nodes] == [False], "the exec node signed off"
+
+
+def test_a_successful_command_is_a_succeeded_run(cli: Cli) -> None:
+    seed(cli, CHECKIN_JOB)
+    assert cli("exec", "nightly", "--", "true").returncode == 0
+    with Scheduler(cli.db_url, migrate=False) as reader:
+        assert [run.status for run in reader.runs(job_id="nightly")] == [RunStatus.SUCCEEDED]
+
+
+def test_the_command_runs_even_when_the_run_cannot_be_recorded(cli: Cli) -> None:
+    seed(cli, {"id": "ours", "cron": "0 3 * * *", "command": ["true"]})
+    result = cli("exec", "ours", "--", "sh", "-c", "echo still ran; exit 4")
+    assert (result.returncode, result.stdout) == (4, "still ran\n")
+    assert result.stderr.startswith(
+        "cronkeeper exec: not recording this run: job 'ours' is run by cronkeeper"
+    )
+
+    missing = cli("exec", "nightly", "--", "no-such-command-here")
+    assert missing.returncode == 127
+    assert "not recording this run: no job with id 'nightly'" in missing.stderr
+
+
+def test_a_command_that_cannot_be_found_is_a_failed_run_with_status_127(cli: Cli) -> None:
+    seed(cli, CHECKIN_JOB)
+    assert cli("exec", "nightly", "--", "no-such-command-here").returncode == 127
+    with Scheduler(cli.db_url, migrate=False) as reader:
+        [run] = reader.runs(job_id="nightly")
+    assert (run.status, run.exit_code) == (RunStatus.FAILED, 127)
+    assert run.output == "cronkeeper exec: no-such-command-here: command not found\n"
+
+
+def test_a_check_in_job_cannot_be_run_by_cronkeeper(cli: Cli) -> None:
+    seed(cli, CHECKIN_JOB)
+    error = cli.fails(1, "jobs", "trigger", "nightly")
+    assert "runs elsewhere and reports its runs" in error
