@@ -51,7 +51,9 @@ def test_a_start_and_its_end_are_one_run(
 def test_a_success_alone_is_a_whole_run_and_moves_the_expectation(
     checkin_client: TestClient, scheduler: Scheduler, clock: FakeClock
 ) -> None:
-    clock.set(scheduler.get_job("nightly").next_fire_at + timedelta(seconds=5))  # type: ignore[operator]
+    fire = scheduler.get_job("nightly").next_fire_at
+    assert fire is not None
+    clock.set(fire + timedelta(seconds=5))
     answer = checkin_client.post("/api/jobs/nightly/checkins", json={"event": "success", "duration": "3m"})
     assert answer.status_code == 201, answer.text
     run = scheduler.get_run(answer.json()["run_id"])
