@@ -89,6 +89,8 @@ class AlertKind(StrEnum):
     # A run that printed something, whatever its status: what cron's MAILTO mailed.
     OUTPUT = "output"
     TEST = "test"
+    # The scheduled report (not about one job).
+    REPORT = "report"
 
 
 @dataclass(frozen=True, slots=True)

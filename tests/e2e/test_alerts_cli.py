@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cronkeeper import NotifyOptions, Scheduler
 from tests.e2e.test_cli import Cli, serve
 from tests.sinks import MailSink, WebhookSink
 
@@ -120,3 +121,36 @@ def _triggered(cli: Cli) -> bool:
         cli.ok("jobs", "trigger", "default")
         _TRIGGERED[str(cli.cwd)] = True
     return True
+
+
+def test_the_files_defaults_go_when_the_file_drops_them_and_missing_channels_are_named(
+    cli: Cli, webhook: WebhookSink, tmp_path: Path
+) -> None:
+    config = tmp_path / "cronkeeper.toml"
+    jobs = '[[jobs]]\nid = "nightly"\ncron = "0 3 * * *"\ncommand = ["true"]\nnotify = ["nosuch"]\n'
+    config.write_text(f'[notify]\nto = ["ops", "gone"]\n[notify.channels]\nops = "{webhook.url()}"\n{jobs}')
+    first = serve(cli)
+    assert first.returncode == 0, first.log
+    assert "notify.to: there is no channel named 'gone'" in first.log
+    assert "job nightly: notify: no channel named 'nosuch'" in first.log
+    with Scheduler(cli.db_url, migrate=False) as reader:
+        assert reader.alerts.defaults().channels == ("ops", "gone")
+
+    config.write_text(jobs)
+    second = serve(cli)
+    assert second.returncode == 0, second.log
+    with Scheduler(cli.db_url, migrate=False) as reader:
+        assert reader.alerts.defaults() == NotifyOptions()
+        assert reader.alerts.list_channels() == []
+
+
+def test_a_default_only_a_job_may_choose_is_refused_naming_the_file_before_anything_is_written(
+    cli: Cli, webhook: WebhookSink, tmp_path: Path
+) -> None:
+    (tmp_path / "cronkeeper.toml").write_text(
+        f'[notify]\non = ["failed", "succeeded"]\n[notify.channels]\nops = "{webhook.url()}"\n'
+    )
+    served = serve(cli)
+    assert served.returncode == 2
+    assert "cronkeeper.toml: notify.on: succeeded and output are chosen per job" in served.log
+    assert not (tmp_path / "x.db").exists()

@@ -321,3 +321,78 @@ def test_a_check_in_job_that_does_not_report_is_alerted_missed(
     titles = [post["title"] for post in webhook.posts]
     assert titles == ["[cronkeeper] external: missed its start", "[cronkeeper] external: recovered"]
     assert "no check-in" in webhook.posts[0]["message"]
+
+
+def test_a_flood_to_one_channel_is_one_message_and_holds_up_no_other(
+    make_scheduler: SchedulerFactory, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    scheduler = make_scheduler()
+    scheduler.alerts.add_channel("busy", webhook.url("busy"))
+    scheduler.alerts.add_channel("quiet", webhook.url("quiet"))
+    BROKEN["flaky"] = True
+    for n in range(30):
+        scheduler.add_job(
+            flaky, id=f"job-{n:02d}", cron="0 0 1 1 *", notify="busy", notify_every_failure=True
+        )
+    scheduler.add_job(flaky, id="lonely", cron="0 0 1 1 *", notify="quiet")
+    for n in range(30):
+        scheduler.trigger(f"job-{n:02d}")
+    scheduler.run_pending()
+    scheduler.deliver_alerts()  # 30 alerts to "busy": one message
+    clock.advance(timedelta(seconds=30))
+    scheduler.trigger("job-00")  # within busy's window: it waits...
+    scheduler.trigger("lonely")  # ...and holds up nothing else
+    scheduler.run_pending()
+    scheduler.deliver_alerts()
+    assert webhook.paths == ["/busy", "/quiet"]
+
+    clock.advance(timedelta(seconds=30))
+    scheduler.deliver_alerts()
+    assert webhook.paths == ["/busy", "/quiet", "/busy"]
+    flood = webhook.posts[0]
+    assert flood["title"].startswith("[cronkeeper] 30 alerts: job-")
+    assert flood["message"].count(": failed") == 20
+    assert "And 10 more: job-" in flood["message"]
+    assert scheduler.alerts.list_alerts(status="pending") == []
+
+
+def test_each_alert_keeps_its_own_backoff_and_limit_when_sent_together(
+    make_scheduler: SchedulerFactory, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    delivery = DeliverySettings(
+        window=timedelta(0), retry_base=timedelta(minutes=1), give_up_after=timedelta(minutes=10)
+    )
+    scheduler = make_scheduler(delivery=delivery)
+    scheduler.alerts.add_channel("hook", webhook.url())
+    webhook.status = 500
+    BROKEN["flaky"] = True
+    scheduler.add_job(flaky, id="old", cron="0 0 1 1 *", notify="hook")
+    scheduler.add_job(flaky, id="new", cron="0 0 1 1 *", notify="hook")
+    scheduler.trigger("old")
+    scheduler.run_pending()
+    scheduler.deliver_alerts()
+    for minutes in (1, 2, 4):
+        clock.advance(timedelta(minutes=minutes))
+        scheduler.deliver_alerts()
+    scheduler.trigger("new")
+    scheduler.run_pending()
+    clock.advance(timedelta(minutes=8))  # old's retry is due, and past its limit; new is a minute old
+    scheduler.deliver_alerts()
+
+    by_job = {alert.job_id: alert for alert in scheduler.alerts.list_alerts()}
+    assert (by_job["old"].status, by_job["new"].status) == ("failed", "pending")
+    assert by_job["new"].due_at == clock.now() + timedelta(minutes=1)
+
+
+def test_a_removed_job_leaves_no_incident_to_a_new_job_of_its_id(
+    scheduler: Scheduler, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    scheduler.alerts.add_channel("hook", webhook.url())
+    BROKEN["flaky"] = True
+    scheduler.add_job(flaky, id="report", every="1h", notify="hook")
+    step(scheduler, clock, 60)
+    scheduler.remove_job("report")
+    scheduler.add_job(flaky, id="report", every="1h", notify="hook")
+    step(scheduler, clock, 60)
+
+    assert [post["title"] for post in webhook.posts] == ["[cronkeeper] report: failed"] * 2

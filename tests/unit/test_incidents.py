@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -118,6 +119,43 @@ def test_a_channel_url_is_shown_masked_and_its_secrets_scrubbed_from_errors() ->
         scrub("login hunter2secret refused by hooks.example.com", url)
         == "login **** refused by hooks.example.com"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("json://hooks.example.com/in?+Authorization=Bearer%20sk_live_SUPERSECRET", "sk_live_SUPERSECRET"),
+        ("json://hooks.example.com/in?:api_key=k3y-v4lue-123", "k3y-v4lue-123"),
+        ("json://hooks.example.com/in?-token=t0k3n-v4lue", "t0k3n-v4lue"),
+        ("json://hooks.example.com/services/T0/B0/pathSECRETtoken42", "pathSECRETtoken42"),
+        ("mailtos://alerts:Tr0ub4dor%263@smtp.example.com?to=ops@example.com", "Tr0ub4dor"),
+    ],
+)
+def test_every_secret_part_of_a_url_is_masked_and_scrubbed(url: str, secret: str) -> None:
+    assert secret not in mask(url)
+    assert secret not in scrub(f"the service said: {unquote(url)} and {secret}", url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ntfy://alerts:hunter/22@ntfy.internal.example/ops-alerts",  # would go to the public ntfy.sh
+        "json://alerts:hunter@22@hooks.internal.example/hook",  # would send to the host "22"
+    ],
+)
+def test_a_url_apprise_would_not_read_as_written_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError, match="not read as written"):
+        check_url(url)
+    assert check_url("ntfys://alerts:hunter%2F22@ntfy.internal.example/ops-alerts")
+
+
+def test_recovered_alone_is_refused_as_it_could_never_be_sent() -> None:
+    with pytest.raises(ValidationError, match="recovered needs one of"):
+        notify_options({"notify_on": ["recovered"]})
+    assert notify_options({"notify_on": ["missed", "recovered"]}).on == {
+        AlertKind.MISSED,
+        AlertKind.RECOVERED,
+    }
 
 
 def test_a_url_no_service_understands_is_refused_without_echoing_it() -> None:

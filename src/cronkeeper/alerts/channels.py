@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import apprise
 
@@ -20,6 +21,23 @@ EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _PROBLEMS = frozenset({"WARNING", "ERROR", "CRITICAL"})
 _TOKENS = re.compile(r"[^/:@?&=#,+\s]+")
+# Query parameters whose values are secret whatever the service: Apprise's custom headers (+Name), payload
+# fields (:name) and GET parameters (-name) of webhooks, and any name that says "secret".
+_SECRET_PARAM = re.compile(r"^[+:-]|token|key|secret|pass|auth|sig|code|hook|cred", re.IGNORECASE)
+# A path segment this long, of letters and digits mixed, is taken for a token (webhook URLs carry theirs).
+_TOKEN_SEGMENT = re.compile(r"^(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_-]{16,}$")
+MASK = "****"
+
+
+class _QuietAboutUrls(logging.Filter):
+    """Apprise logs a URL it cannot read with some of its characters (the first and last of a password);
+    cronkeeper reports the error itself, naming only the scheme, so those records are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Unparseable URL", "Could not load", "Unsupported schema"))
+
+
+logging.getLogger("apprise").addFilter(_QuietAboutUrls())
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,25 +62,58 @@ def check_url(url: object, field: str = "url") -> str:
     scheme = scheme_of(url)
     if not scheme:
         raise ValidationError(field, "must be an Apprise URL such as mailtos://… or json://…")
-    if _plugin(url) is None:
+    plugin = _plugin(url)
+    if plugin is None:
         raise ValidationError(field, f"no notification service understands this {scheme}:// URL")
+    if not _read_as_written(url, plugin):
+        raise ValidationError(
+            field,
+            f"this {scheme}:// URL is not read as written: percent-encode / ? # @ : in its user name and "
+            "password (%2F %3F %23 %40 %3A)",
+        )
     return url
 
 
+def _read_as_written(url: str, plugin: apprise.NotifyBase) -> bool:
+    """Whether Apprise reads the host the URL names: a password holding an unencoded ``/`` or ``@`` moves the
+    host (to a public service, or to part of the password) without an error from Apprise."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port that is not a number: a password cut at a "/"
+    except ValueError:
+        return False
+    host = getattr(plugin, "host", None)
+    if not host or not isinstance(host, str) or not parts.hostname:
+        return "@" not in parts.netloc  # no host of its own (a topic, a token): only no userinfo is safe
+    return host.lower() == parts.hostname.lower()
+
+
 def mask(url: str) -> str:
-    """The URL as anyone may see it: Apprise's own private form, passwords and tokens starred."""
+    """The URL as anyone may see it: Apprise's own private form (passwords and the tokens each service knows
+    starred), then every query value that may be secret (custom headers, webhook fields and parameters,
+    names that say so) and every token-like path segment starred as well."""
     plugin = _plugin(url)
     if plugin is None:
-        return f"{scheme_of(url) or 'unknown'}://****"
-    return str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]  # Apprise leaves it untyped
+        return f"{scheme_of(url) or 'unknown'}://{MASK}"
+    private = str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]  # Apprise leaves it untyped
+    parts = urlsplit(private)
+    path = "/".join(MASK if _TOKEN_SEGMENT.match(unquote(seg)) else seg for seg in parts.path.split("/"))
+    query = [
+        (name, MASK if _SECRET_PARAM.search(name) else value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(path=path, query=urlencode(query, safe="*@,")))
 
 
 def scrub(text: str, url: str) -> str:
     """``text`` with every part of ``url`` that its masked form hides replaced by ``****``."""
-    shown = set(_TOKENS.findall(mask(url)))
-    secrets = {token for token in _TOKENS.findall(url) if token not in shown and len(token) >= 3}
+    masked = mask(url)
+    shown = set(_TOKENS.findall(masked)) | set(_TOKENS.findall(unquote(masked)))
+    # The secrets as written in the URL and as a service may echo them, decoded ("p&ss" is "p%26ss").
+    written = set(_TOKENS.findall(url)) | set(_TOKENS.findall(unquote(url)))
+    secrets = {token for token in written if token not in shown and len(token) >= 3}
     for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "****")
+        text = text.replace(secret, MASK)
     return text
 
 

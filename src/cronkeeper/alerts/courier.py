@@ -18,14 +18,14 @@ from cronkeeper.alerts.messages import Renderer
 from cronkeeper.clock import Clock
 from cronkeeper.settings import DeliverySettings
 from cronkeeper.store.base import AlertStore
-from cronkeeper.store.records import DeliveryResult, Parcel
+from cronkeeper.store.records import AlertRecord, DeliveryResult, Parcel
 
 log = logging.getLogger(__name__)
 
-# A claim is held this long: far longer than the sends of one pass take (each is cut at send_timeout, and
-# a pass claims at most CLAIM_LIMIT alerts, so a few dozen channels at most).
-LEASE = timedelta(minutes=15)
-CLAIM_LIMIT = 100
+# Alerts of one channel sent as one message, at most (the rest go in the next window).
+CLAIM_LIMIT = 1000
+# Channels sent to in one pass, at most, one claim each: a pass ends, and the courier can stop, soon.
+CHANNELS_PER_PASS = 50
 
 
 class Courier:
@@ -73,45 +73,58 @@ class Courier:
             self._wake.wait(self._settings.poll_interval)
 
     def deliver_due(self) -> int:
-        """One pass: claim what is due, send it, record how it went; returns the number delivered."""
+        """One pass: claim one channel's due alerts at a time, send them as one message, record how it went;
+        returns the number delivered.  Each claim is leased only for about one send, so a courier that dies
+        mid-send leaves its alerts to another node soon after."""
         settings = self._settings
-        parcels = self._store.claim_alerts(
-            owner=self._owner, now=self._clock.now(), lease=LEASE, window=settings.window, limit=CLAIM_LIMIT
-        )
+        lease = timedelta(seconds=2 * settings.send_timeout + 30)
         delivered = 0
-        for parcel in parcels:
-            result = self._deliver(parcel)
-            self._store.record_deliveries([result], owner=self._owner, now=self._clock.now())
-            if result.error is None:
-                delivered += len(result.alert_ids)
-            else:
-                log.warning(
-                    "alert delivery to channel %s failed (%s alert(s)%s): %s",
-                    parcel.channel,
-                    len(result.alert_ids),
-                    "; retrying later" if result.retry_at else "; giving up",
-                    result.error,
-                )
+        for _ in range(CHANNELS_PER_PASS):
+            if self._stop.is_set():
+                break
+            parcels = self._store.claim_alerts(
+                owner=self._owner,
+                now=self._clock.now(),
+                lease=lease,
+                window=settings.window,
+                limit=CLAIM_LIMIT,
+            )
+            if not parcels:
+                break
+            for parcel in parcels:
+                results = self._deliver(parcel)
+                self._store.record_deliveries(results, owner=self._owner, now=self._clock.now())
+                delivered += sum(len(result.alert_ids) for result in results if result.error is None)
         return delivered
 
-    def _deliver(self, parcel: Parcel) -> DeliveryResult:
+    def _deliver(self, parcel: Parcel) -> list[DeliveryResult]:
         ids = tuple(alert.id for alert in parcel.alerts)
         if parcel.url is None:
-            return DeliveryResult(ids, f"there is no channel named {parcel.channel!r}")
+            return [DeliveryResult(ids, f"there is no channel named {parcel.channel!r}")]
         try:
             message = self._renderer.render([alert.facts for alert in parcel.alerts])
         except Exception as exc:  # a template of the deployment's own that cannot render: retrying won't help
-            return DeliveryResult(ids, f"the message could not be rendered: {exc}")
+            return [DeliveryResult(ids, f"the message could not be rendered: {exc}")]
         error = send(parcel.url, message, timeout=self._settings.send_timeout)
         if error is None:
-            return DeliveryResult(ids)
-        return DeliveryResult(ids, error, self._retry_at(parcel, self._clock.now()))
+            return [DeliveryResult(ids)]
+        now = self._clock.now()
+        results = [DeliveryResult((alert.id,), error, self._retry_at(alert, now)) for alert in parcel.alerts]
+        given_up = sum(result.retry_at is None for result in results)
+        log.warning(
+            "alert delivery to channel %s failed (%d alert(s), %d given up): %s",
+            parcel.channel,
+            len(results),
+            given_up,
+            error,
+        )
+        return results
 
-    def _retry_at(self, parcel: Parcel, now: datetime) -> datetime | None:
+    def _retry_at(self, alert: AlertRecord, now: datetime) -> datetime | None:
+        """Each alert's own backoff and limit: one grouped with older ones keeps its full time to go."""
         settings = self._settings
-        oldest = min(alert.created_at for alert in parcel.alerts)
-        if now - oldest >= settings.give_up_after:
+        if now - alert.created_at >= settings.give_up_after:
             return None
-        attempts = max(alert.attempts for alert in parcel.alerts)
-        delay: timedelta = min(settings.retry_base * (2 ** min(max(attempts - 1, 0), 20)), settings.retry_cap)
+        doubling = min(max(alert.attempts - 1, 0), 20)
+        delay: timedelta = min(settings.retry_base * (2**doubling), settings.retry_cap)
         return now + delay

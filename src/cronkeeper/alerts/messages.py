@@ -7,6 +7,7 @@ the title is one line whatever a job's name holds, so that no run can write head
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from jinja2 import (
 from cronkeeper.alerts.channels import Message
 
 TITLE_LIMIT = 200
+# Alerts of one message shown in full; the others are counted.
+LISTED = 20
 _HEADLINES = {
     "failed": "failed",
     "timed_out": "timed out",
@@ -54,13 +57,19 @@ class Renderer:
         self._public_url = public_url.rstrip("/") if public_url else None
 
     def render(self, facts: Sequence[dict[str, Any]]) -> Message:
-        """One message for one or several alerts to one channel (several are grouped, not sent apart)."""
+        """One message for one or several alerts to one channel (several are grouped, not sent apart).  The
+        templates get ``alerts`` (the first ``LISTED`` in full), ``total``, and ``more``: the rest, counted
+        by job and kind, so that a flood stays one readable message."""
         alerts = [self._with_link(item) for item in facts]
-        title = self._env.get_template("title.txt").render(alerts=alerts)
+        shown, rest = alerts[:LISTED], alerts[LISTED:]
+        counted = Counter((alert["job_name"], alert["kind"]) for alert in rest)
+        more = [{"job_name": name, "kind": kind, "count": count} for (name, kind), count in counted.items()]
+        given = {"alerts": shown, "total": len(alerts), "more": more}
+        title = self._env.get_template("title.txt").render(**given)
         return Message(
             title=" ".join(title.split())[:TITLE_LIMIT],
-            text=self._env.get_template("body.txt").render(alerts=alerts).strip() + "\n",
-            html=self._env.get_template("body.html").render(alerts=alerts),
+            text=self._env.get_template("body.txt").render(**given).strip() + "\n",
+            html=self._env.get_template("body.html").render(**given),
         )
 
     def _with_link(self, facts: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from cronkeeper.cli.output import console, print_json, seconds, table, when
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import Job
 from cronkeeper.serialize import job_to_json, schedule_text
-from cronkeeper.services.jobs import JobService
 from cronkeeper.store.records import JobStats, RunMark, stats_report_to_json
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -204,7 +203,7 @@ def add_job(app: AppContext, /, job_id: str, paused: bool, as_json: bool, **opti
     service = app.scheduler().service
     job = service.add_job(data, by=os_user(), origin="cli", paused=paused, via=CLI_VIA)
     _report(job, "added", as_json)
-    _warn_if_unimportable(service, job)
+    _warn(app, job)
 
 
 @jobs.command("edit")
@@ -220,15 +219,19 @@ def edit_job(app: AppContext, /, job_id: str, as_json: bool, **options: Any) -> 
     service = app.scheduler().service
     job = service.edit_job(job_id, changes, by=os_user(), via=CLI_VIA)
     _report(job, "updated", as_json)
-    _warn_if_unimportable(service, job)
+    _warn(app, job)
 
 
-def _warn_if_unimportable(service: JobService, job: Job) -> None:
+def _warn(app: AppContext, job: Job) -> None:
+    """What the job was saved despite: a function this process cannot import, channels that do not exist."""
+    scheduler = app.scheduler()
     # What the module prints when imported goes to stderr: stdout may be JSON for a program to read.
     with contextlib.redirect_stdout(sys.stderr):
-        problem = service.target_problem(job.spec)
+        problem = scheduler.service.target_problem(job.spec)
     if problem is not None:
         click.echo(f"warning: call: {problem}", err=True)
+    for name in scheduler.alerts.missing_channels(job.spec.notify):
+        click.echo(f"warning: notify: there is no channel named {name!r}: alerts to it will fail", err=True)
 
 
 def _report(job: Job, verb: str, as_json: bool) -> None:

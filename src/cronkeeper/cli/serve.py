@@ -233,7 +233,11 @@ def sync_notify(scheduler: Scheduler, config: Config) -> None:
     notify = config.notify
     synced = scheduler.alerts.sync_channels(notify.channels, origin=config.origin, by="config", via=via)
     if notify.defaults is not None:
-        scheduler.alerts.set_defaults(notify.defaults, by="config", via=via)
+        scheduler.alerts.set_defaults(notify.defaults, origin=config.origin, by="config", via=via)
+        for name in scheduler.alerts.missing_channels(notify.defaults):
+            log.warning("%s: notify.to: there is no channel named %r: alerts to it will fail", where, name)
+    else:
+        scheduler.alerts.clear_defaults(origin=config.origin, by="config", via=via)
     if synced.added or synced.updated or synced.removed:
         log.info(
             "%s: channels: %s added, %s updated, %s removed",
@@ -258,10 +262,14 @@ def sync_declared_jobs(scheduler: Scheduler, declarations: list[Declaration]) ->
         where, origin, by = declaration.where, declaration.origin, declaration.by
         via = by if where == by else f"{by} {where}"
         report = scheduler.service.sync_jobs(declaration.jobs, origin=origin, by=by, via=via)
-        for job in scheduler.service.find_jobs([*report.added, *report.updated, *report.unchanged]):
+        declared = scheduler.service.find_jobs([*report.added, *report.updated, *report.unchanged])
+        for job in declared:
             problem = scheduler.service.target_problem(job.spec)
             if problem is not None:
                 log.warning("%s: job %s: %s", where, job.id, problem)
+        gaps = scheduler.alerts.channel_gaps({job.id: job.spec.notify for job in declared})
+        for job_id, names in gaps.items():
+            log.warning("%s: job %s: notify: no channel named %s", where, job_id, ", ".join(map(repr, names)))
         log.info(
             "%s: %d added, %d updated, %d unchanged, %d disabled",
             where,

@@ -179,7 +179,9 @@ class AlertService:
     def defaults(self) -> NotifyOptions:
         return self._store.notify_defaults()
 
-    def set_defaults(self, options: NotifyOptions, *, by: str | None = None, via: str | None = None) -> None:
+    def set_defaults(
+        self, options: NotifyOptions, *, origin: str = "api", by: str | None = None, via: str | None = None
+    ) -> None:
         """The options every job takes where it sets none itself.  ``succeeded`` is chosen per job only: the
         engine asks a job's own options whether to report its successes, so that a success costs nothing."""
         if options.on is not None and not options.on.isdisjoint(EVERY_RUN_KINDS):
@@ -187,8 +189,33 @@ class AlertService:
             raise ValidationError("on", f"{chosen} is chosen per job (notify_on), not for every job")
         if options == self._store.notify_defaults():
             return
-        self._store.set_notify_defaults(options)
+        self._store.set_notify_defaults(options, origin=origin)
         self._changes.record("edit", "defaults", by=by, via=via, object_type="notify")
+
+    def clear_defaults(
+        self, *, origin: str | None = None, by: str | None = None, via: str | None = None
+    ) -> None:
+        """Forget the defaults: jobs then tell only the channels they name.  With ``origin``, only if that
+        declaration set them (a file that no longer has ``[notify]`` defaults takes its own back)."""
+        if self._store.clear_notify_defaults(origin=origin):
+            self._changes.record("remove", "defaults", by=by, via=via, object_type="notify")
+
+    def missing_channels(self, options: NotifyOptions) -> list[str]:
+        """The channels ``options`` name (or, naming none, the defaults do) that do not exist: their alerts
+        would fail.  For warnings where a job or the defaults are saved."""
+        return self.channel_gaps({"": options}).get("", [])
+
+    def channel_gaps(self, named: dict[str, NotifyOptions]) -> dict[str, list[str]]:
+        """:meth:`missing_channels` of many jobs (by id) at once, with one read of the channels."""
+        existing = {record.name for record in self._store.list_channels()}
+        default = self._store.notify_defaults().channels or ()
+        gaps = {}
+        for key, options in named.items():
+            names = options.channels if options.channels is not None else default
+            missing = [name for name in names if name not in existing]
+            if missing:
+                gaps[key] = missing
+        return gaps
 
     # ---- the outbox ----------------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from cronkeeper.durations import format_duration, parse_duration
 from cronkeeper.exceptions import CronkeeperError
+from cronkeeper.models import AlertKind
 from cronkeeper.services.alerts import AlertService
 from cronkeeper.services.jobs import JobService
 from cronkeeper.services.maintenance import MaintenanceService
@@ -112,7 +113,7 @@ def report(*, channel: str, period: str) -> dict[str, Any]:
         period=period,
     )
     totals: dict[str, Any] = facts["totals"]
-    return {**totals, "alert_id": builtins.alerts.enqueue("report", channel, facts)}
+    return {**totals, "alert_id": builtins.alerts.enqueue(AlertKind.REPORT.value, channel, facts)}
 
 
 def report_facts(found: list[JobStats], *, names: dict[str, str], period: str) -> dict[str, Any]:
@@ -125,7 +126,7 @@ def report_facts(found: list[JobStats], *, names: dict[str, str], period: str) -
     succeeded = sum(row["succeeded"] for row in rows)
     verdicts = succeeded + failures
     return {
-        "kind": "report",
+        "kind": AlertKind.REPORT.value,
         "job_id": None,
         "job_name": "cronkeeper",
         "period": period,

@@ -75,6 +75,8 @@ KNOWN_KEYS = frozenset(
 )
 # The same options as the defaults of every job (``[notify]`` in cronkeeper.toml), under shorter names.
 DEFAULT_NOTIFY_KEYS = ("to", "on", "after", "every_failure")
+# The kinds that tell of an incident starting.
+INCIDENT_KINDS = frozenset({AlertKind.FAILED, AlertKind.TIMED_OUT, AlertKind.LOST, AlertKind.MISSED})
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_CHANNELS = 20
 
@@ -302,12 +304,16 @@ def channel_name(value: Any, field: str = "name") -> str:
 
 
 def alert_kinds(value: Any, field: str) -> frozenset[AlertKind]:
-    choosable = [kind.value for kind in AlertKind if kind is not AlertKind.TEST]
+    choosable = [kind.value for kind in AlertKind if kind not in (AlertKind.TEST, AlertKind.REPORT)]
     kinds = _word_list(value, field, f"must be a list of alert kinds among {', '.join(choosable)}")
     unknown = [kind for kind in kinds if kind not in choosable]
     if unknown:
         raise ValidationError(field, f"{unknown[0]!r} is not one of {', '.join(choosable)}")
-    return frozenset(AlertKind(kind) for kind in kinds)
+    chosen = frozenset(AlertKind(kind) for kind in kinds)
+    if AlertKind.RECOVERED in chosen and chosen.isdisjoint(INCIDENT_KINDS):
+        # A recovery is the end of an incident people heard of: with none of these, they never would.
+        raise ValidationError(field, "recovered needs one of failed, timed_out, lost or missed beside it")
+    return chosen
 
 
 def _word_list(value: Any, field: str, reason: str) -> list[str]:

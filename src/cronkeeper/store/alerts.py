@@ -26,6 +26,10 @@ from cronkeeper.store.records import (
 from cronkeeper.store.rows import AnyRow
 from cronkeeper.store.schema import alerts, channels, settings
 
+# Channels with alerts waiting looked at per claim, oldest first: a channel inside its window never holds up
+# one that is not.
+CHANNELS_LOOKED_AT = 100
+
 
 class SqlAlertStore(AlertStore):
     """Alerts on the scheduler's database engine."""
@@ -77,8 +81,8 @@ class SqlAlertStore(AlertStore):
         with reading(self.engine) as conn:
             return notify_defaults(conn)
 
-    def set_notify_defaults(self, options: NotifyOptions) -> None:
-        value = json.dumps(notify_fields(options))
+    def set_notify_defaults(self, options: NotifyOptions, *, origin: str) -> None:
+        value = json.dumps({**notify_fields(options), "origin": origin})
         with writing(self.engine) as conn:
             found = conn.execute(
                 update(settings).where(settings.c.key == NOTIFY_DEFAULTS_KEY).values(value=value)
@@ -86,39 +90,44 @@ class SqlAlertStore(AlertStore):
             if not found:
                 conn.execute(insert(settings).values(key=NOTIFY_DEFAULTS_KEY, value=value))
 
+    def clear_notify_defaults(self, *, origin: str | None = None) -> bool:
+        with writing(self.engine) as conn:
+            found = conn.execute(
+                select(settings.c.value).where(settings.c.key == NOTIFY_DEFAULTS_KEY)
+            ).scalar()
+            if found is None or (origin is not None and json.loads(found).get("origin") != origin):
+                return False
+            conn.execute(delete(settings).where(settings.c.key == NOTIFY_DEFAULTS_KEY))
+            return True
+
     # ---- the outbox --------------------------------------------------------------------------------------
 
     def claim_alerts(
-        self, *, owner: str, now: datetime, lease: timedelta, window: timedelta, limit: int = 200
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        window: timedelta,
+        limit: int = 1000,
+        channels_at_once: int = 1,
     ) -> list[Parcel]:
         with writing(self.engine) as conn:
-            due = list(conn.execute(_due_alerts(now, limit)))
-            if not due:
-                return []
-            names = sorted({row.channel for row in due})
-            ready = _ready_channels(conn, names, now - window)
-            existing = _existing(conn, names)
-            mine = [row.id for row in due if row.channel in ready or row.channel not in existing]
-            if not mine:
-                return []
-            claimed = set(
+            waiting = list(
                 conn.execute(
-                    update(alerts)
-                    .where(alerts.c.id.in_(mine), _claimable(now))
-                    .values(
-                        status=AlertStatus.SENDING.value,
-                        owner=owner,
-                        lease_until=now + lease,
-                        attempts=alerts.c.attempts + 1,
-                    )
-                    .returning(alerts.c.id)
+                    select(alerts.c.channel)
+                    .where(_claimable(now))
+                    .group_by(alerts.c.channel)
+                    .order_by(func.min(alerts.c.id))
+                    .limit(CHANNELS_LOOKED_AT)
                 ).scalars()
             )
-            sent_to = sorted({row.channel for row in due if row.id in claimed and row.channel in ready})
-            if sent_to:
-                conn.execute(update(channels).where(channels.c.name.in_(sent_to)).values(last_sent_at=now))
-            rows = conn.execute(select(alerts).where(alerts.c.id.in_(claimed)).order_by(alerts.c.id))
-            return _parcels([_alert(row) for row in rows], ready)
+            if not waiting:
+                return []
+            ready = _ready_channels(conn, waiting, now - window)
+            gone = set(waiting) - _existing(conn, waiting)
+            chosen = [name for name in waiting if name in ready or name in gone][:channels_at_once]
+            return [_claim_channel(conn, name, ready.get(name), owner, now, lease, limit) for name in chosen]
 
     def record_deliveries(self, results: Sequence[DeliveryResult], *, owner: str, now: datetime) -> None:
         with writing(self.engine) as conn:
@@ -175,14 +184,36 @@ def _claimable(now: datetime) -> Any:
     )
 
 
-def _due_alerts(now: datetime, limit: int) -> Any:
-    return (
-        select(alerts.c.id, alerts.c.channel)
-        .where(_claimable(now))
-        .order_by(alerts.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+def _claim_channel(
+    conn: Connection, name: str, url: str | None, owner: str, now: datetime, lease: timedelta, limit: int
+) -> Parcel:
+    """Every alert waiting for one channel, as one parcel: a flood is one message, not a backlog."""
+    ids = list(
+        conn.execute(
+            select(alerts.c.id)
+            .where(alerts.c.channel == name, _claimable(now))
+            .order_by(alerts.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
     )
+    claimed = set(
+        conn.execute(
+            update(alerts)
+            .where(alerts.c.id.in_(ids), _claimable(now))
+            .values(
+                status=AlertStatus.SENDING.value,
+                owner=owner,
+                lease_until=now + lease,
+                attempts=alerts.c.attempts + 1,
+            )
+            .returning(alerts.c.id)
+        ).scalars()
+    )
+    if url is not None and claimed:
+        conn.execute(update(channels).where(channels.c.name == name).values(last_sent_at=now))
+    rows = conn.execute(select(alerts).where(alerts.c.id.in_(claimed)).order_by(alerts.c.id))
+    return Parcel(name, url, tuple(_alert(row) for row in rows))
 
 
 def _ready_channels(conn: Connection, names: list[str], sent_before: datetime) -> dict[str, str]:
@@ -201,13 +232,6 @@ def _ready_channels(conn: Connection, names: list[str], sent_before: datetime) -
 
 def _existing(conn: Connection, names: list[str]) -> set[str]:
     return set(conn.execute(select(channels.c.name).where(channels.c.name.in_(names))).scalars())
-
-
-def _parcels(claimed: list[AlertRecord], ready: dict[str, str]) -> list[Parcel]:
-    by_channel: dict[str, list[AlertRecord]] = {}
-    for alert in claimed:
-        by_channel.setdefault(alert.channel, []).append(alert)
-    return [Parcel(name, ready.get(name), tuple(items)) for name, items in by_channel.items()]
 
 
 def _record(conn: Connection, result: DeliveryResult, owner: str, now: datetime) -> None:

@@ -562,17 +562,28 @@ class AlertStore(ABC):
         """The options jobs take when they leave one unset (all None when never set)."""
 
     @abstractmethod
-    def set_notify_defaults(self, options: NotifyOptions) -> None: ...
+    def set_notify_defaults(self, options: NotifyOptions, *, origin: str) -> None:
+        """Replace the defaults; ``origin`` says who set them (a configuration file, ``api``, ``cli``)."""
+
+    @abstractmethod
+    def clear_notify_defaults(self, *, origin: str | None = None) -> bool:
+        """Forget the defaults (only if ``origin`` set them, when given); True when there were some."""
 
     @abstractmethod
     def claim_alerts(
-        self, *, owner: str, now: datetime, lease: timedelta, window: timedelta, limit: int = 200
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        window: timedelta,
+        limit: int = 1000,
+        channels_at_once: int = 1,
     ) -> list[Parcel]:
-        """Take the alerts due for sending, grouped by channel, for ``lease``: each alert goes to one node.
-
-        A channel that was sent to less than ``window`` ago is passed over (its alerts wait, and go out
-        together when the window ends).  Alerts whose sender died (lease past) are taken again.
-        """
+        """Take, for ``lease``, every alert due for up to ``channels_at_once`` channels (at most ``limit``
+        each), one parcel per channel: each alert goes to one node, and what waited for a channel goes out as
+        one message.  A channel sent to less than ``window`` ago is passed over (its alerts wait), never
+        holding up another; alerts whose sender died (lease past) are taken again."""
 
     @abstractmethod
     def record_deliveries(self, results: Sequence[DeliveryResult], *, owner: str, now: datetime) -> None:

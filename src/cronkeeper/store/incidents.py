@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, false, insert, select, update
+from sqlalchemy import Connection, Select, false, insert, select, text, update
 
 from cronkeeper.incidents import BAD_STATUSES, IncidentState, NotifyPolicy, judge, resolve
 from cronkeeper.models import EXTERNAL, AlertKind, NotifyOptions, Run, RunStatus
@@ -33,6 +33,8 @@ PENDING = "pending"
 # How much of a run's error and output an alert carries: enough to see what went wrong in a message.
 ERROR_EXCERPT = 1000
 OUTPUT_TAIL = 2000
+# The first key of PostgreSQL advisory locks that guard opening an incident (the second: the job id's hash).
+INCIDENT_LOCKS = 0x636B  # "ck"
 # Overdue jobs (or long runs) judged per look: a look every heartbeat catches up with more.
 OVERDUE_BATCH = 200
 # Runs shorter than this are never "long": no threshold below it is applied, and no younger run is looked at.
@@ -84,7 +86,8 @@ def track_outcomes(conn: Connection, outcomes: Sequence[FinalOutcome], *, now: d
     ]
     if not judged:
         return 0
-    current = _open_incidents(conn, sorted({o.job_id for o in judged}))
+    bad = [o.job_id for o in judged if o.status in BAD_STATUSES]
+    current = _open_incidents(conn, sorted({o.job_id for o in judged}), may_open=bad)
     return _track(conn, judged, current, now=now)
 
 
@@ -97,6 +100,8 @@ def _track(conn: Connection, judged: list[FinalOutcome], current: dict[str, _Ope
     policies, about = _policies(conn, sorted(needs_policy))
     written = 0
     for outcome in judged:
+        if outcome.job_id in needs_policy and outcome.job_id not in about:
+            continue  # the job was removed while its run went on: it has no incidents any more
         written += _judge_one(conn, outcome, current, policies.get(outcome.job_id), about, now)
     _save(conn, current)
     return written
@@ -129,7 +134,7 @@ def flag_overdue(conn: Connection, *, now: datetime, margin: timedelta) -> int:
     late = {row.id: row for row in rows if row.next_due_at + _grace(row.spec) + margin <= now}
     if not late:
         return 0
-    current = _open_incidents(conn, sorted(late))
+    current = _open_incidents(conn, sorted(late), may_open=sorted(late))
     fresh = [
         row
         for row in late.values()
@@ -331,9 +336,26 @@ def _alert_row(
     }
 
 
-def _open_incidents(conn: Connection, job_ids: list[str]) -> dict[str, _Open]:
+def _open_incidents(
+    conn: Connection, job_ids: list[str], *, may_open: Sequence[str] = ()
+) -> dict[str, _Open]:
+    """The open incidents of ``job_ids``, locked until the transaction ends, so that two nodes recording
+    outcomes of one job at once count both.  On PostgreSQL the jobs in ``may_open`` (bad outcomes, which may
+    open an incident where none is) are also locked by id, so that two nodes cannot both open one; SQLite
+    writers take turns anyway."""
+    if may_open and conn.dialect.name == "postgresql":
+        conn.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(:space, hashtext(job_id)) "
+                "FROM unnest(CAST(:ids AS text[])) AS job_id ORDER BY job_id"
+            ),
+            {"space": INCIDENT_LOCKS, "ids": sorted(set(may_open))},
+        )
     rows = conn.execute(
-        select(incidents).where(incidents.c.job_id.in_(job_ids), incidents.c.closed_at.is_(None))
+        select(incidents)
+        .where(incidents.c.job_id.in_(job_ids), incidents.c.closed_at.is_(None))
+        .order_by(incidents.c.job_id)
+        .with_for_update()
     )
     return {
         row.job_id: _Open(

@@ -60,7 +60,7 @@ from cronkeeper.store.rows import (
     run_from_row,
     run_of_job_elsewhere,
 )
-from cronkeeper.store.schema import jobs, nodes, runs
+from cronkeeper.store.schema import incidents, jobs, nodes, runs
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +265,8 @@ class SqlJobStore(JobStore):
             if conn.execute(delete(jobs).where(_version_matches(job_id, expected_version))).rowcount == 0:
                 self._raise_missing_or_conflict(conn, job_id)
             conn.execute(delete(runs).where(runs.c.job_id == job_id, runs.c.status.not_in(ACTIVE)))
+            # Its incidents go with its history: a new job of the same id starts with none open.
+            conn.execute(delete(incidents).where(incidents.c.job_id == job_id))
             # Runs still going are asked to stop, and keep their rows until their owners record the end.
             conn.execute(
                 update(runs).where(runs.c.job_id == job_id, ACTIVE_RUN).values(cancel_requested=True)

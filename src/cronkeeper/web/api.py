@@ -154,7 +154,10 @@ def create_job(request: Request, body: JobCreate, principal: Admin) -> JSONRespo
 def _warnings(request: Request, job: Job) -> list[str]:
     """What the client should hear about a job it saved: a function this process cannot import."""
     problem = service(request).target_problem(job.spec)
-    return [] if problem is None else [f"call: {problem}"]
+    missing = web_context(request).scheduler.alerts.missing_channels(job.spec.notify)
+    return ([] if problem is None else [f"call: {problem}"]) + [
+        f"notify: there is no channel named {name!r}: alerts to it will fail" for name in missing
+    ]
 
 
 def _if_match(if_match: str | None) -> int | None:
