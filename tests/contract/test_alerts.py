@@ -75,7 +75,7 @@ def test_jobs_nobody_is_told_about_still_keep_their_incidents(
     run_and_end(store, "job", RunStatus.FAILED)
     run_and_end(store, "job", RunStatus.FAILED)
     alerts.put_channel("ops", "json://127.0.0.1/x", origin="api", now=NOW)
-    alerts.set_notify_defaults(NotifyOptions(channels=("ops",), after=3))
+    alerts.set_notify_defaults(NotifyOptions(channels=("ops",), after=3), origin="api")
     run_and_end(store, "job", RunStatus.LOST)
 
     [alert] = alerts.list_alerts(AlertFilter())
@@ -179,8 +179,8 @@ def test_channels_are_added_replaced_listed_retired_and_removed(alerts: SqlAlert
 def test_notify_defaults_round_trip(alerts: SqlAlertStore) -> None:
     assert alerts.notify_defaults() == NotifyOptions()
     options = NotifyOptions(channels=("ops",), on=frozenset({AlertKind.FAILED}), after=2, every_failure=False)
-    alerts.set_notify_defaults(options)
-    alerts.set_notify_defaults(options)
+    alerts.set_notify_defaults(options, origin="api")
+    alerts.set_notify_defaults(options, origin="api")
     assert alerts.notify_defaults() == options
 
 

@@ -152,10 +152,9 @@ def test_a_url_apprise_would_not_read_as_written_is_refused(url: str) -> None:
 def test_recovered_alone_is_refused_as_it_could_never_be_sent() -> None:
     with pytest.raises(ValidationError, match="recovered needs one of"):
         notify_options({"notify_on": ["recovered"]})
-    assert notify_options({"notify_on": ["missed", "recovered"]}).on == {
-        AlertKind.MISSED,
-        AlertKind.RECOVERED,
-    }
+    assert notify_options({"notify_on": ["missed", "recovered"]}).on == frozenset(
+        {AlertKind.MISSED, AlertKind.RECOVERED}
+    )
 
 
 def test_a_url_no_service_understands_is_refused_without_echoing_it() -> None:

@@ -124,10 +124,16 @@ class SqlAlertStore(AlertStore):
             )
             if not waiting:
                 return []
-            ready = _ready_channels(conn, waiting, now - window)
             gone = set(waiting) - _existing(conn, waiting)
-            chosen = [name for name in waiting if name in ready or name in gone][:channels_at_once]
-            return [_claim_channel(conn, name, ready.get(name), owner, now, lease, limit) for name in chosen]
+            chosen: list[tuple[str, str | None]] = []
+            for name in waiting:
+                if len(chosen) == channels_at_once:
+                    break
+                if name in gone:
+                    chosen.append((name, None))
+                elif (url := _take_ready_channel(conn, name, now - window)) is not None:
+                    chosen.append((name, url))
+            return [_claim_channel(conn, name, url, owner, now, lease, limit) for name, url in chosen]
 
     def record_deliveries(self, results: Sequence[DeliveryResult], *, owner: str, now: datetime) -> None:
         with writing(self.engine) as conn:
@@ -216,18 +222,17 @@ def _claim_channel(
     return Parcel(name, url, tuple(_alert(row) for row in rows))
 
 
-def _ready_channels(conn: Connection, names: list[str], sent_before: datetime) -> dict[str, str]:
-    """Channels not sent to within the window, by name with their URLs, locked so that two nodes never send
-    to one at once."""
-    query = (
-        select(channels.c.name, channels.c.url)
+def _take_ready_channel(conn: Connection, name: str, sent_before: datetime) -> str | None:
+    """The channel's URL if it was not sent to within the window, locked so that no other node sends to it
+    meanwhile; None when it is inside its window, or another node holds it (that one sends its alerts)."""
+    return conn.execute(
+        select(channels.c.url)
         .where(
-            channels.c.name.in_(names),
+            channels.c.name == name,
             or_(channels.c.last_sent_at.is_(None), channels.c.last_sent_at <= sent_before),
         )
         .with_for_update(skip_locked=True)
-    )
-    return {row.name: row.url for row in conn.execute(query)}
+    ).scalar()
 
 
 def _existing(conn: Connection, names: list[str]) -> set[str]:
