@@ -50,6 +50,19 @@ DEMO_JOBS: list[dict[str, Any]] = [
 ]
 
 
+# The channel the demo's failing jobs alert: the dashboard's own demo inbox (``/demo/inbox``), so that an
+# alert is seen arriving without any outside service.
+DEMO_INBOX = "demo-inbox"
+ALERTING = frozenset({"demo-flaky", "demo-slow"})
+
+
+def demo_jobs(*, inbox: bool) -> list[dict[str, Any]]:
+    """The demo jobs; with ``inbox`` (a dashboard to receive them) the failing ones alert the demo inbox."""
+    if not inbox:
+        return DEMO_JOBS
+    return [{**job, "notify": [DEMO_INBOX]} if job["id"] in ALERTING else job for job in DEMO_JOBS]
+
+
 def count_items(items: int = 10) -> dict[str, int]:
     """Pretend to process ``items`` items, a few of which fail."""
     failed = sum(1 for _ in range(items) if random.random() < 0.05)

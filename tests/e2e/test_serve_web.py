@@ -227,3 +227,24 @@ def _health(served: Served) -> tuple[int, str] | None:
     except httpx2.TransportError:
         return None
     return answer.status_code, answer.json()["status"]
+
+
+def test_the_demo_shows_an_alert_arriving_in_its_own_inbox(cli: Cli) -> None:
+    port = free_port()
+    password = "demo-password-1"
+    with (
+        serving(
+            cli, port, "--demo", "--port", str(port), env={"CRONKEEPER_ADMIN_PASSWORD": password}
+        ) as served,
+        logged_in(served.url, "admin", password) as client,
+    ):
+        assert "Nothing yet" in client.get("/demo/inbox").text
+        assert cli("jobs", "trigger", "demo-slow").returncode == 0  # times out after 5 s: an incident
+
+        deadline = time.monotonic() + 30
+        while "demo-slow: timed out" not in (page := client.get("/demo/inbox").text):
+            assert time.monotonic() < deadline, page
+            time.sleep(0.2)
+        channels = client.get("/alerts").text
+    assert "demo-inbox" in channels
+    assert served.returncode == 0, served.stderr

@@ -18,7 +18,7 @@ import click
 
 from cronkeeper.cli.context import AppContext, pass_app
 from cronkeeper.config import Config, WebConfig, located
-from cronkeeper.demo import DEMO_JOBS
+from cronkeeper.demo import DEMO_INBOX, demo_jobs
 from cronkeeper.exceptions import CronkeeperError, ValidationError
 from cronkeeper.scheduler import Scheduler, database_exists
 from cronkeeper.services.builtin_jobs import ORIGIN as BUILTIN_ORIGIN
@@ -62,8 +62,9 @@ def serve(
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     # Everything that can fail is checked before anything is written: the file and its jobs, then the port.
-    declarations = declared_jobs(app, demo=demo)
-    dashboard = None if no_web else Dashboard.listen(web_settings(app.config.web, host, port))
+    declarations = declared_jobs(app, demo=demo, inbox=not no_web)
+    settings = dataclasses.replace(web_settings(app.config.web, host, port), demo_inbox=demo)
+    dashboard = None if no_web else Dashboard.listen(settings)
     scheduler = open_and_sync(app, declarations, dashboard)
     stop = threading.Event()
 
@@ -134,6 +135,12 @@ class Dashboard:
 
         return cls(settings, listen(settings.host, settings.port))
 
+    @property
+    def inbox_url(self) -> str:
+        """The demo inbox as a channel: this dashboard on its own port, over the loopback interface."""
+        host = "[::1]" if ":" in self.settings.host else "127.0.0.1"
+        return f"json://{host}:{self.listener.getsockname()[1]}/demo/inbox"
+
 
 def open_and_sync(app: AppContext, declarations: list[Declaration], dashboard: Dashboard | None) -> Scheduler:
     """Open the database (made if need be, upgraded) and sync the declared jobs into it; the port is let go
@@ -141,6 +148,10 @@ def open_and_sync(app: AppContext, declarations: list[Declaration], dashboard: D
     try:
         scheduler = app.scheduler()
         sync_notify(scheduler, app.config)
+        if dashboard is not None and dashboard.settings.demo_inbox:
+            scheduler.alerts.add_channel(
+                DEMO_INBOX, dashboard.inbox_url, origin="demo", by="demo", via="demo"
+            )
         sync_declared_jobs(scheduler, [*declarations, maintenance_declaration(app, scheduler)])
     except BaseException:
         if dashboard is not None:
@@ -201,7 +212,7 @@ class Declaration:
     jobs: list[dict[str, Any]]
 
 
-def declared_jobs(app: AppContext, *, demo: bool) -> list[Declaration]:
+def declared_jobs(app: AppContext, *, demo: bool, inbox: bool = False) -> list[Declaration]:
     """The jobs of the configuration file (and the demo jobs if asked), each one validated, with nothing
     opened or written yet: a bad job is reported naming it, before the database even exists."""
     config = app.config
@@ -209,7 +220,7 @@ def declared_jobs(app: AppContext, *, demo: bool) -> list[Declaration]:
     if config.path is not None:
         declarations.append(Declaration(f"{config.path}", config.origin, "config", config.jobs()))
     if demo:
-        declarations.append(Declaration("demo", "demo", "demo", DEMO_JOBS))
+        declarations.append(Declaration("demo", "demo", "demo", demo_jobs(inbox=inbox)))
     now = datetime.now(UTC)
     # With no database yet every job is new, so a one-off already past is refused here too, before the
     # database is made (with one, a past one-off may be a job that ran: the sync decides).

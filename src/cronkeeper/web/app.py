@@ -23,6 +23,7 @@ from cronkeeper.web.context import STATIC, TEMPLATES, WebContext
 from cronkeeper.web.errors import install_error_handlers
 from cronkeeper.web.filters import install_filters
 from cronkeeper.web.metrics import Metrics
+from cronkeeper.web.pages import demo
 from cronkeeper.web.security import SecurityHeaders
 from cronkeeper.web.settings import WebSettings
 
@@ -63,6 +64,8 @@ def create_app(scheduler: SchedulerBase, settings: WebSettings | None = None) ->
     app.include_router(api.router)
     app.include_router(api_alerts.router)
     app.include_router(pages.router)
+    if settings.demo_inbox:
+        app.include_router(demo.router)
     app.include_router(app.state.cronkeeper.metrics.router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,8 @@ class WebContext:
     templates: Jinja2Templates
     signer: TimestampSigner
     metrics: Metrics
+    # The demo inbox's messages, newest last (``serve --demo`` only).
+    inbox: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
 
 
 def web_context(request: Request) -> WebContext:

@@ -22,5 +22,7 @@ class WebSettings:
     # Behind a reverse proxy on this host: believe its X-Forwarded-For/-Proto (the client's address in the
     # audit log, https for Secure cookies).  Off by default, as any local process could send those headers.
     trust_proxy: bool = False
+    # ``serve --demo``: take alerts at POST /demo/inbox (no login: Apprise posts there) and show them.
+    demo_inbox: bool = False
     login_attempts: int = 5
     login_window: timedelta = timedelta(minutes=15)
