@@ -271,7 +271,7 @@ def test_a_job_whose_function_does_not_import_here_is_added_with_a_warning(cli: 
 def test_jobs_add_with_invalid_options_exits_2_naming_the_option_and_writes_nothing(cli: Cli) -> None:
     cases = {
         "error: cron: minute field '61'": ["bad-cron", "--cron", "61 * * * *", "--command", "true"],
-        "error: target: give exactly one of command or call": ["no-target", "--every", "5m"],
+        "error: target: give exactly one of command, call or checkin = true": ["no-target", "--every", "5m"],
         "error: schedule: give exactly one of cron, every or at": [
             "two-schedules", "--cron", "@daily", "--every", "5m", "--command", "true",
         ],

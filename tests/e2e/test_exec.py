@@ -55,7 +55,8 @@ def test_a_command_that_cannot_be_found_is_a_failed_run_with_status_127(cli: Cli
     assert run.output == "cronkeeper exec: no-such-command-here: command not found\n"
 
 
-def test_a_check_in_job_cannot_be_run_by_cronkeeper(cli: Cli) -> None:
-    seed(cli, CHECKIN_JOB)
+def test_a_check_in_job_is_added_from_the_command_line_and_cannot_be_run_by_cronkeeper(cli: Cli) -> None:
+    cli.ok("jobs", "add", "nightly", "--cron", "0 3 * * *", "--checkin")
+    assert "(runs elsewhere: check-ins)" in cli.ok("jobs", "list")
     error = cli.fails(1, "jobs", "trigger", "nightly")
     assert "runs elsewhere and reports its runs" in error

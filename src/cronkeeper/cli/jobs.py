@@ -37,6 +37,11 @@ JOB_OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
     ),
     (("--shell/--no-shell",), "shell", {"default": None, "help": "Run --command through /bin/sh -c."}),
     (("--call",), "call", {"metavar": "MODULE:FUNC", "help": "Python function to call."}),
+    (
+        ("--checkin/--no-checkin",),
+        "checkin",
+        {"default": None, "help": "A job that runs elsewhere and reports its runs (cronkeeper exec)."},
+    ),
     (("--args",), "args", {"metavar": "JSON", "help": "JSON list of positional arguments for --call."}),
     (("--kwargs",), "kwargs", {"metavar": "JSON", "help": "JSON object of keyword arguments for --call."}),
     (("--isolate/--no-isolate",), "isolate", {"default": None, "help": "Run --call in a child process."}),
@@ -170,6 +175,8 @@ def _target(job: Job) -> str:
     if "command" in spec:
         command = spec["command"]
         return command if isinstance(command, str) else " ".join(command)
+    if spec.get("checkin"):
+        return "(runs elsewhere: check-ins)"
     return str(spec["call"])
 
 
@@ -198,7 +205,7 @@ def show_job(app: AppContext, job_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the new job as JSON.")
 @pass_app
 def add_job(app: AppContext, /, job_id: str, paused: bool, as_json: bool, **options: Any) -> None:
-    """Create a job: one of --cron/--every/--at, and --command or --call."""
+    """Create a job: one of --cron/--every/--at, and --command, --call or --checkin."""
     data = {"id": job_id, **definition(options)}
     service = app.scheduler().service
     job = service.add_job(data, by=os_user(), origin="cli", paused=paused, via=CLI_VIA)
