@@ -113,8 +113,10 @@ def web_settings(web: WebConfig, host: str | None, port: int | None) -> WebSetti
     """The defaults, overridden by the file's ``[web]``, overridden by the command line."""
     from cronkeeper.web.settings import WebSettings
 
+    accepted = {item.name for item in dataclasses.fields(WebSettings)}
+    # [web] public_url is for links in alerts, not for how the dashboard is served.
     chosen: dict[str, Any] = {
-        key: value for key, value in dataclasses.asdict(web).items() if value is not None
+        key: value for key, value in dataclasses.asdict(web).items() if value is not None and key in accepted
     }
     chosen.update({key: value for key, value in (("host", host), ("port", port)) if value is not None})
     return dataclasses.replace(WebSettings(), **chosen)
