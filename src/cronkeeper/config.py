@@ -339,9 +339,12 @@ def email_url(environ: Mapping[str, str]) -> str | None:
     if not host:
         return None
     sender = environ.get("SMTP_FROM", "").strip()
-    recipients = [part.strip() for part in environ.get("SMTP_TO", "").split(",") if part.strip()]
-    if not sender or not recipients:
-        raise ValidationError("SMTP_FROM" if not sender else "SMTP_TO", "is required with SMTP_HOST")
+    recipients = addresses(environ.get("SMTP_TO", ""))
+    if not recipients:
+        # MAILTO (import-crontab) names its own recipients: without SMTP_TO there is just no `email` channel.
+        return None
+    if not sender:
+        raise ValidationError("SMTP_FROM", "is required with SMTP_HOST and SMTP_TO")
     user, password = environ.get("SMTP_USER", ""), environ.get("SMTP_PASSWORD", "")
     tls, starttls = _env_flag(environ, "SMTP_TLS"), _env_flag(environ, "SMTP_STARTTLS")
     mode = "ssl" if tls else ("starttls" if starttls or password else "insecure")
@@ -349,8 +352,15 @@ def email_url(environ: Mapping[str, str]) -> str | None:
     if not port.isdigit():
         raise ValidationError("SMTP_PORT", "must be a port number")
     login = f"{quote(user, safe='')}:{quote(password, safe='')}@" if user else ""
-    query = urlencode({"smtp": host, "from": sender, "to": ",".join(recipients), "mode": mode}, safe="@,")
+    query = urlencode(
+        {"smtp": host, "from": sender, "to": ",".join(recipients), "mode": mode}, safe="@,<>", quote_via=quote
+    )
     return f"{'mailto' if mode == 'insecure' else 'mailtos'}://{login}{host}:{port}?{query}"
+
+
+def addresses(text: str) -> list[str]:
+    """E-mail addresses separated by commas or spaces (as MAILTO and SMTP_TO give them)."""
+    return [part for part in re.split(r"[,\s]+", text) if part]
 
 
 def _env_flag(environ: Mapping[str, str], name: str) -> bool:

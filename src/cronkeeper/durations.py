@@ -13,6 +13,9 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
+MAX_SECONDS = 1000 * 365.25 * 86400
+
+
 def parse_duration(value: str | float | timedelta, field: str) -> timedelta:
     """A non-negative duration from seconds, a timedelta, or text such as ``1h30m``; errors name ``field``."""
     if isinstance(value, timedelta):
@@ -30,10 +33,10 @@ def parse_duration(value: str | float | timedelta, field: str) -> timedelta:
         raise ValidationError(field, "a duration must be a finite number")
     if seconds < 0:
         raise ValidationError(field, "a duration cannot be negative")
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        raise ValidationError(field, "the duration is too long") from None
+    if seconds > MAX_SECONDS:
+        # Instants are computed from durations (now - 90d, start + every): keep every one a date.
+        raise ValidationError(field, "the duration is too long (at most 1000 years)")
+    return timedelta(seconds=seconds)
 
 
 def _parse_text(text: str, field: str) -> float:

@@ -228,7 +228,7 @@ def snapshot(database: Database) -> tuple[list[Any], list[Any]]:
 def test_a_backup_restored_into_a_fresh_database_gives_back_the_same_jobs_and_runs(
     database: Database, fresh_url: str, tmp_path: Path
 ) -> None:
-    add_runs(database, "a", RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.QUEUED)
+    add_runs(database, "a", RunStatus.SUCCEEDED, RunStatus.FAILED)
     database.jobs.heartbeat(owner="node-a", now=NOW, hostname="h", pid=1)
     backup = tmp_path / f"copy{database.maintenance.backup_suffix}"
 
@@ -241,6 +241,23 @@ def test_a_backup_restored_into_a_fresh_database_gives_back_the_same_jobs_and_ru
         fresh.close()
     assert size == backup.stat().st_size > 0
     assert [path.name for path in tmp_path.iterdir() if "copy" in path.name] == [backup.name]
+
+
+def test_runs_a_backup_caught_under_way_are_restored_cancelled_not_left_to_be_lost(
+    database: Database, fresh_url: str, tmp_path: Path
+) -> None:
+    add_runs(database, "a", RunStatus.SUCCEEDED, RunStatus.QUEUED)
+    backup = tmp_path / f"copy{database.maintenance.backup_suffix}"
+    database.maintenance.backup(backup)
+    fresh = Database(fresh_url)
+    try:
+        fresh.maintenance.restore(backup)
+        with engine_of(fresh).connect() as conn:
+            restored = conn.execute(select(runs.c.status, runs.c.error).order_by(runs.c.id)).all()
+    finally:
+        fresh.close()
+    assert [status for status, _ in restored] == ["succeeded", "cancelled"]
+    assert restored[1].error.startswith("interrupted: the database was restored")
 
 
 def test_a_damaged_backup_is_refused_and_the_database_left_as_it_was(

@@ -396,3 +396,70 @@ def test_a_removed_job_leaves_no_incident_to_a_new_job_of_its_id(
     step(scheduler, clock, 60)
 
     assert [post["title"] for post in webhook.posts] == ["[cronkeeper] report: failed"] * 2
+
+
+def test_every_missed_check_in_counts_so_notify_after_and_every_failure_hold(
+    make_scheduler: SchedulerFactory, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    scheduler = make_scheduler(delivery=DeliverySettings(window=timedelta(0)))
+    scheduler.alerts.add_channel("hook", webhook.url())
+    scheduler.add_job(id="after-two", cron="0 * * * *", checkin=True, notify="hook", notify_after=2)
+    scheduler.add_job(id="each", cron="0 * * * *", checkin=True, notify="hook", notify_every_failure=True)
+    for _ in range(4 * 4):  # four hours, looked at every quarter of an hour
+        clock.advance(timedelta(minutes=15))
+        scheduler.run_pending()
+        scheduler.deliver_alerts()
+
+    kinds = sorted((alert.job_id, alert.kind) for alert in scheduler.alerts.list_alerts())
+    assert kinds == [("after-two", "missed")] + [("each", "missed")] * 3
+
+
+def test_an_interval_check_in_job_reporting_on_time_never_alerts(
+    make_scheduler: SchedulerFactory, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    scheduler = make_scheduler(delivery=DeliverySettings(window=timedelta(0)))
+    scheduler.alerts.add_channel("hook", webhook.url())
+    clock.advance(timedelta(minutes=17))  # added at :17, reported on the hour
+    scheduler.add_job(id="hourly", every="1h", checkin=True, notify="hook")
+    for hour in range(6):
+        clock.set(datetime.fromisoformat(f"2026-03-02T{9 + hour:02d}:00:00+00:00"))
+        scheduler.run_service.check_in("hourly", "success")
+        for _ in range(4):
+            clock.advance(timedelta(minutes=14))
+            scheduler.run_pending()
+    scheduler.deliver_alerts()
+    assert webhook.posts == []
+
+
+def test_a_check_in_started_and_never_ended_times_out_or_runs_long(
+    make_scheduler: SchedulerFactory, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    scheduler = make_scheduler(delivery=DeliverySettings(window=timedelta(0)))
+    scheduler.alerts.add_channel("hook", webhook.url())
+    scheduler.add_job(id="bounded", cron="0 3 * * *", checkin=True, timeout="1h", notify="hook")
+    scheduler.add_job(id="open", cron="0 3 * * *", checkin=True, long_running="30m", notify="hook")
+    bounded = scheduler.run_service.check_in("bounded", "start")
+    scheduler.run_service.check_in("open", "start")
+    for _ in range(8):
+        clock.advance(timedelta(minutes=10))
+        scheduler.run_pending()
+        scheduler.deliver_alerts()
+
+    assert scheduler.get_run(bounded.id).status == "timed_out"
+    titles = sorted(post["title"] for post in webhook.posts)
+    assert titles == ["[cronkeeper] bounded: timed out", "[cronkeeper] open: still running"]
+
+
+def test_the_report_of_a_database_with_nothing_to_report_names_its_window(
+    make_scheduler: SchedulerFactory, clock: FakeClock, webhook: WebhookSink
+) -> None:
+    scheduler = make_scheduler(delivery=DeliverySettings(window=timedelta(0)))
+    scheduler.alerts.add_channel("hook", webhook.url())
+    report = builtin_jobs(MaintenanceSettings(enabled=False), sqlite=True, report=ReportSettings("hook"))
+    scheduler.sync_jobs(report, origin="builtin")
+    clock.set(datetime.fromisoformat("2026-03-09T08:00:00+00:00"))
+    scheduler.run_pending()
+    scheduler.deliver_alerts()
+
+    [post] = webhook.posts
+    assert post["message"].startswith("Report for 2026-03-02T08:00:00+00:00 to 2026-03-09T08:00:00+00:00")

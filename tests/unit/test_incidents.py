@@ -128,6 +128,10 @@ def test_a_channel_url_is_shown_masked_and_its_secrets_scrubbed_from_errors() ->
         ("json://hooks.example.com/in?:api_key=k3y-v4lue-123", "k3y-v4lue-123"),
         ("json://hooks.example.com/in?-token=t0k3n-v4lue", "t0k3n-v4lue"),
         ("json://hooks.example.com/services/T0/B0/pathSECRETtoken42", "pathSECRETtoken42"),
+        ("json://hook.example.com/hooks/abcdefghijklmnopqrstuvwx", "abcdefghijklmnopqrstuvwx"),
+        ("json://hook.example.com/hooks/012345678901234567890123", "012345678901234567890123"),
+        ("json://hook.example.com/hooks/8f14e45fceea167", "8f14e45fceea167"),
+        ("json://S3cretUserToken@hook.example.com/", "S3cretUserToken"),
         ("mailtos://alerts:Tr0ub4dor%263@smtp.example.com?to=ops@example.com", "Tr0ub4dor"),
     ],
 )
@@ -147,6 +151,19 @@ def test_a_url_apprise_would_not_read_as_written_is_refused(url: str) -> None:
     with pytest.raises(ValidationError, match="not read as written"):
         check_url(url)
     assert check_url("ntfys://alerts:hunter%2F22@ntfy.internal.example/ops-alerts")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "tgram://123456789:ABCdefGhIJKlmNoPQRstuVWxyz/12345",
+        "https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ",
+        "https://discord.com/api/webhooks/4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js",
+        "mailtos://alerts:p%40ss@smtp.example.com:587?to=ops@example.com",
+    ],
+)
+def test_the_documented_forms_of_common_services_are_accepted(url: str) -> None:
+    assert check_url(url) == url
 
 
 def test_recovered_alone_is_refused_as_it_could_never_be_sent() -> None:
@@ -181,8 +198,13 @@ def test_the_email_channel_comes_from_the_smtp_variables() -> None:
     assert tls is not None
     assert tls.startswith("mailtos://alerts:p%40ss%20word@smtp.example.com:465?")
     assert email_url({}) is None
-    with pytest.raises(ValidationError, match="SMTP_TO"):
-        email_url({"SMTP_HOST": "h", "SMTP_FROM": "a@b"})
+    assert email_url({"SMTP_HOST": "h", "SMTP_FROM": "a@b"}) is None, "MAILTO gives its own recipients"
+    with pytest.raises(ValidationError, match="SMTP_FROM"):
+        email_url({"SMTP_HOST": "h", "SMTP_TO": "a@b"})
+    spaced = email_url({**env, "SMTP_TO": "a@example.com b@example.com", "SMTP_FROM": "Cron <c@example.com>"})
+    assert spaced is not None
+    assert "to=a@example.com,b@example.com" in spaced
+    assert "from=Cron%20<c@example.com>" in spaced
 
 
 def test_the_notify_table_gives_channels_defaults_and_delivery(tmp_path: Path) -> None:

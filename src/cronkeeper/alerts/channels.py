@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-import apprise
-
 from cronkeeper.exceptions import ValidationError
+
+if TYPE_CHECKING:  # Apprise loads its hundred plugins when imported: only when a channel is used
+    import apprise
 
 # E-mail channels get the HTML body; every other service the plain text one.
 EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})
@@ -24,8 +26,9 @@ _TOKENS = re.compile(r"[^/:@?&=#,+\s]+")
 # Query parameters whose values are secret whatever the service: Apprise's custom headers (+Name), payload
 # fields (:name) and GET parameters (-name) of webhooks, and any name that says "secret".
 _SECRET_PARAM = re.compile(r"^[+:-]|token|key|secret|pass|auth|sig|code|hook|cred", re.IGNORECASE)
-# A path segment this long, of letters and digits mixed, is taken for a token (webhook URLs carry theirs).
-_TOKEN_SEGMENT = re.compile(r"^(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_-]{16,}$")
+# A path segment (or user name) that looks like a token is masked: webhook URLs carry theirs in the path.
+# Letters and digits mixed from 8 characters on, or anything this alphabet holds from 20 on.
+_TOKEN_SEGMENT = re.compile(r"^(?:(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_-]{8,}|[A-Za-z0-9_-]{20,})$")
 MASK = "****"
 
 
@@ -75,17 +78,18 @@ def check_url(url: object, field: str = "url") -> str:
 
 
 def _read_as_written(url: str, plugin: apprise.NotifyBase) -> bool:
-    """Whether Apprise reads the host the URL names: a password holding an unencoded ``/`` or ``@`` moves the
-    host (to a public service, or to part of the password) without an error from Apprise."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises for a port that is not a number: a password cut at a "/"
-    except ValueError:
-        return False
-    host = getattr(plugin, "host", None)
-    if not host or not isinstance(host, str) or not parts.hostname:
-        return "@" not in parts.netloc  # no host of its own (a topic, a token): only no userinfo is safe
-    return host.lower() == parts.hostname.lower()
+    """Whether Apprise reads the host the URL names.  A password holding an unencoded ``@`` or ``/`` moves
+    the host (to part of the password, or to a public service) without an error from Apprise; a URL without
+    a user name and password (a Telegram or Slack token) has nothing to misread."""
+    rest = url.split("://", 1)[1].split("?", 1)[0].split("#", 1)[0]
+    authority, _, path = rest.partition("/")
+    if "@" in authority:
+        host = getattr(plugin, "host", None)
+        named = authority.rpartition("@")[2].rpartition(":")[0] or authority.rpartition("@")[2]
+        return not isinstance(host, str) or not host or host.lower() == named.lower().strip("[]")
+    _, colon, port = authority.partition(":")
+    # "user:pa/ss@host": the authority ends at the "/", so what looks like a port is part of a password.
+    return not (colon and "@" in path and not port.isdigit())
 
 
 def mask(url: str) -> str:
@@ -98,6 +102,9 @@ def mask(url: str) -> str:
     private = str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]  # Apprise leaves it untyped
     parts = urlsplit(private)
     path = "/".join(MASK if _TOKEN_SEGMENT.match(unquote(seg)) else seg for seg in parts.path.split("/"))
+    user, at, host = parts.netloc.rpartition("@")
+    if at and _TOKEN_SEGMENT.match(unquote(user.partition(":")[0])):
+        parts = parts._replace(netloc=f"{MASK}{user[user.find(':') :] if ':' in user else ''}@{host}")
     query = [
         (name, MASK if _SECRET_PARAM.search(name) else value)
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
@@ -123,6 +130,8 @@ def send(url: str, message: Message, *, timeout: float) -> str | None:
     ``timeout`` bounds the whole call (Apprise stops waiting at its deadline), so that a hung service
     costs a courier at most that long.
     """
+    import apprise
+
     service = apprise.Apprise()
     if not service.add(url):
         return f"no notification service understands this {scheme_of(url)}:// URL"
@@ -141,6 +150,8 @@ def send(url: str, message: Message, *, timeout: float) -> str | None:
 
 
 def _plugin(url: str) -> apprise.NotifyBase | None:
+    import apprise
+
     try:
         plugin = apprise.Apprise.instantiate(url)
     except Exception:  # a plugin that chokes on a malformed URL: the same as none understanding it

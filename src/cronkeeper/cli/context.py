@@ -78,15 +78,21 @@ class AppContext:
 
     def _open(self, url: str | Path, *, migrate: bool) -> Scheduler:
         """Another scheduler on ``url``, closed when the command ends."""
+        scheduler = self.unmanaged_scheduler(url, migrate=migrate)
+        click.get_current_context().call_on_close(scheduler.close)
+        return scheduler
+
+    def unmanaged_scheduler(self, url: str | Path | None = None, *, migrate: bool = True) -> Scheduler:
+        """A scheduler on ``url`` (the database by default) that the caller closes: for a thread of its own,
+        outside the command's context (``exec`` records beside the command it runs)."""
         config = self.config
         scheduler = Scheduler(
-            url,
+            self.db_url if url is None else url,
             timezone=config.timezone or "UTC",
             settings=config.settings,
             delivery=config.notify.delivery,
             migrate=migrate,
         )
-        click.get_current_context().call_on_close(scheduler.close)
         return scheduler
 
     def accounts(self) -> AccountService:

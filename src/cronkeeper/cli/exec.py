@@ -1,10 +1,11 @@
 """``cronkeeper exec JOB -- COMMAND…``: run a command where it is (a crontab line, a container, a CI step)
 and record it as a run of a check-in job: start, end, exit status, output tail, duration, host.
 
-The command always runs and its exit status is passed through, whatever happens to the recording: a job
-must not fail because its monitoring is down.  Its output goes where it would have gone (this process's
-standard output) and its tail into the run.  While it runs this process heartbeats as a node, so that a
-``kill -9`` of it leaves a run the scheduler's nodes mark ``lost``.
+The command comes first: it starts at once, its standard output and error go where they would have gone
+(this process's), and its exit status is passed through, whatever happens to the recording, which goes on
+beside it in a thread of its own.  A database that is slow, locked or gone costs the job nothing: at the end
+the recording gets a few seconds to finish, then is given up, said on stderr.  While the command runs this
+process heartbeats as a node, so that a ``kill -9`` of it leaves a run the scheduler's nodes mark ``lost``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
 from types import FrameType
+from typing import IO
 
 import click
 
@@ -30,6 +34,8 @@ from cronkeeper.services.runs import RunService
 # What a shell answers for a command it cannot find or cannot run.
 NOT_FOUND, NOT_RUNNABLE = 127, 126
 OUTPUT_LIMIT = 64 * 1024
+# How long the end of a run may take to record once the command is done, before it is given up.
+RECORD_GRACE = 10.0
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -45,77 +51,122 @@ def exec_command(app: AppContext, job_id: str, command: tuple[str, ...]) -> None
     argv = list(command[1:] if command[0] == "--" else command)
     if not argv:
         raise click.UsageError("give the command to run after --")
-    reporter = Reporter.open(app, job_id)
-    status, output = run_command(argv, keep_alive=reporter.keep_alive if reporter else None)
-    if reporter is not None:
-        reporter.finish(status, output.text())
+    recorder = Recorder(app, job_id)
+    recorder.start()
+    status, output, duration = run_command(argv, beat=recorder.keep_alive, every=lambda: recorder.heartbeat)
+    recorder.finish(status, output.text(), duration)
     raise click.exceptions.Exit(status)
 
 
-class Reporter:
-    """The recording side: the run, and the node that keeps it alive."""
+class Recorder:
+    """The recording side, in a thread beside the command: the run's start, the node's heartbeats, its end."""
 
-    def __init__(self, runs: RunService, job_id: str, run_id: int, node: str) -> None:
-        self.runs, self.job_id, self.run_id, self.node = runs, job_id, run_id, node
+    def __init__(self, app: AppContext, job_id: str) -> None:
+        self._app = app
+        self._job_id = job_id
+        self._node = f"exec:{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._runs: RunService | None = None
+        self._close: Callable[[], None] = lambda: None
+        self._run_id: int | None = None
+        self._opened = threading.Thread(target=self._open, name="cronkeeper-exec-record", daemon=True)
+        self.heartbeat = 5.0
 
-    @classmethod
-    def open(cls, app: AppContext, job_id: str) -> Reporter | None:
-        """Start the run; None (said on stderr) when it cannot be recorded: the command runs all the same."""
-        node = f"exec:{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    def start(self) -> None:
+        self._opened.start()
+
+    def _open(self) -> None:
         try:
-            runs = app.scheduler().run_service
-            runs.keep_alive(node, hostname=socket.gethostname(), pid=os.getpid())
-            run = runs.check_in(job_id, "start", by=f"exec@{socket.gethostname()}", owner=node)
+            config = self._app.config
+            self.heartbeat = config.settings.heartbeat_interval.total_seconds()
+            scheduler = self._app.unmanaged_scheduler()
+            self._close = scheduler.close
+            runs = scheduler.run_service
+            runs.keep_alive(self._node, hostname=socket.gethostname(), pid=os.getpid())
+            run = runs.check_in(self._job_id, "start", by=f"exec@{socket.gethostname()}", owner=self._node)
         except CronkeeperError as exc:
             click.echo(f"cronkeeper exec: not recording this run: {exc}", err=True)
-            return None
-        return cls(runs, job_id, run.id, node)
+            return
+        self._runs, self._run_id = runs, run.id
 
     def keep_alive(self) -> None:
-        with contextlib.suppress(CronkeeperError):
-            self.runs.keep_alive(self.node, hostname=socket.gethostname(), pid=os.getpid())
+        if self._runs is not None:
+            with contextlib.suppress(CronkeeperError):
+                self._runs.keep_alive(self._node, hostname=socket.gethostname(), pid=os.getpid())
 
-    def finish(self, status: int, output: str) -> None:
+    def finish(self, status: int, output: str, duration: timedelta) -> None:
+        """Record the end (or, if the start never got recorded, the whole run), within RECORD_GRACE."""
+        done = threading.Thread(
+            target=self._finish, args=(status, output, duration), name="cronkeeper-exec-end", daemon=True
+        )
+        done.start()
+        done.join(RECORD_GRACE)
+        if done.is_alive():
+            click.echo("cronkeeper exec: the database did not answer; this run is not recorded", err=True)
+
+    def _finish(self, status: int, output: str, duration: timedelta) -> None:
+        self._opened.join()
+        runs = self._runs
+        if runs is None:
+            return
         event = "success" if status == 0 else "fail"
         try:
-            self.runs.check_in(self.job_id, event, run_id=self.run_id, exit_code=status, output=output)
-            self.runs.sign_off(self.node)
+            runs.check_in(self._job_id, event, run_id=self._run_id, exit_code=status, output=output)
+            runs.sign_off(self._node)
         except CronkeeperError as exc:
-            click.echo(f"cronkeeper exec: could not record the end of run {self.run_id}: {exc}", err=True)
+            click.echo(f"cronkeeper exec: could not record the end of run {self._run_id}: {exc}", err=True)
+        finally:
+            self._close()
 
 
 def run_command(
-    argv: Sequence[str], *, keep_alive: Callable[[], None] | None, interval: float = 5.0
-) -> tuple[int, TailBuffer]:
-    """Run ``argv`` with its output copied to ours and its tail kept; returns its exit status (128 + N for
-    a signal N, as a shell says) and the tail."""
+    argv: Sequence[str], *, beat: Callable[[], None], every: Callable[[], float]
+) -> tuple[int, TailBuffer, timedelta]:
+    """Run ``argv`` with its standard output and error copied to ours (each to its own) and their tail kept
+    together; returns its exit status (128 + N for a signal N, as a shell says), the tail and how long it
+    ran.  ``beat`` is called every ``every()`` seconds while it runs."""
     output = TailBuffer(OUTPUT_LIMIT)
+    started = time.monotonic()
     try:
-        child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
         output.append(f"cronkeeper exec: {argv[0]}: command not found\n".encode())
-        return NOT_FOUND, output
+        return NOT_FOUND, output, timedelta(0)
     except PermissionError:
         output.append(f"cronkeeper exec: {argv[0]}: permission denied\n".encode())
-        return NOT_RUNNABLE, output
-    done = threading.Event()
-    beats = threading.Thread(target=_beat, args=(keep_alive, done, interval), daemon=True)
-    beats.start()
+        return NOT_RUNNABLE, output, timedelta(0)
+    assert child.stdout is not None and child.stderr is not None
+    copies = [
+        threading.Thread(target=_copy, args=(child.stdout, sys.stdout.buffer, output), daemon=True),
+        threading.Thread(target=_copy, args=(child.stderr, sys.stderr.buffer, output), daemon=True),
+    ]
+    for copy in copies:
+        copy.start()
     with _forwarding_signals(child):
-        assert child.stdout is not None
-        pipe = child.stdout.fileno()
-        for chunk in iter(lambda: os.read(pipe, 65536), b""):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.buffer.flush()
-            output.append(chunk)
-        code = child.wait()
-    done.set()
-    return (128 - code if code < 0 else code), output
+        while True:
+            try:
+                code = child.wait(timeout=every())
+                break
+            except subprocess.TimeoutExpired:
+                beat()
+        for copy in copies:
+            copy.join()
+    return (128 - code if code < 0 else code), output, timedelta(seconds=time.monotonic() - started)
 
 
-def _beat(keep_alive: Callable[[], None] | None, done: threading.Event, interval: float) -> None:
-    while keep_alive is not None and not done.wait(interval):
-        keep_alive()
+def _copy(source: IO[bytes], sink: IO[bytes], tail: TailBuffer) -> None:
+    """Copy one of the command's outputs to ours and into the tail.  A reader that went away (``| head``)
+    stops the copying, never the reading: the command is not blocked, and its tail is still kept."""
+    pipe, copying = source.fileno(), True
+    for chunk in iter(lambda: os.read(pipe, 65536), b""):
+        tail.append(chunk)
+        if copying:
+            try:
+                sink.write(chunk)
+                sink.flush()
+            except OSError:  # a broken pipe: this output goes nowhere from now on, quietly
+                copying = False
+                with contextlib.suppress(OSError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sink.fileno())
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from cronkeeper.cli.context import AppContext, pass_app
 from cronkeeper.config import Config, WebConfig, located
 from cronkeeper.demo import DEMO_INBOX, demo_jobs
 from cronkeeper.exceptions import CronkeeperError, ValidationError
+from cronkeeper.models import NotifyOptions
 from cronkeeper.scheduler import Scheduler, database_exists
 from cronkeeper.services.builtin_jobs import ORIGIN as BUILTIN_ORIGIN
 from cronkeeper.services.builtin_jobs import builtin_jobs
@@ -56,8 +57,7 @@ def serve(
 ) -> None:
     """Run the scheduler and the dashboard: fire jobs, record runs, until SIGTERM or SIGINT (a graceful
     stop)."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(log_level)
     # Like ``python -m``: jobs given as ``myproject.tasks:func`` import from the directory serve runs in.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -107,6 +107,14 @@ def serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("stopped")
+
+
+def configure_logging(log_level: str) -> None:
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # At debug, Apprise and urllib3 log the URLs they post to, tokens and all: channel secrets stay out.
+    for talkative in ("apprise", "urllib3"):
+        logging.getLogger(talkative).setLevel(max(logging.INFO, logging.getLevelName(log_level.upper())))
 
 
 def web_settings(web: WebConfig, host: str | None, port: int | None) -> WebSettings:
@@ -251,6 +259,11 @@ def sync_notify(scheduler: Scheduler, config: Config) -> None:
             log.warning("%s: notify.to: there is no channel named %r: alerts to it will fail", where, name)
     else:
         scheduler.alerts.clear_defaults(origin=config.origin, by="config", via=via)
+    report = notify.report
+    if report is not None and scheduler.alerts.missing_channels(NotifyOptions(channels=(report.channel,))):
+        log.warning(
+            "%s: notify.report: there is no channel named %r: the report will fail", where, report.channel
+        )
     if synced.added or synced.updated or synced.removed:
         log.info(
             "%s: channels: %s added, %s updated, %s removed",

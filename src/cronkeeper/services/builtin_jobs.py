@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cronkeeper.durations import format_duration, parse_duration
@@ -111,12 +112,15 @@ def report(*, channel: str, period: str) -> dict[str, Any]:
         [stats for job_id, stats in figures.items() if job_id in jobs],
         names={job_id: job.spec.display_name for job_id, job in jobs.items()},
         period=period,
+        window=(since, until),
     )
     totals: dict[str, Any] = facts["totals"]
     return {**totals, "alert_id": builtins.alerts.enqueue(AlertKind.REPORT.value, channel, facts)}
 
 
-def report_facts(found: list[JobStats], *, names: dict[str, str], period: str) -> dict[str, Any]:
+def report_facts(
+    found: list[JobStats], *, names: dict[str, str], period: str, window: tuple[datetime, datetime]
+) -> dict[str, Any]:
     """What the report says: per job its runs, failures, success rate, durations and last failure; the
     totals; the jobs that did not run at all."""
     rows = [_report_row(stats, names.get(stats.job_id, stats.job_id)) for stats in found if stats.total]
@@ -130,8 +134,8 @@ def report_facts(found: list[JobStats], *, names: dict[str, str], period: str) -
         "job_id": None,
         "job_name": "cronkeeper",
         "period": period,
-        "since": found[0].since.isoformat() if found and found[0].since else None,
-        "until": found[0].until.isoformat() if found and found[0].until else None,
+        "since": window[0].isoformat(),
+        "until": window[1].isoformat(),
         "totals": {
             "jobs": len(found),
             "runs": runs,

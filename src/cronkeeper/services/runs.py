@@ -17,6 +17,7 @@ from cronkeeper.planning import next_due
 from cronkeeper.services.changes import ChangeLog
 from cronkeeper.store.base import Checkin, IdempotencyStore, JobStore, RunFilter, StatsView
 from cronkeeper.store.records import JobStats
+from cronkeeper.triggers import IntervalTrigger
 
 # How long an idempotency key is remembered.
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -270,9 +271,19 @@ CHECKIN_EVENTS = {"start": RunStatus.RUNNING, "success": RunStatus.SUCCEEDED, "f
 
 
 def _next_expected(job: Job, now: datetime) -> tuple[datetime | None, datetime | None]:
-    """The fire a check-in at ``now`` leaves the job expected for: the one after the fire it answers.  A
-    check-in within the misfire grace before a fire (or after it) answers that fire; one far ahead of it is
-    an extra run, and the job stays expected at that fire."""
+    """The fire a check-in at ``now`` leaves the job expected for.  An interval job is expected one interval
+    after its last report.  A cron or one-off job: a check-in within the misfire grace before a fire (or
+    after it) answers that fire, and the next fire is expected; one far ahead of it is an extra run, and the
+    job stays expected at that fire."""
+    trigger = job.spec.trigger
+    if isinstance(trigger, IntervalTrigger):
+        # "Every hour": the next report is due an interval after this one, whenever this one came.
+        following = now + trigger.every
+        return (
+            (None, None)
+            if trigger.end_at is not None and following > trigger.end_at
+            else (following, following)
+        )
     fire = job.next_fire_at
     if fire is not None and now < fire - job.spec.misfire_grace:
         return fire, job.next_due_at

@@ -318,8 +318,9 @@ class JobStore(ABC):
     @abstractmethod
     def flag_overdue(self, *, now: datetime, margin: timedelta) -> int:
         """Count as missed the fires of enabled, unpaused jobs that no scheduler started within their misfire
-        grace plus ``margin``, once per due instant whichever node looks, in the jobs' incidents, with the
-        alerts that calls for; returns how many alerts were written.  Cheap when nothing is overdue."""
+        grace plus ``margin``, each fire once whichever node looks, in the jobs' incidents, with the alerts
+        that calls for; and end as ``timed_out`` the check-in runs whose end was not reported within their
+        job's timeout.  Returns how many alerts were written.  Cheap when nothing is overdue."""
 
     @abstractmethod
     def enqueue_run(

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, false, insert, select, text, update
+from sqlalchemy import Connection, Select, false, insert, or_, select, text, update
 
 from cronkeeper.incidents import BAD_STATUSES, IncidentState, NotifyPolicy, judge, resolve
-from cronkeeper.models import EXTERNAL, AlertKind, NotifyOptions, Run, RunStatus
-from cronkeeper.specs.stored import stored_notify
+from cronkeeper.models import EXTERNAL, AlertKind, JobSpec, NotifyOptions, Run, RunStatus, TriggerSource
+from cronkeeper.specs.stored import spec_from_stored, stored_notify
 from cronkeeper.specs.validate import long_running_of
 from cronkeeper.store.rows import AnyRow
 from cronkeeper.store.schema import alerts, incidents, jobs, runs, settings
@@ -37,6 +37,8 @@ OUTPUT_TAIL = 2000
 INCIDENT_LOCKS = 0x636B  # "ck"
 # Overdue jobs (or long runs) judged per look: a look every heartbeat catches up with more.
 OVERDUE_BATCH = 200
+# Missed fires of one job counted per look (a job silent for long, fires every second, is counted on).
+OVERDUE_FIRES = 100
 # Runs shorter than this are never "long": no threshold below it is applied, and no younger run is looked at.
 LONG_RUN_FLOOR = timedelta(seconds=10)
 # The median behind "3x" is of this many of the job's latest successful runs.
@@ -122,39 +124,106 @@ def any_overdue(conn: Connection, *, now: datetime, margin: timedelta) -> bool:
 
 
 def flag_overdue(conn: Connection, *, now: datetime, margin: timedelta) -> int:
-    """Count as missed the fires no scheduler has started: jobs due more than their misfire grace plus
-    ``margin`` ago (the lease: a live node would have claimed them by then).  Each due instant counts once
-    (``overdue_for``), however many nodes watch; returns how many alerts were written.
+    """Count as missed the fires no scheduler has started: those of jobs due more than their misfire grace
+    plus ``margin`` ago (the lease: a live node would have claimed them by then), each fire once
+    (``overdue_for`` is the last one counted), however many nodes watch; returns how many alerts were written.
 
-    This is how silence is heard while the node that should run a job is down or wedged, or when only a
-    scheduler object that is gone could run it.  A node starting after an outage reports the fires missed
-    meanwhile through its claims instead (``missed`` records).
+    This is how silence is heard while the node that should run a job is down or wedged, when only a
+    scheduler object that is gone could run it, or when a check-in job stops reporting: every fire that goes
+    by counts, so ``notify_after`` and ``every_failure`` mean what they say.  A node starting after an outage
+    reports the fires missed meanwhile through its claims instead (``missed`` records).
     """
     rows = conn.execute(_overdue_query(now, margin).with_for_update(skip_locked=True)).all()
-    late = {row.id: row for row in rows if row.next_due_at + _grace(row.spec) + margin <= now}
+    late: dict[str, tuple[AnyRow, JobSpec]] = {}
+    for row in rows:
+        spec = spec_from_stored(row.spec if isinstance(row.spec, dict) else json.loads(row.spec))
+        if row.next_due_at + spec.misfire_grace + margin <= now:
+            late[row.id] = (row, spec)
     if not late:
         return 0
     current = _open_incidents(conn, sorted(late), may_open=sorted(late))
-    fresh = [
-        row
-        for row in late.values()
-        if current.get(row.id) is None or current[row.id].overdue_for != row.next_due_at
-    ]
-    outcomes = [_overdue(row, now) for row in fresh]
+    outcomes: list[FinalOutcome] = []
+    counted: dict[str, datetime] = {}
+    for job_id, (row, spec) in late.items():
+        incident = current.get(job_id)
+        since = incident.overdue_for if incident is not None else None
+        fires = _missed_fires(spec, row.next_fire_at, since, now - spec.misfire_grace - margin)
+        if fires:
+            counted[job_id] = fires[-1]
+            outcomes.extend(_overdue(row, fire, now) for fire in fires)
     written = _track(conn, outcomes, current, now=now)
-    for row in fresh:
-        incident = current.get(row.id)
+    for job_id, last in counted.items():
+        incident = current.get(job_id)
         if incident is not None:
-            incident.overdue_for, incident.changed = row.next_due_at, True
+            incident.overdue_for, incident.changed = last, True
     _save(conn, current)
     return written
+
+
+def _silent_checkins_query(now: datetime) -> Select[Any]:
+    """Check-in runs started over HTTP (no node keeps them alive) and going longer than the floor."""
+    return (
+        select(runs)
+        .where(
+            runs.c.status == RunStatus.RUNNING.value,
+            runs.c.trigger_source == TriggerSource.CHECKIN.value,
+            runs.c.owner.is_(None),
+            runs.c.started_at < now - LONG_RUN_FLOOR,
+        )
+        .limit(OVERDUE_BATCH)
+    )
+
+
+def any_silent_checkins(conn: Connection, *, now: datetime) -> bool:
+    return conn.execute(_silent_checkins_query(now).limit(1)).first() is not None
+
+
+def end_silent_checkins(conn: Connection, *, now: datetime) -> int:
+    """End as ``timed_out`` the check-in runs whose end was not reported within their job's ``timeout``
+    (a start check-in with no end: the reporter died, or forgot); returns the alerts written.  A job
+    without a timeout leaves them running, and ``long_running`` tells of them."""
+    rows = conn.execute(_silent_checkins_query(now).with_for_update(skip_locked=True)).all()
+    specs = _specs(conn, sorted({row.job_id for row in rows}))
+    ended = []
+    for row in rows:
+        timeout = (specs.get(row.job_id) or {}).get("timeout")
+        if timeout is not None and row.started_at + timedelta(seconds=float(timeout)) <= now:
+            ended.append(row.id)
+    if not ended:
+        return 0
+    conn.execute(
+        update(runs)
+        .where(runs.c.id.in_(ended), runs.c.status == RunStatus.RUNNING.value)
+        .values(
+            status=RunStatus.TIMED_OUT.value,
+            finished_at=now,
+            error="timed out: no end was reported within the job's timeout",
+        )
+    )
+    done = conn.execute(select(runs).where(runs.c.id.in_(ended))).all()
+    return track_outcomes(conn, [row_outcome(row) for row in done], now=now)
+
+
+def _missed_fires(
+    spec: JobSpec, first: datetime | None, counted_until: datetime | None, until: datetime
+) -> list[datetime]:
+    """The fires from ``first`` (or after the last one counted) up to ``until``, at most OVERDUE_FIRES a
+    look (the next look counts on)."""
+    fire = first
+    if counted_until is not None and first is not None and counted_until >= first:
+        fire = spec.trigger.next_after(counted_until)
+    fires: list[datetime] = []
+    while fire is not None and fire <= until and len(fires) < OVERDUE_FIRES:
+        fires.append(fire)
+        fire = spec.trigger.next_after(fire)
+    return fires
 
 
 def _long_runs_query(now: datetime, owner: str) -> Select[Any]:
     return (
         select(runs.c.id, runs.c.job_id, runs.c.started_at, runs.c.scheduled_for, runs.c.attempt)
         .where(
-            runs.c.owner == owner,
+            or_(runs.c.owner == owner, runs.c.trigger_source == TriggerSource.CHECKIN.value),
             runs.c.status == RunStatus.RUNNING.value,
             runs.c.started_at < now - LONG_RUN_FLOOR,
         )
@@ -163,15 +232,16 @@ def _long_runs_query(now: datetime, owner: str) -> Select[Any]:
 
 
 def any_long_runs(conn: Connection, *, now: datetime, owner: str) -> bool:
-    """Whether ``owner`` has a run going longer than the shortest threshold there is."""
+    """Whether ``owner`` has a run (or any check-in run is) going longer than the shortest threshold."""
     return conn.execute(_long_runs_query(now, owner).limit(1)).first() is not None
 
 
 def flag_long_runs(conn: Connection, *, now: datetime, owner: str) -> int:
-    """Alert, once per run, the runs of ``owner`` still going past their job's ``long_running``: a fixed
-    time, or a multiple of the median of its recent successful runs.  The owner looks at its own runs only:
-    no two nodes judge one run, and a run whose owner stopped is reported lost instead."""
-    rows = conn.execute(_long_runs_query(now, owner)).all()
+    """Alert, once per run, the runs still going past their job's ``long_running``: a fixed time, or a
+    multiple of the median of its recent successful runs.  A scheduler looks at its own runs (a run whose
+    owner stopped is reported lost instead); the runs of check-in jobs, which no scheduler owns, every node
+    looks at, one at a time (rows locked, SKIP LOCKED)."""
+    rows = conn.execute(_long_runs_query(now, owner).with_for_update(skip_locked=True)).all()
     if not rows:
         return 0
     told = set(
@@ -250,14 +320,8 @@ def _seconds(span: timedelta) -> str:
     )
 
 
-def _grace(spec: Any) -> timedelta:
-    data = spec if isinstance(spec, dict) else json.loads(spec)
-    return timedelta(seconds=float(data.get("misfire_grace") or 60.0))
-
-
-def _overdue(row: AnyRow, now: datetime) -> FinalOutcome:
-    late = now - row.next_due_at
-    ago = f"due {int(late.total_seconds())} s ago"
+def _overdue(row: AnyRow, fire: datetime, now: datetime) -> FinalOutcome:
+    ago = f"due {int((now - fire).total_seconds())} s ago"
     if row.runs_on == EXTERNAL:
         error = f"no check-in: {ago}, and it has not reported a run since"
     elif row.runs_on:
@@ -273,7 +337,7 @@ def _overdue(row: AnyRow, now: datetime) -> FinalOutcome:
         run_id=None,
         job_id=row.id,
         status=RunStatus.MISSED,
-        scheduled_for=row.next_fire_at or row.next_due_at,
+        scheduled_for=fire,
         attempt=0,
         started_at=None,
         finished_at=None,

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Engine, Table, and_, delete, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Engine, Table, and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.elements import KeyedColumnElement
 
@@ -142,6 +142,22 @@ class SqlMaintenanceStore(MaintenanceStore):
             pg_restore(self._url, source)
         self.engine.dispose()
         upgrade(self.engine)
+        self._end_interrupted()
+
+    def _end_interrupted(self) -> None:
+        """Runs the backup caught under way (the backup job's own, at least) were not lost by a crash: they
+        were interrupted by the restore.  They end ``cancelled``, saying so, not ``lost``, which would alert
+        as a failure when a scheduler starts."""
+        with writing(self.engine) as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]))
+                .values(
+                    status=RunStatus.CANCELLED.value,
+                    finished_at=func.coalesce(runs.c.started_at, runs.c.queued_at),
+                    error="interrupted: the database was restored from a backup taken while it was active",
+                )
+            )
 
     # ---- housekeeping ----------------------------------------------------------------------------------
 

@@ -277,7 +277,7 @@ incidents = Table(
     Column("alerted", Boolean, nullable=False, server_default=text("false")),
     Column("closed_at", UTCDateTime),
     Column("closed_by_run_id", BigInteger),
-    # The due instant a watching node last counted as overdue (so that a fire is counted once).
+    # The last fire a watching node counted as missed, no scheduler having started it (each counts once).
     Column("overdue_for", UTCDateTime),
     Index(
         "uq_ck_incidents_open",

@@ -44,6 +44,8 @@ from cronkeeper.store.incidents import (
     FinalOutcome,
     any_long_runs,
     any_overdue,
+    any_silent_checkins,
+    end_silent_checkins,
     flag_long_runs,
     flag_overdue,
     row_outcome,
@@ -327,10 +329,13 @@ class SqlJobStore(JobStore):
     def flag_overdue(self, *, now: datetime, margin: timedelta) -> int:
         # A read first: on nearly every look nothing is overdue, and then no write lock is taken.
         with self._read() as conn:
-            if not any_overdue(conn, now=now, margin=margin):
-                return 0
+            overdue = any_overdue(conn, now=now, margin=margin)
+            silent = any_silent_checkins(conn, now=now)
+        if not overdue and not silent:
+            return 0
         with self._write() as conn:
-            written = flag_overdue(conn, now=now, margin=margin)
+            written = flag_overdue(conn, now=now, margin=margin) if overdue else 0
+            written += end_silent_checkins(conn, now=now) if silent else 0
         if written:
             self._alerts_written()
         return written

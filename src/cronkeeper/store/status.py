@@ -17,6 +17,11 @@ from cronkeeper.store.schema import nodes, runs
 FAILED_STATUSES = (RunStatus.FAILED.value, RunStatus.TIMED_OUT.value, RunStatus.LOST.value)
 
 
+# ``cronkeeper exec`` heartbeats as a node (``exec:…``) only so that its run is lost if it dies: it runs no
+# scheduler, and is no answer to "is a scheduler running?".
+SCHEDULER_NODE = nodes.c.id.not_like("exec:%")
+
+
 class SqlStatusView(StatusView):
     """Cluster state on the scheduler's database engine."""
 
@@ -25,7 +30,11 @@ class SqlStatusView(StatusView):
 
     def nodes(self, *, now: datetime, lease: timedelta, since: timedelta = timedelta(days=1)) -> list[Node]:
         """Live nodes, and those stopped or silent within ``since``, most recent heartbeat first."""
-        query = select(nodes).where(nodes.c.heartbeat_at >= now - since).order_by(nodes.c.heartbeat_at.desc())
+        query = (
+            select(nodes)
+            .where(nodes.c.heartbeat_at >= now - since, SCHEDULER_NODE)
+            .order_by(nodes.c.heartbeat_at.desc())
+        )
         with reading(self.engine) as conn:
             return [
                 Node(
@@ -46,7 +55,7 @@ class SqlStatusView(StatusView):
                 conn.execute(
                     select(func.count())
                     .select_from(nodes)
-                    .where(nodes.c.heartbeat_at >= now - lease, nodes.c.stopped_at.is_(None))
+                    .where(nodes.c.heartbeat_at >= now - lease, nodes.c.stopped_at.is_(None), SCHEDULER_NODE)
                 ).scalar_one()
             )
 
