@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -178,3 +179,42 @@ def test_an_isolated_job_dies_with_a_scheduler_killed_by_sigkill(tmp_path: Path)
     finally:
         if scheduler.poll() is None:
             scheduler.kill()
+
+
+@pytest.mark.skipif(
+    shutil.which("setpriv") is None, reason="setpriv (util-linux) ties a command to its scheduler"
+)
+def test_a_command_dies_with_a_scheduler_killed_by_sigkill(tmp_path: Path) -> None:
+    """kill -9 of the scheduler must not leave its command running, re-parented to init, where a restarted
+    node could run the job beside it."""
+    pid_file = tmp_path / "command.pid"
+    script = textwrap.dedent(
+        f"""
+        import time
+        from cronkeeper import Scheduler
+        sched = Scheduler("sqlite:///{tmp_path / "x.db"}")
+        sched.add_job(id="long", every="1h", command=["sh", "-c", "echo $$ > {pid_file}; exec sleep 60"])
+        sched.start()
+        sched.trigger("long")
+        time.sleep(60)
+        """
+    )
+    scheduler = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2])
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", "the command to start")
+        command = int(pid_file.read_text())
+        assert psutil.Process(command).ppid() == scheduler.pid
+        scheduler.kill()
+        scheduler.wait(10)
+        wait_for(lambda: not is_alive(command), "the command to end with its scheduler", 10)
+    finally:
+        if scheduler.poll() is None:
+            scheduler.kill()
+
+
+def test_a_command_that_does_not_exist_fails_naming_it(scheduler: Scheduler, clock: FakeClock) -> None:
+    scheduler.add_job(id="typo", every="1h", command=["no-such-program-here", "--flag"])
+    advance(scheduler, clock, timedelta(hours=1))
+    [run] = scheduler.runs(job_id="typo")
+    assert run.status == "failed"
+    assert run.error == "FileNotFoundError: [Errno 2] No such file or directory: 'no-such-program-here'"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -45,6 +47,8 @@ def failure(exc: BaseException, status: RunStatus = RunStatus.FAILED) -> Executi
     )
 
 
+# util-linux's setpriv, which ties a command's life to the scheduler's (see dying_with_us); None elsewhere.
+SETPRIV = shutil.which("setpriv") if sys.platform == "linux" else None
 # The scheduler's pid, given to an isolated job's child so that it can tell whether the scheduler went before
 # the child tied its life to it (executors/child.py).
 PARENT_VARIABLE = "CRONKEEPER_PARENT_PID"
@@ -121,10 +125,29 @@ def run_command(
     argv = ["/bin/sh", "-c", target.argv[0]] if target.shell else list(target.argv)
     env = {**child_environment(), **target.env, **extra_env}
     try:
-        outcome = run_process(argv, env=env, cwd=target.cwd, timeout=timeout, output=output, cancel=cancel)
+        outcome = run_process(
+            dying_with_us(argv, env.get("PATH")),
+            env=env,
+            cwd=target.cwd,
+            timeout=timeout,
+            output=output,
+            cancel=cancel,
+        )
     except OSError as exc:
         return failure(exc)
     return _from_process(outcome, timeout)
+
+
+def dying_with_us(argv: list[str], path: str | None) -> list[str]:
+    """``argv``, run through ``setpriv --pdeathsig KILL`` where util-linux has it (Linux): the command is
+    killed if the scheduler dies, even by ``kill -9``, instead of running on re-parented to init beside the
+    run a restarted node starts.  ``setpriv`` execs the command, which keeps its pid.  A program that cannot
+    be found fails as it would without the wrapper: with FileNotFoundError, before anything runs."""
+    if SETPRIV is None:
+        return argv
+    if "/" not in argv[0] and shutil.which(argv[0], path=path) is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
+    return [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
 def run_isolated(
