@@ -218,3 +218,40 @@ def test_a_command_that_does_not_exist_fails_naming_it(scheduler: Scheduler, clo
     [run] = scheduler.runs(job_id="typo")
     assert run.status == "failed"
     assert run.error == "FileNotFoundError: [Errno 2] No such file or directory: 'no-such-program-here'"
+
+
+def test_a_node_of_the_same_host_ends_what_a_dead_schedulers_run_left_running(tmp_path: Path) -> None:
+    """The command itself dies with its scheduler; a process it started outlives both, until the node that
+    finds the run lost ends it."""
+    leftover_file = tmp_path / "leftover.pid"
+    db = tmp_path / "x.db"
+    script = textwrap.dedent(
+        f"""
+        import time
+        from cronkeeper import Scheduler
+        sched = Scheduler("sqlite:///{db}")
+        command = ["sh", "-c", "sleep 60 & echo $! > {leftover_file}; wait"]
+        sched.add_job(id="long", every="1h", command=command)
+        sched.start()
+        sched.trigger("long")
+        time.sleep(60)
+        """
+    )
+    doomed = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2])
+    try:
+        wait_for(lambda: leftover_file.exists() and leftover_file.read_text().strip() != "", "the command")
+        leftover = int(leftover_file.read_text())
+        doomed.kill()
+        doomed.wait(10)
+        assert is_alive(leftover), "the command's child outlives its scheduler"
+        fast = SchedulerSettings(lease=timedelta(seconds=1), heartbeat_interval=timedelta(seconds=0.2))
+        with Scheduler(f"sqlite:///{db}", settings=fast) as survivor:
+            survivor.start()
+            wait_for(
+                lambda: not is_alive(leftover), "the node that finds the run lost to end its leftovers", 15
+            )
+            [run] = survivor.runs(job_id="long")
+        assert run.status == "lost"
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()

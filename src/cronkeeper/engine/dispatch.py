@@ -29,6 +29,7 @@ from cronkeeper.executors.event_loop import EventLoopThread
 from cronkeeper.executors.joblog import capturing
 from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.pool import Task, WorkerPool
+from cronkeeper.executors.process import NODE_VARIABLE
 from cronkeeper.executors.runners import failure
 from cronkeeper.executors.watchdog import Watchdog
 from cronkeeper.incidents import EVERY_RUN_KINDS
@@ -68,9 +69,13 @@ class Dispatcher:
         workers: int,
         event_loop: asyncio.AbstractEventLoop | None,
         around_job: AroundJob = nullcontext,
+        node: str | None = None,
     ) -> None:
         self.registry = registry
         self._around_job = around_job
+        # Given to every child process (NODE_VARIABLE): another node of this host that finds the run lost
+        # can tell the child's leftovers from any other process's, and end them.
+        self._node = node
         self.clock = clock
         self.outcomes = outcomes
         self._caller_loop = event_loop
@@ -190,6 +195,8 @@ class Dispatcher:
         flight.cancel = cancel
         flight.output = TailBuffer(spec.output_limit)
         env = run_context(flight.order).environment()
+        if self._node is not None:
+            env[NODE_VARIABLE] = self._node
         target = spec.target
         assert not isinstance(target, CheckinTarget)
         work = functools.partial(

@@ -25,6 +25,7 @@ from cronkeeper.engine.outcomes import OutcomeBuffer
 from cronkeeper.engine.vetting import vet_claimed
 from cronkeeper.events import Listeners, RunEvent
 from cronkeeper.exceptions import StoreError
+from cronkeeper.executors.process import kill_leftovers
 from cronkeeper.models import LoopHealth
 from cronkeeper.registry import Registry
 from cronkeeper.settings import SchedulerSettings
@@ -79,6 +80,7 @@ class SchedulerLoop:
             workers=self.settings.workers,
             event_loop=event_loop,
             around_job=around_job,
+            node=self.owner,
         )
         self._thread: threading.Thread | None = None
         self._watcher: threading.Thread | None = None
@@ -317,10 +319,15 @@ class SchedulerLoop:
         self._next_heartbeat_at = now + self.settings.heartbeat_interval
         for run_id in cancel_ids:
             self.dispatcher.cancel(run_id, "cancelled on request")
-        for run in self.store.reap_lost(now=now, lease=self.settings.lease):
+        lost = self.store.reap_lost(now=now, lease=self.settings.lease)
+        for run in lost:
             log.warning("job %s: run %s lost (owner %s stopped heartbeating)", run.job_id, run.id, run.owner)
             if self.listeners:
                 self.listeners.emit(RunEvent.from_run(run))
+        if lost:
+            # What its dead node started here may still run (a command's descendants): end it.
+            for leftover in kill_leftovers({(str(run.id), run.owner) for run in lost if run.owner}):
+                log.warning("killed process %s, left running by a lost run", leftover)
         # Every live node watches every job: silence is heard while the node that should run a job is down.
         # Not at a node's first heartbeat, before its first claims: those report the fires an outage missed.
         if not first:

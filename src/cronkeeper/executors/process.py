@@ -227,3 +227,25 @@ def _has_exited(pid: int) -> bool:
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
+
+
+# The node a child process belongs to, in its environment (and its descendants', which inherit it).
+NODE_VARIABLE = "CRONKEEPER_NODE"
+
+
+def kill_leftovers(lost: set[tuple[str, str]]) -> list[int]:
+    """Kill the processes of this host that belong to ``lost`` runs, named by (run id, node): a dead
+    scheduler's commands and their descendants, which outlived it (re-parented to init).  A process is known
+    by the ``CRONKEEPER_RUN_ID`` and ``CRONKEEPER_NODE`` its scheduler put in its environment, which its
+    children inherit; processes of other users, whose environment cannot be read, are not looked at.
+    Returns the pids killed."""
+    killed = []
+    for process in psutil.process_iter():
+        try:
+            env = process.environ()
+            if (env.get("CRONKEEPER_RUN_ID", ""), env.get(NODE_VARIABLE, "")) in lost:
+                process.kill()
+                killed.append(process.pid)
+        except psutil.Error:
+            continue
+    return killed
