@@ -287,6 +287,10 @@ class LoopHealth:
     node: str | None = None
     last_loop_at: datetime | None = None
     loop_errors: int = 0
+    # How far the database's clock is ahead of this process's (PostgreSQL; None where not measured), and
+    # whether that is too far to claim by (``SchedulerSettings.max_clock_skew``).
+    clock_skew: float | None = None
+    clock_too_far: bool = False
 
 
 class Role(StrEnum):

@@ -31,6 +31,9 @@ class SchedulerSettings:
     flush_interval: float = 0.05
     # How often the output of running commands and isolated callables is written, to be followed live.
     progress_interval: timedelta = timedelta(seconds=1)
+    # On PostgreSQL, a node whose clock is further than this from the database's claims nothing (it would
+    # fire early or late) until its clock is set right; leases are judged by the database's clock anyway.
+    max_clock_skew: timedelta = timedelta(seconds=5)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from cronkeeper import FakeClock, RunStatus, Scheduler
+from cronkeeper.clock import SystemClock
 from cronkeeper.settings import SchedulerSettings
 
 FAST = SchedulerSettings(
@@ -137,3 +138,38 @@ def test_retries_start_when_their_backoff_is_over_not_at_the_next_poll(
         gaps.append((after.started_at - before.finished_at).total_seconds())
     assert 0.5 <= gaps[0] < 2.0, gaps
     assert 1.0 <= gaps[1] < 2.5, gaps
+
+
+class ShiftedClock(SystemClock):
+    """The real time, off by ``offset``: a node whose clock is wrong."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return super().now() + self.offset
+
+
+def test_a_node_whose_clock_runs_ahead_neither_steals_leases_nor_claims(postgres_url: str) -> None:
+    """On PostgreSQL leases go by the database's clock: a node 45 s ahead (the lease is 30 s) does not find
+    a live node's run lost, and claims nothing while its clock is off."""
+    settings = SchedulerSettings(workers=2, heartbeat_interval=timedelta(seconds=0.2))
+    honest = Scheduler(postgres_url, settings=settings)
+    ahead = Scheduler(postgres_url, settings=settings, clock=ShiftedClock(timedelta(seconds=45)))
+    try:
+        honest.add_job(command=["sleep", "3"], id="long", cron="0 0 1 1 *")
+        honest.start()
+        run_id = honest.trigger("long")
+        wait_until(lambda: honest.get_run(run_id).status is RunStatus.RUNNING)
+        ahead.start()
+        wait_until(lambda: ahead.health().clock_skew is not None)
+        assert ahead.health().clock_too_far
+        wait_until(lambda: honest.get_run(run_id).status is not RunStatus.RUNNING, 15)
+        assert honest.get_run(run_id).status is RunStatus.SUCCEEDED, "not lost to the node ahead"
+        honest.stop()
+        waiting = honest.trigger("long")  # due now: only the node ahead is left to take it, and it must not
+        time.sleep(2)  # ten of its loop passes, for a claim that must not happen
+        assert honest.get_run(waiting).status is RunStatus.QUEUED
+    finally:
+        ahead.close()
+        honest.close()

@@ -19,7 +19,7 @@ import uuid
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 
-from cronkeeper.clock import Clock
+from cronkeeper.clock import Clock, SystemClock
 from cronkeeper.engine.dispatch import AroundJob, Dispatcher
 from cronkeeper.engine.outcomes import OutcomeBuffer
 from cronkeeper.engine.vetting import vet_claimed
@@ -69,6 +69,8 @@ class SchedulerLoop:
         self.listeners = listeners
         self.settings = settings or SchedulerSettings()
         self.owner = new_owner_id()
+        self.clock_skew: float | None = None
+        self._clock_too_far = False
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._exiting = threading.Event()
@@ -103,7 +105,14 @@ class SchedulerLoop:
         return self._thread is not None and self._thread.is_alive()
 
     def health(self) -> LoopHealth:
-        return LoopHealth(self.running, self.owner, self.last_loop_at, self.loop_errors)
+        return LoopHealth(
+            self.running,
+            self.owner,
+            self.last_loop_at,
+            self.loop_errors,
+            self.clock_skew,
+            self._clock_too_far,
+        )
 
     def start(self) -> None:
         """Run the loop in a background thread."""
@@ -236,7 +245,12 @@ class SchedulerLoop:
         now = self.clock.now()
         horizon = now + self.settings.lookahead
         self._next_due_at = self.store.next_due_at(instance_id=self.instance_id)
-        claiming = not stopping and self._next_due_at is not None and self._next_due_at <= horizon
+        claiming = (
+            not stopping
+            and not self._clock_too_far
+            and self._next_due_at is not None
+            and self._next_due_at <= horizon
+        )
         # Writing outcomes and the heartbeat can wait a little: not while a burst of runs still waits for
         # workers or is about to be started, which they would only hold up.  Before a claim, outcomes are
         # written all the same: a finished run still active in the database would count against overlap.
@@ -313,13 +327,15 @@ class SchedulerLoop:
 
     def _heartbeat(self, now: datetime) -> None:
         first = self._next_heartbeat_at is None
+        # Leases are judged by one clock for the whole cluster: the database's, where it has one.
+        lease_now = self._lease_time(now)
         cancel_ids = self.store.heartbeat(
-            owner=self.owner, now=now, hostname=socket.gethostname(), pid=os.getpid()
+            owner=self.owner, now=lease_now, hostname=socket.gethostname(), pid=os.getpid()
         )
         self._next_heartbeat_at = now + self.settings.heartbeat_interval
         for run_id in cancel_ids:
             self.dispatcher.cancel(run_id, "cancelled on request")
-        lost = self.store.reap_lost(now=now, lease=self.settings.lease)
+        lost = self.store.reap_lost(now=lease_now, lease=self.settings.lease)
         for run in lost:
             log.warning("job %s: run %s lost (owner %s stopped heartbeating)", run.job_id, run.id, run.owner)
             if self.listeners:
@@ -331,8 +347,31 @@ class SchedulerLoop:
         # Every live node watches every job: silence is heard while the node that should run a job is down.
         # Not at a node's first heartbeat, before its first claims: those report the fires an outage missed.
         if not first:
-            self.store.flag_overdue(now=now, margin=self.settings.lease)
+            self.store.flag_overdue(now=lease_now, margin=self.settings.lease)
         self.store.flag_long_runs(now=now, owner=self.owner)
+
+    def _lease_time(self, now: datetime) -> datetime:
+        """The database's clock where there is one (PostgreSQL) and this process runs on the real time:
+        what heartbeats are written and judged by, so that a node whose clock is off never declares live
+        nodes' runs lost.  The skew is measured on the way; past ``max_clock_skew`` this node claims nothing
+        (it would fire early or late) until its clock is set right."""
+        if not isinstance(self.clock, SystemClock):
+            return now
+        database = self.store.database_time()
+        if database is None:
+            return now
+        skew = (database - self.clock.now()).total_seconds()
+        too_far = abs(skew) > self.settings.max_clock_skew.total_seconds()
+        if too_far != self._clock_too_far:
+            if too_far:
+                log.warning(
+                    "this node's clock is %+.1f s off the database's: it claims nothing until set right",
+                    -skew,
+                )
+            else:
+                log.info("this node's clock is within %.1f s of the database's again: claiming", abs(skew))
+        self.clock_skew, self._clock_too_far = skew, too_far
+        return database
 
     def _write_progress(self, quiet: bool) -> None:
         """Write the output of running processes once per ``progress_interval``, for those who follow them

@@ -300,6 +300,11 @@ class JobStore(ABC):
         """Record that ``owner`` is alive; return ids of its active runs whose cancellation was requested."""
 
     @abstractmethod
+    def database_time(self) -> datetime | None:
+        """The database server's clock (aware UTC), for a cluster's leases; None for an embedded database,
+        which shares its only node's clock."""
+
+    @abstractmethod
     def retire_node(self, *, owner: str, now: datetime) -> None:
         """Note that ``owner`` stopped cleanly."""
 

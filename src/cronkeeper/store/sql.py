@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -456,6 +456,14 @@ class SqlJobStore(JobStore):
                     select(runs.c.id).where(runs.c.owner == owner, ACTIVE_RUN, runs.c.cancel_requested)
                 )
             ]
+
+    def database_time(self) -> datetime | None:
+        if self.engine.dialect.name != "postgresql":
+            return None
+        with self._read() as conn:
+            found = conn.execute(text("SELECT now()")).scalar_one()
+        assert isinstance(found, datetime)
+        return found.astimezone(UTC)
 
     def retire_node(self, *, owner: str, now: datetime) -> None:
         with self._write() as conn:

@@ -249,6 +249,10 @@ class SchedulerOut(BaseModel):
     node: str | None
     last_loop_at: datetime | None
     loop_errors: int
+    clock_skew: float | None = Field(
+        None, description="Seconds the database's clock is ahead of this process's (PostgreSQL)."
+    )
+    clock_too_far: bool = Field(False, description="The skew is past the bound: this node claims nothing.")
 
 
 class NodeOut(BaseModel):

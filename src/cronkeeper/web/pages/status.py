@@ -29,6 +29,7 @@ def _state(request: Request) -> dict[str, Any]:
         "nodes": view.nodes(now=scheduler.clock.now(), lease=scheduler.settings.lease),
         "failures": view.recent_failures(),
         "refresh": REFRESH_SECONDS,
+        "health": scheduler.health(),
     }
 
 
