@@ -808,7 +808,14 @@ def test_cancel_a_running_command(admin: TestClient, scheduler: Scheduler) -> No
 def test_status_without_a_scheduler_in_this_process(admin: TestClient, history: list[int]) -> None:
     body = admin.get("/api/status").json()
     StatusOut.model_validate(body)
-    assert body["scheduler"] == {"running": False, "node": None, "last_loop_at": None, "loop_errors": 0}
+    assert body["scheduler"] == {
+        "running": False,
+        "node": None,
+        "last_loop_at": None,
+        "loop_errors": 0,
+        "clock_skew": None,
+        "clock_too_far": False,
+    }
     assert body["nodes"] == []
     assert body["counts"]["cancelled"] == 12
     assert body["counts"]["queued"] == 108
