@@ -99,7 +99,17 @@ def test_the_command_runs_at_once_when_the_database_does_not_answer(cli: Cli) ->
         port = silent.getsockname()[1]
         env = {**cli.env, "CRONKEEPER_DB": f"postgresql://cron@127.0.0.1:{port}/cron"}
         result = subprocess.run(
-            [str(CRONKEEPER), "exec", "nightly", "--", "sh", "-c", "echo ran; exit 2"],
+            [
+                str(CRONKEEPER),
+                "exec",
+                "--record-timeout",
+                "1",
+                "nightly",
+                "--",
+                "sh",
+                "-c",
+                "echo ran; exit 2",
+            ],
             cwd=cli.cwd,
             env=env,
             capture_output=True,
@@ -113,16 +123,16 @@ def test_the_command_runs_at_once_when_the_database_does_not_answer(cli: Cli) ->
 
 def test_exec_heartbeats_within_the_configured_lease(cli: Cli) -> None:
     seed(cli, CHECKIN_JOB)
-    (cli.cwd / "cronkeeper.toml").write_text("[scheduler]\nheartbeat_interval = 1\nlease = 3\n")
+    (cli.cwd / "cronkeeper.toml").write_text("[scheduler]\nheartbeat_interval = 0.5\nlease = 2\n")
     with Scheduler(cli.db_url, migrate=False) as watcher:
-        lease = timedelta(seconds=3)
+        lease = timedelta(seconds=2)
         result = subprocess.Popen(
-            [str(CRONKEEPER), "exec", "nightly", "--", "sleep", "6"], cwd=cli.cwd, env=cli.env
+            [str(CRONKEEPER), "exec", "nightly", "--", "sleep", "3"], cwd=cli.cwd, env=cli.env
         )
         deadline = time.monotonic() + 30
         while result.poll() is None:
             assert watcher.store.reap_lost(now=watcher.clock.now(), lease=lease) == []
             assert time.monotonic() < deadline
-            time.sleep(0.5)
+            time.sleep(0.2)
         [run] = watcher.runs(job_id="nightly")
     assert run.status is RunStatus.SUCCEEDED

@@ -157,7 +157,7 @@ def test_a_node_whose_clock_runs_ahead_neither_steals_leases_nor_claims(postgres
     honest = Scheduler(postgres_url, settings=settings)
     ahead = Scheduler(postgres_url, settings=settings, clock=ShiftedClock(timedelta(seconds=45)))
     try:
-        honest.add_job(command=["sleep", "3"], id="long", cron="0 0 1 1 *")
+        honest.add_job(command=["sleep", "1.5"], id="long", cron="0 0 1 1 *")
         honest.start()
         run_id = honest.trigger("long")
         wait_until(lambda: honest.get_run(run_id).status is RunStatus.RUNNING)
@@ -168,7 +168,7 @@ def test_a_node_whose_clock_runs_ahead_neither_steals_leases_nor_claims(postgres
         assert honest.get_run(run_id).status is RunStatus.SUCCEEDED, "not lost to the node ahead"
         honest.stop()
         waiting = honest.trigger("long")  # due now: only the node ahead is left to take it, and it must not
-        time.sleep(2)  # ten of its loop passes, for a claim that must not happen
+        time.sleep(1)  # five of its loop passes, for a claim that must not happen
         assert honest.get_run(waiting).status is RunStatus.QUEUED
     finally:
         ahead.close()

@@ -34,15 +34,23 @@ from cronkeeper.services.runs import RunService
 # What a shell answers for a command it cannot find or cannot run.
 NOT_FOUND, NOT_RUNNABLE = 127, 126
 OUTPUT_LIMIT = 64 * 1024
-# How long the end of a run may take to record once the command is done, before it is given up.
+# How long the end of a run may take to record once the command is done, before it is given up (the default
+# of --record-timeout).
 RECORD_GRACE = 10.0
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option(
+    "--record-timeout",
+    type=click.FloatRange(0, 3600),
+    default=RECORD_GRACE,
+    show_default=True,
+    help="Seconds to wait, once COMMAND is done, for the database to take its end before giving up.",
+)
 @click.argument("job_id")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 @pass_app
-def exec_command(app: AppContext, job_id: str, command: tuple[str, ...]) -> None:
+def exec_command(app: AppContext, record_timeout: float, job_id: str, command: tuple[str, ...]) -> None:
     """Run COMMAND and record it as a run of the check-in job JOB_ID; exits with COMMAND's status.
 
     \b
@@ -54,7 +62,7 @@ def exec_command(app: AppContext, job_id: str, command: tuple[str, ...]) -> None
     recorder = Recorder(app, job_id)
     recorder.start()
     status, output, duration = run_command(argv, beat=recorder.keep_alive, every=lambda: recorder.heartbeat)
-    recorder.finish(status, output.text(), duration)
+    recorder.finish(status, output.text(), duration, wait=record_timeout)
     raise click.exceptions.Exit(status)
 
 
@@ -93,13 +101,13 @@ class Recorder:
             with contextlib.suppress(CronkeeperError):
                 self._runs.keep_alive(self._node, hostname=socket.gethostname(), pid=os.getpid())
 
-    def finish(self, status: int, output: str, duration: timedelta) -> None:
-        """Record the end (or, if the start never got recorded, the whole run), within RECORD_GRACE."""
+    def finish(self, status: int, output: str, duration: timedelta, *, wait: float) -> None:
+        """Record the end, giving the database ``wait`` seconds at most."""
         done = threading.Thread(
             target=self._finish, args=(status, output, duration), name="cronkeeper-exec-end", daemon=True
         )
         done.start()
-        done.join(RECORD_GRACE)
+        done.join(wait)
         if done.is_alive():
             click.echo("cronkeeper exec: the database did not answer; this run is not recorded", err=True)
 
