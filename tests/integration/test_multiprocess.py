@@ -56,7 +56,11 @@ def test_two_serve_processes_run_every_fire_exactly_once(tmp_path: Path, db_url:
     assert sorted(map(int, executed)) == sorted(run.id for run in succeeded), (
         f"executed but not recorded as succeeded: {unrecorded}"
     )
-    assert {run.status for run in runs} <= {RunStatus.SUCCEEDED, RunStatus.QUEUED}
+    # A machine slow to start the processes (more than a second after the jobs were added) coalesces the
+    # fires due meanwhile into the newest, recording the others missed: a record, never a run.
+    missed = [run for run in runs if run.status is RunStatus.MISSED]
+    assert all(run.started_at is None and (run.error or "").startswith("missed") for run in missed)
+    assert {run.status for run in runs} <= {RunStatus.SUCCEEDED, RunStatus.QUEUED, RunStatus.MISSED}
     # Fires claimed ahead of time but not due before the stop are handed back for the next process.
     assert all(run.owner is None for run in runs if run.status is RunStatus.QUEUED)
     per_job = collections.Counter(run.job_id for run in runs)
