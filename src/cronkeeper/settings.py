@@ -59,13 +59,13 @@ class DeliverySettings:
     public_url: str | None = None
 
 
-# What a run row costs in SQLite, measured (bench/retention.py's fill; every index of ck_runs included): about
-# 430 bytes with no output, 610 with 200 bytes of output, 1.5 KB with 1 KB.  A job firing every minute makes
-# 525,600 runs a year, some 320 MB at 610 bytes a run if nothing were deleted.  Kept for 90 days but never
-# more than 10,000 runs, that job holds 10,000 runs (a week): about 6 MB, 15 MB with 1 KB outputs.  A job
-# firing every quarter of an hour reaches 90 days (8,640 runs) before the count: ~5 MB.  So a database of a
-# hundred minutely jobs stays under a gigabyte, and one of a few stays at tens of MB.  (The output limit,
-# 64 KB by default, bounds the worst case: 10,000 runs of 64 KB each is 640 MB for one job.)
+# What a run row costs in SQLite, measured (BENCHMARKS.md, retention; every index of ck_runs included): about
+# 650 bytes with 200 bytes of output, about 1.5 KB with 1 KB.  A job firing every minute makes 525,600 runs a
+# year, some 340 MB if nothing were deleted.  Kept for 90 days but never more than 10,000 runs, that job holds
+# 10,000 runs (a week): about 6.5 MB, 15 MB with 1 KB outputs.  A job firing every quarter of an hour reaches
+# 90 days (8,640 runs) before the count: ~5.6 MB.  So a database of a hundred minutely jobs stays under a
+# gigabyte, and one of a few stays at tens of MB.  (The output limit, 64 KB by default, bounds the worst
+# case: 10,000 runs of 64 KB each is 640 MB for one job.)
 DEFAULT_KEEP_RUNS_FOR = timedelta(days=90)
 DEFAULT_KEEP_RUNS_PER_JOB = 10_000
 # The audit log answers "who changed this job last spring?": a year of it, which is small (one row a change).

@@ -189,8 +189,7 @@ def test_blocking_scheduler_stops_on_shutdown_from_another_thread(make: Factory)
 def test_blocking_scheduler_stops_gracefully_on_ctrl_c(make: Factory) -> None:
     sched: BlockingScheduler = make(BlockingScheduler)
     main = threading.get_ident()
-    if main != threading.main_thread().ident:
-        pytest.skip("signals reach only the main thread")
+    assert main == threading.main_thread().ident, "signals reach only the main thread"
     interrupt = threading.Timer(0.05, lambda: signal.pthread_kill(main, signal.SIGINT))
     sched.add_listener(lambda event: interrupt.start(), EVENT_SCHEDULER_STARTED)
     # Python's own Ctrl-C behaviour, whatever handler code run earlier in this process left installed (an

@@ -17,23 +17,11 @@ import httpx2
 import pytest
 
 from cronkeeper.demo import DEMO_JOBS
-from tests.e2e.test_cli import CRONKEEPER, Cli, make_cli, seed, wait_for
+from tests.e2e.test_cli import CRONKEEPER, Cli, seed, wait_for
+from tests.sinks import free_port
 
 PASSWORD_LINE = re.compile(r"dashboard login: admin / (\S+)")
 _numbers = count(1)
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return make_cli(tmp_path)
-
-
-def free_port() -> int:
-    """A port nothing listens on now (the kernel's pick for port 0)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import TypeVar
 from cronkeeper.clock import Clock
 from cronkeeper.durations import aware_utc
 from cronkeeper.exceptions import ConflictError, JobNotFoundError, StoreError, ValidationError
+from cronkeeper.executors.output import TailBuffer
 from cronkeeper.models import CheckinTarget, Job, Run, RunStatus, TriggerSource
 from cronkeeper.planning import next_due
 from cronkeeper.services.changes import ChangeLog
@@ -291,7 +292,10 @@ def _next_expected(job: Job, now: datetime) -> tuple[datetime | None, datetime |
 
 
 def _tail(text: str, limit: int) -> str:
-    return text if len(text) <= limit else "[…]" + text[len(text) - limit :]
+    """The end of a reported output, cut as a run's own output is (``output_limit`` bytes, marked)."""
+    tail = TailBuffer(limit)
+    tail.append(text.encode("utf-8", errors="replace"))
+    return tail.text()
 
 
 def _choices(kind: type[E], given: E | str | Iterable[E | str] | None, field: str) -> tuple[E, ...]:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from cronkeeper.exceptions import ConflictError, JobNotFoundError, RunNotFoundError, StoreError
 from cronkeeper.models import Run, RunStatus, TriggerSource
 from cronkeeper.store.base import Checkin
-from cronkeeper.store.incidents import row_outcome, track_outcomes
+from cronkeeper.store.incidents import run_outcome, track_outcomes
 from cronkeeper.store.rows import run_from_row
 from cronkeeper.store.schema import jobs, runs
 
@@ -35,11 +35,11 @@ def record_checkin(conn: Connection, checkin: Checkin, *, now: datetime) -> tupl
                 .where(jobs.c.id == checkin.job_id)
                 .values(next_fire_at=checkin.next_fire_at, next_due_at=checkin.next_due_at)
             )
-    row = conn.execute(select(runs).where(runs.c.id == run_id)).one()
+    run = run_from_row(conn.execute(select(runs).where(runs.c.id == run_id)).one())
     written = (
-        track_outcomes(conn, [row_outcome(row)], now=now) if checkin.status is not RunStatus.RUNNING else 0
+        track_outcomes(conn, [run_outcome(run)], now=now) if checkin.status is not RunStatus.RUNNING else 0
     )
-    return run_from_row(row), written
+    return run, written
 
 
 def _ending(checkin: Checkin, now: datetime) -> dict[str, Any]:

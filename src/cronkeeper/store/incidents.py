@@ -24,7 +24,7 @@ from cronkeeper.incidents import BAD_STATUSES, IncidentState, NotifyPolicy, judg
 from cronkeeper.models import EXTERNAL, AlertKind, JobSpec, NotifyOptions, Run, RunStatus, TriggerSource
 from cronkeeper.specs.stored import spec_from_stored, stored_notify
 from cronkeeper.specs.validate import long_running_of
-from cronkeeper.store.rows import AnyRow
+from cronkeeper.store.rows import AnyRow, run_from_row
 from cronkeeper.store.schema import alerts, incidents, jobs, runs, settings
 
 # The ck_settings key holding the notification defaults of every job (a job's stored notify options).
@@ -136,7 +136,7 @@ def flag_overdue(conn: Connection, *, now: datetime, margin: timedelta) -> int:
     rows = conn.execute(_overdue_query(now, margin).with_for_update(skip_locked=True)).all()
     late: dict[str, tuple[AnyRow, JobSpec]] = {}
     for row in rows:
-        spec = spec_from_stored(row.spec if isinstance(row.spec, dict) else json.loads(row.spec))
+        spec = spec_from_stored(_stored(row.spec))
         if row.next_due_at + spec.misfire_grace + margin <= now:
             late[row.id] = (row, spec)
     if not late:
@@ -201,7 +201,7 @@ def end_silent_checkins(conn: Connection, *, now: datetime) -> int:
         )
     )
     done = conn.execute(select(runs).where(runs.c.id.in_(ended))).all()
-    return track_outcomes(conn, [row_outcome(row) for row in done], now=now)
+    return track_outcomes(conn, [run_outcome(run_from_row(row)) for row in done], now=now)
 
 
 def _missed_fires(
@@ -263,8 +263,14 @@ def flag_long_runs(conn: Connection, *, now: datetime, owner: str) -> int:
 
 
 def _specs(conn: Connection, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored forms of these jobs' specs, by id (jobs that are gone are left out)."""
     found = conn.execute(select(jobs.c.id, jobs.c.spec).where(jobs.c.id.in_(job_ids)))
-    return {row.id: row.spec if isinstance(row.spec, dict) else json.loads(row.spec) for row in found}
+    return {row.id: _stored(row.spec) for row in found}
+
+
+def _stored(spec: Any) -> dict[str, Any]:
+    """A ``jobs.spec`` value as a mapping (SQLite's driver may hand the JSON back as text)."""
+    return spec if isinstance(spec, dict) else dict(json.loads(spec))
 
 
 def _long_after(conn: Connection, job_id: str, spec: dict[str, Any]) -> timedelta | None:
@@ -441,12 +447,11 @@ def _policies(
     defaults = notify_defaults(conn)
     policies: dict[str, NotifyPolicy] = {}
     about: dict[str, dict[str, Any]] = {}
-    for row in conn.execute(select(jobs.c.id, jobs.c.spec).where(jobs.c.id.in_(job_ids))):
-        spec = row.spec if isinstance(row.spec, dict) else json.loads(row.spec)
+    for job_id, spec in _specs(conn, job_ids).items():
         policy = resolve(stored_notify(spec), defaults)
         if policy is not None:
-            policies[row.id] = policy
-        about[row.id] = {"job_name": spec.get("name") or row.id, "schedule": _schedule_of(spec)}
+            policies[job_id] = policy
+        about[job_id] = {"job_name": spec.get("name") or job_id, "schedule": _schedule_of(spec)}
     return policies, about
 
 
@@ -541,7 +546,7 @@ def _save(conn: Connection, current: dict[str, _Open]) -> None:
 
 
 def run_outcome(run: Run) -> FinalOutcome:
-    """A run record (a fire the claim recorded missed) as a final outcome."""
+    """A run as a final outcome: a fire a claim recorded missed, a run the reaper marked lost, a check-in."""
     return FinalOutcome(
         run_id=run.id,
         job_id=run.job_id,
@@ -551,22 +556,7 @@ def run_outcome(run: Run) -> FinalOutcome:
         started_at=run.started_at,
         finished_at=run.finished_at,
         triggered_by=run.triggered_by,
+        exit_code=run.exit_code,
         error=run.error,
-    )
-
-
-def row_outcome(row: AnyRow) -> FinalOutcome:
-    """A run row read back (a run the reaper marked lost) as a final outcome."""
-    return FinalOutcome(
-        run_id=row.id,
-        job_id=row.job_id,
-        status=RunStatus(row.status),
-        scheduled_for=row.scheduled_for,
-        attempt=row.attempt,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        triggered_by=row.triggered_by,
-        exit_code=row.exit_code,
-        error=row.error,
-        output=row.output,
+        output=run.output,
     )

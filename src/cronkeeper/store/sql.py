@@ -48,7 +48,6 @@ from cronkeeper.store.incidents import (
     end_silent_checkins,
     flag_long_runs,
     flag_overdue,
-    row_outcome,
     run_outcome,
     track_outcomes,
 )
@@ -496,10 +495,10 @@ class SqlJobStore(JobStore):
                     error="lost: the process that owned this run stopped without finishing it",
                 )
             )
-            rows = list(conn.execute(select(runs).where(runs.c.id.in_(ids))))
-            if track_outcomes(conn, [row_outcome(row) for row in rows], now=now):
+            lost = [run_from_row(row) for row in conn.execute(select(runs).where(runs.c.id.in_(ids)))]
+            if track_outcomes(conn, [run_outcome(run) for run in lost], now=now):
                 self._alerts_written()
-            return [run_from_row(row) for row in rows]
+            return lost
 
     # ---- runs ------------------------------------------------------------------------------------------
 
