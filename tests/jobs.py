@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
+import threading
 import time
 from pathlib import Path
 
+import cronkeeper
 from cronkeeper import RunFailed
 
 
@@ -87,3 +90,29 @@ def partly_failed() -> None:
 
 async def async_chatty() -> None:
     logging.getLogger("tests.jobs.async").warning("from a coroutine")
+
+
+def printing() -> None:
+    """Prints, as scripts turned into jobs do."""
+    print("report written")  # noqa: T201 - the test reads it back from the run
+    print("to stderr", file=sys.stderr)  # noqa: T201
+
+
+async def async_printing() -> None:
+    print("from a coroutine")  # noqa: T201
+
+
+def with_helper_thread() -> str | None:
+    """Logs and prints from a thread it starts, and asks that thread which run it works for."""
+    seen: list[str | None] = []
+
+    def helper() -> None:
+        logging.getLogger("tests.jobs.helper").warning("helper logged")
+        print("helper printed")  # noqa: T201
+        run = cronkeeper.current_run()
+        seen.append(None if run is None else run.job_id)
+
+    thread = threading.Thread(target=helper)
+    thread.start()
+    thread.join()
+    return seen[0]

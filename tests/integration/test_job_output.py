@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from cronkeeper import FakeClock, RunStatus, Scheduler
+from cronkeeper.models import Run
 from tests.conftest import SchedulerFactory
 
 
@@ -34,16 +38,26 @@ def test_a_jobs_log_records_are_its_runs_output(scheduler: Scheduler, clock: Fak
     assert "WARNING tests.jobs.chatty" in run.output
 
 
-def test_runs_at_once_keep_their_own_records(make_scheduler: SchedulerFactory, clock: FakeClock) -> None:
+def log_line(text: str) -> None:
+    logging.getLogger("tests.mixed").warning("%s", text)
+
+
+def print_line(text: str) -> None:
+    print(text)  # noqa: T201
+
+
+@pytest.mark.parametrize("emit", [log_line, print_line])
+def test_runs_at_once_keep_their_own_lines(
+    make_scheduler: SchedulerFactory, clock: FakeClock, emit: Callable[[str], None]
+) -> None:
     scheduler = make_scheduler()
     barrier = threading.Barrier(2)
-    log = logging.getLogger("tests.mixed")
 
     def job(name: str) -> None:
         for step in range(20):
             if step == 10:
-                barrier.wait(5)  # both runs are logging at the same time
-            log.warning("%s %d", name, step)
+                barrier.wait(5)  # both runs are writing at the same time
+            emit(f"{name} {step}")
 
     scheduler.register(job)
     for name in ("a", "b"):
@@ -54,7 +68,9 @@ def test_runs_at_once_keep_their_own_records(make_scheduler: SchedulerFactory, c
         (run,) = scheduler.runs(job_id=name)
         assert run.output is not None
         lines = run.output.splitlines()
-        assert len(lines) == 20 and all(line.endswith(f" {name} {i}") for i, line in enumerate(lines))
+        assert len(lines) == 20 and all(
+            line.endswith(f" {name} {i}") or line == f"{name} {i}" for i, line in enumerate(lines)
+        )
 
 
 def test_output_is_kept_to_the_jobs_limit_with_a_marker(scheduler: Scheduler, clock: FakeClock) -> None:
@@ -105,3 +121,77 @@ def test_an_isolated_job_can_end_its_run_failed_and_keep_its_result(
         {"succeeded": 1, "failed": 2},
     )
     assert run.output is not None and "2 of 3 items failed" in run.output  # the child's stderr
+
+
+def run_once(scheduler: Scheduler, clock: FakeClock, ref: str, job_id: str, **options: Any) -> Run:
+    """Add a job, let it fire once and return its run."""
+    scheduler.add_job(ref, id=job_id, every="1m", **options)
+    clock.advance(timedelta(minutes=1))
+    scheduler.run_pending()
+    (run,) = scheduler.runs(job_id=job_id)
+    return run
+
+
+def test_what_a_job_prints_is_its_output_and_still_reaches_the_terminal(
+    make_scheduler: SchedulerFactory, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_once(make_scheduler(), clock, "tests.jobs:printing", "printer")
+    print("outside any run")  # noqa: T201
+    assert run.output == "report written\nto stderr\n"
+    terminal = capsys.readouterr()
+    assert "report written\n" in terminal.out and "outside any run\n" in terminal.out
+    assert "to stderr\n" in terminal.err
+
+
+def test_what_a_coroutine_job_prints_is_its_output(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    run = run_once(make_scheduler(), clock, "tests.jobs:async_printing", "co")
+    assert run.output == "from a coroutine\n"
+
+
+def test_a_record_a_stderr_handler_writes_is_kept_once(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    """A handler made after the scheduler writes to the wrapped stderr: the record is already kept."""
+    scheduler = make_scheduler()
+    handler = logging.StreamHandler()  # sys.stderr as it is now: wrapped
+    logger = logging.getLogger("tests.jobs.chatty")
+    logger.addHandler(handler)
+    try:
+        run = run_once(scheduler, clock, "tests.jobs:chatty", "chatty", kwargs={"items": 1})
+    finally:
+        logger.removeHandler(handler)
+    assert run.output is not None and run.output.count("item 0 done") == 1
+
+
+def test_a_thread_the_job_starts_works_for_its_run(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    run = run_once(make_scheduler(), clock, "tests.jobs:with_helper_thread", "helped")
+    assert run.result == {"value": "helped"}  # current_run() in the helper thread
+    assert run.output is not None
+    assert "helper logged" in run.output and "helper printed\n" in run.output
+
+
+def test_a_pool_worker_started_in_a_run_does_not_keep_working_for_it(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    """A pool's worker thread serves whoever submits next: it must not carry the run that happened to
+    start it."""
+    scheduler = make_scheduler()
+    pool = ThreadPoolExecutor(max_workers=1)
+    later: list[str] = []
+
+    def job() -> None:
+        pool.submit(print, "submitted in the run").result()
+
+    scheduler.register(job)
+    scheduler.add_job(job, id="pooled", every="1m")
+    clock.advance(timedelta(minutes=1))
+    scheduler.run_pending()
+    pool.submit(later.append, "after").result()
+    pool.shutdown()
+    (run,) = scheduler.runs(job_id="pooled")
+    assert run.status is RunStatus.SUCCEEDED and run.output is None
+    assert later == ["after"]

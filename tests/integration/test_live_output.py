@@ -118,3 +118,16 @@ def test_a_failed_progress_write_is_dropped_and_the_outcome_still_written(
         run = poll(scheduler, run_id, ended)
     assert (run.status, run.output) == (RunStatus.SUCCEEDED, "first\nsecond\n")
     assert any("could not write the output" in record.getMessage() for record in caplog.records)
+
+
+def print_then_print() -> None:
+    """Run in a worker thread: what it prints shows while it runs, as a command's output does."""
+    print("first")  # noqa: T201
+    time.sleep(2)
+    print("second")  # noqa: T201
+
+
+def test_what_an_in_process_job_prints_shows_while_it_runs(make_live: Callable[..., Scheduler]) -> None:
+    scheduler = make_live()
+    scheduler.add_job(f"{__name__}:print_then_print", id="chatty", every="1h")
+    follow(scheduler, "chatty")

@@ -53,8 +53,9 @@ class InFlight:
     started_at: datetime | None = None
     future: Future[Execution] | None = None
     in_process: bool = False
-    output: TailBuffer | None = None  # only process runs have output to show while they run
-    log: TailBuffer | None = None  # what an in-process job logged, kept if it times out or is cancelled
+    # The output as it grows, shown while the run runs: a child's stdout and stderr, or what an in-process
+    # job logged and printed (kept as its output even if it times out or is cancelled).
+    output: TailBuffer | None = None
 
 
 class Dispatcher:
@@ -181,7 +182,7 @@ class Dispatcher:
             self._start_coroutine(flight, func)
             return None
 
-        log_output = flight.log = TailBuffer(flight.order.spec.output_limit)
+        log_output = flight.output = TailBuffer(flight.order.spec.output_limit)
 
         def call() -> Execution:
             with running(run_context(flight.order)), capturing(log_output), self._around_job():
@@ -236,7 +237,7 @@ class Dispatcher:
         target = flight.order.spec.target
         assert isinstance(target, CallableTarget)
 
-        log_output = flight.log = TailBuffer(flight.order.spec.output_limit)
+        log_output = flight.output = TailBuffer(flight.order.spec.output_limit)
 
         async def job() -> Execution:
             self._mark_started(flight)
@@ -340,7 +341,7 @@ class Dispatcher:
 
 
 def with_output(execution: Execution, output: TailBuffer) -> Execution:
-    """The execution with the log records its job emitted as its output, if it emitted any."""
+    """The execution with what its job logged and printed as its output, if anything."""
     if not output.version:
         return execution
     return dataclasses.replace(
@@ -349,7 +350,10 @@ def with_output(execution: Execution, output: TailBuffer) -> Execution:
 
 
 def _with_log(execution: Execution, flight: InFlight) -> Execution:
-    return execution if flight.log is None else with_output(execution, flight.log)
+    """An in-process run's verdict (timeout, cancel) with what it logged and printed until then."""
+    if not flight.in_process or flight.output is None:
+        return execution
+    return with_output(execution, flight.output)
 
 
 def run_context(order: StartOrder) -> RunContext:

@@ -89,7 +89,7 @@ class SchedulerLoop:
         self._next_heartbeat_at: datetime | None = None
         self._next_due_at: datetime | None = None
         self._claim_again = False
-        # When the output of running process runs is next written (time.monotonic()), and whether the last
+        # When the output of running runs is next written (time.monotonic()), and whether the last
         # write due was put off.
         self._next_progress_at = 0.0
         self._progress_put_off = False
@@ -374,7 +374,7 @@ class SchedulerLoop:
         return database
 
     def _write_progress(self, quiet: bool) -> None:
-        """Write the output of running processes once per ``progress_interval``, for those who follow them
+        """Write the output of running runs once per ``progress_interval``, for those who follow them
         live.  A write due while runs are about to start, which it would only hold up, waits for the next
         interval, but never twice in a row: output still shows while every worker is busy."""
         if not self.outcomes.has_live_output():

@@ -1,8 +1,9 @@
 """Outcomes waiting to be written: workers note that runs started and ended, the engine's loop writes them in
 batches.  Nothing noted is lost when the database is away: a failed write puts the batch back.
 
-The output of process runs is also written while they run, so that a run page can follow it; that is
-progress, not an outcome: best effort, since the final outcome carries the whole tail anyway.
+The output of runs (a child's, or what an in-process job logs and prints) is also written while they run,
+so that a run page can follow it; that is progress, not an outcome: best effort, since the final outcome
+carries the whole tail anyway.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ Finished = tuple[Completion, StartOrder, Execution]
 
 @dataclass(slots=True)
 class _LiveOutput:
-    """The output of a running process run, and what of it the database has."""
+    """The output of a running run, and what of it the database has."""
 
     buffer: TailBuffer
     # Until its start is written the row is queued: a progress write would match nothing, yet count as done.
@@ -140,7 +141,7 @@ class OutcomeBuffer:
         except StoreError:
             self._put_back(started, finished)
             raise
-        if self._outputs:  # no work per start unless a process run is under way
+        if self._outputs:  # no work per start unless a run with output is under way
             self._note_starts_written(started)
         try:
             accepted = set(store.record_finished([item[0] for item in finished], owner=owner, now=now))
@@ -169,7 +170,7 @@ class OutcomeBuffer:
                     live.start_written = True
 
     def write_progress(self, store: JobStore, *, owner: str) -> None:
-        """Write the output of running process runs that changed since it was last written, in one batch.
+        """Write the output of running runs that changed since it was last written, in one batch.
 
         A failure is logged and dropped: the same output is tried again next time, and the final outcome
         carries the whole tail whatever happens here.
