@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -186,11 +188,28 @@ def test_blocking_scheduler_stops_on_shutdown_from_another_thread(make: Factory)
     assert sched.state == STATE_STOPPED and sched.core.loop is None
 
 
+def interrupt_when_waiting(thread_id: int, timeout: float = 10.0) -> None:
+    """Send SIGINT to the thread once ``BlockingScheduler.start`` itself waits for the stop (in ``threading``:
+    a wait a signal interrupts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(thread_id)
+        waiting = frame is not None and frame.f_globals.get("__name__") == "threading"
+        while frame is not None and frame.f_globals.get("__name__") == "threading":
+            frame = frame.f_back
+        if waiting and frame is not None and frame.f_code is BlockingScheduler.start.__code__:
+            signal.pthread_kill(thread_id, signal.SIGINT)
+            return
+        time.sleep(0.005)
+
+
 def test_blocking_scheduler_stops_gracefully_on_ctrl_c(make: Factory) -> None:
     sched: BlockingScheduler = make(BlockingScheduler)
     main = threading.get_ident()
     assert main == threading.main_thread().ident, "signals reach only the main thread"
-    interrupt = threading.Timer(0.05, lambda: signal.pthread_kill(main, signal.SIGINT))
+    # Ctrl-C once start() blocks, waiting for the stop: a signal sent at any moment may land while the main
+    # thread runs a finalizer (a connection pool's, say), where Python prints and drops the exception.
+    interrupt = threading.Thread(target=interrupt_when_waiting, args=(main,), daemon=True)
     sched.add_listener(lambda event: interrupt.start(), EVENT_SCHEDULER_STARTED)
     # Python's own Ctrl-C behaviour, whatever handler code run earlier in this process left installed (an
     # event loop's, say): with another handler the signal would not raise here, and the test would wait.
