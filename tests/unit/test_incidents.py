@@ -247,3 +247,14 @@ def test_a_folder_of_templates_overrides_the_built_in_ones(tmp_path: Path) -> No
     message = Renderer(templates=tmp_path).render([{"kind": "failed", "job_id": "x"}])
     assert message.title == "CRON x failed"
     assert "x" in message.text
+
+
+def test_a_template_can_name_every_alert_of_a_flood(tmp_path: Path) -> None:
+    """Beyond the alerts listed in full, the rest are counted by job and kind, and still named by id."""
+    (tmp_path / "body.txt").write_text(
+        "{% for a in alerts %}{{ a.alert_id }} {% endfor %}"
+        "{% for m in more %}{% for i in m.alert_ids %}{{ i }} {% endfor %}{% endfor %}"
+    )
+    facts = [{"kind": "failed", "job_id": "x", "alert_id": number} for number in range(1, 26)]
+    message = Renderer(templates=tmp_path).render(facts)
+    assert message.text.split() == [str(number) for number in range(1, 26)]

@@ -102,7 +102,7 @@ class Courier:
         if parcel.url is None:
             return [DeliveryResult(ids, f"there is no channel named {parcel.channel!r}")]
         try:
-            message = self._renderer.render([alert.facts for alert in parcel.alerts])
+            message = self._renderer.render([{**a.facts, "alert_id": a.id} for a in parcel.alerts])
         except Exception as exc:  # a template of the deployment's own that cannot render: retrying won't help
             return [DeliveryResult(ids, f"the message could not be rendered: {exc}")]
         error = send(parcel.url, message, timeout=self._settings.send_timeout)

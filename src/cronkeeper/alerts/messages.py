@@ -7,7 +7,6 @@ the title is one line whatever a job's name holds, so that no run can write head
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,11 +58,16 @@ class Renderer:
     def render(self, facts: Sequence[dict[str, Any]]) -> Message:
         """One message for one or several alerts to one channel (several are grouped, not sent apart).  The
         templates get ``alerts`` (the first ``LISTED`` in full), ``total``, and ``more``: the rest, counted
-        by job and kind, so that a flood stays one readable message."""
+        by job and kind (with their ``alert_ids``), so that a flood stays one readable message."""
         alerts = [self._with_link(item) for item in facts]
         shown, rest = alerts[:LISTED], alerts[LISTED:]
-        counted = Counter((alert["job_name"], alert["kind"]) for alert in rest)
-        more = [{"job_name": name, "kind": kind, "count": count} for (name, kind), count in counted.items()]
+        counted: dict[tuple[str, str], list[Any]] = {}
+        for alert in rest:
+            counted.setdefault((alert["job_name"], alert["kind"]), []).append(alert["alert_id"])
+        more = [
+            {"job_name": name, "kind": kind, "count": len(ids), "alert_ids": ids}
+            for (name, kind), ids in counted.items()
+        ]
         given = {"alerts": shown, "total": len(alerts), "more": more}
         title = self._env.get_template("title.txt").render(**given)
         return Message(
@@ -107,6 +111,7 @@ def headline(facts: dict[str, Any]) -> str:
 
 
 _FACT_KEYS = (
+    "alert_id",
     "kind",
     "job_id",
     "job_name",
