@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import sys
@@ -103,7 +104,8 @@ async def async_printing() -> None:
 
 
 def with_helper_thread() -> str | None:
-    """Logs and prints from a thread it starts, and asks that thread which run it works for."""
+    """Logs and prints from a thread it starts with its run handed on, and asks that thread which run it
+    works for."""
     seen: list[str | None] = []
 
     def helper() -> None:
@@ -112,7 +114,7 @@ def with_helper_thread() -> str | None:
         run = cronkeeper.current_run()
         seen.append(None if run is None else run.job_id)
 
-    thread = threading.Thread(target=helper)
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(helper,))
     thread.start()
     thread.join()
     return seen[0]

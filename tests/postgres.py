@@ -19,7 +19,7 @@ import pytest
 PORT = 54329
 
 
-def _binaries() -> Path | None:
+def binaries() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     return Path(found[-1]).parent if found else None
 
@@ -29,54 +29,65 @@ def _as_postgres(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
 
 
-@contextmanager
-def private_server() -> Iterator[str]:
-    """Yield an admin URL of a new server; the cluster is deleted afterwards."""
-    bindir = _binaries()
+class PrivateCluster:
+    """A new PostgreSQL cluster in a temp directory, on a Unix socket only: started, restarted (as an
+    operator's restart does: every connection dropped), and deleted.  Used by the tests and by
+    ``scripts/chaos.py``."""
+
+    def __init__(self, bindir: Path, port: int = PORT) -> None:
+        self.bindir, self.port = bindir, port
+        self.root = Path(tempfile.mkdtemp(prefix="cronkeeper-pg-"))
+        self.data, self.sockets = self.root / "data", self.root / "sock"
+        self.sockets.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+            shutil.chown(self.sockets, "postgres")
+        self._pg("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql+psycopg://postgres@/postgres?host={self.sockets}&port={self.port}"
+
+    def start(self) -> None:
+        options = (
+            f"-c listen_addresses='' -k {self.sockets} -p {self.port} -c fsync=off -c max_connections=200"
+        )
+        self._pg("pg_ctl", "-D", str(self.data), "-o", options, "-w", "-l", str(self.root / "log"), "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        self._pg("pg_ctl", "-D", str(self.data), "-m", mode, "stop", check=False)
+
+    def restart(self) -> None:
+        self.stop("fast")
+        self.start()
+
+    def delete(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _pg(self, tool: str, *arguments: str, check: bool = True) -> None:
+        subprocess.run(_as_postgres([str(self.bindir / tool), *arguments]), check=check, capture_output=True)
+
+
+def binaries_or_skip() -> Path:
+    """Debian's PostgreSQL binaries; without them a skip, or under ``CI=true`` an error."""
+    bindir = binaries()
     if bindir is None:
         if os.environ.get("CI") == "true":
             raise RuntimeError("PostgreSQL is not installed; .ci/run must install it")
         pytest.skip("PostgreSQL binaries not installed (apt-get install postgresql); under CI=true an error")
-    root = Path(tempfile.mkdtemp(prefix="cronkeeper-pg-"))
-    data, sockets = root / "data", root / "sock"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-    subprocess.run(
-        _as_postgres(
-            [
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-c listen_addresses='' -k {sockets} -p {PORT} -c fsync=off -c max_connections=200"
-    subprocess.run(
-        _as_postgres(
-            [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(root / "log"), "start"]
-        ),
-        check=True,
-        capture_output=True,
-    )
+    return bindir
+
+
+@contextmanager
+def private_server() -> Iterator[str]:
+    """Yield an admin URL of a new server; the cluster is deleted afterwards."""
+    cluster = PrivateCluster(binaries_or_skip())
     try:
-        yield f"postgresql+psycopg://postgres@/postgres?host={sockets}&port={PORT}"
+        cluster.start()
+        yield cluster.admin_url
     finally:
-        subprocess.run(
-            _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.delete()
 
 
 def create_database(admin_url: str, name: str) -> str:

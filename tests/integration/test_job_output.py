@@ -4,7 +4,10 @@ failed while still storing its result."""
 
 from __future__ import annotations
 
+import io
 import logging
+import queue
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import cronkeeper
 from cronkeeper import FakeClock, RunStatus, Scheduler
 from cronkeeper.models import Run
 from tests.conftest import SchedulerFactory
@@ -123,9 +127,9 @@ def test_an_isolated_job_can_end_its_run_failed_and_keep_its_result(
     assert run.output is not None and "2 of 3 items failed" in run.output  # the child's stderr
 
 
-def run_once(scheduler: Scheduler, clock: FakeClock, ref: str, job_id: str, **options: Any) -> Run:
+def run_once(scheduler: Scheduler, clock: FakeClock, target: Any, job_id: str, **options: Any) -> Run:
     """Add a job, let it fire once and return its run."""
-    scheduler.add_job(ref, id=job_id, every="1m", **options)
+    scheduler.add_job(target, id=job_id, every="1m", **options)
     clock.advance(timedelta(minutes=1))
     scheduler.run_pending()
     (run,) = scheduler.runs(job_id=job_id)
@@ -165,13 +169,97 @@ def test_a_record_a_stderr_handler_writes_is_kept_once(
     assert run.output is not None and run.output.count("item 0 done") == 1
 
 
-def test_a_thread_the_job_starts_works_for_its_run(
+def test_a_thread_the_job_hands_its_run_to_works_for_it(
     make_scheduler: SchedulerFactory, clock: FakeClock
 ) -> None:
     run = run_once(make_scheduler(), clock, "tests.jobs:with_helper_thread", "helped")
     assert run.result == {"value": "helped"}  # current_run() in the helper thread
     assert run.output is not None
     assert "helper logged" in run.output and "helper printed\n" in run.output
+
+
+def test_a_thread_the_job_starts_without_its_run_is_not_credited_to_it(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    """A library's worker thread, started lazily by the first run that needs it, serves every run after:
+    it must not carry the first one."""
+    scheduler = make_scheduler()
+    work: queue.Queue[str] = queue.Queue()
+    done: queue.Queue[str | None] = queue.Queue()
+    worker: list[threading.Thread] = []
+
+    def serve() -> None:
+        while True:
+            item = work.get()
+            print(item)  # noqa: T201
+            run = cronkeeper.current_run()
+            done.put(None if run is None else run.job_id)
+
+    def job(item: str) -> str | None:
+        if not worker:
+            worker.append(threading.Thread(target=serve, daemon=True))
+            worker[0].start()
+        work.put(item)
+        return done.get(timeout=5)
+
+    scheduler.register(job)
+    for name in ("a", "b"):
+        scheduler.add_job(job, id=name, every="1m", kwargs={"item": f"{name}'s item"})
+    clock.advance(timedelta(minutes=1))
+    scheduler.run_pending()
+    for name in ("a", "b"):
+        (run,) = scheduler.runs(job_id=name)
+        assert (run.status, run.result, run.output) == (RunStatus.SUCCEEDED, None, None)
+
+
+def test_a_jobs_bytes_and_its_own_handlers_writes(make_scheduler: SchedulerFactory, clock: FakeClock) -> None:
+    """Bytes fail as the stream makes them fail (code that falls back to .buffer on TypeError keeps working);
+    a custom handler that prints its records does not have them kept twice."""
+    scheduler = make_scheduler()
+    logger = logging.getLogger("tests.custom")
+
+    class Printing(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            print(record.getMessage())  # noqa: T201
+
+    def job() -> None:
+        try:
+            sys.stdout.write(b"raw")  # type: ignore[arg-type]
+        except TypeError:
+            print("fell back")  # noqa: T201
+        logger.warning("exported 10 rows")
+
+    handler = Printing()
+    logger.addHandler(handler)
+    scheduler.register(job)
+    try:
+        run = run_once(scheduler, clock, job, "bytes")
+    finally:
+        logger.removeHandler(handler)
+    assert run.status is RunStatus.SUCCEEDED and run.output is not None
+    assert run.output.startswith("fell back\n") and run.output.count("exported 10 rows") == 1
+
+
+def test_an_applications_own_tee_does_not_double_a_runs_prints(
+    make_scheduler: SchedulerFactory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scheduler = make_scheduler()
+    run_once(scheduler, clock, "tests.jobs:printing", "first")  # the streams are wrapped by now
+
+    class Tee:
+        def __init__(self, stream: Any) -> None:
+            self.stream, self.copy = stream, io.StringIO()
+
+        def write(self, text: str) -> int:
+            self.copy.write(text)
+            return int(self.stream.write(text))
+
+        def flush(self) -> None:
+            self.stream.flush()
+
+    monkeypatch.setattr(sys, "stdout", Tee(sys.stdout))
+    run = run_once(scheduler, clock, "tests.jobs:printing", "second")
+    assert run.output == "report written\nto stderr\n"
 
 
 def test_a_pool_worker_started_in_a_run_does_not_keep_working_for_it(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -10,19 +11,21 @@ import textwrap
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 from cronkeeper import FakeClock, RunStatus, Scheduler
 from cronkeeper.config import expand_job
-from cronkeeper.exceptions import ValidationError
+from cronkeeper.exceptions import StoreError, ValidationError
 from cronkeeper.executors.output import TailBuffer
 from cronkeeper.executors.process import run_process
 from cronkeeper.settings import SchedulerSettings
 from cronkeeper.testing import advance
 from tests.e2e.test_cli import wait_for
 from tests.integration.test_engine import is_alive
+from tests.sinks import wait_until
 
 FAST = SchedulerSettings(
     workers=4, heartbeat_interval=timedelta(seconds=0.2), lease=timedelta(seconds=1), poll_interval=0.1
@@ -257,3 +260,30 @@ def test_a_node_of_the_same_host_ends_what_a_dead_schedulers_run_left_running(tm
     finally:
         if doomed.poll() is None:
             doomed.kill()
+
+
+def test_a_database_outage_is_logged_when_it_begins_and_ends_not_at_every_retry(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler = Scheduler(db_url, settings=SchedulerSettings(retry_store_after=0.02))
+    failures = [0]
+    next_due_at = scheduler.store.next_due_at
+
+    def away(*args: Any, **kwargs: Any) -> Any:
+        if failures[0] < 20:
+            failures[0] += 1
+            raise StoreError("database read failed: connection refused\n\tIs the server running?")
+        return next_due_at(*args, **kwargs)
+
+    monkeypatch.setattr(scheduler.store, "next_due_at", away)
+    caplog.set_level(logging.INFO, logger="cronkeeper.engine.loop")
+    try:
+        scheduler.start()
+        wait_until(lambda: failures[0] >= 20 and "reachable again" in caplog.text)
+    finally:
+        scheduler.close()
+    lines = [record.getMessage() for record in caplog.records if record.name == "cronkeeper.engine.loop"]
+    unavailable = [line for line in lines if line.startswith("database unavailable")]
+    assert len(unavailable) == 1 and "connection refused Is the server running?" in unavailable[0]
+    assert "\n" not in unavailable[0]
+    assert any(line.startswith("database reachable again after") for line in lines)

@@ -97,6 +97,10 @@ class SchedulerLoop:
         # failed on the database.
         self.last_loop_at: datetime | None = None
         self.loop_errors = 0
+        # Since when (time.monotonic()) the database has failed every pass, and how many passes: an outage is
+        # logged when it begins, every minute or so while it lasts, and when it ends, not once per retry.
+        self._outage_since: float | None = None
+        self._outage_passes = 0
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -184,19 +188,35 @@ class SchedulerLoop:
 
     # ---- the loop --------------------------------------------------------------------------------------
 
+    def _note_outage(self, exc: StoreError) -> None:
+        """Log a failed pass: one line when an outage begins and about once a minute while it lasts (the
+        traceback at DEBUG); the runs it holds up are written when it ends."""
+        retry = self.settings.retry_store_after
+        if self._outage_since is None:
+            self._outage_since, self._outage_passes = time.monotonic(), 0
+        self._outage_passes += 1
+        if self._outage_passes == 1 or self._outage_passes % max(1, round(60 / retry)) == 0:
+            lasted = time.monotonic() - self._outage_since
+            reason = " ".join(str(exc).split())
+            log.error("database unavailable for %.0fs: %s; retrying every %ss", lasted, reason, retry)
+        log.debug("the pass failed on the database", exc_info=True)
+
     def _loop(self) -> None:
         while not self._exiting.is_set():
             self._wake.clear()
             try:
                 self.run_once()
                 self.last_loop_at = self.clock.now()
-            except StoreError:
+            except StoreError as exc:
                 self.loop_errors += 1
-                log.exception("database unavailable; retrying in %ss", self.settings.retry_store_after)
+                self._note_outage(exc)
                 time.sleep(self.settings.retry_store_after)
                 continue
             except Exception:
                 log.exception("unexpected error in the scheduler loop; continuing")
+            if self._outage_since is not None:
+                log.warning("database reachable again after %.1fs", time.monotonic() - self._outage_since)
+                self._outage_since = None
             self._sleep()
         self._flush_safely()
 

@@ -1,31 +1,32 @@
 """What a Python job run in this process logs and prints, kept as its run's output.
 
 A context variable says which run the calling code executes for (each worker thread and each task has its
-own), so two runs at once never mix and code outside any run is left alone.  Three hooks feed it, each
-installed once per process and transparent outside a run:
+own), so two runs at once never mix and code outside any run is left alone.  Two hooks feed it, installed
+once per process and transparent outside a run:
 
 - log records are taken as they are made (a wrapper around the log record factory), not by a handler: adding
   a handler to the root logger would change the application's logging (``basicConfig`` does nothing once the
   root has a handler, and Python's last-resort output to stderr stops).  Records count as the application's
   logging lets them through its loggers' levels; ``serve`` logs at INFO.
 - ``sys.stdout`` and ``sys.stderr`` are wrapped: text a run writes there (``print``) is kept too, and still
-  goes where it went before.  A write made by a logging handler is not kept twice (its record already was).
+  goes where it went before.  What a logging handler writes is not kept again (its record already was).
   Bytes written to ``sys.stdout.buffer`` or to the file descriptors are not seen.
-- a thread started during a run runs in a copy of its starter's context (as Python 3.14 can do for every
-  thread), so its records and prints, and ``current_run()``, belong to the run.  A thread pool's worker is
-  left out: it outlives the run and serves whoever submits next.
+
+A thread a job starts does not inherit the run: Python gives a new thread an empty context, and guessing
+otherwise would credit a library's long-lived worker thread, started lazily by one run, with the work of every
+run after it.  A job hands its run on explicitly: ``Thread(target=contextvars.copy_context().run,
+args=(work,))``, as ``asyncio.to_thread`` does.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import thread as pool_threads
 from contextlib import contextmanager
 from contextvars import ContextVar
+from types import FrameType
 from typing import Any, TextIO
 
 from cronkeeper.executors.output import TailBuffer
@@ -66,33 +67,42 @@ class RunAwareStream:
 
     def write(self, text: str) -> int:
         output = _RUN_OUTPUT.get()
-        if output is not None and text and not _from_logging():
+        if output is None or _WRITING.get() or not isinstance(text, str) or not text or _from_logging():
+            return self.wrapped.write(text)  # bytes fail (or not) as the wrapped stream decides
+        # An application's own tee around this stream may write through another one: keep the text once.
+        token = _WRITING.set(True)
+        try:
             output.append(text.encode("utf-8", errors="replace"))
-        return self.wrapped.write(text)
+            return self.wrapped.write(text)
+        finally:
+            _WRITING.reset(token)
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
             self.write(line)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "wrapped":  # not set yet (a copy made without __init__)
+            raise AttributeError(name)
         return getattr(self.wrapped, name)
 
 
+_WRITING: ContextVar[bool] = ContextVar("cronkeeper_run_output_writing", default=False)
+# Every record reaches its handlers through these two: a write below either is a handler's.
+_HANDLING = (logging.Logger.callHandlers.__code__, logging.Handler.handle.__code__)
+_DEEPEST = 64
+
+
 def _from_logging() -> bool:
-    """Whether the write comes from a logging handler (whose record the run already has)."""
-    caller = sys._getframe(2)  # write's caller: print(), a handler's emit, or the job's own code
-    return str(caller.f_globals.get("__name__", "")).startswith("logging")
-
-
-def _starting_in_run(start: Callable[[threading.Thread], None]) -> Callable[[threading.Thread], None]:
-    def start_thread(thread: threading.Thread) -> None:
-        if _RUN_OUTPUT.get() is not None and getattr(thread, "_target", None) is not pool_threads._worker:
-            context, run = contextvars.copy_context(), thread.run
-            thread.run = lambda: context.run(run)  # type: ignore[method-assign]
-        start(thread)
-
-    setattr(start_thread, _MARK, True)
-    return start_thread
+    """Whether the write is made by a logging handler (whose record the run already has)."""
+    frame: FrameType | None = sys._getframe(2)
+    for _ in range(_DEEPEST):
+        if frame is None:
+            return False
+        if frame.f_code in _HANDLING:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def install() -> None:
@@ -101,25 +111,30 @@ def install() -> None:
     if not getattr(factory, _MARK, False):
         logging.setLogRecordFactory(_keeping(factory))
     _wrap_streams()
-    if not getattr(threading.Thread.start, _MARK, False):
-        threading.Thread.start = _starting_in_run(threading.Thread.start)  # type: ignore[method-assign,assignment]
 
 
 _WRAPPING = threading.Lock()
-_STREAMS = ("stdout", "stderr")
 
 
 def _wrap_streams() -> None:
     """Wrap ``sys.stdout`` and ``sys.stderr`` unless they are: again at each run, since an application (or a
     test runner) may have replaced them since the scheduler started."""
-    if not any(_unwrapped(getattr(sys, name)) for name in _STREAMS):
+    if not (_unwrapped(sys.stdout) or _unwrapped(sys.stderr)):
         return
     # Two runs starting at once must not wrap a stream twice: their prints would be kept twice.
     with _WRAPPING:
-        for name in _STREAMS:
-            stream = getattr(sys, name)
-            if _unwrapped(stream):
-                setattr(sys, name, RunAwareStream(stream))
+        # Each stream is set only if nobody (a job's redirect_stdout ending, say) replaced it meanwhile: the
+        # check and the store are plain bytecodes, with no thread switch between them.
+        stdout = sys.stdout
+        if _unwrapped(stdout):
+            wrapper = RunAwareStream(stdout)
+            if sys.stdout is stdout:
+                sys.stdout = wrapper
+        stderr = sys.stderr
+        if _unwrapped(stderr):
+            wrapper = RunAwareStream(stderr)
+            if sys.stderr is stderr:
+                sys.stderr = wrapper
 
 
 def _unwrapped(stream: TextIO | None) -> bool:

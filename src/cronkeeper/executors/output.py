@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections import deque
 
+SMALL_CHUNK = 4096
+
 
 class TailBuffer:
     """Bytes appended in chunks, of which only the last ``limit`` are kept; the rest is counted.
@@ -25,7 +27,11 @@ class TailBuffer:
     def append(self, chunk: bytes) -> None:
         with self._lock:
             self.version += 1
-            self._chunks.append(chunk)
+            # Many small writes (a print per line) share a chunk: a chunk's own cost would outweigh the text.
+            if self._chunks and len(self._chunks[-1]) + len(chunk) <= SMALL_CHUNK:
+                self._chunks[-1] += chunk
+            else:
+                self._chunks.append(chunk)
             self._size += len(chunk)
             while self._size > self.limit and self._chunks:
                 excess = self._size - self.limit
