@@ -16,7 +16,7 @@ from cronkeeper.cli.output import console, print_json, seconds, table, when
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import Job
 from cronkeeper.serialize import job_to_json, schedule_text
-from cronkeeper.store.records import JobStats, RunMark, stats_report_to_json
+from cronkeeper.store.records import JobStats, RecentRun, RunMark, stats_report_to_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -153,15 +153,40 @@ def jobs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @pass_app
 def list_jobs(app: AppContext, as_json: bool) -> None:
-    """Every job with its schedule and next run."""
-    found = app.scheduler().jobs()
+    """Every job with its schedule, its last run and its next run."""
+    scheduler = app.scheduler()
+    found = scheduler.jobs()
+    recent = scheduler.dashboard.recent_runs([job.id for job in found], per_job=1)
+    last = {job_id: runs[0] for job_id, runs in recent.items() if runs}
     if as_json:
-        print_json([job_to_json(job) for job in found])
+        print_json([{**job_to_json(job), "last_run": _last_json(last.get(job.id))} for job in found])
         return
-    out = table("ID", "SCHEDULE", "STATE", "NEXT RUN (UTC)", "TARGET")
+    out = table("ID", "SCHEDULE", "STATE", "LAST RUN (UTC)", "NEXT RUN (UTC)", "TARGET")
     for job in found:
-        out.add_row(job.id, schedule_text(job.spec.trigger), _state(job), when(job.next_due_at), _target(job))
+        out.add_row(
+            job.id,
+            schedule_text(job.spec.trigger),
+            _state(job),
+            _last_text(last.get(job.id)),
+            when(job.next_due_at),
+            _target(job),
+        )
     console.print(out)
+
+
+def _last_text(run: RecentRun | None) -> str:
+    return "-" if run is None else f"{run.status.value} {when(run.at)}"
+
+
+def _last_json(run: RecentRun | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "id": run.id,
+        "status": run.status.value,
+        "at": run.at.isoformat(),
+        "duration_seconds": run.seconds,
+    }
 
 
 def _state(job: Job) -> str:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import datetime
+from typing import Any
 
 import click
 
-from cronkeeper.cli.context import AppContext, instant_option, pass_app
+from cronkeeper.cli.context import CLI_VIA, AppContext, instant_option, os_user, pass_app
 from cronkeeper.cli.output import console, print_json, seconds, table, when
+from cronkeeper.executors.output import split_marker
 from cronkeeper.models import Run, RunStatus
 from cronkeeper.serialize import run_to_json
 
@@ -98,10 +102,84 @@ def show_run(app: AppContext, run_id: int, as_json: bool) -> None:
         return
     output, trace = data.pop("output"), data.pop("traceback")
     for key, value in data.items():
-        click.echo(f"{key:18} {value}")
+        click.echo(f"{key:18} {_shown(key, value)}")
     if trace:
         click.echo("--- traceback ---")
         click.echo(trace.rstrip())
     if output:
         click.echo("--- output ---")
         click.echo(output.rstrip())
+
+
+def _shown(key: str, value: Any) -> str:
+    """A field for people: durations to the millisecond, memory in MiB, a result as JSON."""
+    if value is None:
+        return "-"
+    if key.endswith("_seconds"):
+        return seconds(value)
+    if key == "peak_memory_bytes":
+        return f"{value / 2**20:.1f} MiB"
+    if key == "result":
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+@runs.command("tail")
+@click.argument("run_id", type=int)
+@click.option(
+    "--interval",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0.1, 60),
+    help="Seconds between looks.",
+)
+@pass_app
+def tail_run(app: AppContext, run_id: int, interval: float) -> int:
+    """Follow a run's output as its scheduler writes it (about every second), until the run ends; exit
+    status 0 if it succeeded, 1 if it did not."""
+    scheduler = app.scheduler()
+    shown = ""
+    while True:
+        run = scheduler.get_run(run_id)
+        output = run.output or ""
+        click.echo(unseen(shown, output), nl=False)
+        shown = output
+        if not run.status.is_active:
+            break
+        time.sleep(interval)
+    ending = f"run {run_id} {run.status.value}"
+    if run.exit_code is not None:
+        ending += f" (exit code {run.exit_code})"
+    click.echo(f"--- {ending}{': ' + run.error if run.error else ''}", err=True)
+    return 0 if run.status is RunStatus.SUCCEEDED else 1
+
+
+def unseen(shown: str, output: str) -> str:
+    """What of ``output`` (the kept tail, now) follows ``shown`` (the tail as it was last printed).  The kept
+    tail's marker counts the bytes cut from its start, so the bytes written in between are the difference of
+    the totals; if more were written than the tail keeps, a marker says that some went by unseen."""
+    if output.startswith(shown):
+        return output[len(shown) :]
+    cut_before, body_before = _tail(shown)
+    cut_now, body_now = _tail(output)
+    written = cut_now + len(body_now) - cut_before - len(body_before)
+    if written <= 0:
+        return ""
+    if written > len(body_now):
+        return f"\n[... output went by faster than it was followed ...]\n{body_now.decode()}"
+    return body_now[-written:].decode(errors="replace")
+
+
+def _tail(output: str) -> tuple[int, bytes]:
+    cut, body = split_marker(output)
+    return cut, body.encode()
+
+
+@runs.command("cancel")
+@click.argument("run_id", type=int)
+@pass_app
+def cancel_run(app: AppContext, run_id: int) -> None:
+    """Cancel a queued or running run: a run of a `cronkeeper serve` stops at its next heartbeat (a
+    command's process group is killed; a thread cannot be, and its result is then dropped)."""
+    run = app.scheduler().run_service.cancel_run(run_id, by=os_user(), via=CLI_VIA)
+    click.echo(f"cancelling run {run_id} of {run.job_id} ({run.status.value})")

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 
 SMALL_CHUNK = 4096
+# What leads a tail that was cut; ``split_marker`` reads it back.
+MARKER = "[... {} earlier bytes truncated ...]\n"
+_MARKED = re.compile(r"\[\.\.\. (\d+) earlier bytes truncated \.\.\.\]\n")
+
+
+def split_marker(output: str) -> tuple[int, str]:
+    """How many bytes the marker of a kept tail says were cut (0 without one), and the tail without it."""
+    marked = _MARKED.match(output)
+    return (0, output) if marked is None else (int(marked.group(1)), output[marked.end() :])
 
 
 class TailBuffer:
@@ -61,5 +71,5 @@ class TailBuffer:
         # NUL cannot be stored in PostgreSQL text; it becomes the replacement character like invalid UTF-8.
         body = data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
         if dropped:
-            return version, f"[... {dropped} earlier bytes truncated ...]\n{body}"
+            return version, MARKER.format(dropped) + body
         return version, body
