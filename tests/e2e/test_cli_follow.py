@@ -8,7 +8,7 @@ import json
 import subprocess
 
 from cronkeeper.cli.runs import unseen
-from tests.e2e.test_cli import CRONKEEPER, Cli, seed, serve
+from tests.e2e.test_cli import Cli, seed, serve
 
 SLOW_LINES = "for i in 1 2 3; do echo line $i; sleep 0.7; done"
 
@@ -68,15 +68,7 @@ def test_runs_tail_follows_a_run_and_runs_cancel_stops_one(cli: Cli) -> None:
 
 
 def tail(cli: Cli, run_id: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CRONKEEPER), "runs", "tail", str(run_id), "--interval", "0.2"],
-        cwd=cli.cwd,
-        env=cli.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return cli("runs", "tail", str(run_id), "--interval", "0.2")
 
 
 def test_tail_prints_what_follows_once_the_kept_tail_moved_on() -> None:
