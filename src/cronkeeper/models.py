@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import signal
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -276,6 +277,24 @@ class Run(RunOutcome):
     def lateness(self) -> timedelta | None:
         """How long after it was due the run started."""
         return None if self.started_at is None else self.started_at - self.due_at
+
+
+def exit_code_text(code: int) -> str:
+    """An exit code as people read it: a negative one is the signal that ended the process
+    (``-15 (SIGTERM)``); one above 128 is how a shell reports a command a signal ended
+    (``137 (128 + SIGKILL)``)."""
+    if code < 0:
+        return f"{code} ({_signal_name(-code)})"
+    if 128 < code < 128 + 65:
+        return f"{code} (128 + {_signal_name(code - 128)})"
+    return str(code)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from cronkeeper.models import RunStatus
 from tests.browser.conftest import Site, log_in
+from tests.sinks import wait_until
 from tests.web.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
 
 # Screenshots of the main pages, for the README: CRONKEEPER_SCREENSHOTS=docs/screenshots scripts/test.sh ...
@@ -107,3 +109,25 @@ def test_live_status_page(page: Page, site: Site) -> None:
     expect(page.get_by_role("heading", name="Nodes")).to_be_visible()
     expect(page.locator("body")).to_contain_text(site.scheduler.loop.owner if site.scheduler.loop else "")
     _shot(page, "status")
+
+
+def test_a_running_runs_time_counts_up_and_its_neighbours_are_linked(page: Page, site: Site) -> None:
+    site.scheduler.service.add_job(
+        {
+            "id": "slow",
+            "cron": "0 3 * * *",
+            "command": ["sh", "-c", "sleep 3; kill -TERM $$"],
+            "max_instances": 2,
+        },
+        by="test-setup",
+    )
+    earlier, run_id = site.scheduler.trigger("slow"), site.scheduler.trigger("slow")
+    wait_until(lambda: site.scheduler.get_run(run_id).status is RunStatus.RUNNING)
+    log_in(page, site, "admin", ADMIN_PASSWORD)
+    page.goto(f"{site.url}/runs/{run_id}")
+    # Counted by the page itself, second by second, from the run's start.
+    expect(page.locator("#run-elapsed")).to_have_text(re.compile(r"^[12]\.\d s$"), timeout=5_000)
+    expect(page.locator("#run-status")).to_have_text("failed", timeout=15_000)
+    expect(page.get_by_text("-15 (SIGTERM)")).to_be_visible()
+    page.get_by_role("link", name=re.compile("previous run of slow")).click()
+    expect(page).to_have_url(re.compile(rf"/runs/{earlier}$"))

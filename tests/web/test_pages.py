@@ -940,3 +940,45 @@ def test_the_jobs_page_costs_a_few_statements_whatever_the_number_of_jobs(
     assert len(job_links(viewer_client.get("/").text)) == 30
     assert many == few
     assert many <= 8  # the session lookup, one query for the jobs, one for their runs, and BEGINs
+
+
+def test_a_run_page_links_its_neighbours_and_attempts_and_names_the_signal(
+    admin_client: TestClient, scheduler: Scheduler, clock: FakeClock
+) -> None:
+    """A command a signal ended shows the signal; its retries are listed as one chain; the previous and next
+    runs of the job are a click away; an ended run without output has no empty box."""
+    scheduler.service.add_job(
+        {
+            "id": "killed",
+            "cron": "0 3 * * *",
+            "command": ["sh", "-c", "kill -TERM $$"],
+            "max_retries": 1,
+            "retry_base": "1s",
+            "retry_jitter": 0,
+        },
+        by="setup",
+    )
+    scheduler.run_service.trigger("killed")
+    scheduler.run_pending()
+    clock.advance(timedelta(seconds=2))
+    scheduler.run_pending()
+    first, retry = sorted(run.id for run in scheduler.runs(job_id="killed"))
+    page = admin_client.get(f"/runs/{retry}").text
+    assert "-15 (SIGTERM)" in page
+    assert f'<a href="/runs/{first}" rel="prev">' in page and 'rel="next"' not in page
+    assert "Attempts at this fire" in page
+    assert (
+        f'<a href="/runs/{first}">#{first}</a>' in page
+        and f'<strong aria-current="page">#{retry}</strong>' in page
+    )
+    assert "No output." in page and 'id="run-output"' not in page and "Download output" not in page
+    assert 'action="/jobs/killed/trigger"' in page  # run again
+    assert f'<a href="/runs/{retry}" rel="next">' in admin_client.get(f"/runs/{first}").text
+
+
+def test_a_running_runs_page_counts_its_time(admin_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "long")
+    (run_id,) = add_runs(scheduler, "long", [("running", None)])
+    page = admin_client.get(f"/runs/{run_id}").text
+    assert re.search(r'<span id="run-elapsed" data-since="[^"]+">[^<]+</span> so far', page)
+    assert 'id="run-output"' in page  # the live output's box, empty until the first line

@@ -12,7 +12,7 @@ import click
 from cronkeeper.cli.context import CLI_VIA, AppContext, instant_option, os_user, pass_app
 from cronkeeper.cli.output import console, print_json, seconds, table, when
 from cronkeeper.executors.output import split_marker
-from cronkeeper.models import Run, RunStatus
+from cronkeeper.models import Run, RunStatus, exit_code_text
 from cronkeeper.serialize import run_to_json
 
 STATUSES = [status.value for status in RunStatus]
@@ -149,7 +149,7 @@ def tail_run(app: AppContext, run_id: int, interval: float) -> int:
         time.sleep(interval)
     ending = f"run {run_id} {run.status.value}"
     if run.exit_code is not None:
-        ending += f" (exit code {run.exit_code})"
+        ending += f" (exit code {exit_code_text(run.exit_code)})"
     click.echo(f"--- {ending}{': ' + run.error if run.error else ''}", err=True)
     return 0 if run.status is RunStatus.SUCCEEDED else 1
 

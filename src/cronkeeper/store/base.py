@@ -43,6 +43,7 @@ from cronkeeper.store.records import (
     PruneReport,
     RecentRun,
     Retention,
+    RunRelations,
 )
 
 
@@ -533,6 +534,10 @@ class DashboardView(ABC):
     @abstractmethod
     def existing(self, job_ids: Iterable[str], run_ids: Iterable[int]) -> tuple[set[str], set[int]]:
         """Which of these jobs and runs still exist."""
+
+    @abstractmethod
+    def run_relations(self, run: Run) -> RunRelations:
+        """The run's neighbours in its job's history and the attempts at its fire (a run page's links)."""
 
 
 class AlertStore(ABC):

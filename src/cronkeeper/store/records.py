@@ -70,6 +70,16 @@ class JobPage:
 
 
 @dataclass(frozen=True, slots=True)
+class RunRelations:
+    """Where a run stands among its job's runs: the run before and after it (by id), and every attempt at the
+    same fire (the first try and its retries, oldest first, the run itself included)."""
+
+    previous_id: int | None
+    next_id: int | None
+    attempts: tuple[RecentRun, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RecentRun:
     """The little of a run that summaries and charts need: its duration comes computed by the database, and
     ``at`` is when it happened as far as is known (finished, else started, else the instant it was for)."""

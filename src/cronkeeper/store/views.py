@@ -28,10 +28,10 @@ from sqlalchemy import (
     union_all,
 )
 
-from cronkeeper.models import RunStatus
+from cronkeeper.models import Run, RunStatus
 from cronkeeper.store.base import DashboardView
 from cronkeeper.store.engines import reading
-from cronkeeper.store.records import JobPage, JobPageFilter, JobRow, JobState, RecentRun
+from cronkeeper.store.records import JobPage, JobPageFilter, JobRow, JobState, RecentRun, RunRelations
 from cronkeeper.store.rows import AnyRow, SpecCache
 from cronkeeper.store.schema import UTCDateTime, jobs, runs, seconds_between
 
@@ -114,6 +114,32 @@ class SqlDashboardView(DashboardView):
             if wanted_runs:
                 runs_found = set(conn.scalars(select(runs.c.id).where(runs.c.id.in_(wanted_runs))))
         return jobs_found, runs_found
+
+    def run_relations(self, run: Run) -> RunRelations:
+        """Three indexed lookups: the neighbours by ``ix_ck_runs_job_id_id``, the attempts by the fire's own
+        unique index."""
+        same_job = runs.c.job_id == run.job_id
+        with reading(self.engine) as conn:
+            previous_id = conn.scalar(select(func.max(runs.c.id)).where(same_job, runs.c.id < run.id))
+            next_id = conn.scalar(select(func.min(runs.c.id)).where(same_job, runs.c.id > run.id))
+            attempts = conn.execute(
+                select(
+                    runs.c.id,
+                    runs.c.status,
+                    func.coalesce(runs.c.finished_at, runs.c.started_at, runs.c.scheduled_for),
+                    seconds_between(self.engine.dialect.name, runs.c.started_at, runs.c.finished_at),
+                )
+                .where(same_job, runs.c.scheduled_for == run.scheduled_for)
+                .order_by(runs.c.attempt)
+            ).all()
+        return RunRelations(
+            previous_id,
+            next_id,
+            tuple(
+                RecentRun(run_id, run.job_id, _STATUSES[status], at, seconds)
+                for run_id, status, at, seconds in attempts
+            ),
+        )
 
 
 def job_page_query(page: JobPageFilter, after_id: str | None, limit: int) -> Select[Any]:

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from jinja2 import Environment
 
+from cronkeeper.models import exit_code_text
+
 
 def instant(value: datetime | None) -> str:
     """``2026-11-23 14:05:03 UTC``: one zone everywhere on the page, so rows compare at a glance."""
@@ -47,5 +49,9 @@ def size(value: int | None) -> str:
     return f"{amount:.1f} GiB"
 
 
+def exit_code(value: int | None) -> str:
+    return "—" if value is None else exit_code_text(value)
+
+
 def install_filters(env: Environment) -> None:
-    env.filters.update(instant=instant, seconds=seconds, relative=relative, size=size)
+    env.filters.update(instant=instant, seconds=seconds, relative=relative, size=size, exit_code=exit_code)

@@ -12,12 +12,13 @@ from starlette.responses import Response
 from cronkeeper.models import Run, RunStatus, TriggerSource
 from cronkeeper.web.api_models import BeforeId, RunId
 from cronkeeper.web.auth import client_address
-from cronkeeper.web.context import render
+from cronkeeper.web.context import render, web_context
 from cronkeeper.web.pages.common import (
     PAGE_SIZE,
     Admin,
     Viewer,
     choice,
+    dashboard,
     paged,
     query_string,
     run_service,
@@ -73,7 +74,13 @@ def result_rows(result: dict[str, Any] | None) -> list[tuple[str, str]]:
 @router.get("/runs/{run_id}")
 def run_page(request: Request, run_id: RunId, _principal: Viewer) -> Response:
     run = run_service(request).get_run(run_id)
-    context = {"nav": "runs", "run": run, "result_rows": result_rows(run.result)}
+    context = {
+        "nav": "runs",
+        "run": run,
+        "result_rows": result_rows(run.result),
+        "relations": dashboard(request).run_relations(run),
+        "now": web_context(request).scheduler.clock.now(),
+    }
     return render(request, "run.html", context)
 
 

@@ -1,6 +1,28 @@
-// Live run page: follow a run's status and output through server-sent events while it is going.
-// Everything else on the dashboard is plain forms and htmx; this is the one place that needs a script.
+// Live run page: follow a run's status and output through server-sent events while it is going, and count
+// the time it has been running. Everything else on the dashboard is plain forms and htmx.
 (function () {
+  // As the server's "seconds" filter writes durations: 4.2 s, 3 min 5 s, 2 h 5 min.
+  function duration(total) {
+    if (total < 10) {
+      return total.toFixed(1) + " s";
+    }
+    var whole = Math.round(total);
+    if (whole < 60) {
+      return whole + " s";
+    }
+    if (whole < 3600) {
+      return Math.floor(whole / 60) + " min " + (whole % 60) + " s";
+    }
+    return Math.floor(whole / 3600) + " h " + Math.floor((whole % 3600) / 60) + " min";
+  }
+  function tick(element) {
+    var since = Date.parse(element.getAttribute("data-since"));
+    var update = function () {
+      element.textContent = duration(Math.max(0, (Date.now() - since) / 1000));
+    };
+    update();
+    window.setInterval(update, 1000);
+  }
   function follow(panel) {
     var source = new EventSource(panel.getAttribute("data-events"));
     var status = document.getElementById("run-status");
@@ -28,5 +50,6 @@
   }
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-events]").forEach(follow);
+    document.querySelectorAll("[data-since]").forEach(tick);
   });
 })();
