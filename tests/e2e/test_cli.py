@@ -255,9 +255,9 @@ def test_jobs_add_creates_cron_interval_and_one_off_jobs_that_list_and_show_prin
         assert job["spec"]["id"] == job["id"]
 
     listed, shown = cli.many(["jobs", "list", "--json"], ["jobs", "show", "metrics", "--json"])
-    assert json.loads(listed.stdout) == [
-        {**job, "last_run": None} for job in (once, every, nightly)
-    ], "sorted by id, none has run"
+    assert json.loads(listed.stdout) == [{**job, "last_run": None} for job in (once, every, nightly)], (
+        "sorted by id, none has run"
+    )
     assert json.loads(shown.stdout) == every
 
 
