@@ -982,3 +982,79 @@ def test_a_running_runs_page_counts_its_time(admin_client: TestClient, scheduler
     page = admin_client.get(f"/runs/{run_id}").text
     assert re.search(r'<span id="run-elapsed" data-since="[^"]+">[^<]+</span> so far', page)
     assert 'id="run-output"' in page  # the live output's box, empty until the first line
+
+
+def test_a_job_page_groups_its_configuration_and_shows_its_alerts_and_open_incident(
+    viewer_client: TestClient, scheduler: Scheduler, clock: FakeClock
+) -> None:
+    scheduler.service.add_job(
+        {"id": "broken", "cron": "0 3 * * *", "command": ["false"], "timeout": "5m", "notify_after": 2},
+        by="setup",
+    )
+    page = viewer_client.get("/jobs/broken").text
+    assert "No open incident" in page
+    for title in ("About", "Schedule", "Target", "Policies", "Record"):
+        assert f"<h3>{title}</h3>" in page
+    assert re.search(r"<dt>notify_after</dt><dd class=\"mono\">2</dd>", page)  # its own
+    assert re.search(
+        r"<dt>notify</dt><dd class=\"mono\">[^<]*<small>\(the \[notify\] default\)</small>", page
+    )
+    for _ in range(2):
+        scheduler.run_service.trigger("broken")
+        scheduler.run_pending()
+    failed = scheduler.runs(job_id="broken")[0].id
+    page = viewer_client.get("/jobs/broken").text
+    assert "2 bad runs in a row since" in page
+    assert f'<a href="/runs/{failed}">the latest</a>' in page
+
+
+def test_a_job_page_counts_outcomes_over_a_day_a_week_and_a_month(
+    viewer_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "counted")
+    add_runs(scheduler, "counted", [("succeeded", 1.0), ("failed", 2.0), ("lost", None), ("skipped", None)])
+    with sql_engine(scheduler).begin() as conn:  # one success long ago, outside every window
+        conn.execute(
+            insert(runs),
+            {
+                "job_id": "counted",
+                "scheduled_for": START - timedelta(days=40),
+                "trigger_source": "schedule",
+                "status": "succeeded",
+                "due_at": START - timedelta(days=40),
+                "queued_at": START - timedelta(days=40),
+            },
+        )
+    page = viewer_client.get("/jobs/counted").text
+    rows = re.findall(r'<tr><th scope="row">([^<]+)</th>(.*?)</tr>', page, re.S)
+    counted = {label: re.findall(r">(\d+)<", cells) for label, cells in rows}
+    assert counted == {label: ["4", "1", "2", "1"] for label in ("24 h", "7 days", "30 days")}
+
+
+def test_bulk_actions_pause_resume_and_run_ticked_jobs_each_audited(
+    admin_client: TestClient, viewer_client: TestClient, scheduler: Scheduler
+) -> None:
+    for job_id in ("a", "b", "c"):
+        add_job(scheduler, job_id)
+    assert 'form="bulk"' in admin_client.get("/").text and 'form="bulk"' not in viewer_client.get("/").text
+
+    paused = admin_client.post(
+        "/jobs/bulk", data={"action": "pause", "job": ["a", "b"]}, follow_redirects=False
+    )
+    assert paused.status_code == 303
+    assert [scheduler.service.get_job(j).paused for j in ("a", "b", "c")] == [True, True, False]
+    assert last_audit(scheduler, object_id="b").action == "pause"
+
+    ran = admin_client.post(
+        "/jobs/bulk", data={"action": "trigger", "job": ["a", "c"]}, follow_redirects=False
+    )
+    assert ran.headers["location"] == "/runs?source=manual"
+    assert sorted(run.job_id for run in scheduler.runs()) == ["a", "c"]
+
+    # A job that is gone, an unknown action, nothing ticked: refused, and nothing changes.
+    assert admin_client.post("/jobs/bulk", data={"action": "resume", "job": ["a", "gone"]}).status_code == 404
+    assert scheduler.service.get_job("a").paused
+    assert admin_client.post("/jobs/bulk", data={"action": "delete", "job": ["a"]}).status_code == 422
+    assert admin_client.post("/jobs/bulk", data={"action": "resume"}).status_code == 422
+    assert viewer_client.post("/jobs/bulk", data={"action": "pause", "job": ["c"]}).status_code == 403
+    assert not scheduler.service.get_job("c").paused

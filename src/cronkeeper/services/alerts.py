@@ -23,7 +23,7 @@ from cronkeeper.services.changes import ChangeLog
 from cronkeeper.settings import DeliverySettings
 from cronkeeper.specs.validate import channel_name
 from cronkeeper.store.base import AlertStore
-from cronkeeper.store.records import AlertFilter, AlertRecord, AlertStatus, ChannelRecord
+from cronkeeper.store.records import AlertFilter, AlertRecord, AlertStatus, ChannelRecord, IncidentRecord
 
 MAX_PAGE = 1000
 
@@ -244,6 +244,10 @@ class AlertService:
 
     def get_alert(self, alert_id: int) -> AlertRecord:
         return self._store.get_alert(alert_id)
+
+    def open_incident(self, job_id: str) -> IncidentRecord | None:
+        """The job's open incident (a streak of bad outcomes until its next success), if any."""
+        return self._store.open_incident(job_id)
 
     def count_alerts(self) -> dict[str, int]:
         return self._store.count_alerts()

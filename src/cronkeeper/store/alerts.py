@@ -21,10 +21,11 @@ from cronkeeper.store.records import (
     AlertStatus,
     ChannelRecord,
     DeliveryResult,
+    IncidentRecord,
     Parcel,
 )
 from cronkeeper.store.rows import AnyRow
-from cronkeeper.store.schema import alerts, channels, settings
+from cronkeeper.store.schema import alerts, channels, incidents, settings
 
 # Channels with alerts waiting looked at per claim, oldest first: a channel inside its window never holds up
 # one that is not.
@@ -180,6 +181,17 @@ class SqlAlertStore(AlertStore):
         with reading(self.engine) as conn:
             rows = conn.execute(select(alerts.c.status, func.count()).group_by(alerts.c.status))
             return {str(row[0]): int(row[1]) for row in rows}
+
+    def open_incident(self, job_id: str) -> IncidentRecord | None:
+        with reading(self.engine) as conn:
+            row = conn.execute(
+                select(incidents).where(incidents.c.job_id == job_id, incidents.c.closed_at.is_(None))
+            ).first()
+        if row is None:
+            return None
+        return IncidentRecord(
+            row.id, row.job_id, row.opened_at, row.failures, row.alerted, row.first_run_id, row.last_run_id
+        )
 
 
 def _claimable(now: datetime) -> Any:

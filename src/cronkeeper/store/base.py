@@ -35,6 +35,7 @@ from cronkeeper.store.records import (
     ChannelRecord,
     DeliveryResult,
     Housekeeping,
+    IncidentRecord,
     JobPage,
     JobPageFilter,
     JobStats,
@@ -536,6 +537,11 @@ class DashboardView(ABC):
         """Which of these jobs and runs still exist."""
 
     @abstractmethod
+    def outcome_counts(self, job_id: str, windows: Sequence[datetime]) -> list[dict[RunStatus, int]]:
+        """For each instant of ``windows``: the job's runs scheduled since then, by status (none left out
+        but zeros)."""
+
+    @abstractmethod
     def run_relations(self, run: Run) -> RunRelations:
         """The run's neighbours in its job's history and the attempts at its fire (a run page's links)."""
 
@@ -615,6 +621,10 @@ class AlertStore(ABC):
     @abstractmethod
     def count_alerts(self) -> dict[str, int]:
         """Alerts by status (for /metrics)."""
+
+    @abstractmethod
+    def open_incident(self, job_id: str) -> IncidentRecord | None:
+        """The job's open incident, if it is in one."""
 
 
 class StatsView(ABC):

@@ -260,6 +260,20 @@ class AlertStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class IncidentRecord:
+    """A job's streak of bad outcomes: since when, how many in a row, and whether it was alerted yet (it is
+    once ``notify_after`` bad outcomes are counted)."""
+
+    id: int
+    job_id: str
+    opened_at: datetime
+    failures: int
+    alerted: bool
+    first_run_id: int | None
+    last_run_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class AlertRecord:
     """One alert to one channel, as the outbox keeps it; ``facts`` is what its message says."""
 

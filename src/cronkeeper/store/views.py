@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Select,
     Text,
     bindparam,
+    case,
     cast,
     func,
     not_,
@@ -114,6 +116,28 @@ class SqlDashboardView(DashboardView):
             if wanted_runs:
                 runs_found = set(conn.scalars(select(runs.c.id).where(runs.c.id.in_(wanted_runs))))
         return jobs_found, runs_found
+
+    def outcome_counts(self, job_id: str, windows: Sequence[datetime]) -> list[dict[RunStatus, int]]:
+        """Runs by status scheduled since each instant of ``windows``, in one range scan of the oldest
+        (``uq_ck_runs_fire`` starts with the job and the fire)."""
+        if not windows:
+            return []
+        columns = [
+            func.sum(case((runs.c.scheduled_for >= bindparam(f"since_{i}", since, UTCDateTime), 1), else_=0))
+            for i, since in enumerate(windows)
+        ]
+        query = (
+            select(runs.c.status, *columns)
+            .where(runs.c.job_id == job_id, runs.c.scheduled_for >= min(windows))
+            .group_by(runs.c.status)
+        )
+        counts: list[dict[RunStatus, int]] = [{} for _ in windows]
+        with reading(self.engine) as conn:
+            for status, *sums in conn.execute(query).all():
+                for found, total in zip(counts, sums, strict=True):
+                    if total:
+                        found[_STATUSES[status]] = int(total)
+        return counts
 
     def run_relations(self, run: Run) -> RunRelations:
         """Three indexed lookups: the neighbours by ``ix_ck_runs_job_id_id``, the attempts by the fire's own

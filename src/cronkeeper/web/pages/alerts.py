@@ -9,18 +9,23 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from cronkeeper.exceptions import ValidationError
-from cronkeeper.services.alerts import AlertService
 from cronkeeper.store.records import AlertStatus
 from cronkeeper.web.api_models import BeforeId
 from cronkeeper.web.auth import client_address
-from cronkeeper.web.context import render, web_context
-from cronkeeper.web.pages.common import PAGE_SIZE, Admin, Viewer, choice, paged, query_string, see_other, text
+from cronkeeper.web.context import render
+from cronkeeper.web.pages.common import (
+    PAGE_SIZE,
+    Admin,
+    Viewer,
+    alerts,
+    choice,
+    paged,
+    query_string,
+    see_other,
+    text,
+)
 
 router = APIRouter()
-
-
-def alerts(request: Request) -> AlertService:
-    return web_context(request).scheduler.alerts
 
 
 def _page(

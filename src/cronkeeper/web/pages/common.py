@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from starlette.responses import RedirectResponse
 
 from cronkeeper.exceptions import ValidationError
+from cronkeeper.services.alerts import AlertService
 from cronkeeper.services.jobs import JobService
 from cronkeeper.services.runs import RunService
 from cronkeeper.store.base import DashboardView
@@ -31,6 +32,10 @@ def service(request: Request) -> JobService:
 
 def run_service(request: Request) -> RunService:
     return web_context(request).scheduler.run_service
+
+
+def alerts(request: Request) -> AlertService:
+    return web_context(request).scheduler.alerts
 
 
 def dashboard(request: Request) -> DashboardView:

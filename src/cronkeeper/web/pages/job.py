@@ -4,25 +4,29 @@ on it: run now, pause, resume and delete.  Every action is a plain form POST tha
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from cronkeeper.durations import format_duration
-from cronkeeper.models import Job, RunStatus, TriggerSource
+from cronkeeper.models import Job, NotifyOptions, RunStatus, TriggerSource
 from cronkeeper.serialize import redact_env, schedule_text
 from cronkeeper.services.jobs import SchedulePreview
 from cronkeeper.specs import spec_to_dict
+from cronkeeper.specs.stored import notify_fields
+from cronkeeper.store.records import FAILURE_STATUSES
 from cronkeeper.web.api_models import BeforeId
 from cronkeeper.web.auth import client_address
 from cronkeeper.web.charts import duration_chart
-from cronkeeper.web.context import render
+from cronkeeper.web.context import render, web_context
 from cronkeeper.web.pages.common import (
     PAGE_SIZE,
     Admin,
     Viewer,
+    alerts,
     choice,
     dashboard,
     paged,
@@ -39,12 +43,95 @@ _SCHEDULE_FIELDS = ("cron", "every", "at", "seconds", "timezone", "start", "end"
 _DURATION_OPTIONS = frozenset({"every", "timeout", "retry_base", "retry_cap", "misfire_grace", "jitter"})
 
 
-def option_rows(job: Job, *, reveal_env: bool) -> list[tuple[str, str]]:
-    """Every stored option as text, env values hidden from viewers (they often hold secrets)."""
+# The job page's configuration, grouped as people look for it; an option no group names goes to the first.
+OPTION_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("About", ("id", "name", "description", "tags")),
+    (
+        "Schedule",
+        ("cron", "every", "at", "seconds", "timezone", "start", "end", "jitter", "misfire_grace", "catchup"),
+    ),
+    ("Target", ("command", "shell", "env", "cwd", "call", "args", "kwargs", "isolate", "checkin")),
+    (
+        "Policies",
+        (
+            "timeout",
+            "max_retries",
+            "retry_base",
+            "retry_factor",
+            "retry_cap",
+            "retry_jitter",
+            "overlap",
+            "max_instances",
+            "output_limit",
+        ),
+    ),
+)
+COUNT_WINDOWS = (
+    ("24 h", timedelta(hours=24)),
+    ("7 days", timedelta(days=7)),
+    ("30 days", timedelta(days=30)),
+)
+# The notification options, shown with the [notify] default a job that leaves one unset follows.
+ALERT_OPTIONS = ("notify", "notify_on", "notify_after", "notify_every_failure")
+
+
+def option_groups(job: Job, *, reveal_env: bool) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every stored option as text, by group, env values hidden from viewers (they often hold secrets)."""
     options = spec_to_dict(job.spec)
     if not reveal_env:
         options = redact_env(options)
-    return [(key, _as_text(key, value)) for key, value in options.items()]
+    grouped: list[tuple[str, list[tuple[str, str]]]] = []
+    placed: set[str] = set(ALERT_OPTIONS) | {"long_running"}
+    for title, keys in OPTION_GROUPS:
+        rows = [(key, _as_text(key, options[key])) for key in keys if key in options]
+        placed.update(keys)
+        grouped.append((title, rows))
+    grouped[0][1].extend((key, _as_text(key, value)) for key, value in options.items() if key not in placed)
+    return [(title, rows) for title, rows in grouped if rows]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCounts:
+    """How a job's runs went over the last ``label``: succeeded, failed (failed, timed out, lost) and the
+    rest (skipped, missed, cancelled, still going)."""
+
+    label: str
+    total: int
+    succeeded: int
+    failures: int
+
+    @property
+    def other(self) -> int:
+        return self.total - self.succeeded - self.failures
+
+
+def window_counts(request: Request, job_id: str, now: datetime) -> list[WindowCounts]:
+    windows = [(label, now - span) for label, span in COUNT_WINDOWS]
+    counted = dashboard(request).outcome_counts(job_id, [since for _, since in windows])
+    return [
+        WindowCounts(
+            label,
+            sum(counts.values()),
+            counts.get(RunStatus.SUCCEEDED, 0),
+            sum(n for status, n in counts.items() if status in FAILURE_STATUSES),
+        )
+        for (label, _), counts in zip(windows, counted, strict=True)
+    ]
+
+
+def alert_rows(job: Job, defaults: NotifyOptions) -> list[tuple[str, str, bool]]:
+    """The job's notification options: its own, or the default it follows (the flag says which)."""
+    own = spec_to_dict(job.spec)
+    inherited = notify_fields(defaults)
+    rows = []
+    for key in ALERT_OPTIONS:
+        if key in own:
+            rows.append((key, _as_text(key, own[key]), False))
+        else:
+            rows.append((key, _as_text(key, inherited.get(key)), True))
+    if "long_running" in own:
+        rows.append(("long_running", _as_text("long_running", own["long_running"]), False))
+    return rows
 
 
 def _as_text(key: str, value: Any) -> str:
@@ -74,6 +161,7 @@ def job_page(
     before_id: BeforeId = None,
 ) -> Response:
     job = service(request).get_job(job_id)
+    alert_service = alerts(request)
     run_status = choice(RunStatus, status, "status")
     run_source = choice(TriggerSource, source, "source")
     history, more = paged(
@@ -89,7 +177,10 @@ def job_page(
         # What the last try to import it here found: a page view never runs a module's code.
         "import_problem": service(request).target_problem(job.spec, import_now=False),
         "schedule": schedule_text(job.spec.trigger),
-        "options": option_rows(job, reveal_env=principal.is_admin),
+        "option_groups": option_groups(job, reveal_env=principal.is_admin),
+        "alert_rows": alert_rows(job, alert_service.defaults()),
+        "incident": alert_service.open_incident(job_id),
+        "counts": window_counts(request, job_id, web_context(request).scheduler.clock.now()),
         "preview": next_fires(request, job),
         "history": history,
         "filters": filters,

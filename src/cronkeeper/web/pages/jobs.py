@@ -1,4 +1,5 @@
-"""The jobs page: every job with its schedule, state, next run and recent health, filtered and paged.
+"""The jobs page: every job with its schedule, state, next run and recent health, filtered and paged; and
+the actions an admin takes on several of its jobs at once.
 
 Two queries whatever the number of jobs or runs (see :mod:`cronkeeper.store.views`); the filter form works
 as a plain GET form and, with htmx, refreshes only the table as the user types.
@@ -8,16 +9,31 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
+from cronkeeper.exceptions import ValidationError
+from cronkeeper.models import TriggerSource
 from cronkeeper.serialize import schedule_text
 from cronkeeper.store.records import JobPageFilter, JobRow, JobState, RunHealth
 from cronkeeper.triggers import CronTrigger, Trigger
+from cronkeeper.web.auth import client_address
 from cronkeeper.web.charts import sparkline
 from cronkeeper.web.context import render
-from cronkeeper.web.pages.common import PAGE_SIZE, Viewer, choice, dashboard, query_string, text
+from cronkeeper.web.pages.common import (
+    PAGE_SIZE,
+    Admin,
+    Viewer,
+    choice,
+    dashboard,
+    query_string,
+    run_service,
+    see_other,
+    service,
+    text,
+)
 
 router = APIRouter()
 HEALTH_WINDOW = 20
@@ -97,3 +113,35 @@ def jobs_page(
     response = render(request, template, context)
     response.headers["Vary"] = "HX-Target"
     return response
+
+
+# What the jobs list can do to the jobs ticked in it, all at once.
+BULK_ACTIONS = ("pause", "resume", "trigger")
+
+
+@router.post("/jobs/bulk")
+def bulk(
+    request: Request,
+    principal: Admin,
+    action: Annotated[str, Form()] = "",
+    job: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """Pause, resume or run now every ticked job; each change is audited on its own.  Every job is looked up
+    before any is changed, so a list naming a job that is gone changes nothing."""
+    if action not in BULK_ACTIONS:
+        raise ValidationError("action", f"must be one of {', '.join(BULK_ACTIONS)}")
+    job_ids = list(dict.fromkeys(job or ()))
+    if not job_ids:
+        raise ValidationError("job", "tick at least one job")
+    jobs = service(request)
+    for job_id in job_ids:
+        jobs.get_job(job_id)
+    by, via, runs = principal.name, client_address(request), run_service(request)
+    for job_id in job_ids:
+        if action == "pause":
+            jobs.pause(job_id, by=by, via=via)
+        elif action == "resume":
+            jobs.resume(job_id, by=by, via=via)
+        else:
+            runs.trigger(job_id, triggered_by=by, trigger_source=TriggerSource.MANUAL, via=via)
+    return see_other(request, "/runs?source=manual" if action == "trigger" else "/")

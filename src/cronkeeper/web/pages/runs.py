@@ -12,7 +12,7 @@ from starlette.responses import Response
 from cronkeeper.models import Run, RunStatus, TriggerSource
 from cronkeeper.web.api_models import BeforeId, RunId
 from cronkeeper.web.auth import client_address
-from cronkeeper.web.context import render, web_context
+from cronkeeper.web.context import render
 from cronkeeper.web.pages.common import (
     PAGE_SIZE,
     Admin,
@@ -79,7 +79,6 @@ def run_page(request: Request, run_id: RunId, _principal: Viewer) -> Response:
         "run": run,
         "result_rows": result_rows(run.result),
         "relations": dashboard(request).run_relations(run),
-        "now": web_context(request).scheduler.clock.now(),
     }
     return render(request, "run.html", context)
 
