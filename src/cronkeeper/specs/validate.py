@@ -39,6 +39,18 @@ CALL_REF = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.<>]*")
 SCHEDULE_KEYS = ("cron", "every", "at")
 TARGET_KEYS = ("command", "call", "checkin")
 NOTIFY_KEYS = ("notify", "notify_on", "notify_after", "notify_every_failure")
+# How runs are held to account: time limits, retries, overlap, kept output.
+POLICY_KEYS = (
+    "timeout",
+    "max_retries",
+    "retry_base",
+    "retry_factor",
+    "retry_cap",
+    "retry_jitter",
+    "overlap",
+    "max_instances",
+    "output_limit",
+)
 KNOWN_KEYS = frozenset(
     {
         "id",
@@ -58,17 +70,9 @@ KNOWN_KEYS = frozenset(
         "shell",
         "env",
         "cwd",
-        "timeout",
-        "max_retries",
-        "retry_base",
-        "retry_factor",
-        "retry_cap",
-        "retry_jitter",
-        "overlap",
-        "max_instances",
+        *POLICY_KEYS,
         "misfire_grace",
         "catchup",
-        "output_limit",
         *NOTIFY_KEYS,
         "long_running",
     }

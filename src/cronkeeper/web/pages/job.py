@@ -17,6 +17,7 @@ from cronkeeper.serialize import redact_env, schedule_text
 from cronkeeper.services.jobs import SchedulePreview
 from cronkeeper.specs import spec_to_dict
 from cronkeeper.specs.stored import notify_fields
+from cronkeeper.specs.validate import NOTIFY_KEYS, POLICY_KEYS
 from cronkeeper.store.records import FAILURE_STATUSES
 from cronkeeper.web.api_models import BeforeId
 from cronkeeper.web.auth import client_address
@@ -51,28 +52,13 @@ OPTION_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("cron", "every", "at", "seconds", "timezone", "start", "end", "jitter", "misfire_grace", "catchup"),
     ),
     ("Target", ("command", "shell", "env", "cwd", "call", "args", "kwargs", "isolate", "checkin")),
-    (
-        "Policies",
-        (
-            "timeout",
-            "max_retries",
-            "retry_base",
-            "retry_factor",
-            "retry_cap",
-            "retry_jitter",
-            "overlap",
-            "max_instances",
-            "output_limit",
-        ),
-    ),
+    ("Policies", POLICY_KEYS),
 )
 COUNT_WINDOWS = (
     ("24 h", timedelta(hours=24)),
     ("7 days", timedelta(days=7)),
     ("30 days", timedelta(days=30)),
 )
-# The notification options, shown with the [notify] default a job that leaves one unset follows.
-ALERT_OPTIONS = ("notify", "notify_on", "notify_after", "notify_every_failure")
 
 
 def option_groups(job: Job, *, reveal_env: bool) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -81,7 +67,7 @@ def option_groups(job: Job, *, reveal_env: bool) -> list[tuple[str, list[tuple[s
     if not reveal_env:
         options = redact_env(options)
     grouped: list[tuple[str, list[tuple[str, str]]]] = []
-    placed: set[str] = set(ALERT_OPTIONS) | {"long_running"}
+    placed: set[str] = set(NOTIFY_KEYS) | {"long_running"}
     for title, keys in OPTION_GROUPS:
         rows = [(key, _as_text(key, options[key])) for key in keys if key in options]
         placed.update(keys)
@@ -124,7 +110,7 @@ def alert_rows(job: Job, defaults: NotifyOptions) -> list[tuple[str, str, bool]]
     own = spec_to_dict(job.spec)
     inherited = notify_fields(defaults)
     rows = []
-    for key in ALERT_OPTIONS:
+    for key in NOTIFY_KEYS:
         if key in own:
             rows.append((key, _as_text(key, own[key]), False))
         else:
