@@ -131,3 +131,21 @@ def test_a_running_runs_time_counts_up_and_its_neighbours_are_linked(page: Page,
     expect(page.get_by_text("-15 (SIGTERM)")).to_be_visible()
     page.get_by_role("link", name=re.compile("previous run of slow")).click()
     expect(page).to_have_url(re.compile(rf"/runs/{earlier}$"))
+
+
+def test_create_a_command_job_from_the_form_and_see_its_first_run(page: Page, site: Site) -> None:
+    log_in(page, site, "admin", ADMIN_PASSWORD)
+    page.get_by_role("link", name="New job").click()
+    page.get_by_label("Id", exact=True).fill("hello")
+    page.get_by_label("Schedule", exact=True).fill("*/2 * * * * *")
+    page.get_by_label("cron with a seconds field").check()
+    expect(page.locator("#schedule-preview")).to_contain_text("Every second second")
+    page.get_by_label("Command (kind command)").fill("echo\nhello from the form")
+    _shot(page, "new-job")
+    page.get_by_role("button", name="Create").click()
+    expect(page).to_have_url(re.compile(r"/jobs/hello$"))
+    wait_until(lambda: any(not run.status.is_active for run in site.scheduler.runs(job_id="hello")))
+    page.reload()
+    page.locator("#history").scroll_into_view_if_needed()
+    page.locator("table.runs a").first.click()
+    expect(page.locator("#run-output")).to_have_text("hello from the form\n")

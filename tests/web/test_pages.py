@@ -37,9 +37,11 @@ _SECONDS = itertools.count(1)
 
 
 def add_job(scheduler: Scheduler, job_id: str, **options: Any) -> None:
-    schedule = {} if {"every", "at"} & options.keys() else {"cron": "0 3 * * *"}
+    """A job that runs ``true`` at 03:00 unless ``options`` say otherwise (``command=None`` for another
+    target)."""
+    schedule = {} if {"every", "at", "cron"} & options.keys() else {"cron": "0 3 * * *"}
     data = {"id": job_id, **schedule, "command": ["true"], **options}
-    scheduler.service.add_job(data, by="setup")
+    scheduler.service.add_job({key: value for key, value in data.items() if value is not None}, by="setup")
 
 
 def add_runs(
@@ -81,8 +83,16 @@ def job_links(html: str) -> list[str]:
 
 
 def form(**changes: str) -> dict[str, str]:
-    """The edit form as the page fills it for a default job with ``0 3 * * *``."""
+    """The edit form as the page fills it for a default job with ``0 3 * * *`` that runs ``true``."""
     values = {
+        "id": "",
+        "name": "",
+        "description": "",
+        "tags": "",
+        "target": "command",
+        "argv": "true\n",
+        "retry_jitter": "0.1",
+        "output_limit": "65536",
         "kind": "cron",
         "schedule": "0 3 * * *",
         "timezone": "UTC",
@@ -460,13 +470,16 @@ def form_as_shown(page: str) -> dict[str, str]:
     values = {
         name: unescape(value)
         for name, value in re.findall(r'<input[^>]*name="([^"]+)" value="([^"]*)"', page)
-        if name not in ("seconds", "csrf_token")
+        if name not in ("seconds", "isolate", "csrf_token")
     }
     for name, options in re.findall(r'<select id="f-[^"]+" name="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
         selected = re.search(r'<option value="([^"]*)" selected', options)
         values[name] = selected.group(1) if selected else ""
-    if 'name="seconds" value="on" checked' in page:
-        values["seconds"] = "on"
+    for name, text in re.findall(r'<textarea id="f-[^"]+" name="([^"]+)"[^>]*>(.*?)</textarea>', page, re.S):
+        values[name] = unescape(text)
+    for name in ("seconds", "isolate"):
+        if f'name="{name}" value="on" checked' in page:
+            values[name] = "on"
     return values
 
 
@@ -485,6 +498,25 @@ def form_as_shown(page: str) -> dict[str, str]:
             "jitter": "7s",
         },
         {"every": 90.125, "start": "2026-01-01T00:17:00.5+00:00"},
+        {
+            "command": "tar czf /backups/$(date +%F).tgz /data",
+            "shell": True,
+            "env": {"A": "1=2", "B": ""},
+            "cwd": "/tmp",
+            "tags": ["x", "y"],
+            "name": "Backup <nightly>",
+            "description": "keeps\ntwo lines",
+            "notify": [],
+            "notify_on": ["failed", "recovered"],
+            "notify_after": 3,
+            "notify_every_failure": False,
+            "long_running": "3x",
+            "retry_jitter": 0,
+            "output_limit": 1000,
+        },
+        {"command": None, "call": "cronkeeper.demo:count_items", "args": [1, "a"], "kwargs": {"k": [1]}},
+        {"command": None, "call": "cronkeeper.demo:count_items", "isolate": True, "long_running": 90.5},
+        {"command": None, "checkin": True, "notify": ["ops"]},
     ],
 )
 def test_saving_the_form_untouched_changes_nothing(
@@ -1058,3 +1090,90 @@ def test_bulk_actions_pause_resume_and_run_ticked_jobs_each_audited(
     assert admin_client.post("/jobs/bulk", data={"action": "resume"}).status_code == 422
     assert viewer_client.post("/jobs/bulk", data={"action": "pause", "job": ["c"]}).status_code == 403
     assert not scheduler.service.get_job("c").paused
+
+
+def new_job_form(**values: str) -> dict[str, str]:
+    """The new-job form as a browser submits it: its defaults, and what was typed."""
+    blank = {
+        "kind": "cron",
+        "schedule": "",
+        "catchup": "once",
+        "target": "command",
+        "max_retries": "0",
+        "overlap": "allow",
+        "max_instances": "1",
+        "notify_every_failure": "",
+    }
+    return {**blank, **values}
+
+
+def test_create_a_command_job_from_the_form_argv_unsplit(
+    admin_client: TestClient, scheduler: Scheduler
+) -> None:
+    assert 'href="/new"' in admin_client.get("/").text
+    assert admin_client.get("/new").status_code == 200
+    data = new_job_form(
+        id="greet", schedule="*/5 * * * *", argv="echo\nhello world\n$HOME\n", env="GREETING=hi=there\n"
+    )
+    response = admin_client.post("/new", data=data, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/jobs/greet"
+    job = scheduler.service.get_job("greet")
+    assert job.origin == "web" and job.created_by == "admin"
+    assert spec_to_dict(job.spec)["command"] == [
+        "echo",
+        "hello world",
+        "$HOME",
+    ]  # three arguments, unexpanded
+    assert spec_to_dict(job.spec)["env"] == {"GREETING": "hi=there"}
+    assert last_audit(scheduler, object_id="greet").action == "create"
+
+
+def test_a_bad_new_job_names_the_field_beside_it_and_saves_nothing(
+    admin_client: TestClient, scheduler: Scheduler
+) -> None:
+    for values, field in (
+        ({"id": "bad", "schedule": "61 * * * *", "argv": "true"}, "schedule"),
+        ({"id": "bad", "schedule": "0 3 * * *", "argv": ""}, "argv"),
+        ({"id": "bad", "schedule": "0 3 * * *", "target": "call", "call": "m:f", "args": "{"}, "args"),
+        ({"id": "bad", "schedule": "0 3 * * *", "argv": "true", "env": "NOVALUE"}, "env"),
+        ({"id": "bad", "schedule": "0 3 * * *", "target": "shell", "shell_command": ""}, "shell_command"),
+        ({"id": "", "schedule": "0 3 * * *", "argv": "true"}, "id"),
+    ):
+        response = admin_client.post("/new", data=new_job_form(**values))
+        assert response.status_code == 422, values
+        assert f'<small class="error field-error" id="f-{field}-error">' in response.text, (values, field)
+        assert f'aria-describedby="f-{field}-hint f-{field}-error"' in response.text or (
+            f'aria-describedby="f-{field}-error"' in response.text
+        )
+    assert scheduler.jobs() == []
+
+
+def test_a_shell_job_is_marked_and_a_job_is_duplicated_and_edited_to_another_target(
+    admin_client: TestClient, scheduler: Scheduler
+) -> None:
+    created = admin_client.post(
+        "/new",
+        data=new_job_form(id="tidy", schedule="0 4 * * *", target="shell", shell_command="rm -f /tmp/x*"),
+        follow_redirects=False,
+    )
+    assert created.status_code == 303
+    assert (
+        "state-shell" in admin_client.get("/").text and "state-shell" in admin_client.get("/jobs/tidy").text
+    )
+    copy = admin_client.get("/new?copy=tidy").text
+    assert re.search(r'name="id" value="tidy-copy"', copy) and "rm -f /tmp/x*" in copy
+    shown = form_as_shown(copy)
+    assert admin_client.post("/new", data=shown, follow_redirects=False).status_code == 303
+    assert spec_to_dict(scheduler.service.get_job("tidy-copy").spec)["command"] == "rm -f /tmp/x*"
+
+    edit = form_as_shown(admin_client.get("/jobs/tidy-copy/edit").text)
+    edit.update(target="call", call="cronkeeper.demo:count_items", kwargs='{"items": 2}', env="", cwd="")
+    assert admin_client.post("/jobs/tidy-copy/edit", data=edit, follow_redirects=False).status_code == 303
+    spec = spec_to_dict(scheduler.service.get_job("tidy-copy").spec)
+    assert (spec["call"], spec["kwargs"], "command" in spec) == (
+        "cronkeeper.demo:count_items",
+        {"items": 2},
+        False,
+    )
+    renamed = admin_client.post("/jobs/tidy-copy/edit", data={**edit, "id": "other"})
+    assert renamed.status_code == 422 and 'id="f-id-error"' in renamed.text

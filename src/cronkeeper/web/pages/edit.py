@@ -1,12 +1,16 @@
-"""Editing a job's schedule and policies, and the live preview of a schedule as it is typed.
+"""Creating a job, editing every option of one, duplicating one, and the live preview of a schedule as it is
+typed.
 
 The form is a view of the same options the API and the config file take, and goes through the same
-validation (:meth:`JobService.edit_job`): a bad value names its field, and nothing is saved.  The command is
-not editable here: commands are admin-only and changed through the API or the CLI, where they are reviewed.
+validation (:meth:`JobService.add_job`, :meth:`JobService.edit_job`): a bad value is named beside its field,
+and nothing is saved.  A command is a list of arguments, one per line, never split by a shell; a shell
+command is a separate, marked choice.  Only admins reach these pages, and they already see a job's
+environment on its page, so the form shows it too.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -16,8 +20,9 @@ from starlette.responses import Response
 
 from cronkeeper.durations import format_duration
 from cronkeeper.exceptions import ValidationError
-from cronkeeper.models import Catchup, Job, Overlap
+from cronkeeper.models import AlertKind, CallableTarget, Catchup, CheckinTarget, CommandTarget, Job, Overlap
 from cronkeeper.specs import SCHEDULE_KEYS
+from cronkeeper.specs.stored import long_running_text
 from cronkeeper.triggers import CronTrigger, DateTrigger, IntervalTrigger
 from cronkeeper.web.api_models import MAX_ID
 from cronkeeper.web.auth import client_address
@@ -25,8 +30,16 @@ from cronkeeper.web.context import render
 from cronkeeper.web.pages.common import Admin, Viewer, see_other, service
 
 router = APIRouter()
-# The form's single schedule input stands for whichever of these the kind selects.
-_SCHEDULE_INPUT = {*SCHEDULE_KEYS, "schedule"}
+TARGETS = ("command", "shell", "call", "checkin")
+# The kinds of alert a job may ask for (a test message and the report are not about a job's runs).
+JOB_ALERT_KINDS = [kind.value for kind in AlertKind if kind not in (AlertKind.TEST, AlertKind.REPORT)]
+# Which input shows an error about an option, where the option's name is not the input's.
+_INPUT_OF = {
+    **dict.fromkeys(SCHEDULE_KEYS, "schedule"),
+    "shell": "target",
+    "checkin": "target",
+    "retry": "max_retries",
+}
 
 
 class ScheduleForm(BaseModel):
@@ -40,19 +53,43 @@ class ScheduleForm(BaseModel):
     end: str = ""
 
 
-class EditForm(ScheduleForm):
-    """Schedule and policies; ``version`` guards against saving over someone else's edit."""
+class JobForm(ScheduleForm):
+    """Every option of a job, as typed; ``version`` guards against saving over someone else's edit."""
 
     version: str = ""
+    id: str = ""
+    name: str = ""
+    description: str = ""
+    tags: str = ""
+    jitter: str = ""
+    misfire_grace: str = ""
+    catchup: str = Catchup.ONCE.value
+    target: str = "command"
+    argv: str = ""
+    shell_command: str = ""
+    call: str = ""
+    args: str = ""
+    kwargs: str = ""
+    isolate: str = ""
+    env: str = ""
+    cwd: str = ""
     timeout: str = ""
     max_retries: str = "0"
     retry_base: str = ""
     retry_factor: str = ""
     retry_cap: str = ""
+    retry_jitter: str = ""
     overlap: str = Overlap.ALLOW.value
     max_instances: str = "1"
-    misfire_grace: str = ""
-    catchup: str = Catchup.ONCE.value
+    output_limit: str = ""
+    notify: str = ""
+    notify_on: str = ""
+    notify_after: str = ""
+    notify_every_failure: str = ""
+    long_running: str = ""
+
+
+# ---- form to options --------------------------------------------------------------------------------------
 
 
 def schedule_options(form: ScheduleForm) -> dict[str, Any]:
@@ -70,11 +107,123 @@ def schedule_options(form: ScheduleForm) -> dict[str, Any]:
     return options
 
 
+def definition_of(form: JobForm) -> dict[str, Any]:
+    """Every option the form stands for, None for one left blank (its default).  Each target option is
+    there, None where the chosen target has no such option, so that a new target replaces the old one."""
+    options: dict[str, Any] = {
+        "name": form.name.strip() or None,
+        "description": form.description.strip() or None,
+        "tags": [tag.strip() for tag in form.tags.split(",") if tag.strip()],
+        **_blank_is_default(form, "jitter", "misfire_grace", "timeout", "retry_base", "retry_cap"),
+        "catchup": form.catchup,
+        **target_options(form),
+        "max_retries": _whole(form.max_retries, "max_retries"),
+        "retry_factor": _number(form.retry_factor, "retry_factor"),
+        "retry_jitter": _number(form.retry_jitter, "retry_jitter"),
+        "overlap": form.overlap,
+        "max_instances": _whole(form.max_instances, "max_instances"),
+        "output_limit": _whole(form.output_limit, "output_limit") if form.output_limit.strip() else None,
+        "notify": _words(form.notify),
+        "notify_on": _words(form.notify_on),
+        "notify_after": _whole(form.notify_after, "notify_after") if form.notify_after.strip() else None,
+        "notify_every_failure": _choice_flag(form.notify_every_failure, "notify_every_failure"),
+        "long_running": form.long_running.strip() or None,
+    }
+    options.update(schedule_options(form))
+    return options
+
+
+def target_options(form: JobForm) -> dict[str, Any]:
+    if form.target not in TARGETS:
+        raise ValidationError("target", f"must be one of {', '.join(TARGETS)}")
+    options: dict[str, Any] = dict.fromkeys(
+        ("command", "shell", "env", "cwd", "call", "args", "kwargs", "isolate", "checkin")
+    )
+    if form.target in ("command", "shell"):
+        if form.target == "command":
+            options["command"] = [line.rstrip("\r") for line in form.argv.splitlines() if line.strip()]
+        else:
+            options.update(command=form.shell_command.strip(), shell=True)
+        if not options["command"]:
+            raise ValidationError("command", "give the program to run and its arguments")
+        options.update(env=_environment(form.env), cwd=form.cwd.strip() or None)
+        return options
+    for name in ("env", "cwd"):
+        if getattr(form, name).strip():
+            raise ValidationError(name, "only a command has an environment and a working directory")
+    if form.target == "call":
+        if not form.call.strip():
+            raise ValidationError("call", "give the function, as package.module:function")
+        options.update(
+            call=form.call.strip(),
+            args=_json(form.args, "args", list, 'a JSON list, such as [1, "a"]'),
+            kwargs=_json(form.kwargs, "kwargs", dict, 'a JSON object, such as {"days": 30}'),
+            isolate=bool(form.isolate),
+        )
+    else:
+        options["checkin"] = True
+    return options
+
+
+def _blank_is_default(form: JobForm, *names: str) -> dict[str, str | None]:
+    return {name: getattr(form, name).strip() or None for name in names}
+
+
+def _environment(text: str) -> dict[str, str] | None:
+    """``NAME=value`` lines (the value may hold ``=``); blank lines are skipped."""
+    variables: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        name, equals, value = line.rstrip("\r").partition("=")
+        if not equals or not name.strip():
+            raise ValidationError("env", f"each line is NAME=value, not {line.strip()[:40]!r}")
+        variables[name.strip()] = value
+    return variables or None
+
+
+def _json(text: str, field: str, kind: type, example: str) -> Any:
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ValidationError(field, f"must be {example}") from None
+    if not isinstance(value, kind):
+        raise ValidationError(field, f"must be {example}")
+    return value
+
+
+def _words(text: str) -> list[str] | None:
+    """A comma-separated list; blank is None (the default), ``-`` an empty list (none at all)."""
+    if not text.strip():
+        return None
+    if text.strip() == "-":
+        return []
+    return [word.strip() for word in text.split(",") if word.strip()]
+
+
+def _choice_flag(text: str, field: str) -> bool | None:
+    choices = {"": None, "yes": True, "no": False}
+    if text not in choices:
+        raise ValidationError(field, "must be yes, no or blank for the default")
+    return choices[text]
+
+
 def _whole(value: str, field: str) -> int:
     try:
         return int(value.strip())
     except ValueError:
         raise ValidationError(field, "must be a whole number") from None
+
+
+def _number(value: str, field: str) -> float | None:
+    if not value.strip():
+        return None
+    try:
+        return float(value.strip())
+    except ValueError:
+        raise ValidationError(field, "must be a number") from None
 
 
 def _version(value: str) -> int | None:
@@ -87,49 +236,85 @@ def _version(value: str) -> int | None:
     return version
 
 
-def _number(value: str, field: str) -> float | None:
-    if not value.strip():
-        return None
-    try:
-        return float(value.strip())
-    except ValueError:
-        raise ValidationError(field, "must be a number") from None
-
-
-def policy_changes(form: EditForm) -> dict[str, Any]:
-    """The policies of the form; a blank duration means the default (no timeout, for ``timeout``)."""
-    changes: dict[str, Any] = {
-        "timeout": form.timeout.strip() or None,
-        "max_retries": _whole(form.max_retries, "max_retries"),
-        "retry_base": form.retry_base.strip() or None,
-        "retry_cap": form.retry_cap.strip() or None,
-        "overlap": form.overlap,
-        "max_instances": _whole(form.max_instances, "max_instances"),
-        "misfire_grace": form.misfire_grace.strip() or None,
-        "catchup": form.catchup,
-    }
-    factor = _number(form.retry_factor, "retry_factor")
-    if factor is not None:
-        changes["retry_factor"] = factor
+def changes_of(job: Job, form: JobForm) -> dict[str, Any]:
+    """What to save: every option, and the schedule only if it was touched, because a new schedule restarts
+    from now (and an interval's anchor would move) even when it reads the same."""
+    if form.id.strip() and form.id.strip() != job.id:
+        raise ValidationError("id", "cannot be changed; duplicate the job instead")
+    changes = definition_of(form)
+    if schedule_options(form) == schedule_options(form_of(job)):
+        for key in (*SCHEDULE_KEYS, "seconds", "timezone", "start", "end"):
+            changes.pop(key, None)
     return changes
 
 
-def form_of(job: Job) -> EditForm:
-    """The form filled in with the job as it is, so that an untouched field saves exactly what it showed."""
+def new_job(form: JobForm) -> dict[str, Any]:
+    """A new job's definition: what the form gives, the defaults for what it leaves blank."""
+    options = {key: value for key, value in definition_of(form).items() if value is not None}
+    return {"id": form.id.strip(), **options}
+
+
+# ---- job to form ------------------------------------------------------------------------------------------
+
+
+def form_of(job: Job, *, copy: bool = False) -> JobForm:
+    """The form filled in with the job as it is, so that an untouched field saves exactly what it showed; a
+    copy gets a new id and no version (a new job)."""
     spec = job.spec
-    return EditForm(
+    notify = spec.notify
+    return JobForm(
         **_schedule_fields(job),
-        version=str(job.version),
+        **_target_fields(job),
+        version="" if copy else str(job.version),
+        id=f"{job.id}-copy" if copy else job.id,
+        name=spec.name,
+        description=spec.description,
+        tags=", ".join(spec.tags),
+        jitter=exact_duration(spec.jitter) if spec.jitter else "",
+        misfire_grace=exact_duration(spec.misfire_grace),
+        catchup=spec.catchup.value,
         timeout="" if spec.timeout is None else exact_duration(spec.timeout),
         max_retries=str(spec.retry.max_retries),
         retry_base=exact_duration(spec.retry.base),
         retry_factor=exact_number(spec.retry.factor),
         retry_cap=exact_duration(spec.retry.cap),
+        retry_jitter=exact_number(spec.retry.jitter),
         overlap=spec.overlap.value,
         max_instances=str(spec.max_instances),
-        misfire_grace=exact_duration(spec.misfire_grace),
-        catchup=spec.catchup.value,
+        output_limit=str(spec.output_limit),
+        notify="" if notify.channels is None else (", ".join(notify.channels) or "-"),
+        notify_on="" if notify.on is None else (", ".join(sorted(kind.value for kind in notify.on)) or "-"),
+        notify_after="" if notify.after is None else str(notify.after),
+        notify_every_failure={None: "", True: "yes", False: "no"}[notify.every_failure],
+        long_running="" if spec.long_running is None else _long_running(spec.long_running),
     )
+
+
+def _long_running(long_running: Any) -> str:
+    text = long_running_text(long_running)
+    return text if isinstance(text, str) else exact_duration(timedelta(seconds=text))
+
+
+def _target_fields(job: Job) -> dict[str, str]:
+    target = job.spec.target
+    if isinstance(target, CommandTarget):
+        fields = {
+            "env": "".join(f"{name}={value}\n" for name, value in target.env.items()),
+            "cwd": target.cwd or "",
+        }
+        if target.shell:
+            return {**fields, "target": "shell", "shell_command": target.argv[0]}
+        return {**fields, "target": "command", "argv": "".join(f"{arg}\n" for arg in target.argv)}
+    if isinstance(target, CheckinTarget):
+        return {"target": "checkin"}
+    assert isinstance(target, CallableTarget)
+    return {
+        "target": "call",
+        "call": target.ref,
+        "args": json.dumps(list(target.args), ensure_ascii=False) if target.args else "",
+        "kwargs": json.dumps(dict(target.kwargs), ensure_ascii=False) if target.kwargs else "",
+        "isolate": "on" if target.isolate else "",
+    }
 
 
 def exact_duration(delta: timedelta) -> str:
@@ -168,34 +353,34 @@ def _schedule_fields(job: Job) -> dict[str, str]:
     return {"kind": "at", "schedule": trigger.at.isoformat()}
 
 
-def changes_of(job: Job, form: EditForm) -> dict[str, Any]:
-    """What to save: the policies, and the schedule only if it was touched, because a new schedule restarts
-    from now (and an interval's anchor would move) even when it reads the same."""
-    changes = policy_changes(form)
-    if schedule_options(form) != schedule_options(form_of(job)):
-        changes.update(schedule_options(form))
-    return changes
+# ---- pages ------------------------------------------------------------------------------------------------
 
 
-def _edit_page(request: Request, job: Job, form: EditForm, error: ValidationError | None = None) -> Response:
+def _form_page(
+    request: Request, form: JobForm, *, job: Job | None, error: ValidationError | None = None
+) -> Response:
     context = {
         "nav": "jobs",
         "job": job,
         "form": form,
         "error": error,
-        "error_field": _input_of(error),
+        "error_field": _input_of(error, form),
         "overlaps": [member.value for member in Overlap],
         "catchups": [member.value for member in Catchup],
+        "alert_kinds": JOB_ALERT_KINDS,
         "preview": _preview(request, form),
     }
-    return render(request, "job_edit.html", context, status_code=422 if error else 200)
+    return render(request, "job_form.html", context, status_code=422 if error else 200)
 
 
-def _input_of(error: ValidationError | None) -> str | None:
-    """The form input an error is about: ``cron``, ``every`` and ``at`` are all typed into ``schedule``."""
+def _input_of(error: ValidationError | None, form: JobForm) -> str | None:
+    """The form input an error is about: ``cron``, ``every`` and ``at`` are all typed into ``schedule``, a
+    command into the argument list or the shell command."""
     if error is None:
         return None
-    return "schedule" if error.field in _SCHEDULE_INPUT else error.field
+    if error.field == "command":
+        return "shell_command" if form.target == "shell" else "argv"
+    return _INPUT_OF.get(error.field, error.field)
 
 
 def _preview(request: Request, form: ScheduleForm) -> dict[str, Any]:
@@ -205,14 +390,33 @@ def _preview(request: Request, form: ScheduleForm) -> dict[str, Any]:
         return {"result": None, "error": exc}
 
 
+@router.get("/new")
+def new_form(request: Request, _principal: Admin, copy: str | None = None) -> Response:
+    """A blank form, or (``?copy=ID``) one filled in from a job, with a new id.  Not under ``/jobs/``, where
+    ``new`` could be a job's id."""
+    form = JobForm() if copy is None else form_of(service(request).get_job(copy), copy=True)
+    return _form_page(request, form, job=None)
+
+
+@router.post("/new")
+def create(request: Request, principal: Admin, form: Annotated[JobForm, Form()]) -> Response:
+    try:
+        job = service(request).add_job(
+            new_job(form), by=principal.name, via=client_address(request), origin="web"
+        )
+    except ValidationError as exc:
+        return _form_page(request, form, job=None, error=exc)
+    return see_other(request, f"/jobs/{job.id}")
+
+
 @router.get("/jobs/{job_id}/edit")
 def edit_form(request: Request, job_id: str, _principal: Admin) -> Response:
     job = service(request).get_job(job_id)
-    return _edit_page(request, job, form_of(job))
+    return _form_page(request, form_of(job), job=job)
 
 
 @router.post("/jobs/{job_id}/edit")
-def save(request: Request, job_id: str, principal: Admin, form: Annotated[EditForm, Form()]) -> Response:
+def save(request: Request, job_id: str, principal: Admin, form: Annotated[JobForm, Form()]) -> Response:
     jobs = service(request)
     job = jobs.get_job(job_id)
     try:
@@ -224,7 +428,7 @@ def save(request: Request, job_id: str, principal: Admin, form: Annotated[EditFo
             expected_version=_version(form.version),
         )
     except ValidationError as exc:
-        return _edit_page(request, job, form, exc)
+        return _form_page(request, form, job=job, error=exc)
     return see_other(request, f"/jobs/{job_id}")
 
 
