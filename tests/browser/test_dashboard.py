@@ -149,3 +149,24 @@ def test_create_a_command_job_from_the_form_and_see_its_first_run(page: Page, si
     page.locator("#history").scroll_into_view_if_needed()
     page.locator("table.runs a").first.click()
     expect(page.locator("#run-output")).to_have_text("hello from the form\n")
+
+
+def test_the_timeline_shows_a_failed_run_in_red_just_before_now(page: Page, site: Site) -> None:
+    site.scheduler.service.add_job(
+        {"id": "breaks", "cron": "0 3 * * *", "command": ["false"]}, by="test-setup"
+    )
+    run_id = site.scheduler.trigger("breaks")
+    wait_until(lambda: site.scheduler.get_run(run_id).status is RunStatus.FAILED)
+    log_in(page, site, "admin", ADMIN_PASSWORD)
+    page.get_by_role("link", name="Timeline").click()
+    bar = page.locator("#timeline rect.bar-failed")
+    expect(bar).to_have_count(1)
+    fill = bar.evaluate("element => getComputedStyle(element).fill")
+    assert fill == "rgb(179, 38, 30)", fill  # --fail
+    now = page.locator("#timeline line.now").bounding_box()
+    box = bar.bounding_box()
+    assert now is not None and box is not None
+    assert -2 <= now["x"] - box["x"] < 10  # it ran a moment ago, on a one-hour axis (a line has a width)
+    _shot(page, "timeline")
+    bar.click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}$"))

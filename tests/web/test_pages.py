@@ -1177,3 +1177,50 @@ def test_a_shell_job_is_marked_and_a_job_is_duplicated_and_edited_to_another_tar
     )
     renamed = admin_client.post("/jobs/tidy-copy/edit", data={**edit, "id": "other"})
     assert renamed.status_code == 422 and 'id="f-id-error"' in renamed.text
+
+
+def test_the_timeline_draws_runs_in_their_lane_and_the_fires_ahead(
+    viewer_client: TestClient, scheduler: Scheduler, clock: FakeClock
+) -> None:
+    add_job(scheduler, "quick", every="10m")
+    add_job(scheduler, "other", every="1h")
+    with sql_engine(scheduler).begin() as conn:  # quick failed half an hour ago, after 5 minutes
+        at = START - timedelta(minutes=30)
+        conn.execute(
+            insert(runs),
+            {
+                "job_id": "quick",
+                "scheduled_for": at,
+                "trigger_source": "schedule",
+                "status": "failed",
+                "due_at": at,
+                "queued_at": at,
+                "started_at": at,
+                "finished_at": at + timedelta(minutes=5),
+            },
+        )
+    page = viewer_client.get("/timeline?window=1h").text
+    (bar,) = re.findall(r'<rect class="bar-failed" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', page)
+    # 1 h behind and 10 min ahead, over 1040 units after 160 of labels: 30 min ago is at 160 + 1040 * 30/70.
+    assert float(bar[0]) == pytest.approx(160 + 1040 * 30 / 70, abs=0.1)
+    assert float(bar[1]) == pytest.approx(1040 * 5 / 70, abs=0.1)
+    assert 'class="fire-ahead"' in page  # quick fires again within the 10 minutes ahead
+    assert ">other</text>" not in page  # no run in the window
+    only = viewer_client.get("/timeline?window=1h&job=other").text
+    assert '<rect class="bar-failed"' not in only and ">other</text>" in only
+    assert viewer_client.get("/timeline?window=2y").status_code == 422
+
+
+def test_upcoming_lists_the_next_fires_of_every_active_job_in_order(
+    viewer_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "hourly", every="1h")
+    add_job(scheduler, "daily", cron="0 3 * * *")
+    add_job(scheduler, "paused", every="1m")
+    scheduler.service.pause("paused")
+    page = viewer_client.get("/upcoming").text
+    jobs = re.findall(r'<td><a href="/jobs/([^"]+)">', page)
+    # Every hour from its creation now: 1 h to 23 h from now (24 h is the end, left out).
+    assert jobs.count("hourly") == 23 and jobs.count("daily") == 1 and "paused" not in jobs
+    instants = re.findall(r"<tr><td>([^<]+)</td>", page)
+    assert instants == sorted(instants)

@@ -38,6 +38,7 @@ from cronkeeper.store.records import (
     IncidentRecord,
     JobPage,
     JobPageFilter,
+    JobRow,
     JobStats,
     Node,
     Parcel,
@@ -45,6 +46,7 @@ from cronkeeper.store.records import (
     RecentRun,
     Retention,
     RunRelations,
+    SpanRun,
 )
 
 
@@ -540,6 +542,15 @@ class DashboardView(ABC):
     def outcome_counts(self, job_id: str, windows: Sequence[datetime]) -> list[dict[RunStatus, int]]:
         """For each instant of ``windows``: the job's runs scheduled since then, by status (none left out
         but zeros)."""
+
+    @abstractmethod
+    def runs_in_window(self, since: datetime, until: datetime, *, limit: int) -> tuple[list[SpanRun], bool]:
+        """The runs that overlap ``[since, until)``, newest first, at most ``limit`` (True if more did): those
+        scheduled in it, and those scheduled up to six hours before it that ran into it."""
+
+    @abstractmethod
+    def next_up(self, limit: int) -> list[JobRow]:
+        """The ``limit`` active jobs due soonest, soonest first (``JobRow.next_fire_at`` set)."""
 
     @abstractmethod
     def run_relations(self, run: Run) -> RunRelations:

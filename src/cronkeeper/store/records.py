@@ -53,6 +53,7 @@ class JobRow:
     enabled: bool
     paused: bool
     next_due_at: datetime | None
+    next_fire_at: datetime | None = None
 
     @property
     def state(self) -> JobState:
@@ -67,6 +68,18 @@ class JobPage:
 
     rows: list[JobRow]
     next_after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRun:
+    """A run as a timeline draws it: from its start (else the instant it was for) to its end (else now)."""
+
+    id: int
+    job_id: str
+    status: RunStatus
+    scheduled_for: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

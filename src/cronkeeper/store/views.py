@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -33,11 +33,21 @@ from sqlalchemy import (
 from cronkeeper.models import Run, RunStatus
 from cronkeeper.store.base import DashboardView
 from cronkeeper.store.engines import reading
-from cronkeeper.store.records import JobPage, JobPageFilter, JobRow, JobState, RecentRun, RunRelations
+from cronkeeper.store.records import (
+    JobPage,
+    JobPageFilter,
+    JobRow,
+    JobState,
+    RecentRun,
+    RunRelations,
+    SpanRun,
+)
 from cronkeeper.store.rows import AnyRow, SpecCache
 from cronkeeper.store.schema import UTCDateTime, jobs, runs, seconds_between
 
 _STATUSES = {status.value: status for status in RunStatus}
+# How long before a timeline's window a run may have been scheduled and still show in it (running into it).
+LONGEST_SPAN = timedelta(hours=6)
 # SQLite caps a compound SELECT at 500 arms; a page holds far fewer jobs than this.
 _ARMS_PER_QUERY = 100
 # With a tag filter, rows the LIKE prefilter let through may fail the exact check: scan on this many times
@@ -138,6 +148,53 @@ class SqlDashboardView(DashboardView):
                     if total:
                         found[_STATUSES[status]] = int(total)
         return counts
+
+    def runs_in_window(self, since: datetime, until: datetime, *, limit: int) -> tuple[list[SpanRun], bool]:
+        """One range scan of ``ix_ck_runs_scheduled_for``, newest first; runs that ended before the window
+        are dropped after the read (rare: only the ``LONGEST_SPAN`` before it is read for them)."""
+        query = (
+            select(
+                runs.c.id,
+                runs.c.job_id,
+                runs.c.status,
+                runs.c.scheduled_for,
+                runs.c.started_at,
+                runs.c.finished_at,
+            )
+            .where(runs.c.scheduled_for >= since - LONGEST_SPAN, runs.c.scheduled_for < until)
+            .order_by(runs.c.scheduled_for.desc())
+            .limit(limit + 1)
+        )
+        with reading(self.engine) as conn:
+            rows = conn.execute(query).all()
+        found = [
+            SpanRun(run_id, job_id, _STATUSES[status], scheduled_for, started_at, finished_at)
+            for run_id, job_id, status, scheduled_for, started_at, finished_at in rows[:limit]
+            if scheduled_for >= since or finished_at is None or finished_at >= since
+        ]
+        return found, len(rows) > limit
+
+    def next_up(self, limit: int) -> list[JobRow]:
+        query = (
+            select(jobs)
+            .where(jobs.c.enabled, ~jobs.c.paused, jobs.c.next_due_at.is_not(None))
+            .order_by(jobs.c.next_due_at)
+            .limit(limit)
+        )
+        with reading(self.engine) as conn:
+            rows = conn.execute(query).all()
+        return [
+            JobRow(
+                row.id,
+                row.name,
+                self._specs.get(row.id, row.version, row.spec),
+                row.enabled,
+                row.paused,
+                row.next_due_at,
+                row.next_fire_at,
+            )
+            for row in rows
+        ]
 
     def run_relations(self, run: Run) -> RunRelations:
         """Three indexed lookups: the neighbours by ``ix_ck_runs_job_id_id``, the attempts by the fire's own

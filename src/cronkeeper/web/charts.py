@@ -7,12 +7,13 @@ tested; nothing here reads user text, so titles are safe to build as strings (te
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from cronkeeper.models import RunStatus
+from cronkeeper.store.records import SpanRun
 from cronkeeper.web.filters import seconds
 
 _OWN_CLASS = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST})
@@ -140,3 +141,114 @@ def duration_chart(runs: Sequence[Timed], width: float, height: float, *, slots:
 def _seconds(run: Timed) -> float:
     duration = run.duration
     return 0.0 if duration is None else max(duration.total_seconds(), 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """One job's row of a timeline: its runs as bars, and its next fires as ticks (x only)."""
+
+    job_id: str
+    y: float
+    bars: list[Bar]
+    fires: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    x: float
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Runs on a time axis, one lane per job, oldest at the left; ``now_x`` splits the past from the fires
+    ahead, drawn faintly."""
+
+    lanes: list[Lane]
+    ticks: list[Tick]
+    now_x: float
+    width: float
+    height: float
+    lane_height: float
+    label_width: float
+
+
+# Tick steps a timeline's axis chooses from: the smallest that keeps the labels apart.
+_TICK_STEPS = (
+    [timedelta(minutes=m) for m in (1, 2, 5, 10, 15, 30)]
+    + [timedelta(hours=h) for h in (1, 2, 3, 6, 12)]
+    + [timedelta(days=1)]
+)
+_MAX_TICKS = 9
+
+
+def timeline(
+    runs: Sequence[SpanRun],
+    fires: Mapping[str, Sequence[datetime]],
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    width: float,
+    lane_height: float = 18.0,
+    label_width: float = 160.0,
+) -> Timeline:
+    """The geometry of a timeline over ``[start, end)``: a lane per job that ran or fires there (in id order),
+    each run a bar from its start (else the instant it was for) to its end (else now, while it runs)."""
+    span = (end - start).total_seconds()
+    plot = width - label_width
+
+    def x(instant: datetime) -> float:
+        offset = (min(max(instant, start), end) - start).total_seconds()
+        return round(label_width + offset / span * plot, 2)
+
+    by_job: dict[str, list[SpanRun]] = {}
+    for run in runs:
+        by_job.setdefault(run.job_id, []).append(run)
+    lanes = []
+    for index, job_id in enumerate(sorted(by_job.keys() | fires.keys())):
+        y = index * lane_height
+        bars = [_span_bar(run, x, y, lane_height, now) for run in by_job.get(job_id, ())]
+        ahead = [x(fire) for fire in fires.get(job_id, ()) if now <= fire < end]
+        lanes.append(Lane(job_id, y, bars, ahead))
+    return Timeline(
+        lanes,
+        _ticks(start, end, x),
+        x(now),
+        width,
+        len(lanes) * lane_height,
+        lane_height,
+        label_width,
+    )
+
+
+def _span_bar(
+    run: SpanRun, x: Callable[[datetime], float], y: float, lane_height: float, now: datetime
+) -> Bar:
+    begin = run.started_at or run.scheduled_for
+    stop = run.finished_at or (now if run.status.is_active else begin)
+    left = x(begin)
+    took = "" if run.started_at is None or run.finished_at is None else f" in {seconds(stop - begin)}"
+    return Bar(
+        x=left,
+        y=round(y + 3, 2),
+        w=max(round(x(stop) - left, 2), 2.0),
+        h=round(lane_height - 6, 2),
+        css=bar_class(run.status),
+        title=f"{run.job_id}, run {run.id}: {run.status.value}{took}, {begin:%Y-%m-%d %H:%M:%S} UTC",
+        run_id=run.id,
+    )
+
+
+def _ticks(start: datetime, end: datetime, x: Callable[[datetime], float]) -> list[Tick]:
+    span = end - start
+    step = next((step for step in _TICK_STEPS if span / step <= _MAX_TICKS), _TICK_STEPS[-1])
+    seconds_step = int(step.total_seconds())
+    first = datetime.fromtimestamp(-(-int(start.timestamp()) // seconds_step) * seconds_step, tz=start.tzinfo)
+    shape = "%m-%d" if step >= timedelta(days=1) else "%H:%M"
+    ticks = []
+    tick = first
+    while tick <= end:
+        ticks.append(Tick(x(tick), tick.strftime(shape)))
+        tick += step
+    return ticks

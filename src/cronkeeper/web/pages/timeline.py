@@ -1,0 +1,131 @@
+"""When things ran and when they will: the timeline (runs of every job, or a filtered few, as bars on a time
+axis over the last hour, day or week, with the fires ahead drawn faintly) and the upcoming fires of the next
+24 hours.
+
+Both read only their window: the timeline one range scan of the runs by the instant they were for, capped;
+the upcoming list the jobs due soonest, by the index the scheduler claims with.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from cronkeeper.exceptions import JobNotFoundError, ValidationError
+from cronkeeper.models import JobSpec
+from cronkeeper.store.records import SpanRun
+from cronkeeper.web.charts import timeline
+from cronkeeper.web.context import render, web_context
+from cronkeeper.web.pages.common import Viewer, dashboard, service, text
+
+router = APIRouter()
+WINDOWS = {
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+# What one timeline draws at most: the newest runs, the busiest jobs; the page says when it left some out.
+MAX_RUNS = 3000
+MAX_LANES = 60
+MAX_FIRES_PER_LANE = 100
+TIMELINE_WIDTH = 1200
+UPCOMING_SPAN = timedelta(hours=24)
+MAX_UPCOMING = 500
+
+
+@router.get("/timeline")
+def timeline_page(
+    request: Request, _principal: Viewer, window: str = "1h", job: str | None = None, tag: str | None = None
+) -> Response:
+    span = WINDOWS.get(window)
+    if span is None:
+        raise ValidationError("window", f"must be one of {', '.join(WINDOWS)}")
+    now = web_context(request).scheduler.clock.now()
+    start, end = now - span, now + span / 6
+    found, more_runs = dashboard(request).runs_in_window(start, now, limit=MAX_RUNS)
+    wanted_job, wanted_tag = text(job), text(tag)
+    specs = _lane_specs(request, found, wanted_job, wanted_tag)
+    runs = [run for run in found if run.job_id in specs]
+    fires = {job_id: _fires(spec, now, end, MAX_FIRES_PER_LANE) for job_id, spec in specs.items()}
+    chart = timeline(runs, fires, start=start, end=end, now=now, width=TIMELINE_WIDTH)
+    context = {
+        "nav": "timeline",
+        "chart": chart,
+        "window": window,
+        "windows": list(WINDOWS),
+        "filters": {"job": wanted_job or "", "tag": wanted_tag or ""},
+        "more_runs": more_runs,
+        "max_runs": MAX_RUNS,
+        "start": start,
+    }
+    return render(request, "timeline.html", context)
+
+
+def _lane_specs(
+    request: Request, runs: list[SpanRun], job: str | None, tag: str | None
+) -> dict[str, JobSpec]:
+    """The jobs that get a lane: those that ran in the window (whose id contains ``job``, that have ``tag``),
+    and the job named ``job`` exactly even if it did not run; the busiest first, at most ``MAX_LANES``."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.job_id] = counts.get(run.job_id, 0) + 1
+    if job:
+        counts = {job_id: n for job_id, n in counts.items() if job.lower() in job_id.lower()}
+        counts.setdefault(job, 0)
+    specs: dict[str, JobSpec] = {}
+    jobs = service(request)
+    for job_id in sorted(counts, key=lambda job_id: (-counts[job_id], job_id)):
+        if len(specs) == MAX_LANES:
+            break
+        try:
+            spec = jobs.get_job(job_id).spec
+        except JobNotFoundError:  # deleted since it ran, or a name typed in the filter
+            continue
+        if tag is None or tag in spec.tags:
+            specs[job_id] = spec
+    return specs
+
+
+def _fires(spec: JobSpec, now: datetime, end: datetime, limit: int) -> list[datetime]:
+    """The fires of ``spec`` in ``[now, end)``, at most ``limit``."""
+    fires: list[datetime] = []
+    fire = spec.trigger.next_after(now - timedelta(microseconds=1))
+    while fire is not None and fire < end and len(fires) < limit:
+        fires.append(fire)
+        fire = spec.trigger.next_after(fire)
+    return fires
+
+
+@dataclass(frozen=True, slots=True)
+class Upcoming:
+    at: datetime
+    job_id: str
+    name: str
+
+
+@router.get("/upcoming")
+def upcoming_page(request: Request, _principal: Viewer) -> Response:
+    """The next fires of every active job in the next 24 hours, in order, at most ``MAX_UPCOMING``.  No job
+    beyond the ``MAX_UPCOMING`` due soonest can have a fire among the first ``MAX_UPCOMING``: each of those
+    has one before it."""
+    now = web_context(request).scheduler.clock.now()
+    until = now + UPCOMING_SPAN
+    rows = dashboard(request).next_up(MAX_UPCOMING)
+    heap = [(row.next_fire_at, row.id, row) for row in rows if row.next_fire_at is not None]
+    heapq.heapify(heap)
+    listed: list[Upcoming] = []
+    while heap and len(listed) < MAX_UPCOMING:
+        fire, job_id, row = heapq.heappop(heap)
+        if fire >= until:
+            break
+        listed.append(Upcoming(fire, job_id, row.spec.display_name))
+        following = row.spec.trigger.next_after(fire)
+        if following is not None:
+            heapq.heappush(heap, (following, job_id, row))
+    context = {"nav": "upcoming", "fires": listed, "limit": MAX_UPCOMING, "until": until}
+    return render(request, "upcoming.html", context)
