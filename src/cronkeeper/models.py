@@ -328,6 +328,12 @@ class User:
     role: Role
     created_at: datetime
     password_changed_at: datetime
+    # The zone the user reads times in on the dashboard: an IANA name, JOB_ZONE, or None for the browser's.
+    time_zone: str | None = None
+
+
+# A user's choice to read each instant in the zone of the job it belongs to.
+JOB_ZONE = "job"
 
 
 @dataclass(frozen=True, slots=True)

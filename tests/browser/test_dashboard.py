@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from cronkeeper.models import RunStatus
 from tests.browser.conftest import Site, log_in
@@ -170,3 +170,23 @@ def test_the_timeline_shows_a_failed_run_in_red_just_before_now(page: Page, site
     _shot(page, "timeline")
     bar.click()
     expect(page).to_have_url(re.compile(rf"/runs/{run_id}$"))
+
+
+def test_times_follow_the_browsers_zone_and_the_switch(browser: Browser, site: Site) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Asia/Kolkata")
+    page = context.new_page()
+    try:
+        log_in(page, site, "admin", ADMIN_PASSWORD)
+        page.get_by_role("link", name="Nightly report").click()
+        # 03:00 in Paris, read in Kolkata (+05:30): the page was redrawn in the browser's zone.
+        next_run = page.get_by_text(re.compile(r"^Next run:"))
+        expect(next_run).to_contain_text("+05:30")
+        expect(next_run).to_contain_text("(03:00 Europe/Paris)")
+        expect(page.get_by_label("Times in")).to_contain_text(re.compile("Asia/(Kolkata|Calcutta)"))
+        page.get_by_label("Times in").select_option("UTC")
+        expect(next_run).to_contain_text(" UTC")
+        expect(next_run).not_to_contain_text("+05:30")
+        page.get_by_label("Times in").select_option("job")
+        expect(next_run).to_contain_text("03:00:00 +0")  # Paris: +01:00 or +02:00
+    finally:
+        context.close()

@@ -75,6 +75,18 @@ def test_sessions_end_with_a_new_password_and_with_the_user(accounts: SqlAccount
         accounts.remove_user("bob")
 
 
+def test_a_users_time_zone_is_kept_and_read_back_with_the_session(accounts: SqlAccountStore) -> None:
+    user = accounts.add_user("carol", "hash", Role.VIEWER, now=NOW)
+    assert user.time_zone is None
+    accounts.add_session("s1", user.id, "csrf", now=NOW, expires_at=NOW + timedelta(hours=1))
+    assert accounts.set_time_zone("carol", "Asia/Tokyo").time_zone == "Asia/Tokyo"
+    found = accounts.find_session("s1", now=NOW)
+    assert found is not None and found[0].time_zone == "Asia/Tokyo"
+    assert accounts.set_time_zone("carol", None).time_zone is None
+    with pytest.raises(AccountNotFoundError):
+        accounts.set_time_zone("nobody", "UTC")
+
+
 def test_tokens_are_found_by_hash_only(accounts: SqlAccountStore) -> None:
     accounts.add_token("ci", "c" * 64, Role.ADMIN, by=None, now=NOW)
     token = accounts.use_token("c" * 64, now=NOW)

@@ -1224,3 +1224,30 @@ def test_upcoming_lists_the_next_fires_of_every_active_job_in_order(
     assert jobs.count("hourly") == 23 and jobs.count("daily") == 1 and "paused" not in jobs
     instants = re.findall(r"<tr><td>([^<]+)</td>", page)
     assert instants == sorted(instants)
+
+
+def test_times_are_shown_in_the_browsers_zone_the_users_choice_or_each_jobs(
+    admin_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "paris", cron="0 3 * * *", timezone="Europe/Paris")
+    add_job(scheduler, "tokyo", cron="0 3 * * *", timezone="Asia/Tokyo")
+    # No cookie, no choice: UTC.  2026-03-03 03:00 in Paris is 02:00 UTC.
+    assert "2026-03-03 02:00:00 UTC" in admin_client.get("/jobs/paris").text
+    admin_client.cookies.set("ck_zone", "America/New_York")
+    page = admin_client.get("/jobs/paris").text
+    assert "2026-03-02 21:00:00 -05:00" in page and "(03:00 Europe/Paris)" in page  # its local time too
+    assert 'datetime="2026-03-03T02:00:00+00:00" title="2026-03-03 02:00:00 UTC"' in page
+    admin_client.cookies.set("ck_zone", "../../etc/passwd")  # not a zone: ignored
+    assert "2026-03-03 02:00:00 UTC" in admin_client.get("/jobs/paris").text
+
+    chosen = admin_client.post(
+        "/preferences/time-zone", data={"time_zone": "job", "back": "/jobs/tokyo"}, follow_redirects=False
+    )
+    assert chosen.status_code == 303 and chosen.headers["location"] == "/jobs/tokyo"
+    assert "2026-03-03 03:00:00 +09:00" in admin_client.get("/jobs/tokyo").text
+    assert "2026-03-03 03:00:00 +01:00" in admin_client.get("/jobs/paris").text
+    admin_client.post("/preferences/time-zone", data={"time_zone": "Asia/Tokyo"})
+    assert "2026-03-03 11:00:00 +09:00" in admin_client.get("/jobs/paris").text
+    for bad in ({"time_zone": "Mars/Olympus"}, {"time_zone": "UTC", "back": "//evil.example/"}):
+        assert admin_client.post("/preferences/time-zone", data=bad).status_code == 422
+    assert "2026-03-03 11:00:00 +09:00" in admin_client.get("/jobs/paris").text  # unchanged

@@ -18,7 +18,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from cronkeeper.clock import Clock
 from cronkeeper.exceptions import ValidationError
-from cronkeeper.models import ApiToken, AuditEvent, Role, User
+from cronkeeper.models import JOB_ZONE, ApiToken, AuditEvent, Role, User
+from cronkeeper.specs.validate import parse_zone
 from cronkeeper.store.base import AccountStore, AuditLog, SettingStore
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")
@@ -129,6 +130,16 @@ class AccountService:
         user = self._store.set_password(username, self._hash(password), now=self.clock.now())
         self._record(actor, "change_password", "user", username)
         return user
+
+    def set_time_zone(self, username: str, zone: str | None) -> User:
+        """The zone the user reads times in on the dashboard: an IANA name, ``job`` (each job's own), or None
+        (the browser's).  A preference, not a change to anything shared: not audited."""
+        if zone is not None and zone != JOB_ZONE:
+            try:
+                zone = parse_zone(zone).key
+            except ValidationError as exc:
+                raise ValidationError("time_zone", exc.reason) from None
+        return self._store.set_time_zone(username, zone)
 
     def remove_user(self, username: str, *, actor: Actor) -> None:
         self._store.remove_user(username)

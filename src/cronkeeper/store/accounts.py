@@ -115,6 +115,15 @@ class SqlAccountStore(AccountStore):
             raise AccountNotFoundError("user", username)
         return _user(row)
 
+    def set_time_zone(self, username: str, zone: str | None) -> User:
+        with writing(self.engine) as conn:
+            row = conn.execute(
+                update(users).where(users.c.username == username).values(time_zone=zone).returning(*users.c)
+            ).first()
+        if row is None:
+            raise AccountNotFoundError("user", username)
+        return _user(row)
+
     def remove_user(self, username: str) -> None:
         with writing(self.engine) as conn:
             user_id = conn.execute(
@@ -196,7 +205,7 @@ class SqlAccountStore(AccountStore):
 
 
 def _user(row: AnyRow) -> User:
-    return User(row.id, row.username, Role(row.role), row.created_at, row.password_changed_at)
+    return User(row.id, row.username, Role(row.role), row.created_at, row.password_changed_at, row.time_zone)
 
 
 def _token(row: AnyRow) -> ApiToken:

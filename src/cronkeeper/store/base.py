@@ -413,6 +413,10 @@ class AccountStore(ABC):
         """Change a user's role; raises ``AccountNotFoundError``."""
 
     @abstractmethod
+    def set_time_zone(self, username: str, zone: str | None) -> User:
+        """Keep the zone the user reads times in (checked by the caller); raises ``AccountNotFoundError``."""
+
+    @abstractmethod
     def remove_user(self, username: str) -> None:
         """Delete the user and their sessions; raises ``AccountNotFoundError``."""
 

@@ -178,6 +178,8 @@ users = Table(
     Column("role", String(10), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("password_changed_at", UTCDateTime, nullable=False),
+    # The zone the user reads times in: an IANA name, "job", or NULL for the browser's (migration 0009).
+    Column("time_zone", String(64)),
 )
 
 tokens = Table(

@@ -32,6 +32,8 @@ class Principal:
     name: str
     role: Role
     csrf_token: str | None = None
+    # The zone the user chose to read times in (an IANA name or JOB_ZONE); None: the browser's.
+    time_zone: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -69,7 +71,7 @@ def _identify(request: Request) -> Principal | None:
     if found is None:
         return None
     user, csrf_token = found
-    return Principal(user.username, user.role, csrf_token)
+    return Principal(user.username, user.role, csrf_token, user.time_zone)
 
 
 async def session_secret(request: Request) -> str | None:

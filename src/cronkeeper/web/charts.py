@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
 from cronkeeper.models import RunStatus
 from cronkeeper.store.records import SpanRun
-from cronkeeper.web.filters import seconds
+from cronkeeper.web.filters import in_zone, seconds
 
 _OWN_CLASS = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST})
 
@@ -190,11 +190,13 @@ def timeline(
     end: datetime,
     now: datetime,
     width: float,
+    zone: tzinfo = UTC,
     lane_height: float = 18.0,
     label_width: float = 160.0,
 ) -> Timeline:
     """The geometry of a timeline over ``[start, end)``: a lane per job that ran or fires there (in id order),
-    each run a bar from its start (else the instant it was for) to its end (else now, while it runs)."""
+    each run a bar from its start (else the instant it was for) to its end (else now, while it runs); the
+    axis and the hover texts in ``zone``."""
     span = (end - start).total_seconds()
     plot = width - label_width
 
@@ -208,12 +210,12 @@ def timeline(
     lanes = []
     for index, job_id in enumerate(sorted(by_job.keys() | fires.keys())):
         y = index * lane_height
-        bars = [_span_bar(run, x, y, lane_height, now) for run in by_job.get(job_id, ())]
+        bars = [_span_bar(run, x, y, lane_height, now, zone) for run in by_job.get(job_id, ())]
         ahead = [x(fire) for fire in fires.get(job_id, ()) if now <= fire < end]
         lanes.append(Lane(job_id, y, bars, ahead))
     return Timeline(
         lanes,
-        _ticks(start, end, x),
+        _ticks(start, end, x, zone),
         x(now),
         width,
         len(lanes) * lane_height,
@@ -223,7 +225,7 @@ def timeline(
 
 
 def _span_bar(
-    run: SpanRun, x: Callable[[datetime], float], y: float, lane_height: float, now: datetime
+    run: SpanRun, x: Callable[[datetime], float], y: float, lane_height: float, now: datetime, zone: tzinfo
 ) -> Bar:
     begin = run.started_at or run.scheduled_for
     stop = run.finished_at or (now if run.status.is_active else begin)
@@ -235,20 +237,22 @@ def _span_bar(
         w=max(round(x(stop) - left, 2), 2.0),
         h=round(lane_height - 6, 2),
         css=bar_class(run.status),
-        title=f"{run.job_id}, run {run.id}: {run.status.value}{took}, {begin:%Y-%m-%d %H:%M:%S} UTC",
+        title=f"{run.job_id}, run {run.id}: {run.status.value}{took}, {in_zone(begin, zone)}",
         run_id=run.id,
     )
 
 
-def _ticks(start: datetime, end: datetime, x: Callable[[datetime], float]) -> list[Tick]:
+def _ticks(start: datetime, end: datetime, x: Callable[[datetime], float], zone: tzinfo) -> list[Tick]:
+    """Ticks on round local times (every 10 minutes, 3 hours, midnight…), as many as fit."""
     span = end - start
     step = next((step for step in _TICK_STEPS if span / step <= _MAX_TICKS), _TICK_STEPS[-1])
     seconds_step = int(step.total_seconds())
-    first = datetime.fromtimestamp(-(-int(start.timestamp()) // seconds_step) * seconds_step, tz=start.tzinfo)
+    offset = int((start.astimezone(zone).utcoffset() or timedelta(0)).total_seconds())
+    first = -(-(int(start.timestamp()) + offset) // seconds_step) * seconds_step - offset
     shape = "%m-%d" if step >= timedelta(days=1) else "%H:%M"
     ticks = []
-    tick = first
+    tick = datetime.fromtimestamp(first, tz=UTC)
     while tick <= end:
-        ticks.append(Tick(x(tick), tick.strftime(shape)))
+        ticks.append(Tick(x(tick), tick.astimezone(zone).strftime(shape)))
         tick += step
     return ticks

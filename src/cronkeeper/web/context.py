@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from cronkeeper.services.accounts import AccountService
 from cronkeeper.web.settings import WebSettings
+from cronkeeper.web.zones import reading_zone
 
 if TYPE_CHECKING:
     from cronkeeper.scheduler import SchedulerBase
@@ -57,12 +58,16 @@ def render(
 ) -> Response:
     """A page or fragment, with what every template uses: the user, the CSRF token and the base path."""
     principal = getattr(request.state, "principal", None)
+    reading = reading_zone(request, principal.time_zone if principal is not None else None)
     values = {
         "base": base_path(request),
         "principal": principal,
         "csrf_token": principal.csrf_token if principal is not None else None,
         "is_admin": principal is not None and principal.is_admin,
         "now": web_context(request).scheduler.clock.now(),
+        "zone": reading.zone,
+        "per_job_zone": reading.per_job,
+        "reading": reading,
         **(context or {}),
     }
     return web_context(request).templates.TemplateResponse(request, template, values, status_code=status_code)

@@ -1,17 +1,58 @@
-"""Jinja filters: instants, durations and sizes as people read them."""
+"""Jinja filters: instants, durations and sizes as people read them.
+
+Instants are shown in the zone the page is read in (``zone`` in the template's context: see
+:mod:`cronkeeper.web.zones`), with its offset, and the same instant in UTC on hover; when the reader chose
+each job's own zone, a template passes the job's zone along.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from jinja2 import Environment
+from jinja2 import Environment, pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
 
-from cronkeeper.models import exit_code_text
+from cronkeeper.models import JobSpec, exit_code_text
+from cronkeeper.triggers import CronTrigger
 
 
-def instant(value: datetime | None) -> str:
-    """``2026-11-23 14:05:03 UTC``: one zone everywhere on the page, so rows compare at a glance."""
-    return "—" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def in_zone(value: datetime, zone: tzinfo) -> str:
+    """``2026-11-23 15:05:03 +01:00``, or ``… UTC`` in UTC: the offset says which zone the reader sees."""
+    local = value.astimezone(zone)
+    offset = local.utcoffset() or timedelta(0)
+    if zone is UTC or (offset == timedelta(0) and local.tzname() in ("UTC", "GMT", None)):
+        suffix = "UTC"
+    else:
+        sign, total = ("+" if offset >= timedelta(0) else "-"), abs(int(offset.total_seconds()))
+        suffix = f"{sign}{total // 3600:02d}:{total % 3600 // 60:02d}"
+    return f"{local:%Y-%m-%d %H:%M:%S} {suffix}"
+
+
+def shown_zone(context: Context | dict[str, Any], job_zone: tzinfo | str | None = None) -> tzinfo:
+    """The zone an instant is shown in: the page's, or the job's own where the reader asked for that."""
+    if context.get("per_job_zone") and job_zone is not None:
+        return ZoneInfo(job_zone) if isinstance(job_zone, str) else job_zone
+    zone = context.get("zone")
+    return zone if isinstance(zone, tzinfo) else UTC
+
+
+@pass_context
+def instant(context: Context, value: datetime | None, job_zone: tzinfo | str | None = None) -> Markup | str:
+    """An instant in the reader's zone, marked up as ``<time>`` with the UTC instant on hover."""
+    if value is None:
+        return "—"
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        value.astimezone(UTC).isoformat(), in_zone(value, UTC), in_zone(value, shown_zone(context, job_zone))
+    )
+
+
+@pass_context
+def instant_text(context: Context, value: datetime | None, job_zone: tzinfo | str | None = None) -> str:
+    """:func:`instant` as plain text, for an attribute."""
+    return "—" if value is None else in_zone(value, shown_zone(context, job_zone))
 
 
 def seconds(value: float | timedelta | None) -> str:
@@ -53,5 +94,31 @@ def exit_code(value: int | None) -> str:
     return "—" if value is None else exit_code_text(value)
 
 
+def zone_of(spec: JobSpec) -> ZoneInfo | None:
+    """A job's own zone: its cron schedule's (an interval or a one-off has none of its own)."""
+    trigger = spec.trigger
+    return trigger.timezone if isinstance(trigger, CronTrigger) else None
+
+
+@pass_context
+def job_local(context: Context, value: datetime | None, spec: JobSpec) -> str:
+    """``03:00 Europe/Paris``: when a job, by its own zone, if the page shows another one (else blank)."""
+    zone = zone_of(spec)
+    if value is None or zone is None:
+        return ""
+    if value.astimezone(shown_zone(context, zone)).utcoffset() == value.astimezone(zone).utcoffset():
+        return ""
+    return f"{value.astimezone(zone):%H:%M} {zone.key}"
+
+
 def install_filters(env: Environment) -> None:
-    env.filters.update(instant=instant, seconds=seconds, relative=relative, size=size, exit_code=exit_code)
+    env.filters.update(
+        instant=instant,
+        instant_text=instant_text,
+        seconds=seconds,
+        relative=relative,
+        size=size,
+        exit_code=exit_code,
+        zone_of=zone_of,
+        job_local=job_local,
+    )

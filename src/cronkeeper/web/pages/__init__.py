@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cronkeeper.web.pages import alerts, audit, edit, job, jobs, live, runs, status, timeline
+from cronkeeper.web.pages import alerts, audit, edit, job, jobs, live, preferences, runs, status, timeline
 
 router = APIRouter(include_in_schema=False)
-for module in (jobs, edit, job, runs, live, status, timeline, alerts, audit):
+for module in (jobs, edit, job, runs, live, status, timeline, alerts, audit, preferences):
     router.include_router(module.router)
 
 __all__ = ["router"]

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from cronkeeper.exceptions import JobNotFoundError
 from cronkeeper.models import Run, RunStatus, TriggerSource
 from cronkeeper.web.api_models import BeforeId, RunId
 from cronkeeper.web.auth import client_address
 from cronkeeper.web.context import render
+from cronkeeper.web.filters import zone_of
 from cronkeeper.web.pages.common import (
     PAGE_SIZE,
     Admin,
@@ -23,6 +26,7 @@ from cronkeeper.web.pages.common import (
     query_string,
     run_service,
     see_other,
+    service,
     text,
 )
 
@@ -79,8 +83,17 @@ def run_page(request: Request, run_id: RunId, _principal: Viewer) -> Response:
         "run": run,
         "result_rows": result_rows(run.result),
         "relations": dashboard(request).run_relations(run),
+        "job_zone": _job_zone(request, run.job_id),
     }
     return render(request, "run.html", context)
+
+
+def _job_zone(request: Request, job_id: str) -> ZoneInfo | None:
+    """The zone of the run's job, for a reader who reads each job's times in its own (None: it is gone)."""
+    try:
+        return zone_of(service(request).get_job(job_id).spec)
+    except JobNotFoundError:
+        return None
 
 
 @router.post("/runs/{run_id}/cancel")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -20,7 +21,9 @@ from cronkeeper.models import JobSpec
 from cronkeeper.store.records import SpanRun
 from cronkeeper.web.charts import timeline
 from cronkeeper.web.context import render, web_context
+from cronkeeper.web.filters import zone_of
 from cronkeeper.web.pages.common import Viewer, dashboard, service, text
+from cronkeeper.web.zones import reading_zone
 
 router = APIRouter()
 WINDOWS = {
@@ -40,7 +43,7 @@ MAX_UPCOMING = 500
 
 @router.get("/timeline")
 def timeline_page(
-    request: Request, _principal: Viewer, window: str = "1h", job: str | None = None, tag: str | None = None
+    request: Request, principal: Viewer, window: str = "1h", job: str | None = None, tag: str | None = None
 ) -> Response:
     span = WINDOWS.get(window)
     if span is None:
@@ -52,7 +55,8 @@ def timeline_page(
     specs = _lane_specs(request, found, wanted_job, wanted_tag)
     runs = [run for run in found if run.job_id in specs]
     fires = {job_id: _fires(spec, now, end, MAX_FIRES_PER_LANE) for job_id, spec in specs.items()}
-    chart = timeline(runs, fires, start=start, end=end, now=now, width=TIMELINE_WIDTH)
+    zone = reading_zone(request, principal.time_zone).zone
+    chart = timeline(runs, fires, start=start, end=end, now=now, width=TIMELINE_WIDTH, zone=zone)
     context = {
         "nav": "timeline",
         "chart": chart,
@@ -106,6 +110,7 @@ class Upcoming:
     at: datetime
     job_id: str
     name: str
+    zone: ZoneInfo | None
 
 
 @router.get("/upcoming")
@@ -123,7 +128,7 @@ def upcoming_page(request: Request, _principal: Viewer) -> Response:
         fire, job_id, row = heapq.heappop(heap)
         if fire >= until:
             break
-        listed.append(Upcoming(fire, job_id, row.spec.display_name))
+        listed.append(Upcoming(fire, job_id, row.spec.display_name, zone_of(row.spec)))
         following = row.spec.trigger.next_after(fire)
         if following is not None:
             heapq.heappush(heap, (following, job_id, row))

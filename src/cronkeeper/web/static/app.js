@@ -48,7 +48,29 @@
       window.location.reload();
     });
   }
+  // The browser's zone, told to the server in a cookie: pages that follow it show times there. A first
+  // visit (or a new zone) reloads once, so that the page is drawn in it.
+  function reportZone() {
+    var body = document.body;
+    var zone = window.Intl && Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (!zone || !body.hasAttribute("data-browser-zone") || !/^[A-Za-z0-9_+\-\/]{1,64}$/.test(zone)) {
+      return;
+    }
+    document.cookie = "ck_zone=" + zone + "; path=/; SameSite=Lax; max-age=31536000";
+    var stale = body.getAttribute("data-browser-zone") !== zone;
+    if (stale && body.getAttribute("data-follows-browser") === "yes" && !sessionStorage.getItem("ck-zone-" + zone)) {
+      sessionStorage.setItem("ck-zone-" + zone, "1");
+      window.location.reload();
+    }
+  }
+  // A form marked data-autosubmit is sent as soon as one of its choices changes; its button is then not needed.
+  function autosubmit(form) {
+    form.querySelectorAll("button").forEach(function (button) { button.hidden = true; });
+    form.addEventListener("change", function () { form.submit(); });
+  }
   document.addEventListener("DOMContentLoaded", function () {
+    reportZone();
+    document.querySelectorAll("form[data-autosubmit]").forEach(autosubmit);
     document.querySelectorAll("[data-events]").forEach(follow);
     document.querySelectorAll("[data-since]").forEach(tick);
   });
