@@ -58,8 +58,9 @@ def fill(scheduler: Scheduler, *, jobs: int, total_runs: int) -> None:
         for i in range(jobs)
     )
     rng = random.Random(7)
-    start = datetime(2024, 1, 1, tzinfo=UTC)
     per_job = total_runs // jobs
+    # The history ends now, so that the windows the pages read (the last day, week, month) are full.
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=per_job)
     batch: list[dict[str, object]] = []
     with sql_engine(scheduler).begin() as conn:
         for n in range(per_job):
@@ -171,6 +172,10 @@ def report(scheduler: Scheduler, total: int) -> None:
         "jobs page": "/",
         "job page (history, newest)": "/jobs/job-0007",
         "job page (history, middle)": f"/jobs/job-0007?before_id={deep}",
+        "run page": f"/runs/{deep}",
+        "timeline, last 24 h": "/timeline?window=24h",
+        "timeline, last 7 days": "/timeline?window=7d",
+        "upcoming fires": "/upcoming",
         "runs API, newest 50": "/api/runs?limit=50",
         "runs API, failed only": "/api/runs?limit=50&status=failed",
         "job runs API, middle": f"/api/jobs/job-0007/runs?limit=50&before_id={deep}",

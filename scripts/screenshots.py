@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import uvicorn
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy import insert
 
 from cronkeeper import Scheduler
@@ -80,12 +80,17 @@ def _outcome(job_id: str, rng: random.Random) -> tuple[str, float, str | None, s
     return "succeeded", 0.2 + rng.random() * 0.1, None, None
 
 
-def shoot(page: Page, url: str, out: Path) -> None:
+def log_in(page: Page, url: str) -> None:
     page.goto(f"{url}/login")
     page.get_by_label("User name").fill("admin")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{url}/")
+
+
+def shoot(browser: Browser, url: str, out: Path) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, timezone_id="UTC")
+    log_in(page, url)
     page.screenshot(path=str(out / "jobs.png"), full_page=True)
     page.goto(f"{url}/jobs/demo-flaky")
     page.screenshot(path=str(out / "job.png"), full_page=True)
@@ -103,6 +108,17 @@ def shoot(page: Page, url: str, out: Path) -> None:
     page.screenshot(path=str(out / "status.png"), full_page=True)
     page.goto(f"{url}/audit")
     page.screenshot(path=str(out / "audit.png"), full_page=True)
+    page.goto(f"{url}/timeline?window=1h")
+    page.screenshot(path=str(out / "timeline.png"), full_page=True)
+    page.goto(f"{url}/new?copy=demo-report")
+    page.screenshot(path=str(out / "new.png"), full_page=True)
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, timezone_id="UTC")
+    log_in(phone, url)
+    phone.screenshot(path=str(out / "phone.png"), full_page=True)
+    dark = browser.new_page(viewport={"width": 1280, "height": 800}, color_scheme="dark", timezone_id="UTC")
+    log_in(dark, url)
+    dark.goto(f"{url}/jobs/demo-flaky")
+    dark.screenshot(path=str(out / "dark.png"), full_page=True)
 
 
 def main() -> None:
@@ -128,8 +144,7 @@ def main() -> None:
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1280, "height": 800})
-                shoot(page, f"http://127.0.0.1:{port}", out)
+                shoot(browser, f"http://127.0.0.1:{port}", out)
                 browser.close()
         finally:
             server.should_exit = True

@@ -6,6 +6,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 from cronkeeper.models import RunStatus
@@ -190,3 +192,100 @@ def test_times_follow_the_browsers_zone_and_the_switch(browser: Browser, site: S
         expect(next_run).to_contain_text("03:00:00 +0")  # Paris: +01:00 or +02:00
     finally:
         context.close()
+
+
+PAGES = [
+    "/",
+    "/jobs/nightly-report",
+    "/runs",
+    "/timeline",
+    "/upcoming",
+    "/status",
+    "/alerts",
+    "/audit",
+    "/new",
+]
+
+
+def test_every_page_fits_a_phone_with_no_sideways_scroll(browser: Browser, site: Site) -> None:
+    run_id = site.scheduler.trigger("nightly-report")
+    wait_until(lambda: not site.scheduler.get_run(run_id).status.is_active)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        log_in(page, site, "admin", ADMIN_PASSWORD)
+        for path in [*PAGES, f"/runs/{run_id}", "/jobs/nightly-report/edit"]:
+            page.goto(f"{site.url}{path}")
+            wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert wide <= 0, f"{path} scrolls sideways by {wide} px"
+            header = page.locator("header.top").bounding_box()
+            main = page.locator("main").bounding_box()
+            assert header is not None and main is not None and header["y"] + header["height"] <= main["y"] + 1
+        page.goto(f"{site.url}/")
+        _shot(page, "phone")
+    finally:
+        context.close()
+
+
+def test_dark_mode_follows_the_system_and_the_switch_is_remembered(browser: Browser, site: Site) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    page = context.new_page()
+    background = "getComputedStyle(document.body).backgroundColor"
+    try:
+        log_in(page, site, "admin", ADMIN_PASSWORD)
+        assert page.evaluate(background) == "rgb(16, 22, 29)"  # the system asks for dark
+        _shot(page, "dark")
+        switch = page.locator("#theme")
+        expect(switch).to_have_text("Theme: system")
+        switch.click()  # dark
+        switch.click()  # light
+        expect(switch).to_have_text("Theme: light")
+        assert page.evaluate(background) == "rgb(247, 248, 250)"
+        page.reload()
+        assert page.evaluate(background) == "rgb(247, 248, 250)"  # remembered
+        expect(page.locator("#theme")).to_have_text("Theme: light")
+    finally:
+        context.close()
+
+
+def serious_violations(page: Page) -> list[str]:
+    """What axe-core finds serious or critical on the page as it is."""
+    found = Axe().run(page).response["violations"]
+    return [
+        f"{violation['id']} ({violation['impact']}): {[node['target'] for node in violation['nodes']][:3]}"
+        for violation in found
+        if violation["impact"] in ("serious", "critical")
+    ]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_no_page_has_a_serious_accessibility_violation(browser: Browser, site: Site, scheme: str) -> None:
+    run_id = site.scheduler.trigger("nightly-report")
+    wait_until(lambda: not site.scheduler.get_run(run_id).status.is_active)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)  # type: ignore[arg-type]
+    page = context.new_page()
+    try:
+        page.goto(f"{site.url}/login")
+        problems = {"/login": serious_violations(page)}
+        log_in(page, site, "admin", ADMIN_PASSWORD)
+        for path in [*PAGES, f"/runs/{run_id}", "/jobs/nightly-report/edit", "/jobs/nightly-report/delete"]:
+            page.goto(f"{site.url}{path}")
+            problems[path] = serious_violations(page)
+        assert {path: found for path, found in problems.items() if found} == {}
+    finally:
+        context.close()
+
+
+def test_a_job_is_run_by_keyboard_alone(page: Page, site: Site) -> None:
+    log_in(page, site, "admin", ADMIN_PASSWORD)
+    page.goto(f"{site.url}/jobs/nightly-report")
+    for _ in range(40):  # tab until the button has the focus, as a keyboard user would
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent.trim()") == "Run now":
+            break
+    else:
+        pytest.fail("Run now cannot be reached with Tab")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"  # the focus is visible
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))

@@ -9,7 +9,7 @@ import pytest
 
 from cronkeeper.models import RunStatus
 from cronkeeper.store.records import RecentRun, RunHealth
-from cronkeeper.web.charts import bar_class, duration_bars, duration_chart, sparkline
+from cronkeeper.web.charts import bar_class, duration_bars, duration_chart, nice_top, sparkline
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -57,8 +57,9 @@ def test_bars_are_as_tall_as_their_durations_and_classed_by_status() -> None:
     assert [bar.css for bar in bars] == ["bar-succeeded", "bar-failed", "bar-other", "bar-active"]
     assert [bar.x for bar in bars] == [0, 25, 50, 75]
     assert all(bar.w == 25 for bar in bars)
-    assert bars[1].h == 50 and bars[1].y == 0
-    assert bars[0].h == 25 and bars[0].y == 25
+    # The scale is 5 s, the round number above the longest (4 s).
+    assert bars[1].h == 40 and bars[1].y == 10
+    assert bars[0].h == 20 and bars[0].y == 30
     assert bars[2].h == 2 and bars[2].y == 48  # no duration: a stub, still visible
     assert bars[0].title == "run 1: succeeded in 2.0 s"
     assert bars[2].title == "run 3: missed"
@@ -74,7 +75,7 @@ def test_slots_keep_few_bars_thin_and_the_newest_at_the_right_edge() -> None:
 def test_no_runs_no_bars_and_all_zero_durations_are_stubs() -> None:
     assert duration_bars([], 100, 10) == []
     chart = duration_chart([FakeRun(1, RunStatus.SUCCEEDED, timedelta(0))], 100, 10)
-    assert chart.longest == 0
+    assert chart.top == 0
     assert chart.bars[0].h == 2
 
 
@@ -120,3 +121,11 @@ def test_health_of_a_job_that_never_ran() -> None:
     assert health.success_rate is None
     assert health.median_duration is None
     assert health.durations == []
+
+
+@pytest.mark.parametrize(
+    ("longest", "top"),
+    [(0.0, 0.0), (0.0042, 0.005), (1.0, 1.0), (1.2, 2.0), (3.7, 5.0), (7.0, 10.0), (86.0, 100.0)],
+)
+def test_the_scale_is_a_round_number_at_or_above_the_longest_run(longest: float, top: float) -> None:
+    assert nice_top(longest) == pytest.approx(top)

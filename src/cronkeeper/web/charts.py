@@ -7,6 +7,7 @@ tested; nothing here reads user text, so titles are safe to build as strings (te
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -47,12 +48,14 @@ class Bar:
 
 @dataclass(frozen=True, slots=True)
 class BarChart:
-    """Bars and the scale they are drawn to (``longest`` is the full height, in seconds)."""
+    """Bars and the scale they are drawn to: ``top`` seconds is the full height, a round number (1, 2 or 5
+    times a power of ten) at or above the longest run, so that the scale reads at a glance from the first
+    run on."""
 
     bars: list[Bar]
     width: float
     height: float
-    longest: float
+    top: float
 
 
 def _fmt(value: float) -> str:
@@ -110,11 +113,11 @@ def duration_bars(
     slot = width / max(len(runs), slots)
     # Flush right: the newest run is always at the right edge, where the axis says "newest".
     start = width - slot * len(runs)
-    longest = max((_seconds(run) for run in runs), default=0.0)
+    top = nice_top(max((_seconds(run) for run in runs), default=0.0))
     bars = []
     for i, run in enumerate(runs):
         taken = _seconds(run)
-        h = max(min_height, taken / longest * height if longest > 0 else 0.0)
+        h = max(min_height, taken / top * height if top > 0 else 0.0)
         title = f"run {run.id}: {run.status.value}"
         if run.duration is not None:
             title += f" in {seconds(run.duration)}"
@@ -134,8 +137,16 @@ def duration_bars(
 
 def duration_chart(runs: Sequence[Timed], width: float, height: float, *, slots: int = 0) -> BarChart:
     """:func:`duration_bars` with the scale, for the axis label."""
-    longest = max((_seconds(run) for run in runs), default=0.0)
-    return BarChart(duration_bars(runs, width, height, slots=slots), width, height, longest)
+    top = nice_top(max((_seconds(run) for run in runs), default=0.0))
+    return BarChart(duration_bars(runs, width, height, slots=slots), width, height, top)
+
+
+def nice_top(value: float) -> float:
+    """The smallest of 1, 2 or 5 times a power of ten at or above ``value`` (0 for 0)."""
+    if value <= 0:
+        return 0.0
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= value * (1 - 1e-9))
 
 
 def _seconds(run: Timed) -> float:

@@ -68,8 +68,36 @@
     form.querySelectorAll("button").forEach(function (button) { button.hidden = true; });
     form.addEventListener("change", function () { form.submit(); });
   }
+  // The theme switch: the system's, dark, light, in turn; remembered by this browser.
+  function themeSwitch(button) {
+    var names = { "": "system", dark: "dark", light: "light" };
+    var next = { "": "dark", dark: "light", light: "" };
+    var show = function () {
+      button.textContent = "Theme: " + names[document.documentElement.getAttribute("data-theme") || ""];
+    };
+    button.hidden = false;
+    show();
+    button.addEventListener("click", function () {
+      var chosen = next[document.documentElement.getAttribute("data-theme") || ""];
+      if (chosen) {
+        document.documentElement.setAttribute("data-theme", chosen);
+      } else {
+        document.documentElement.removeAttribute("data-theme");
+      }
+      try {
+        window.localStorage.setItem("ck-theme", chosen);
+      } catch (error) {
+        // Not remembered, but switched all the same.
+      }
+      show();
+    });
+  }
   document.addEventListener("DOMContentLoaded", function () {
     reportZone();
+    var theme = document.getElementById("theme");
+    if (theme) {
+      themeSwitch(theme);
+    }
     document.querySelectorAll("form[data-autosubmit]").forEach(autosubmit);
     document.querySelectorAll("[data-events]").forEach(follow);
     document.querySelectorAll("[data-since]").forEach(tick);
