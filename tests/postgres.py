@@ -16,7 +16,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-PORT = 54329
+# Each pytest-xdist worker starts a server of its own: its own socket folder, and its own port (PostgreSQL
+# derives its shared memory key from the port).
+PORT = 54329 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 
 
 def binaries() -> Path | None:
