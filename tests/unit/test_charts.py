@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from cronkeeper.models import RunStatus
 from cronkeeper.store.records import RecentRun, RunHealth
-from cronkeeper.web.charts import bar_class, duration_bars, duration_chart, nice_top, sparkline
+from cronkeeper.web.charts import bar_class, duration_bars, duration_chart, nice_top, sparkline, timeline
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -129,3 +130,11 @@ def test_health_of_a_job_that_never_ran() -> None:
 )
 def test_the_scale_is_a_round_number_at_or_above_the_longest_run(longest: float, top: float) -> None:
     assert nice_top(longest) == pytest.approx(top)
+
+
+def test_timeline_ticks_stay_on_round_local_hours_across_a_change_of_offset() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    now = datetime(2026, 3, 29, 12, 0, tzinfo=UTC)  # clocks went forward at 01:00 UTC that morning
+    chart = timeline([], {}, start=now - timedelta(hours=24), end=now, now=now, width=1000, zone=paris)
+    labels = [tick.label for tick in chart.ticks]
+    assert labels == ["15:00", "18:00", "21:00", "00:00", "03:00", "06:00", "09:00", "12:00"]

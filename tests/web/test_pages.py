@@ -1251,3 +1251,109 @@ def test_times_are_shown_in_the_browsers_zone_the_users_choice_or_each_jobs(
     for bad in ({"time_zone": "Mars/Olympus"}, {"time_zone": "UTC", "back": "//evil.example/"}):
         assert admin_client.post("/preferences/time-zone", data=bad).status_code == 422
     assert "2026-03-03 11:00:00 +09:00" in admin_client.get("/jobs/paris").text  # unchanged
+
+
+def test_the_forms_line_breaks_and_spaces_are_kept_as_shown(
+    admin_client: TestClient, scheduler: Scheduler
+) -> None:
+    """Browsers send CRLF from a text box: a shell line must not end in a carriage return; an argument of
+    spaces or an empty one in the middle stays an argument."""
+    data = new_job_form(
+        id="two", schedule="0 3 * * *", target="shell", shell_command="cd /tmp\r\necho here\r\n"
+    )
+    assert admin_client.post("/new", data=data, follow_redirects=False).status_code == 303
+    assert spec_to_dict(scheduler.service.get_job("two").spec)["command"] == "cd /tmp\necho here\n"
+    add_job(scheduler, "args", command=["printf", "%s|", "", "x", " "], description="two\nlines")
+    shown = form_as_shown(admin_client.get("/jobs/args/edit").text)
+    shown = {key: value.replace("\n", "\r\n") for key, value in shown.items()}  # as a browser sends it
+    assert admin_client.post("/jobs/args/edit", data=shown, follow_redirects=False).status_code == 303
+    job = scheduler.service.get_job("args")
+    assert spec_to_dict(job.spec)["command"] == ["printf", "%s|", "", "x", " "] and job.version == 1
+
+
+def test_a_taken_id_is_named_beside_the_field_and_other_targets_leave_env_aside(
+    admin_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "taken", env={"A": "1"}, cwd="/tmp")
+    response = admin_client.post("/new", data=new_job_form(id="taken", schedule="0 3 * * *", argv="true"))
+    assert response.status_code == 422 and 'id="f-id-error"' in response.text and "0 3 * * *" in response.text
+    shown = form_as_shown(admin_client.get("/jobs/taken/edit").text)
+    shown.update(target="call", call="cronkeeper.demo:count_items")  # env and cwd still filled in
+    assert admin_client.post("/jobs/taken/edit", data=shown, follow_redirects=False).status_code == 303
+    assert "env" not in spec_to_dict(scheduler.service.get_job("taken").spec)
+
+
+def test_bulk_checks_every_job_first_and_leaves_jobs_already_so(
+    admin_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "a")
+    add_job(scheduler, "hb", command=None, checkin=True)
+    refused = admin_client.post("/jobs/bulk", data={"action": "trigger", "job": ["a", "hb"]})
+    assert refused.status_code == 422 and scheduler.runs() == []  # nothing queued for a
+    add_job(scheduler, "held")
+    scheduler.service.pause("held")
+    before = scheduler.service.get_job("a")
+    admin_client.post("/jobs/bulk", data={"action": "resume", "job": ["a", "held"]})
+    assert scheduler.service.get_job("a") == before  # active already: not touched, not audited
+    assert not scheduler.service.get_job("held").paused
+
+
+def test_the_timeline_keeps_long_runs_filters_in_the_query_and_draws_no_fires_of_paused_jobs(
+    viewer_client: TestClient, scheduler: Scheduler
+) -> None:
+    add_job(scheduler, "long", every="10m")
+    add_job(scheduler, "busy", every="10m")
+    scheduler.service.pause("busy")
+    with sql_engine(scheduler).begin() as conn:
+        nine_hours_ago = START - timedelta(hours=9)
+        conn.execute(
+            insert(runs),
+            [
+                {
+                    "job_id": "long",
+                    "scheduled_for": nine_hours_ago,
+                    "trigger_source": "schedule",
+                    "status": "running",
+                    "due_at": nine_hours_ago,
+                    "queued_at": nine_hours_ago,
+                    "started_at": nine_hours_ago,
+                },
+                *(
+                    {
+                        "job_id": "busy",
+                        "scheduled_for": START - timedelta(seconds=n),
+                        "trigger_source": "schedule",
+                        "status": "succeeded",
+                        "due_at": START - timedelta(seconds=n),
+                        "queued_at": START - timedelta(seconds=n),
+                        "started_at": START - timedelta(seconds=n),
+                    }
+                    for n in range(1, 3100)
+                ),
+            ],
+        )
+    page = viewer_client.get("/timeline?window=1h").text
+    assert '<rect class="bar-active"' in page  # running for nine hours, drawn across the window
+    assert "More than 3000 runs" in page
+    lanes = re.findall(r">(\w+)</text></a>", page)
+    assert "long" in lanes and "busy" in lanes
+    assert "fire-ahead" not in page.split(">busy</text>")[1].split(">long</text>")[0]  # paused: no fires
+    only_long = viewer_client.get("/timeline?window=1h&job=lon").text
+    assert "More than 3000 runs" not in only_long and '<rect class="bar-active"' in only_long
+
+
+def test_upcoming_shows_at_most_ten_fires_of_a_job(viewer_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "often", every="1s")
+    add_job(scheduler, "daily", cron="0 3 * * *")
+    jobs = re.findall(r'<td><a href="/jobs/([^"]+)">', viewer_client.get("/upcoming").text)
+    assert jobs.count("often") == 10 and jobs.count("daily") == 1
+
+
+def test_run_again_is_offered_only_where_it_can_work(admin_client: TestClient, scheduler: Scheduler) -> None:
+    add_job(scheduler, "hb", command=None, checkin=True)
+    (missed,) = add_runs(scheduler, "hb", [("missed", None)])
+    assert "Run again" not in admin_client.get(f"/runs/{missed}").text
+    add_job(scheduler, "gone")
+    (old,) = add_runs(scheduler, "gone", [("succeeded", 1.0)])
+    assert "Run again" in admin_client.get(f"/runs/{old}").text
+    scheduler.service.remove("gone")

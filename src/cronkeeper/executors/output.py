@@ -51,6 +51,10 @@ class TailBuffer:
                     self._size -= len(head)
                     self._dropped += len(head)
                 else:
+                    # Cut at a character's start: UTF-8 continuation bytes (10xxxxxx) go with the cut, so
+                    # the tail never begins with half a character.
+                    while excess < len(head) - 1 and head[excess] & 0xC0 == 0x80:
+                        excess += 1
                     self._chunks[0] = head[excess:]
                     self._size -= excess
                     self._dropped += excess

@@ -548,9 +548,16 @@ class DashboardView(ABC):
         but zeros)."""
 
     @abstractmethod
-    def runs_in_window(self, since: datetime, until: datetime, *, limit: int) -> tuple[list[SpanRun], bool]:
-        """The runs that overlap ``[since, until)``, newest first, at most ``limit`` (True if more did): those
-        scheduled in it, and those scheduled up to six hours before it that ran into it."""
+    def runs_in_window(
+        self, since: datetime, until: datetime, *, limit: int, job_contains: str | None = None
+    ) -> tuple[list[SpanRun], bool]:
+        """The runs that overlap ``[since, until)`` (of jobs whose id contains ``job_contains``), newest
+        first, at most ``limit`` (True if more did): those scheduled in it, those scheduled up to six hours
+        before it that ran into it, and those still going."""
+
+    @abstractmethod
+    def jobs_by_id(self, job_ids: Iterable[str]) -> dict[str, JobRow]:
+        """These jobs, those that exist, by id."""
 
     @abstractmethod
     def next_up(self, limit: int) -> list[JobRow]:

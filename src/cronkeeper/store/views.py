@@ -26,6 +26,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     type_coerce,
     union_all,
 )
@@ -43,7 +44,7 @@ from cronkeeper.store.records import (
     SpanRun,
 )
 from cronkeeper.store.rows import AnyRow, SpecCache
-from cronkeeper.store.schema import UTCDateTime, jobs, runs, seconds_between
+from cronkeeper.store.schema import ACTIVE_SQL, UTCDateTime, jobs, runs, seconds_between
 
 _STATUSES = {status.value: status for status in RunStatus}
 # How long before a timeline's window a run may have been scheduled and still show in it (running into it).
@@ -149,30 +150,47 @@ class SqlDashboardView(DashboardView):
                         found[_STATUSES[status]] = int(total)
         return counts
 
-    def runs_in_window(self, since: datetime, until: datetime, *, limit: int) -> tuple[list[SpanRun], bool]:
-        """One range scan of ``ix_ck_runs_scheduled_for``, newest first; runs that ended before the window
-        are dropped after the read (rare: only the ``LONGEST_SPAN`` before it is read for them)."""
-        query = (
-            select(
-                runs.c.id,
-                runs.c.job_id,
-                runs.c.status,
-                runs.c.scheduled_for,
-                runs.c.started_at,
-                runs.c.finished_at,
-            )
-            .where(runs.c.scheduled_for >= since - LONGEST_SPAN, runs.c.scheduled_for < until)
-            .order_by(runs.c.scheduled_for.desc())
-            .limit(limit + 1)
+    def runs_in_window(
+        self, since: datetime, until: datetime, *, limit: int, job_contains: str | None = None
+    ) -> tuple[list[SpanRun], bool]:
+        """One range scan of ``ix_ck_runs_scheduled_for``, newest first (runs that ended before the window are
+        dropped after the read: only the ``LONGEST_SPAN`` before it is read for them), and the runs still
+        going that were scheduled earlier still (the active runs' partial index)."""
+        columns = (
+            runs.c.id,
+            runs.c.job_id,
+            runs.c.status,
+            runs.c.scheduled_for,
+            runs.c.started_at,
+            runs.c.finished_at,
         )
+        recent = select(*columns).where(
+            runs.c.scheduled_for >= since - LONGEST_SPAN, runs.c.scheduled_for < until
+        )
+        older = select(*columns).where(text(ACTIVE_SQL), runs.c.scheduled_for < since - LONGEST_SPAN)
+        if job_contains:
+            recent = recent.where(runs.c.job_id.icontains(job_contains, autoescape=True))
+            older = older.where(runs.c.job_id.icontains(job_contains, autoescape=True))
         with reading(self.engine) as conn:
-            rows = conn.execute(query).all()
-        found = [
+            # The few runs still going from long ago first: the cap must not cut them for newer ones.
+            rows = list(conn.execute(older.limit(limit)))
+            rows += conn.execute(recent.order_by(runs.c.scheduled_for.desc()).limit(limit + 1)).all()
+        kept = [
             SpanRun(run_id, job_id, _STATUSES[status], scheduled_for, started_at, finished_at)
-            for run_id, job_id, status, scheduled_for, started_at, finished_at in rows[:limit]
+            for run_id, job_id, status, scheduled_for, started_at, finished_at in rows
             if scheduled_for >= since or finished_at is None or finished_at >= since
         ]
-        return found, len(rows) > limit
+        return kept[:limit], len(kept) > limit
+
+    def jobs_by_id(self, job_ids: Iterable[str]) -> dict[str, JobRow]:
+        """These jobs (those that exist), in one query per 500."""
+        ids = list(dict.fromkeys(job_ids))
+        found: dict[str, JobRow] = {}
+        with reading(self.engine) as conn:
+            for start in range(0, len(ids), 500):
+                for row in conn.execute(select(jobs).where(jobs.c.id.in_(ids[start : start + 500]))):
+                    found[row.id] = self._row(row)
+        return found
 
     def next_up(self, limit: int) -> list[JobRow]:
         query = (

@@ -254,16 +254,19 @@ def _span_bar(
 
 
 def _ticks(start: datetime, end: datetime, x: Callable[[datetime], float], zone: tzinfo) -> list[Tick]:
-    """Ticks on round local times (every 10 minutes, 3 hours, midnight…), as many as fit."""
+    """Ticks on round local times (every 10 minutes, 3 hours, midnight…), as many as fit, counted on the
+    local clock so that they stay round across a change of offset (DST)."""
     span = end - start
     step = next((step for step in _TICK_STEPS if span / step <= _MAX_TICKS), _TICK_STEPS[-1])
     seconds_step = int(step.total_seconds())
-    offset = int((start.astimezone(zone).utcoffset() or timedelta(0)).total_seconds())
-    first = -(-(int(start.timestamp()) + offset) // seconds_step) * seconds_step - offset
+    local = start.astimezone(zone).replace(tzinfo=None)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    since_midnight = int((local - midnight).total_seconds())
+    wall = midnight + timedelta(seconds=-(-since_midnight // seconds_step) * seconds_step)
     shape = "%m-%d" if step >= timedelta(days=1) else "%H:%M"
     ticks = []
-    tick = datetime.fromtimestamp(first, tz=UTC)
-    while tick <= end:
-        ticks.append(Tick(x(tick), tick.astimezone(zone).strftime(shape)))
-        tick += step
+    while (tick := wall.replace(tzinfo=zone).astimezone(UTC)) <= end:
+        if tick >= start:
+            ticks.append(Tick(x(tick), wall.strftime(shape)))
+        wall += step
     return ticks

@@ -15,11 +15,11 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from starlette.responses import Response
 
 from cronkeeper.durations import format_duration
-from cronkeeper.exceptions import ValidationError
+from cronkeeper.exceptions import JobExistsError, ValidationError
 from cronkeeper.models import AlertKind, CallableTarget, Catchup, CheckinTarget, CommandTarget, Job, Overlap
 from cronkeeper.specs import SCHEDULE_KEYS
 from cronkeeper.specs.stored import long_running_text
@@ -31,6 +31,8 @@ from cronkeeper.web.pages.common import Admin, Viewer, see_other, service
 
 router = APIRouter()
 TARGETS = ("command", "shell", "call", "checkin")
+COPY_SUFFIX = "-copy"
+MAX_JOB_ID = 128
 # The kinds of alert a job may ask for (a test message and the report are not about a job's runs).
 JOB_ALERT_KINDS = [kind.value for kind in AlertKind if kind not in (AlertKind.TEST, AlertKind.REPORT)]
 # Which input shows an error about an option, where the option's name is not the input's.
@@ -54,7 +56,16 @@ class ScheduleForm(BaseModel):
 
 
 class JobForm(ScheduleForm):
-    """Every option of a job, as typed; ``version`` guards against saving over someone else's edit."""
+    """Every option of a job, as typed; ``version`` guards against saving over someone else's edit.
+
+    Browsers send a text box's line breaks as CRLF; they are read as the LF they stand for, so that a shell
+    line or a description keeps the form it was shown in.
+    """
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _lines(cls, value: object) -> object:
+        return value.replace("\r\n", "\n") if isinstance(value, str) else value
 
     version: str = ""
     id: str = ""
@@ -111,8 +122,8 @@ def definition_of(form: JobForm) -> dict[str, Any]:
     """Every option the form stands for, None for one left blank (its default).  Each target option is
     there, None where the chosen target has no such option, so that a new target replaces the old one."""
     options: dict[str, Any] = {
-        "name": form.name.strip() or None,
-        "description": form.description.strip() or None,
+        "name": form.name if form.name.strip() else None,
+        "description": form.description if form.description.strip() else None,
         "tags": [tag.strip() for tag in form.tags.split(",") if tag.strip()],
         **_blank_is_default(form, "jitter", "misfire_grace", "timeout", "retry_base", "retry_cap"),
         "catchup": form.catchup,
@@ -141,16 +152,14 @@ def target_options(form: JobForm) -> dict[str, Any]:
     )
     if form.target in ("command", "shell"):
         if form.target == "command":
-            options["command"] = [line.rstrip("\r") for line in form.argv.splitlines() if line.strip()]
+            options["command"] = _arguments(form.argv)
         else:
-            options.update(command=form.shell_command.strip(), shell=True)
+            options.update(command=form.shell_command if form.shell_command.strip() else "", shell=True)
         if not options["command"]:
             raise ValidationError("command", "give the program to run and its arguments")
-        options.update(env=_environment(form.env), cwd=form.cwd.strip() or None)
+        options.update(env=_environment(form.env), cwd=form.cwd if form.cwd.strip() else None)
         return options
-    for name in ("env", "cwd"):
-        if getattr(form, name).strip():
-            raise ValidationError(name, "only a command has an environment and a working directory")
+    # The environment and working directory boxes belong to commands: another target leaves them aside.
     if form.target == "call":
         if not form.call.strip():
             raise ValidationError("call", "give the function, as package.module:function")
@@ -169,13 +178,22 @@ def _blank_is_default(form: JobForm, *names: str) -> dict[str, str | None]:
     return {name: getattr(form, name).strip() or None for name in names}
 
 
+def _arguments(text: str) -> list[str]:
+    """One argument per line, as typed: a blank line between two arguments is an empty argument; blank
+    lines at the end are not arguments (a text box often ends with one); a line of spaces is an argument."""
+    lines = text.split("\n")
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
 def _environment(text: str) -> dict[str, str] | None:
     """``NAME=value`` lines (the value may hold ``=``); blank lines are skipped."""
     variables: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip():
             continue
-        name, equals, value = line.rstrip("\r").partition("=")
+        name, equals, value = line.partition("=")
         if not equals or not name.strip():
             raise ValidationError("env", f"each line is NAME=value, not {line.strip()[:40]!r}")
         variables[name.strip()] = value
@@ -266,7 +284,7 @@ def form_of(job: Job, *, copy: bool = False) -> JobForm:
         **_schedule_fields(job),
         **_target_fields(job),
         version="" if copy else str(job.version),
-        id=f"{job.id}-copy" if copy else job.id,
+        id=f"{job.id[: MAX_JOB_ID - len(COPY_SUFFIX)]}{COPY_SUFFIX}" if copy else job.id,
         name=spec.name,
         description=spec.description,
         tags=", ".join(spec.tags),
@@ -406,6 +424,9 @@ def create(request: Request, principal: Admin, form: Annotated[JobForm, Form()])
         )
     except ValidationError as exc:
         return _form_page(request, form, job=None, error=exc)
+    except JobExistsError:
+        taken = ValidationError("id", "a job with this id exists; choose another")
+        return _form_page(request, form, job=None, error=taken)
     return see_other(request, f"/jobs/{job.id}")
 
 

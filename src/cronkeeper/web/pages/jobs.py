@@ -15,7 +15,7 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from cronkeeper.exceptions import ValidationError
-from cronkeeper.models import TriggerSource
+from cronkeeper.models import CheckinTarget, TriggerSource
 from cronkeeper.serialize import schedule_text
 from cronkeeper.store.records import JobPageFilter, JobRow, JobState, RunHealth
 from cronkeeper.triggers import CronTrigger, Trigger
@@ -127,21 +127,25 @@ def bulk(
     job: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """Pause, resume or run now every ticked job; each change is audited on its own.  Every job is looked up
-    before any is changed, so a list naming a job that is gone changes nothing."""
+    and checked before any is changed, so a list naming a job that is gone, or one that cannot be run here
+    (a check-in job), changes nothing; a job already paused (or active) is left as it is."""
     if action not in BULK_ACTIONS:
         raise ValidationError("action", f"must be one of {', '.join(BULK_ACTIONS)}")
     job_ids = list(dict.fromkeys(job or ()))
     if not job_ids:
         raise ValidationError("job", "tick at least one job")
     jobs = service(request)
-    for job_id in job_ids:
-        jobs.get_job(job_id)
+    found = [jobs.get_job(job_id) for job_id in job_ids]
+    if action == "trigger":
+        elsewhere = [found_job.id for found_job in found if isinstance(found_job.spec.target, CheckinTarget)]
+        if elsewhere:
+            raise ValidationError("job", f"{', '.join(elsewhere)} run elsewhere (check-in jobs): untick them")
     by, via, runs = principal.name, client_address(request), run_service(request)
-    for job_id in job_ids:
-        if action == "pause":
-            jobs.pause(job_id, by=by, via=via)
-        elif action == "resume":
-            jobs.resume(job_id, by=by, via=via)
-        else:
-            runs.trigger(job_id, triggered_by=by, trigger_source=TriggerSource.MANUAL, via=via)
+    for ticked in found:
+        if action == "pause" and not ticked.paused:
+            jobs.pause(ticked.id, by=by, via=via)
+        elif action == "resume" and ticked.paused:
+            jobs.resume(ticked.id, by=by, via=via)
+        elif action == "trigger":
+            runs.trigger(ticked.id, triggered_by=by, trigger_source=TriggerSource.MANUAL, via=via)
     return see_other(request, "/runs?source=manual" if action == "trigger" else "/")

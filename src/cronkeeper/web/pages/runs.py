@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from cronkeeper.exceptions import JobNotFoundError
-from cronkeeper.models import Run, RunStatus, TriggerSource
+from cronkeeper.models import CheckinTarget, Run, RunStatus, TriggerSource
 from cronkeeper.web.api_models import BeforeId, RunId
 from cronkeeper.web.auth import client_address
 from cronkeeper.web.context import render
@@ -83,17 +82,20 @@ def run_page(request: Request, run_id: RunId, _principal: Viewer) -> Response:
         "run": run,
         "result_rows": result_rows(run.result),
         "relations": dashboard(request).run_relations(run),
-        "job_zone": _job_zone(request, run.job_id),
+        **_job_of(request, run.job_id),
     }
     return render(request, "run.html", context)
 
 
-def _job_zone(request: Request, job_id: str) -> ZoneInfo | None:
-    """The zone of the run's job, for a reader who reads each job's times in its own (None: it is gone)."""
+def _job_of(request: Request, job_id: str) -> dict[str, object]:
+    """The run's job as the page needs it: its zone (for a reader who reads each job's times in its own),
+    and whether it can be run again here (it exists, and is not a check-in job, which runs elsewhere)."""
     try:
-        return zone_of(service(request).get_job(job_id).spec)
+        job = service(request).get_job(job_id)
     except JobNotFoundError:
-        return None
+        return {"job_zone": None, "can_run_again": False}
+    runnable = not isinstance(job.spec.target, CheckinTarget)
+    return {"job_zone": zone_of(job.spec), "can_run_again": runnable}
 
 
 @router.post("/runs/{run_id}/cancel")

@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from cronkeeper.exceptions import JobNotFoundError, ValidationError
+from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import JobSpec
-from cronkeeper.store.records import SpanRun
+from cronkeeper.store.records import JobRow, JobState, SpanRun
 from cronkeeper.web.charts import timeline
 from cronkeeper.web.context import render, web_context
 from cronkeeper.web.filters import zone_of
-from cronkeeper.web.pages.common import Viewer, dashboard, service, text
+from cronkeeper.web.pages.common import Viewer, dashboard, text
 from cronkeeper.web.zones import reading_zone
 
 router = APIRouter()
@@ -39,6 +39,8 @@ MAX_FIRES_PER_LANE = 100
 TIMELINE_WIDTH = 1200
 UPCOMING_SPAN = timedelta(hours=24)
 MAX_UPCOMING = 500
+# A job that fires every second would fill the list: each job shows at most this many of its fires.
+MAX_FIRES_PER_JOB = 10
 
 
 @router.get("/timeline")
@@ -50,11 +52,14 @@ def timeline_page(
         raise ValidationError("window", f"must be one of {', '.join(WINDOWS)}")
     now = web_context(request).scheduler.clock.now()
     start, end = now - span, now + span / 6
-    found, more_runs = dashboard(request).runs_in_window(start, now, limit=MAX_RUNS)
     wanted_job, wanted_tag = text(job), text(tag)
-    specs = _lane_specs(request, found, wanted_job, wanted_tag)
-    runs = [run for run in found if run.job_id in specs]
-    fires = {job_id: _fires(spec, now, end, MAX_FIRES_PER_LANE) for job_id, spec in specs.items()}
+    found, more_runs = dashboard(request).runs_in_window(start, now, limit=MAX_RUNS, job_contains=wanted_job)
+    lanes = _lane_jobs(request, found, wanted_job, wanted_tag)
+    runs = [run for run in found if run.job_id in lanes]
+    fires = {
+        job_id: _fires(row.spec, now, end, MAX_FIRES_PER_LANE) if row.state is JobState.ACTIVE else []
+        for job_id, row in lanes.items()
+    }
     zone = reading_zone(request, principal.time_zone).zone
     chart = timeline(runs, fires, start=start, end=end, now=now, width=TIMELINE_WIDTH, zone=zone)
     context = {
@@ -70,29 +75,18 @@ def timeline_page(
     return render(request, "timeline.html", context)
 
 
-def _lane_specs(
-    request: Request, runs: list[SpanRun], job: str | None, tag: str | None
-) -> dict[str, JobSpec]:
-    """The jobs that get a lane: those that ran in the window (whose id contains ``job``, that have ``tag``),
-    and the job named ``job`` exactly even if it did not run; the busiest first, at most ``MAX_LANES``."""
+def _lane_jobs(request: Request, runs: list[SpanRun], job: str | None, tag: str | None) -> dict[str, JobRow]:
+    """The jobs that get a lane: those that ran in the window (with ``tag``), and the job named ``job``
+    exactly even if it did not run; the busiest first, at most ``MAX_LANES``; read in one query."""
     counts: dict[str, int] = {}
     for run in runs:
         counts[run.job_id] = counts.get(run.job_id, 0) + 1
     if job:
-        counts = {job_id: n for job_id, n in counts.items() if job.lower() in job_id.lower()}
         counts.setdefault(job, 0)
-    specs: dict[str, JobSpec] = {}
-    jobs = service(request)
-    for job_id in sorted(counts, key=lambda job_id: (-counts[job_id], job_id)):
-        if len(specs) == MAX_LANES:
-            break
-        try:
-            spec = jobs.get_job(job_id).spec
-        except JobNotFoundError:  # deleted since it ran, or a name typed in the filter
-            continue
-        if tag is None or tag in spec.tags:
-            specs[job_id] = spec
-    return specs
+    rows = dashboard(request).jobs_by_id(counts)  # a job deleted since it ran has no lane
+    busiest = sorted(rows, key=lambda job_id: (-counts[job_id], job_id))
+    kept = [job_id for job_id in busiest if tag is None or tag in rows[job_id].spec.tags]
+    return {job_id: rows[job_id] for job_id in kept[:MAX_LANES]}
 
 
 def _fires(spec: JobSpec, now: datetime, end: datetime, limit: int) -> list[datetime]:
@@ -115,22 +109,30 @@ class Upcoming:
 
 @router.get("/upcoming")
 def upcoming_page(request: Request, _principal: Viewer) -> Response:
-    """The next fires of every active job in the next 24 hours, in order, at most ``MAX_UPCOMING``.  No job
-    beyond the ``MAX_UPCOMING`` due soonest can have a fire among the first ``MAX_UPCOMING``: each of those
-    has one before it."""
+    """The next fires of every active job in the next 24 hours, in order, at most ``MAX_FIRES_PER_JOB`` of
+    each and ``MAX_UPCOMING`` in all.  No job beyond the ``MAX_UPCOMING`` due soonest can have a fire among
+    the first ``MAX_UPCOMING``: each of those has one before it."""
     now = web_context(request).scheduler.clock.now()
     until = now + UPCOMING_SPAN
     rows = dashboard(request).next_up(MAX_UPCOMING)
     heap = [(row.next_fire_at, row.id, row) for row in rows if row.next_fire_at is not None]
     heapq.heapify(heap)
     listed: list[Upcoming] = []
+    shown: dict[str, int] = {}
     while heap and len(listed) < MAX_UPCOMING:
         fire, job_id, row = heapq.heappop(heap)
         if fire >= until:
             break
         listed.append(Upcoming(fire, job_id, row.spec.display_name, zone_of(row.spec)))
+        shown[job_id] = shown.get(job_id, 0) + 1
         following = row.spec.trigger.next_after(fire)
-        if following is not None:
+        if following is not None and shown[job_id] < MAX_FIRES_PER_JOB:
             heapq.heappush(heap, (following, job_id, row))
-    context = {"nav": "upcoming", "fires": listed, "limit": MAX_UPCOMING, "until": until}
+    context = {
+        "nav": "upcoming",
+        "fires": listed,
+        "limit": MAX_UPCOMING,
+        "per_job": MAX_FIRES_PER_JOB,
+        "until": until,
+    }
     return render(request, "upcoming.html", context)
