@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cronkeeper.models import RunStatus
-from cronkeeper.store.records import RecentRun, RunHealth
+from cronkeeper.store.records import RecentRun, RunHealth, SpanRun
 from cronkeeper.web.charts import bar_class, duration_bars, duration_chart, nice_top, sparkline, timeline
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -138,3 +138,17 @@ def test_timeline_ticks_stay_on_round_local_hours_across_a_change_of_offset() ->
     chart = timeline([], {}, start=now - timedelta(hours=24), end=now, now=now, width=1000, zone=paris)
     labels = [tick.label for tick in chart.ticks]
     assert labels == ["15:00", "18:00", "21:00", "00:00", "03:00", "06:00", "09:00", "12:00"]
+
+
+def test_touching_runs_of_one_outcome_are_drawn_as_one_bar() -> None:
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    start = now - timedelta(hours=1)
+    runs = [
+        SpanRun(n, "often", RunStatus.SUCCEEDED, at, at, at + timedelta(seconds=5))
+        for n, at in enumerate(start + timedelta(seconds=10 * i) for i in range(300))
+    ]
+    runs.append(SpanRun(999, "often", RunStatus.FAILED, now - timedelta(minutes=1), None, None))
+    chart = timeline(runs, {}, start=start, end=now, now=now, width=1000)
+    (lane,) = chart.lanes
+    assert [bar.css for bar in lane.bars] == ["bar-succeeded", "bar-failed"]
+    assert lane.bars[0].title.startswith("300 runs from often, run 0: succeeded")

@@ -7,6 +7,7 @@ tested; nothing here reads user text, so titles are safe to build as strings (te
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -221,7 +222,10 @@ def timeline(
     lanes = []
     for index, job_id in enumerate(sorted(by_job.keys() | fires.keys())):
         y = index * lane_height
-        bars = [_span_bar(run, x, y, lane_height, now, zone) for run in by_job.get(job_id, ())]
+        lane_runs = sorted(
+            by_job.get(job_id, ()), key=lambda run: (run.started_at or run.scheduled_for, run.id)
+        )
+        bars = _merged([_span_bar(run, x, y, lane_height, now, zone) for run in lane_runs])
         ahead = [x(fire) for fire in fires.get(job_id, ()) if now <= fire < end]
         lanes.append(Lane(job_id, y, bars, ahead))
     return Timeline(
@@ -233,6 +237,30 @@ def timeline(
         lane_height,
         label_width,
     )
+
+
+def _begin(run: SpanRun) -> tuple[datetime, int]:
+    return run.started_at or run.scheduled_for, run.id
+
+
+def _merged(bars: list[Bar]) -> list[Bar]:
+    """Bars of one lane that touch (within half a unit) and share an outcome, drawn as one: a week of a
+    job that runs every minute is a few hundred shapes, not ten thousand, and looks the same.  A merged bar
+    links to its first run and says how many it stands for."""
+    merged: list[Bar] = []
+    counts: list[int] = []
+    for bar in bars:
+        if merged and merged[-1].css == bar.css and bar.x <= merged[-1].x + merged[-1].w + 0.5:
+            last = merged[-1]
+            merged[-1] = dataclasses.replace(last, w=round(max(last.x + last.w, bar.x + bar.w) - last.x, 2))
+            counts[-1] += 1
+        else:
+            merged.append(bar)
+            counts.append(1)
+    return [
+        bar if count == 1 else dataclasses.replace(bar, title=f"{count} runs from {bar.title}")
+        for bar, count in zip(merged, counts, strict=True)
+    ]
 
 
 def _span_bar(
