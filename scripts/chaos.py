@@ -210,8 +210,10 @@ class Event:
     at: datetime
     pids: tuple[int, ...] = ()
     ended_at: datetime | None = None
-    # The runs its nodes were running when it struck: each must end lost, soon.
+    # The runs its nodes were running when it struck: each must end lost, soon (unless it ended before the
+    # signal landed, at ``struck_at``: the list is read just before).
     held: tuple[int, ...] = ()
+    struck_at: datetime | None = None
 
 
 @dataclass
@@ -469,7 +471,8 @@ def act(
                 later.append(fault(kind, node, chaos, engine, rng, held))
         chaos.poll(engine)
         time.sleep(0.5)
-    for _, finish in sorted(later, key=lambda item: item[0]):
+    for due, finish in sorted(later, key=lambda item: item[0]):  # every fault lasts as long as it was to
+        time.sleep(max(0.0, due - time.monotonic()))
         finish()
 
 
@@ -482,6 +485,7 @@ def fault(
     chaos.events.append(event)
     if kind == "kill":
         node.kill()
+        event.struck_at = now()
         back_in = rng.uniform(3, 8)
         print(f"chaos: {event.at:%H:%M:%S} kill -9 {node.name} (pid {node.pid}), back in {back_in:.0f} s")
 
@@ -492,6 +496,7 @@ def fault(
         return time.monotonic() + back_in, bring_back
     node.signal(signal.SIGSTOP)
     node.stopped = True
+    event.struck_at = now()
     print(f"chaos: {event.at:%H:%M:%S} SIGSTOP {node.name} (pid {node.pid}) for {lasting:.0f} s")
 
     def carry_on() -> None:
@@ -514,6 +519,7 @@ def outage(nodes: list[Node], chaos: Chaos, engine: Engine) -> tuple[float, Call
     chaos.events.append(event)
     for node in down:
         node.kill()
+    event.struck_at = now()
     print(f"chaos: {event.at:%H:%M:%S} kill -9 every node, back in {OUTAGE} s")
 
     def bring_back() -> None:
@@ -761,7 +767,8 @@ def time_to_lost(event: Event, by_id: dict[int, Any]) -> tuple[float, list[str]]
     for run_id in event.held:
         run = by_id.get(run_id)
         finished = None if run is None else aware_or_none(run.finished_at)
-        if run is not None and run.status != "lost" and finished is not None and finished <= event.at:
+        struck = event.struck_at or event.at
+        if run is not None and run.status != "lost" and finished is not None and finished <= struck:
             continue  # it ended a moment before the fault
         if run is None or run.status != "lost" or finished is None:
             not_lost.append(f"run {run_id} held by {event.node} at {event.at:%H:%M:%S}: {run and run.status}")
