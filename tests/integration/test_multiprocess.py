@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from cronkeeper import RunStatus, Scheduler
+from tests.sinks import wait_until
 
 JOBS = 20
 SERVE_SECONDS = 4.0
@@ -40,6 +41,9 @@ def test_two_serve_processes_run_every_fire_exactly_once(tmp_path: Path, db_url:
                 id=f"job-{index}", every="1s", command=["sh", "-c", f'echo "$CRONKEEPER_RUN_ID" >> {ledger}']
             )
     processes = [serve(db_url, tmp_path) for _ in range(2)]
+    with Scheduler(db_url) as watch:
+        # A busy machine may start one process seconds after the other: count from when both claim.
+        wait_until(lambda: len({run.owner for run in watch.runs(limit=200)} - {None}) == 2, timeout=60)
     time.sleep(SERVE_SECONDS)
     for process in processes:
         process.send_signal(signal.SIGTERM)
