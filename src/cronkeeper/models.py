@@ -194,6 +194,11 @@ class JobSpec:
     def display_name(self) -> str:
         return self.name or self.id
 
+    @property
+    def runs_elsewhere(self) -> bool:
+        """A check-in job: it runs elsewhere and reports its runs; cronkeeper never starts it."""
+        return isinstance(self.target, CheckinTarget)
+
 
 @dataclass(frozen=True, slots=True)
 class Job:

@@ -23,7 +23,7 @@ from cronkeeper.exceptions import (
     TargetImportError,
     ValidationError,
 )
-from cronkeeper.models import EXTERNAL, CallableTarget, CheckinTarget, Job, JobSpec
+from cronkeeper.models import EXTERNAL, CallableTarget, Job, JobSpec
 from cronkeeper.planning import next_due
 from cronkeeper.registry import Registry
 from cronkeeper.serialize import redact_env
@@ -105,7 +105,7 @@ class JobService:
     def _home(self, spec: JobSpec) -> str | None:
         """Where a job runs (``Job.runs_on``): nowhere for a check-in job (``EXTERNAL``: no scheduler claims
         it), else where ``placement`` says."""
-        return EXTERNAL if isinstance(spec.target, CheckinTarget) else self._placement(spec)
+        return EXTERNAL if spec.runs_elsewhere else self._placement(spec)
 
     def build(self, data: Mapping[str, Any]) -> JobSpec:
         """Validate a job definition without saving it."""

@@ -13,7 +13,7 @@ from cronkeeper.clock import Clock
 from cronkeeper.durations import aware_utc
 from cronkeeper.exceptions import ConflictError, JobNotFoundError, StoreError, ValidationError
 from cronkeeper.executors.output import TailBuffer
-from cronkeeper.models import CheckinTarget, Job, Run, RunStatus, TriggerSource
+from cronkeeper.models import Job, Run, RunStatus, TriggerSource
 from cronkeeper.planning import next_due
 from cronkeeper.services.changes import ChangeLog
 from cronkeeper.store.base import Checkin, IdempotencyStore, JobStore, RunFilter, StatsView
@@ -70,7 +70,7 @@ class RunService:
     def _trigger(
         self, job_id: str, triggered_by: str | None, trigger_source: TriggerSource, via: str | None
     ) -> int:
-        if isinstance(self._store.get_job(job_id).spec.target, CheckinTarget):
+        if self._store.get_job(job_id).spec.runs_elsewhere:
             raise ConflictError(
                 f"job {job_id!r} runs elsewhere and reports its runs: cronkeeper cannot run it"
             )
@@ -141,7 +141,7 @@ class RunService:
             raise ValidationError("run_id", "is given with success or fail, to end the run a start began")
         job = self._store.get_job(job_id)
         spec = job.spec
-        if not isinstance(spec.target, CheckinTarget):
+        if not spec.runs_elsewhere:
             raise ConflictError(
                 f"job {job_id!r} is run by cronkeeper; check-ins are for jobs that run elsewhere"
             )

@@ -64,6 +64,7 @@ _JOB_COLUMNS = (
     jobs.c.enabled,
     jobs.c.paused,
     jobs.c.next_due_at,
+    jobs.c.next_fire_at,
 )
 
 
@@ -95,7 +96,7 @@ class SqlDashboardView(DashboardView):
 
     def _row(self, row: AnyRow) -> JobRow:
         spec = self._specs.get(row.id, row.version, row.spec)
-        return JobRow(row.id, row.name, spec, row.enabled, row.paused, row.next_due_at)
+        return JobRow(row.id, row.name, spec, row.enabled, row.paused, row.next_due_at, row.next_fire_at)
 
     def recent_runs(self, job_ids: Iterable[str], per_job: int = 20) -> dict[str, list[RecentRun]]:
         """The latest ``per_job`` runs of each job, newest first, in one query per 100 jobs."""
@@ -188,31 +189,20 @@ class SqlDashboardView(DashboardView):
         found: dict[str, JobRow] = {}
         with reading(self.engine) as conn:
             for start in range(0, len(ids), 500):
-                for row in conn.execute(select(jobs).where(jobs.c.id.in_(ids[start : start + 500]))):
+                chunk = ids[start : start + 500]
+                for row in conn.execute(select(*_JOB_COLUMNS).where(jobs.c.id.in_(chunk))):
                     found[row.id] = self._row(row)
         return found
 
     def next_up(self, limit: int) -> list[JobRow]:
         query = (
-            select(jobs)
+            select(*_JOB_COLUMNS)
             .where(jobs.c.enabled, ~jobs.c.paused, jobs.c.next_due_at.is_not(None))
             .order_by(jobs.c.next_due_at)
             .limit(limit)
         )
         with reading(self.engine) as conn:
-            rows = conn.execute(query).all()
-        return [
-            JobRow(
-                row.id,
-                row.name,
-                self._specs.get(row.id, row.version, row.spec),
-                row.enabled,
-                row.paused,
-                row.next_due_at,
-                row.next_fire_at,
-            )
-            for row in rows
-        ]
+            return [self._row(row) for row in conn.execute(query)]
 
     def run_relations(self, run: Run) -> RunRelations:
         """Three indexed lookups: the neighbours by ``ix_ck_runs_job_id_id``, the attempts by the fire's own

@@ -15,13 +15,14 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from cronkeeper.exceptions import ValidationError
-from cronkeeper.models import CheckinTarget, TriggerSource
+from cronkeeper.models import TriggerSource
 from cronkeeper.serialize import schedule_text
 from cronkeeper.store.records import JobPageFilter, JobRow, JobState, RunHealth
 from cronkeeper.triggers import CronTrigger, Trigger
 from cronkeeper.web.auth import client_address
 from cronkeeper.web.charts import sparkline
 from cronkeeper.web.context import render
+from cronkeeper.web.filters import zone_of
 from cronkeeper.web.pages.common import (
     PAGE_SIZE,
     Admin,
@@ -69,8 +70,8 @@ class JobLine:
     @property
     def timezone(self) -> str | None:
         """Only a cron schedule is read in a zone; intervals and one-offs are absolute instants."""
-        trigger = self.job.spec.trigger
-        return trigger.timezone.key if isinstance(trigger, CronTrigger) else None
+        zone = zone_of(self.job.spec)
+        return None if zone is None else zone.key
 
 
 @router.get("/")
@@ -137,7 +138,7 @@ def bulk(
     jobs = service(request)
     found = [jobs.get_job(job_id) for job_id in job_ids]
     if action == "trigger":
-        elsewhere = [found_job.id for found_job in found if isinstance(found_job.spec.target, CheckinTarget)]
+        elsewhere = [found_job.id for found_job in found if found_job.spec.runs_elsewhere]
         if elsewhere:
             raise ValidationError("job", f"{', '.join(elsewhere)} run elsewhere (check-in jobs): untick them")
     by, via, runs = principal.name, client_address(request), run_service(request)

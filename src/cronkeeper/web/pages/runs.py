@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from cronkeeper.exceptions import JobNotFoundError
-from cronkeeper.models import CheckinTarget, Run, RunStatus, TriggerSource
+from cronkeeper.models import Run, RunStatus, TriggerSource
 from cronkeeper.web.api_models import BeforeId, RunId
 from cronkeeper.web.auth import client_address
 from cronkeeper.web.context import render
@@ -94,8 +94,7 @@ def _job_of(request: Request, job_id: str) -> dict[str, object]:
         job = service(request).get_job(job_id)
     except JobNotFoundError:
         return {"job_zone": None, "can_run_again": False}
-    runnable = not isinstance(job.spec.target, CheckinTarget)
-    return {"job_zone": zone_of(job.spec), "can_run_again": runnable}
+    return {"job_zone": zone_of(job.spec), "can_run_again": not job.spec.runs_elsewhere}
 
 
 @router.post("/runs/{run_id}/cancel")
