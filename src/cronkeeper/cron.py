@@ -11,6 +11,7 @@ bad field, the refusal of expressions that can never fire, and a bound on every 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -51,7 +52,7 @@ MAX_CANDIDATES = 500_000
 class CronExpression:
     """A validated cron expression; immutable, cheap to keep, evaluated in a given time zone."""
 
-    __slots__ = ("_fields", "_fixed", "expression", "seconds")
+    __slots__ = ("_fields", "_fixed", "_parsed", "expression", "seconds")
 
     def __init__(self, expression: str, *, seconds: bool = False, field: str = "cron") -> None:
         text = " ".join(expression.split())
@@ -91,6 +92,20 @@ class CronExpression:
             next(probe)
         except StopIteration:
             raise InvalidScheduleError(field, f"{self.expression!r} can never fire") from None
+        self._parsed = probe
+
+    def _walk_from(self, wall: datetime) -> CronSim:
+        """cronsim's walk of the wall clock from ``wall`` (naive), without parsing the expression again.
+
+        Parsing was half the cost of a ``next_after``, which the scheduler pays for every fire.  A CronSim
+        keeps the parsed fields beside its position, and iterating moves only the position (``dt``, and
+        ``skip_initial_tick`` for reverse walks); so a copy of the one parsed at construction, moved to
+        ``wall``, walks as a new one would.  ``test_cron`` checks this against fresh CronSims."""
+        walk: CronSim = object.__new__(CronSim)
+        walk.__dict__.update(self._parsed.__dict__)
+        walk.dt = wall.replace(microsecond=0) if wall.microsecond else wall
+        walk.skip_initial_tick = False
+        return walk
 
     def _explain_error(self, message: str, written: str) -> str:
         """The field cronsim refused, quoted as the user wrote it."""
@@ -125,20 +140,53 @@ class CronExpression:
 
         Raises ``CronComputationError`` rather than search without end (it never should: see
         ``MAX_CANDIDATES``)."""
-        floor = instant.astimezone(UTC)
+        floor = instant if instant.tzinfo is UTC else instant.astimezone(UTC)
         try:
             local = floor.astimezone(tz)
         except OverflowError:  # the zone's wall clock is past the last representable date already
             return None
-        wall = local.replace(tzinfo=None)
+        wall = datetime.combine(local.date(), local.time())  # naive, fold kept; cheaper than replace()
         best = self._first_from(wall, floor, tz)
-        if not self._fixed and _on_first_pass(local):
+        if not self._fixed and _on_first_pass(wall, tz):
             # On the first pass of a repeated stretch, the second pass of its earlier wall times is still
             # ahead too: the first of them that matches may come before ``best``.
             again = self._first_from(_second_pass_start(local, tz) - _ONE_MICROSECOND, floor, tz)
             if again is not None and (best is None or again < best):
                 best = again
         return best
+
+    def fires_after(self, instant: datetime, tz: ZoneInfo) -> Iterator[datetime]:
+        """Every fire after ``instant``, in order: what calling :meth:`next_after` on each fire gives.
+
+        Between two wall-clock times that each happen once, real time follows the wall clock, so the walk
+        that found a fire goes on to the next one without starting over; only around a skipped or repeated
+        time does each fire come from :meth:`next_after`.  Listing fires (previews, catch-up, the timeline)
+        costs a third of what a ``next_after`` per fire does."""
+        fire = self.next_after(instant, tz)
+        while fire is not None:
+            yield fire
+            last = fire
+            for last in self._fires_on_one_walk(fire, tz):
+                yield last
+            fire = self.next_after(last, tz)
+
+    def _fires_on_one_walk(self, fire: datetime, tz: ZoneInfo) -> Iterator[datetime]:
+        """The fires after ``fire`` for as long as the walk's wall times (``fire``'s own included) each
+        happen once; it stops at the first that does not, and at the end of the walk, for ``next_after``.
+
+        No fire can hide between two such times: a match between them would come first on the walk, and a
+        second pass of an earlier time would need the clock to go back over ``fire``'s wall time, which then
+        would happen twice."""
+        local = fire.astimezone(tz)
+        wall = datetime.combine(local.date(), local.time())
+        if _only_instant(wall, tz) is None:
+            return
+        walk = self._walk_from(wall)
+        try:
+            while (following := _only_instant(next(walk), tz)) is not None:
+                yield following
+        except (StopIteration, OverflowError):
+            return
 
     def _first_from(self, wall: datetime, floor: datetime, tz: ZoneInfo) -> datetime | None:
         """The earliest instant after ``floor`` of the first matching wall-clock time after ``wall`` that has
@@ -150,7 +198,7 @@ class CronExpression:
             wall + HORIZON if wall.year < _LAST_YEAR - 60 else wall.replace(year=_LAST_YEAR, month=12, day=31)
         )
         try:
-            candidates = CronSim(self._fields, wall)
+            candidates = self._walk_from(wall)
             for _ in range(MAX_CANDIDATES):
                 candidate = next(candidates)
                 if candidate > horizon:
@@ -201,14 +249,23 @@ def _sunday_ends_ranges(cron_fields: str) -> str:
     return " ".join([*others, ",".join(parts)])
 
 
-def _on_first_pass(local: datetime) -> bool:
-    """Whether ``local`` (aware, in the job's zone) is on the first pass of a repeated stretch, so that the
-    second pass of every wall time of that stretch, earlier ones included, is still to come."""
-    if local.fold:  # on the second pass already
+def _on_first_pass(wall: datetime, tz: ZoneInfo) -> bool:
+    """Whether ``wall`` (naive, in ``tz``, its fold telling the pass) is on the first pass of a repeated
+    stretch, so that the second pass of every wall time of that stretch, earlier ones included, is still to
+    come."""
+    if wall.fold:  # on the second pass already
         return False
-    first, second = local.utcoffset(), local.replace(fold=1).utcoffset()
+    first, second = tz.utcoffset(wall), tz.utcoffset(_second_fold(wall))
     assert first is not None and second is not None
     return first > second
+
+
+def _second_fold(wall: datetime) -> datetime:
+    """``wall`` with fold 1: the second pass of a repeated time, the offset after the change of a skipped
+    one.  Built rather than ``replace``d: this runs for every fire, and ``replace`` costs three times more."""
+    return datetime(  # noqa: DTZ001 - a wall-clock time, naive on purpose
+        wall.year, wall.month, wall.day, wall.hour, wall.minute, wall.second, wall.microsecond, fold=1
+    )
 
 
 def _second_pass_start(local: datetime, tz: ZoneInfo) -> datetime:
@@ -224,15 +281,25 @@ def _real_instants(wall: datetime, tz: ZoneInfo, *, fixed: bool) -> list[datetim
 
     The zone answers both questions through PEP 495's ``fold``: fold 0 is the first pass of a repeated time
     and, for a skipped one, the offset before the change; fold 1 the second pass, or the offset after."""
+    once = _only_instant(wall, tz)
+    if once is not None:  # nearly always
+        return [once]
     first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
     second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    if first == second:  # the wall time happens once: nearly always
-        return [first]
     if first < second:  # it happens twice (the clock went back): a fixed-time job runs on the first pass
         return [first] if fixed else [first, second]
     if not fixed:  # it never happens (the clock jumped over it): jobs that follow the clock skip it
         return []
     return [_clock_change(second, first, tz)]  # a fixed-time job runs once, when the clock jumps
+
+
+def _only_instant(wall: datetime, tz: ZoneInfo) -> datetime | None:
+    """The instant of ``wall`` (naive) in ``tz`` if the zone's clock shows it exactly once, else None (it
+    skips or repeats it).  Both offsets are read from the naive time: cheaper than two aware conversions."""
+    offset = tz.utcoffset(wall)
+    if offset is None or offset != tz.utcoffset(_second_fold(wall)):
+        return None
+    return datetime.combine(wall.date(), wall.time(), UTC) - offset
 
 
 def _clock_change(before: datetime, after: datetime, tz: ZoneInfo) -> datetime:

@@ -1,9 +1,11 @@
 """Triggers: when a job fires.  Each is a pure function of an instant: ``next_after(t)`` is the first fire
-strictly after ``t``, or None when there is none.  All instants in and out are aware UTC.
+strictly after ``t``, or None when there is none; ``fires_after(t)`` lists them all from there, as cheaply as
+the schedule allows.  All instants in and out are aware UTC.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar, Protocol
@@ -25,6 +27,10 @@ class Trigger(Protocol):
         """The first fire strictly after ``instant``, or None when the schedule is over."""
         ...
 
+    def fires_after(self, instant: datetime) -> Iterator[datetime]:
+        """Every fire strictly after ``instant``, in order (endless for most schedules: slice it)."""
+        ...
+
     def describe(self) -> str:
         """A sentence a person can read."""
         ...
@@ -43,6 +49,14 @@ def _bounded(fire: datetime | None, end_at: datetime | None) -> datetime | None:
     return fire
 
 
+def _one_by_one(trigger: Trigger, instant: datetime) -> Iterator[datetime]:
+    """Fires by ``next_after`` from one to the next: for schedules where that is already cheap arithmetic."""
+    fire = trigger.next_after(instant)
+    while fire is not None:
+        yield fire
+        fire = trigger.next_after(fire)
+
+
 @dataclass(frozen=True, slots=True)
 class CronTrigger:
     """Fires on a cron expression evaluated in ``timezone``."""
@@ -56,6 +70,12 @@ class CronTrigger:
     def next_after(self, instant: datetime) -> datetime | None:
         fire = self.cron.next_after(_window_start(instant, self.start_at), self.timezone)
         return _bounded(fire, self.end_at)
+
+    def fires_after(self, instant: datetime) -> Iterator[datetime]:
+        for fire in self.cron.fires_after(_window_start(instant, self.start_at), self.timezone):
+            if self.end_at is not None and fire > self.end_at:
+                return
+            yield fire
 
     def describe(self) -> str:
         return f"{self.cron.describe()} ({self.timezone.key})"
@@ -80,6 +100,9 @@ class IntervalTrigger:
             return None
         return _bounded(fire, self.end_at)
 
+    def fires_after(self, instant: datetime) -> Iterator[datetime]:
+        return _one_by_one(self, instant)
+
     def describe(self) -> str:
         return f"Every {format_duration(self.every)}"
 
@@ -93,6 +116,9 @@ class DateTrigger:
 
     def next_after(self, instant: datetime) -> datetime | None:
         return self.at if self.at > instant else None
+
+    def fires_after(self, instant: datetime) -> Iterator[datetime]:
+        return _one_by_one(self, instant)
 
     def describe(self) -> str:
         return f"Once at {self.at.isoformat()}"

@@ -11,6 +11,7 @@ import pytest
 from cronkeeper.models import RunStatus
 from cronkeeper.store.records import RecentRun, RunHealth, SpanRun
 from cronkeeper.web.charts import bar_class, duration_bars, duration_chart, nice_top, sparkline, timeline
+from cronkeeper.web.timeline_svg import timeline_svg
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -151,4 +152,28 @@ def test_touching_runs_of_one_outcome_are_drawn_as_one_bar() -> None:
     chart = timeline(runs, {}, start=start, end=now, now=now, width=1000)
     (lane,) = chart.lanes
     assert [bar.css for bar in lane.bars] == ["bar-succeeded", "bar-failed"]
-    assert lane.bars[0].title.startswith("300 runs from often, run 0: succeeded")
+    assert [(bar.first.id, bar.stands_for) for bar in lane.bars] == [(0, 300), (999, 1)]
+    svg = timeline_svg(chart, "/ck")
+    assert '<a href="/ck/runs/0"><rect class="bar-succeeded"' in svg
+    assert "<title>300 runs from often, run 0: succeeded in 5.0 s, 2026-03-02 11:00:00 UTC</title>" in svg
+
+
+def test_the_timeline_svg_escapes_what_it_did_not_make_and_shortens_long_lane_names() -> None:
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    long_id = "nightly-export-of-the-warehouse-tables"
+    runs = [SpanRun(1, long_id, RunStatus.FAILED, now - timedelta(minutes=5), None, now)]
+    chart = timeline(
+        runs,
+        {long_id: [now + timedelta(minutes=5)]},
+        start=now - timedelta(hours=1),
+        end=now + timedelta(minutes=10),
+        now=now,
+        width=1000,
+    )
+    svg = timeline_svg(chart, '/a"<b>')
+    assert 'href="/a&#34;&lt;b&gt;/jobs/nightly-export' in svg and "<b>" not in svg
+    assert ">nightly-export-of-the-w…</text>" in svg
+    assert f"<title>{long_id}: next fire</title>" in svg
+    assert (
+        "<title>nightly-export-of-the-warehouse-tables, run 1: failed, 2026-03-02 11:55:00 UTC</title>" in svg
+    )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from cronsim import CronSim
 
 from cronkeeper.cron import CronExpression
 from cronkeeper.exceptions import InvalidScheduleError, ValidationError
@@ -501,3 +502,28 @@ def test_a_start_with_a_step_runs_to_the_end_of_the_field_as_cronie_reads_it() -
 def test_reversed_numeric_ranges_and_nearest_weekdays_are_refused(expression: str, message: str) -> None:
     with pytest.raises(InvalidScheduleError, match=message):
         CronExpression(expression)
+
+
+@pytest.mark.parametrize(
+    ("expression", "seconds"),
+    [
+        ("*/7 * * * *", False),
+        ("0 3 * * 1-5", False),
+        ("30 2 29 2 *", False),
+        ("0 0 L * *", False),
+        ("0 9 13 * FRI", False),
+        ("*/10 * 8-17 * * MON-FRI", True),
+    ],
+)
+def test_a_walk_from_the_parsed_expression_matches_a_fresh_cronsim(expression: str, seconds: bool) -> None:
+    """next_after reuses the CronSim parsed at construction, moved to each start: it must walk as a new one
+    (this is what breaks first if cronsim ever keeps more state than its position)."""
+    cron = CronExpression(expression, seconds=seconds)
+    fields = " ".join(expression.split()) if seconds else expression
+    for start in (
+        datetime(2026, 1, 31, 23, 59, 59, 500000),  # noqa: DTZ001 - wall-clock times, as cronsim walks them
+        datetime(2027, 10, 31, 2, 30),  # noqa: DTZ001 - wall-clock times, as cronsim walks them
+        datetime(2028, 2, 28),  # noqa: DTZ001 - wall-clock times, as cronsim walks them
+    ):
+        reused, fresh = cron._walk_from(start), CronSim(fields, start)
+        assert [next(reused) for _ in range(50)] == [next(fresh) for _ in range(50)]

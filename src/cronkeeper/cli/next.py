@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -35,12 +36,7 @@ def next_command(
     zone = parse_zone(zone_name or app.config.timezone or "UTC")
     cron = CronExpression(expression, seconds=seconds, field="expression")
     start = _start(after, zone)
-    fires: list[datetime] = []
-    instant: datetime | None = start
-    while len(fires) < count and instant is not None:
-        instant = cron.next_after(instant, zone)
-        if instant is not None:
-            fires.append(instant)
+    fires = list(itertools.islice(cron.fires_after(start, zone), count))
     local = [fire.astimezone(zone).isoformat() for fire in fires]
     if as_json:
         print_json(

@@ -8,6 +8,7 @@ history are :mod:`cronkeeper.services.runs`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -122,13 +123,8 @@ class JobService:
         and list its next ``count`` fires after now; raises ValidationError naming the field."""
         now = self.clock.now()
         trigger = build_trigger(data, default_timezone=self.default_timezone, now=now)
-        fires: list[datetime] = []
-        instant: datetime | None = now
         with _computable():
-            while instant is not None and len(fires) < count:
-                instant = trigger.next_after(instant)
-                if instant is not None:
-                    fires.append(instant)
+            fires = list(itertools.islice(trigger.fires_after(now), count))
         return SchedulePreview(trigger.describe(), fires)
 
     def add_job(

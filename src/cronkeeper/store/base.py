@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,6 +46,7 @@ from cronkeeper.store.records import (
     RecentRun,
     Retention,
     RunRelations,
+    RunWindow,
     SpanRun,
 )
 
@@ -548,12 +549,14 @@ class DashboardView(ABC):
         but zeros)."""
 
     @abstractmethod
-    def runs_in_window(
-        self, since: datetime, until: datetime, *, limit: int, job_contains: str | None = None
-    ) -> tuple[list[SpanRun], bool]:
-        """The runs that overlap ``[since, until)`` (of jobs whose id contains ``job_contains``), newest
-        first, at most ``limit`` (True if more did): those scheduled in it, those scheduled up to six hours
-        before it that ran into it, and those still going."""
+    def busy_jobs(self, window: RunWindow) -> tuple[dict[str, int], bool]:
+        """How many of the window's runs each job has, and whether the window holds more than its limit:
+        what a timeline picks its lanes by, counted without reading the runs."""
+
+    @abstractmethod
+    def runs_in_window(self, window: RunWindow, job_ids: Collection[str]) -> list[SpanRun]:
+        """The window's runs (the same ones :meth:`busy_jobs` counts) of these jobs: the few lanes a timeline
+        draws, so that only their runs are read."""
 
     @abstractmethod
     def jobs_by_id(self, job_ids: Iterable[str]) -> dict[str, JobRow]:

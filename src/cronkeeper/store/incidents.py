@@ -11,6 +11,7 @@ has a job that asked to hear of its successes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 from collections.abc import Sequence
@@ -209,14 +210,13 @@ def _missed_fires(
 ) -> list[datetime]:
     """The fires from ``first`` (or after the last one counted) up to ``until``, at most OVERDUE_FIRES a
     look (the next look counts on)."""
-    fire = first
-    if counted_until is not None and first is not None and counted_until >= first:
-        fire = spec.trigger.next_after(counted_until)
-    fires: list[datetime] = []
-    while fire is not None and fire <= until and len(fires) < OVERDUE_FIRES:
-        fires.append(fire)
-        fire = spec.trigger.next_after(fire)
-    return fires
+    if first is None:
+        return []
+    if counted_until is not None and counted_until >= first:
+        ahead = spec.trigger.fires_after(counted_until)
+    else:
+        ahead = itertools.chain([first], spec.trigger.fires_after(first))
+    return list(itertools.islice(itertools.takewhile(lambda fire: fire <= until, ahead), OVERDUE_FIRES))
 
 
 def _long_runs_query(now: datetime, owner: str) -> Select[Any]:

@@ -71,6 +71,18 @@ class JobPage:
 
 
 @dataclass(frozen=True, slots=True)
+class RunWindow:
+    """The runs a timeline may draw: the newest ``limit`` of those that overlap ``[since, until)`` (scheduled
+    in it, scheduled up to six hours before it and running into it, or still going), of the jobs whose id
+    contains ``job_contains``."""
+
+    since: datetime
+    until: datetime
+    limit: int
+    job_contains: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SpanRun:
     """A run as a timeline draws it: from its start (else the instant it was for) to its end (else now)."""
 

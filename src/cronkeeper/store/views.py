@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,7 @@ from cronkeeper.store.records import (
     JobState,
     RecentRun,
     RunRelations,
+    RunWindow,
     SpanRun,
 )
 from cronkeeper.store.rows import AnyRow, SpecCache
@@ -55,6 +56,14 @@ _ARMS_PER_QUERY = 100
 # at most to fill a page, then hand back a shorter page with a cursor that continues where the scan stopped.
 _MAX_SCANS = 4
 
+_SPAN_COLUMNS = (
+    runs.c.id,
+    runs.c.job_id,
+    runs.c.status,
+    runs.c.scheduled_for,
+    runs.c.started_at,
+    runs.c.finished_at,
+)
 
 _JOB_COLUMNS = (
     jobs.c.id,
@@ -151,37 +160,32 @@ class SqlDashboardView(DashboardView):
                         found[_STATUSES[status]] = int(total)
         return counts
 
-    def runs_in_window(
-        self, since: datetime, until: datetime, *, limit: int, job_contains: str | None = None
-    ) -> tuple[list[SpanRun], bool]:
-        """One range scan of ``ix_ck_runs_scheduled_for``, newest first (runs that ended before the window are
-        dropped after the read: only the ``LONGEST_SPAN`` before it is read for them), and the runs still
-        going that were scheduled earlier still (the active runs' partial index)."""
-        columns = (
-            runs.c.id,
-            runs.c.job_id,
-            runs.c.status,
-            runs.c.scheduled_for,
-            runs.c.started_at,
-            runs.c.finished_at,
-        )
-        recent = select(*columns).where(
-            runs.c.scheduled_for >= since - LONGEST_SPAN, runs.c.scheduled_for < until
-        )
-        older = select(*columns).where(text(ACTIVE_SQL), runs.c.scheduled_for < since - LONGEST_SPAN)
-        if job_contains:
-            recent = recent.where(runs.c.job_id.icontains(job_contains, autoescape=True))
-            older = older.where(runs.c.job_id.icontains(job_contains, autoescape=True))
+    def busy_jobs(self, window: RunWindow) -> tuple[dict[str, int], bool]:
+        """Counted by the database over the same capped scan :meth:`runs_in_window` reads."""
         with reading(self.engine) as conn:
-            # The few runs still going from long ago first: the cap must not cut them for newer ones.
-            rows = list(conn.execute(older.limit(limit)))
-            rows += conn.execute(recent.order_by(runs.c.scheduled_for.desc()).limit(limit + 1)).all()
-        kept = [
+            counts: dict[str, int] = {}
+            for (job_id,) in conn.execute(_older_active(window, runs.c.job_id)):
+                counts[job_id] = counts.get(job_id, 0) + 1
+            room = max(window.limit - sum(counts.values()), 0)
+            scan = _newest_overlapping(window, room + 1).subquery()
+            for job_id, found in conn.execute(select(scan.c.job_id, func.count()).group_by(scan.c.job_id)):
+                counts[job_id] = counts.get(job_id, 0) + int(found)
+        return counts, sum(counts.values()) > window.limit
+
+    def runs_in_window(self, window: RunWindow, job_ids: Collection[str]) -> list[SpanRun]:
+        """The capped scan again, with only the rows of ``job_ids`` leaving the database: converting the
+        instants of the runs no lane draws would cost more than the scan."""
+        wanted = set(job_ids)
+        with reading(self.engine) as conn:
+            older = conn.execute(_older_active(window, *_SPAN_COLUMNS)).all()
+            room = max(window.limit - len(older), 0)
+            scan = _newest_overlapping(window, room, *_SPAN_COLUMNS).subquery()
+            rows = [row for row in older if row.job_id in wanted]
+            rows += conn.execute(select(scan).where(scan.c.job_id.in_(wanted))).all()
+        return [
             SpanRun(run_id, job_id, _STATUSES[status], scheduled_for, started_at, finished_at)
             for run_id, job_id, status, scheduled_for, started_at, finished_at in rows
-            if scheduled_for >= since or finished_at is None or finished_at >= since
         ]
-        return kept[:limit], len(kept) > limit
 
     def jobs_by_id(self, job_ids: Iterable[str]) -> dict[str, JobRow]:
         """These jobs (those that exist), in one query per 500."""
@@ -229,6 +233,36 @@ class SqlDashboardView(DashboardView):
                 for run_id, status, at, seconds in attempts
             ),
         )
+
+
+def _older_active(window: RunWindow, *columns: Any) -> Select[Any]:
+    """The few runs still going that were scheduled before the scan's reach (the active runs' partial index):
+    read first, so that the cap never cuts them for newer ones."""
+    query = select(*columns).where(text(ACTIVE_SQL), runs.c.scheduled_for < window.since - LONGEST_SPAN)
+    return _job_contains(query, window).limit(window.limit)
+
+
+def _newest_overlapping(window: RunWindow, limit: int, *columns: Any) -> Select[Any]:
+    """One range scan of ``ix_ck_runs_scheduled_for``, newest first: the runs scheduled in the window, and
+    those scheduled up to ``LONGEST_SPAN`` before it that had not ended when it began."""
+    since = window.since
+    query = (
+        select(*(columns or (runs.c.job_id,)))
+        .where(
+            runs.c.scheduled_for >= since - LONGEST_SPAN,
+            runs.c.scheduled_for < window.until,
+            or_(runs.c.scheduled_for >= since, runs.c.finished_at.is_(None), runs.c.finished_at >= since),
+        )
+        .order_by(runs.c.scheduled_for.desc())
+        .limit(limit)
+    )
+    return _job_contains(query, window)
+
+
+def _job_contains(query: Select[Any], window: RunWindow) -> Select[Any]:
+    if not window.job_contains:
+        return query
+    return query.where(runs.c.job_id.icontains(window.job_contains, autoescape=True))
 
 
 def job_page_query(page: JobPageFilter, after_id: str | None, limit: int) -> Select[Any]:

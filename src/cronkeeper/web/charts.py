@@ -7,16 +7,15 @@ tested; nothing here reads user text, so titles are safe to build as strings (te
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from cronkeeper.models import RunStatus
 from cronkeeper.store.records import SpanRun
-from cronkeeper.web.filters import in_zone, seconds
+from cronkeeper.web.filters import seconds
 
 _OWN_CLASS = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST})
 
@@ -155,13 +154,24 @@ def _seconds(run: Timed) -> float:
     return 0.0 if duration is None else max(duration.total_seconds(), 0.0)
 
 
+class SpanBar(NamedTuple):
+    """A timeline bar: ``stands_for`` touching runs of one outcome from ``x``, ``w`` wide, ``first`` the
+    earliest (the one it links to).  A tuple, not a dataclass: a timeline makes thousands."""
+
+    x: float
+    w: float
+    css: str
+    first: SpanRun
+    stands_for: int
+
+
 @dataclass(frozen=True, slots=True)
 class Lane:
     """One job's row of a timeline: its runs as bars, and its next fires as ticks (x only)."""
 
     job_id: str
     y: float
-    bars: list[Bar]
+    bars: list[SpanBar]
     fires: list[float]
 
 
@@ -174,7 +184,7 @@ class Tick:
 @dataclass(frozen=True, slots=True)
 class Timeline:
     """Runs on a time axis, one lane per job, oldest at the left; ``now_x`` splits the past from the fires
-    ahead, drawn faintly."""
+    ahead, drawn faintly; ``zone`` is the one the axis and the hover texts read in."""
 
     lanes: list[Lane]
     ticks: list[Tick]
@@ -183,6 +193,7 @@ class Timeline:
     height: float
     lane_height: float
     label_width: float
+    zone: tzinfo
 
 
 # Tick steps a timeline's axis chooses from: the smallest that keeps the labels apart.
@@ -192,6 +203,11 @@ _TICK_STEPS = (
     + [timedelta(days=1)]
 )
 _MAX_TICKS = 9
+_BAR_CLASS = {status: bar_class(status) for status in RunStatus}
+# The narrowest bar, so that a run of a second shows in a week; and how close two bars of one outcome may
+# come before they are drawn as one.
+_MIN_BAR = 2.0
+_TOUCHING = 0.5
 
 
 def timeline(
@@ -207,27 +223,21 @@ def timeline(
     label_width: float = 160.0,
 ) -> Timeline:
     """The geometry of a timeline over ``[start, end)``: a lane per job that ran or fires there (in id order),
-    each run a bar from its start (else the instant it was for) to its end (else now, while it runs); the
-    axis and the hover texts in ``zone``."""
-    span = (end - start).total_seconds()
-    plot = width - label_width
+    each run a bar from its start (else the instant it was for) to its end (else now, while it runs)."""
+    scale = (width - label_width) / (end - start).total_seconds()
 
     def x(instant: datetime) -> float:
         offset = (min(max(instant, start), end) - start).total_seconds()
-        return round(label_width + offset / span * plot, 2)
+        return round(label_width + offset * scale, 2)
 
     by_job: dict[str, list[SpanRun]] = {}
     for run in runs:
         by_job.setdefault(run.job_id, []).append(run)
     lanes = []
     for index, job_id in enumerate(sorted(by_job.keys() | fires.keys())):
-        y = index * lane_height
-        lane_runs = sorted(
-            by_job.get(job_id, ()), key=lambda run: (run.started_at or run.scheduled_for, run.id)
-        )
-        bars = _merged([_span_bar(run, x, y, lane_height, now, zone) for run in lane_runs])
+        bars = _lane_bars(sorted(by_job.get(job_id, ()), key=_begin), x, now)
         ahead = [x(fire) for fire in fires.get(job_id, ()) if now <= fire < end]
-        lanes.append(Lane(job_id, y, bars, ahead))
+        lanes.append(Lane(job_id, index * lane_height, bars, ahead))
     return Timeline(
         lanes,
         _ticks(start, end, x, zone),
@@ -236,6 +246,7 @@ def timeline(
         len(lanes) * lane_height,
         lane_height,
         label_width,
+        zone,
     )
 
 
@@ -243,42 +254,24 @@ def _begin(run: SpanRun) -> tuple[datetime, int]:
     return run.started_at or run.scheduled_for, run.id
 
 
-def _merged(bars: list[Bar]) -> list[Bar]:
-    """Bars of one lane that touch (within half a unit) and share an outcome, drawn as one: a week of a
-    job that runs every minute is a few hundred shapes, not ten thousand, and looks the same.  A merged bar
-    links to its first run and says how many it stands for."""
-    merged: list[Bar] = []
-    counts: list[int] = []
-    for bar in bars:
-        if merged and merged[-1].css == bar.css and bar.x <= merged[-1].x + merged[-1].w + 0.5:
-            last = merged[-1]
-            merged[-1] = dataclasses.replace(last, w=round(max(last.x + last.w, bar.x + bar.w) - last.x, 2))
-            counts[-1] += 1
+def _lane_bars(runs: Sequence[SpanRun], x: Callable[[datetime], float], now: datetime) -> list[SpanBar]:
+    """A bar per run, oldest first, but runs of one outcome that touch (within ``_TOUCHING``) drawn as one:
+    a week of a job that runs every minute is a few hundred shapes, not ten thousand, and looks the same."""
+    bars: list[SpanBar] = []
+    for run in runs:
+        begin = run.started_at or run.scheduled_for
+        stop = run.finished_at or (now if run.status.is_active else begin)
+        left = x(begin)
+        right = max(x(stop), left + _MIN_BAR)
+        css = _BAR_CLASS[run.status]
+        if bars and bars[-1].css == css and left <= bars[-1].x + bars[-1].w + _TOUCHING:
+            last = bars[-1]
+            bars[-1] = SpanBar(
+                last.x, round(max(last.x + last.w, right) - last.x, 2), css, last.first, last.stands_for + 1
+            )
         else:
-            merged.append(bar)
-            counts.append(1)
-    return [
-        bar if count == 1 else dataclasses.replace(bar, title=f"{count} runs from {bar.title}")
-        for bar, count in zip(merged, counts, strict=True)
-    ]
-
-
-def _span_bar(
-    run: SpanRun, x: Callable[[datetime], float], y: float, lane_height: float, now: datetime, zone: tzinfo
-) -> Bar:
-    begin = run.started_at or run.scheduled_for
-    stop = run.finished_at or (now if run.status.is_active else begin)
-    left = x(begin)
-    took = "" if run.started_at is None or run.finished_at is None else f" in {seconds(stop - begin)}"
-    return Bar(
-        x=left,
-        y=round(y + 3, 2),
-        w=max(round(x(stop) - left, 2), 2.0),
-        h=round(lane_height - 6, 2),
-        css=bar_class(run.status),
-        title=f"{run.job_id}, run {run.id}: {run.status.value}{took}, {in_zone(begin, zone)}",
-        run_id=run.id,
-    )
+            bars.append(SpanBar(left, round(right - left, 2), css, run, 1))
+    return bars
 
 
 def _ticks(start: datetime, end: datetime, x: Callable[[datetime], float], zone: tzinfo) -> list[Tick]:

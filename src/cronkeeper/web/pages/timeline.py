@@ -2,13 +2,15 @@
 axis over the last hour, day or week, with the fires ahead drawn faintly) and the upcoming fires of the next
 24 hours.
 
-Both read only their window: the timeline one range scan of the runs by the instant they were for, capped;
+Both read only their window: the timeline one capped range scan of the runs by the instant they were for
+(twice: counted in the database to choose the lanes, then read for those lanes only);
 the upcoming list the jobs due soonest, by the index the scheduler claims with.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -18,11 +20,13 @@ from starlette.responses import Response
 
 from cronkeeper.exceptions import ValidationError
 from cronkeeper.models import JobSpec
-from cronkeeper.store.records import JobRow, JobState, SpanRun
+from cronkeeper.store.base import DashboardView
+from cronkeeper.store.records import JobRow, JobState, RunWindow
 from cronkeeper.web.charts import timeline
-from cronkeeper.web.context import render, web_context
+from cronkeeper.web.context import base_path, render, web_context
 from cronkeeper.web.filters import zone_of
 from cronkeeper.web.pages.common import Viewer, dashboard, text
+from cronkeeper.web.timeline_svg import timeline_svg
 from cronkeeper.web.zones import reading_zone
 
 router = APIRouter()
@@ -53,9 +57,11 @@ def timeline_page(
     now = web_context(request).scheduler.clock.now()
     start, end = now - span, now + span / 6
     wanted_job, wanted_tag = text(job), text(tag)
-    found, more_runs = dashboard(request).runs_in_window(start, now, limit=MAX_RUNS, job_contains=wanted_job)
-    lanes = _lane_jobs(request, found, wanted_job, wanted_tag)
-    runs = [run for run in found if run.job_id in lanes]
+    view = dashboard(request)
+    scan = RunWindow(start, now, MAX_RUNS, wanted_job)
+    counts, more_runs = view.busy_jobs(scan)
+    lanes = _lane_jobs(view, counts, wanted_job, wanted_tag)
+    runs = view.runs_in_window(scan, lanes) if lanes else []
     fires = {
         job_id: _fires(row.spec, now, end, MAX_FIRES_PER_LANE) if row.state is JobState.ACTIVE else []
         for job_id, row in lanes.items()
@@ -65,6 +71,7 @@ def timeline_page(
     context = {
         "nav": "timeline",
         "chart": chart,
+        "svg": timeline_svg(chart, base_path(request)),
         "window": window,
         "windows": list(WINDOWS),
         "filters": {"job": wanted_job or "", "tag": wanted_tag or ""},
@@ -75,28 +82,32 @@ def timeline_page(
     return render(request, "timeline.html", context)
 
 
-def _lane_jobs(request: Request, runs: list[SpanRun], job: str | None, tag: str | None) -> dict[str, JobRow]:
+def _lane_jobs(
+    view: DashboardView, counts: dict[str, int], job: str | None, tag: str | None
+) -> dict[str, JobRow]:
     """The jobs that get a lane: those that ran in the window (with ``tag``), and the job named ``job``
-    exactly even if it did not run; the busiest first, at most ``MAX_LANES``; read in one query."""
-    counts: dict[str, int] = {}
-    for run in runs:
-        counts[run.job_id] = counts.get(run.job_id, 0) + 1
+    exactly even if it did not run; the busiest first, at most ``MAX_LANES``.  Read busiest first, a lane's
+    worth at a time, so that a window of many jobs reads only the few it draws (a job deleted since it ran
+    has no lane)."""
     if job:
         counts.setdefault(job, 0)
-    rows = dashboard(request).jobs_by_id(counts)  # a job deleted since it ran has no lane
-    busiest = sorted(rows, key=lambda job_id: (-counts[job_id], job_id))
-    kept = [job_id for job_id in busiest if tag is None or tag in rows[job_id].spec.tags]
-    return {job_id: rows[job_id] for job_id in kept[:MAX_LANES]}
+    busiest = sorted(counts, key=lambda job_id: (-counts[job_id], job_id))
+    lanes: dict[str, JobRow] = {}
+    for at in range(0, len(busiest), MAX_LANES):
+        rows = view.jobs_by_id(busiest[at : at + MAX_LANES])
+        for job_id in busiest[at : at + MAX_LANES]:
+            row = rows.get(job_id)
+            if row is not None and (tag is None or tag in row.spec.tags):
+                lanes[job_id] = row
+                if len(lanes) == MAX_LANES:
+                    return lanes
+    return lanes
 
 
 def _fires(spec: JobSpec, now: datetime, end: datetime, limit: int) -> list[datetime]:
     """The fires of ``spec`` in ``[now, end)``, at most ``limit``."""
-    fires: list[datetime] = []
-    fire = spec.trigger.next_after(now - timedelta(microseconds=1))
-    while fire is not None and fire < end and len(fires) < limit:
-        fires.append(fire)
-        fire = spec.trigger.next_after(fire)
-    return fires
+    ahead = spec.trigger.fires_after(now - timedelta(microseconds=1))
+    return list(itertools.islice(itertools.takewhile(lambda fire: fire < end, ahead), limit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,19 +126,23 @@ def upcoming_page(request: Request, _principal: Viewer) -> Response:
     now = web_context(request).scheduler.clock.now()
     until = now + UPCOMING_SPAN
     rows = dashboard(request).next_up(MAX_UPCOMING)
-    heap = [(row.next_fire_at, row.id, row) for row in rows if row.next_fire_at is not None]
+    heap = [
+        (row.next_fire_at, row.id, row, row.spec.trigger.fires_after(row.next_fire_at))
+        for row in rows
+        if row.next_fire_at is not None
+    ]
     heapq.heapify(heap)
     listed: list[Upcoming] = []
     shown: dict[str, int] = {}
     while heap and len(listed) < MAX_UPCOMING:
-        fire, job_id, row = heapq.heappop(heap)
+        fire, job_id, row, following = heapq.heappop(heap)
         if fire >= until:
             break
         listed.append(Upcoming(fire, job_id, row.spec.display_name, zone_of(row.spec)))
         shown[job_id] = shown.get(job_id, 0) + 1
-        following = row.spec.trigger.next_after(fire)
-        if following is not None and shown[job_id] < MAX_FIRES_PER_JOB:
-            heapq.heappush(heap, (following, job_id, row))
+        after = next(following, None)
+        if after is not None and shown[job_id] < MAX_FIRES_PER_JOB:
+            heapq.heappush(heap, (after, job_id, row, following))
     context = {
         "nav": "upcoming",
         "fires": listed,
