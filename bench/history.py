@@ -13,6 +13,7 @@ dashboard, so there is nothing of it to measure here: the figures stand alone.
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import socket
 import statistics
@@ -108,6 +109,10 @@ def served(scheduler: Scheduler) -> Iterator[str]:
     thread.start()
     while not server.started:
         time.sleep(0.01)
+    # As `cronkeeper serve` does once started: what is loaded by now lives as long as the process, and kept
+    # out of the collector's full passes it no longer adds 60 ms pauses to a request now and then.
+    gc.collect()
+    gc.freeze()
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -5,10 +5,11 @@ command's output as it is written and exits with the run's verdict, `runs cancel
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 
 from cronkeeper.cli.runs import unseen
-from tests.e2e.test_cli import Cli, seed, serve
+from tests.e2e.test_cli import CRONKEEPER, Cli, seed, serve
 
 SLOW_LINES = "for i in 1 2 3; do echo line $i; sleep 0.7; done"
 
@@ -20,6 +21,12 @@ def test_runs_tail_follows_a_run_and_runs_cancel_stops_one(cli: Cli) -> None:
         {"id": "failing", "cron": "0 0 1 1 *", "shell": True, "command": "echo oops; exit 4"},
         {"id": "long", "cron": "0 0 1 1 *", "command": ["sleep", "60"]},
         {"id": "metrics", "cron": "0 0 1 1 *", "call": "cronkeeper.demo:count_items", "kwargs": {"items": 3}},
+        {
+            "id": "ticker",
+            "cron": "0 0 1 1 *",
+            "shell": True,
+            "command": "while true; do echo tick; sleep 0.3; done",
+        },
     )
     seen: dict[str, subprocess.CompletedProcess[str]] = {}
     # A cancel reaches serve at its next heartbeat.
@@ -28,6 +35,7 @@ def test_runs_tail_follows_a_run_and_runs_cancel_stops_one(cli: Cli) -> None:
     def follow_and_cancel() -> bool:
         jobs = ("lines", "failing", "long")
         runs = {job: cli.json("jobs", "trigger", job, "--json")["run_id"] for job in jobs}
+        seen["interrupted"] = interrupted_tail(cli, cli.json("jobs", "trigger", "ticker", "--json")["run_id"])
         seen["tail"] = tail(cli, runs["lines"])
         seen["tail failing"] = tail(cli, runs["failing"])
         seen["cancel"] = cli("runs", "cancel", str(runs["long"]))
@@ -43,6 +51,8 @@ def test_runs_tail_follows_a_run_and_runs_cancel_stops_one(cli: Cli) -> None:
     served = serve(cli, follow_and_cancel)
     assert served.returncode == 0, served.log
 
+    assert seen["interrupted"].returncode == 130, seen["interrupted"].stderr  # as a shell reports Ctrl-C
+    assert seen["interrupted"].stdout.startswith("tick\n") and "Traceback" not in seen["interrupted"].stderr
     followed = seen["tail"]
     assert (followed.returncode, followed.stdout) == (0, "line 1\nline 2\nline 3\n"), followed.stderr
     assert followed.stderr.strip().endswith("succeeded (exit code 0)")
@@ -65,6 +75,19 @@ def test_runs_tail_follows_a_run_and_runs_cancel_stops_one(cli: Cli) -> None:
     listed = {job["id"]: job for job in json.loads(seen["list json"].stdout)}
     assert listed["lines"]["last_run"]["status"] == "succeeded"
     assert listed["long"]["last_run"]["status"] == "cancelled"
+
+
+def interrupted_tail(cli: Cli, run_id: int) -> subprocess.CompletedProcess[str]:
+    """``runs tail`` stopped by Ctrl-C once it printed the first line; then the run is cancelled."""
+    argv = [str(CRONKEEPER), "runs", "tail", str(run_id), "--interval", "0.2"]
+    with subprocess.Popen(
+        argv, cwd=cli.cwd, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as tail:
+        assert tail.stdout is not None and tail.stdout.readline() == "tick\n"
+        tail.send_signal(signal.SIGINT)
+        out, err = tail.communicate(timeout=30)
+    assert cli("runs", "cancel", str(run_id)).returncode == 0
+    return subprocess.CompletedProcess(argv, tail.returncode, "tick\n" + out, err)
 
 
 def tail(cli: Cli, run_id: int) -> subprocess.CompletedProcess[str]:

@@ -360,6 +360,11 @@ def test_stored_form_is_the_user_level_shape() -> None:
         ({"description": ["a"]}, "description"),
         ({"tags": 5}, "tags"),
         ({"tags": ["ok", 5]}, "tags"),
+        ({"tags": ["a,b"]}, "tags"),  # a form or the CLI would read it back as two tags
+        ({"tags": [" padded"]}, "tags"),
+        ({"tags": [""]}, "tags"),
+        ({"env": {"": "x"}}, "env"),  # names the operating system refuses when the job runs
+        ({"env": {"A=B": "x"}}, "env"),
     ],
 )
 def test_bad_input_raises_validation_error_naming_the_field(fields: dict[str, Any], field: str) -> None:

@@ -514,6 +514,8 @@ def form_as_shown(page: str) -> dict[str, str]:
             "retry_jitter": 0,
             "output_limit": 1000,
         },
+        # A value no line can hold (a PEM key, a CRLF, a name with a space) is shown as JSON instead.
+        {"command": ["env"], "env": {"KEY": "-----BEGIN-----\nabc\r\n-----END-----", " SPACED": " x"}},
         {"command": None, "call": "cronkeeper.demo:count_items", "args": [1, "a"], "kwargs": {"k": [1]}},
         {"command": None, "call": "cronkeeper.demo:count_items", "isolate": True, "long_running": 90.5},
         {"command": None, "checkin": True, "notify": ["ops"]},
@@ -1136,6 +1138,8 @@ def test_a_bad_new_job_names_the_field_beside_it_and_saves_nothing(
         ({"id": "bad", "schedule": "0 3 * * *", "argv": ""}, "argv"),
         ({"id": "bad", "schedule": "0 3 * * *", "target": "call", "call": "m:f", "args": "{"}, "args"),
         ({"id": "bad", "schedule": "0 3 * * *", "argv": "true", "env": "NOVALUE"}, "env"),
+        ({"id": "bad", "schedule": "0 3 * * *", "argv": "true", "env": '{"A": 1}'}, "env"),
+        ({"id": "bad", "schedule": "0 3 * * *", "argv": "true", "env": '{"A": "x"'}, "env"),
         ({"id": "bad", "schedule": "0 3 * * *", "target": "shell", "shell_command": ""}, "shell_command"),
         ({"id": "", "schedule": "0 3 * * *", "argv": "true"}, "id"),
     ):

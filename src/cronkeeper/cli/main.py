@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,7 @@ from cronkeeper.exceptions import (
 
 EXIT_NOT_FOUND = 1
 EXIT_INVALID = 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -81,7 +83,11 @@ def run(command: Callable[..., Any], argv: list[str] | None) -> int:
     try:
         # Without standalone mode, click returns the status of a `raise click.exceptions.Exit(n)`.
         status = command(args=argv, prog_name="cronkeeper", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(
+            exc.__cause__, KeyboardInterrupt
+        ):  # Ctrl-C: the status a shell gives an interrupted command
+            return EXIT_INTERRUPTED
         click.echo("aborted", err=True)
         return 1
     except click.ClickException as exc:

@@ -225,15 +225,21 @@ def _command_target(data: Mapping[str, Any]) -> CommandTarget:
         raise ValidationError("command", "must be a string or a list of strings")
     if not argv or not argv[0]:
         raise ValidationError("command", "is empty")
-    env = data.get("env") or {}
+    cwd = data.get("cwd")
+    if cwd is not None and not isinstance(cwd, str):
+        raise ValidationError("cwd", "must be a path")
+    return CommandTarget(argv, shell, _environment(data.get("env") or {}), cwd)
+
+
+def _environment(env: Any) -> dict[str, str]:
     if not isinstance(env, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in env.items()
     ):
         raise ValidationError("env", "must be a table of string values")
-    cwd = data.get("cwd")
-    if cwd is not None and not isinstance(cwd, str):
-        raise ValidationError("cwd", "must be a path")
-    return CommandTarget(argv, shell, dict(env), cwd)
+    for name in env:
+        if not name or "=" in name:  # the operating system would refuse it when the job runs
+            raise ValidationError("env", f"{name!r} is not a variable name (one is non-empty, without '=')")
+    return dict(env)
 
 
 def _retry(data: Mapping[str, Any]) -> RetryPolicy:
@@ -452,6 +458,9 @@ def tags_of(value: Any) -> tuple[str, ...]:
     for tag in value:
         if len(tag) > MAX_TAG_LENGTH:
             raise ValidationError("tags", f"each tag must be at most {MAX_TAG_LENGTH} characters")
+        # Tags are written "a, b" in forms and the CLI: one that could not come back from there is refused.
+        if not tag or tag != tag.strip() or "," in tag:
+            raise ValidationError("tags", f"{tag!r} is not a tag (one has no comma and no surrounding space)")
         _storable("tags", tag)
     return tuple(value)
 

@@ -188,8 +188,12 @@ def _arguments(text: str) -> list[str]:
 
 
 def _environment(text: str) -> dict[str, str] | None:
-    """``NAME=value`` lines (the value may hold ``=``); blank lines are skipped."""
-    variables: dict[str, str] = {}
+    """``NAME=value`` lines (the value may hold ``=``; blank lines are skipped), or a JSON object: the form
+    an environment is shown in when a value holds a line break, which a line cannot."""
+    if text.lstrip().startswith("{"):
+        variables = _json(text, "env", dict, 'a JSON object of strings, such as {"NAME": "value"}')
+        return variables or None
+    variables = {}
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -198,6 +202,18 @@ def _environment(text: str) -> dict[str, str] | None:
             raise ValidationError("env", f"each line is NAME=value, not {line.strip()[:40]!r}")
         variables[name.strip()] = value
     return variables or None
+
+
+def _environment_text(env: dict[str, str]) -> str:
+    """The environment as the form shows it: ``NAME=value`` lines, or JSON when a value (or a name) would not
+    come back the same from a line, so that saving the form untouched keeps it."""
+    lines = "".join(f"{name}={value}\n" for name, value in env.items())
+    try:
+        if _environment(lines) == (env or None):
+            return lines
+    except ValidationError:  # a name no line can hold, kept from before names were checked
+        pass
+    return json.dumps(env, indent=1, ensure_ascii=False) + "\n"
 
 
 def _json(text: str, field: str, kind: type, example: str) -> Any:
@@ -317,7 +333,7 @@ def _target_fields(job: Job) -> dict[str, str]:
     target = job.spec.target
     if isinstance(target, CommandTarget):
         fields = {
-            "env": "".join(f"{name}={value}\n" for name, value in target.env.items()),
+            "env": _environment_text(target.env),
             "cwd": target.cwd or "",
         }
         if target.shell:
