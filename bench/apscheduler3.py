@@ -50,6 +50,8 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped, unused-ignore]
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, create_engine, event, func, select
 
+from bench.failures import BenchFailure
+
 __all__ = ["BulkResult", "FireResult", "bulk_add", "fire_every_second", "fires_per_second", "main"]
 
 #: Same worker count as cronkeeper's default pool, so neither side wins by having more threads.
@@ -309,6 +311,8 @@ def _run_interval_jobs(jobs: int, interval: float, seconds: float) -> FireResult
             _wait_for(recorder, expected, last_fire + JOB_DEFAULTS["misfire_grace_time"] + _DRAIN_SECONDS)
             cpu = time.process_time() - cpu_start
             _stop(scheduler)
+            if not recorder.executed:
+                raise BenchFailure("APScheduler 3 executed nothing")
             return _fire_result(recorder, jobs, interval, seconds, expected, cpu, _count_history(engine))
         finally:
             _stop(scheduler)

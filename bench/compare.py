@@ -4,6 +4,10 @@
     python -m bench.compare fires-per-second       # 10,000 fires per second for 10 s
     python -m bench.compare bulk-add               # 100,000 jobs due tomorrow
     python -m bench.compare all [--small]          # all three (--small: a quick check with small sizes)
+    python -m bench.compare SCENARIO --repeat 5    # runs of each side (3 by default): median and range
+
+A run in which a process the bench started died or executed nothing stops the bench with an error: its
+figures are never printed as if they counted.
 
 Run from the repository root with the bench extra installed (``pip install -e '.[bench]'``).  Figures are
 printed, not asserted: speed is measured here, never in the test suite.
@@ -14,6 +18,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -21,6 +27,7 @@ from typing import Any
 import psutil
 
 from bench import apscheduler3, cronkeeper_side
+from bench.failures import BenchFailure
 
 # (scenario, full sizes, small sizes)
 SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -58,23 +65,55 @@ def machine() -> str:
     )
 
 
-def run(name: str, small: bool) -> None:
+def run(name: str, small: bool, repeat: int) -> None:
+    """``repeat`` runs of each side, taken in turn so that any drift of the machine falls on every side
+    alike; each run's figures, then the median of each figure with its range."""
     full, quick = SIZES[name]
     sizes = quick if small else full
-    ours: Callable[..., Any] = getattr(cronkeeper_side, name.replace("-", "_"))
-    theirs: Callable[..., Any] = getattr(apscheduler3, name.replace("-", "_"))
-    print(f"\n== {name} {sizes}")
-    ck = asdict(ours(**sizes))
-    aps = asdict(theirs(**sizes))
-    extra_name, extra = EXTRA.get(name, ("", None))
-    more = asdict(extra(**sizes)) if extra is not None else {}
-    print(f"{'figure':24} {'cronkeeper':>14} {'APScheduler 3':>14} {'ratio':>8} {extra_name:>24}")
-    for key, value in ck.items():
-        other = aps.get(key)
+    sides: list[tuple[str, Callable[..., Any]]] = [
+        ("cronkeeper", getattr(cronkeeper_side, name.replace("-", "_"))),
+        ("APScheduler 3", getattr(apscheduler3, name.replace("-", "_"))),
+    ]
+    if name in EXTRA:
+        sides.append(EXTRA[name])
+    print(f"\n== {name} {sizes}, {repeat} run(s) of each")
+    results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in sides}
+    for number in range(1, repeat + 1):
+        for label, side in sides:
+            figures = asdict(side(**sizes))
+            results[label].append(figures)
+            print(f"  run {number}, {label}: {_brief(figures)}", flush=True)
+    ours, theirs = results["cronkeeper"], results["APScheduler 3"]
+    extra = results[sides[2][0]] if len(sides) > 2 else []
+    extra_name = sides[2][0] if extra else ""
+    print(f"{'figure':24} {'cronkeeper':>24} {'APScheduler 3':>24} {'ratio':>8} {extra_name:>24}")
+    for key in ours[0]:
+        mine, other = _median(ours, key), _median(theirs, key)
         print(
-            f"{key:24} {_fmt(value):>14} {_fmt(other):>14} {_ratio(key, value, other):>8} "
-            f"{_fmt(more.get(key, '')):>24}"
+            f"{key:24} {_spread(ours, key):>24} {_spread(theirs, key):>24} {_ratio(key, mine, other):>8} "
+            f"{_spread(extra, key) if extra else '':>24}"
         )
+
+
+def _brief(figures: dict[str, Any]) -> str:
+    shown = ("percent_executed", "percent_on_time", "lateness_p99_ms", "cpu_us_per_fire", "add_seconds")
+    return ", ".join(f"{key} {_fmt(figures[key])}" for key in shown if key in figures)
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> Any:
+    values = [run[key] for run in runs]
+    if not all(isinstance(value, int | float) and not isinstance(value, bool) for value in values):
+        return values[0]
+    return statistics.median(values)
+
+
+def _spread(runs: list[dict[str, Any]], key: str) -> str:
+    """``median (min..max)``; a single value when every run gave the same."""
+    middle = _median(runs, key)
+    values = [run[key] for run in runs]
+    if not isinstance(middle, int | float) or isinstance(middle, bool) or min(values) == max(values):
+        return _fmt(middle)
+    return f"{_fmt(middle)} ({_fmt(min(values))}..{_fmt(max(values))})"
 
 
 def _fmt(value: Any) -> str:
@@ -97,10 +136,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("scenario", choices=[*SIZES, "all"])
     parser.add_argument("--small", action="store_true", help="small sizes, for a quick check")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side (median and range shown)")
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
-    for name in SIZES if args.scenario == "all" else [args.scenario]:
-        run(name, args.small)
+    try:
+        for name in SIZES if args.scenario == "all" else [args.scenario]:
+            run(name, args.small, args.repeat)
+    except BenchFailure as exc:
+        print(f"\nBENCH FAILED, no figure of this run counts: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -22,6 +22,7 @@ import psutil
 from sqlalchemy import func, select
 
 from bench.apscheduler3 import ON_TIME_SECONDS, WORKER_THREADS, BulkResult, FireResult, _percentile
+from bench.failures import BenchFailure
 from cronkeeper import RunStatus, Scheduler
 from cronkeeper.settings import SchedulerSettings
 from cronkeeper.store.schema import runs
@@ -37,6 +38,36 @@ def probe() -> None:
 
 def _settings() -> SchedulerSettings:
     return SchedulerSettings(workers=WORKER_THREADS)
+
+
+def _executed_by_owner(scheduler: Scheduler) -> dict[str, int]:
+    """Succeeded runs by the node that ran them (``host:pid:token``)."""
+    with sql_engine(scheduler).connect() as conn:
+        rows = conn.execute(
+            select(runs.c.owner, func.count())
+            .where(runs.c.status == RunStatus.SUCCEEDED.value)
+            .group_by(runs.c.owner)
+        ).all()
+    return {str(owner): int(count) for owner, count in rows}
+
+
+def _check_processes(
+    children: list[subprocess.Popen[bytes]], logs: list[Path], executed: dict[str, int]
+) -> None:
+    """Fail loudly unless every ``serve`` the bench started is still running and executed some runs."""
+    by_pid: dict[int, int] = {}
+    for owner, count in executed.items():
+        pid = owner.split(":")[1] if owner.count(":") >= 2 else ""
+        if pid.isdigit():
+            by_pid[int(pid)] = by_pid.get(int(pid), 0) + count
+    for number, (child, log) in enumerate(zip(children, logs, strict=True), 1):
+        said = log.read_text(errors="replace").strip()[-2000:]
+        if child.poll() is not None:
+            raise BenchFailure(
+                f"serve process {number} (pid {child.pid}) exited with {child.returncode}: {said}"
+            )
+        if not by_pid.get(child.pid):
+            raise BenchFailure(f"serve process {number} (pid {child.pid}) executed nothing: {said}")
 
 
 def _finished_runs(scheduler: Scheduler) -> int:
@@ -78,7 +109,10 @@ def _run_interval_jobs(jobs: int, interval: float, seconds: float) -> FireResult
                 time.sleep(0.25)
             cpu = time.process_time() - cpu_start
             scheduler.stop()
-            return _fire_result(scheduler, jobs, interval, seconds, expected, cpu)
+            result = _fire_result(scheduler, jobs, interval, seconds, expected, cpu)
+            if not result.executed_fires:
+                raise BenchFailure("the scheduler executed nothing")
+            return result
         finally:
             scheduler.close()
 
@@ -199,9 +233,22 @@ def fires_per_second_processes(rate: int = 10_000, seconds: float = 10, processe
                 for i in range(rate)
             )
         env = {**os.environ, "CRONKEEPER_DB": url}
-        command = [str(Path(sys.executable).with_name("cronkeeper")), "serve", "--log-level", "error"]
+        # No dashboard: each would want the same port, and only the scheduling is measured here.
+        command = [
+            str(Path(sys.executable).with_name("cronkeeper")),
+            "serve",
+            "--no-web",
+            "--log-level",
+            "error",
+        ]
         root = Path(__file__).resolve().parent.parent
-        children = [subprocess.Popen(command, cwd=root, env=env) for _ in range(processes)]
+        logs = [Path(tmp) / f"serve-{n}.log" for n in range(processes)]
+        children = []
+        for log in logs:
+            with log.open("wb") as out:
+                children.append(
+                    subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+                )
         try:
             watched = [psutil.Process(child.pid) for child in children]
             while time.time() < anchor - 0.2:
@@ -211,6 +258,7 @@ def fires_per_second_processes(rate: int = 10_000, seconds: float = 10, processe
                 deadline = anchor + fires_per_job + _DRAIN_SECONDS
                 while _finished_runs(check) < expected and time.time() < deadline:
                     time.sleep(0.25)
+                _check_processes(children, logs, _executed_by_owner(check))
                 cpu = sum(sum(p.cpu_times()[:2]) for p in watched) - cpu_start
                 return _fire_result(check, rate, 1.0, seconds, expected, cpu)
         finally:
