@@ -11,6 +11,7 @@ bad field, the refusal of expressions that can never fire, and a bound on every 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -52,7 +53,7 @@ MAX_CANDIDATES = 500_000
 class CronExpression:
     """A validated cron expression; immutable, cheap to keep, evaluated in a given time zone."""
 
-    __slots__ = ("_fields", "_fixed", "_parsed", "expression", "seconds")
+    __slots__ = ("_fields", "_fixed", "expression", "seconds")
 
     def __init__(self, expression: str, *, seconds: bool = False, field: str = "cron") -> None:
         text = " ".join(expression.split())
@@ -92,17 +93,16 @@ class CronExpression:
             next(probe)
         except StopIteration:
             raise InvalidScheduleError(field, f"{self.expression!r} can never fire") from None
-        self._parsed = probe
 
     def _walk_from(self, wall: datetime) -> CronSim:
         """cronsim's walk of the wall clock from ``wall`` (naive), without parsing the expression again.
 
         Parsing was half the cost of a ``next_after``, which the scheduler pays for every fire.  A CronSim
         keeps the parsed fields beside its position, and iterating moves only the position (``dt``, and
-        ``skip_initial_tick`` for reverse walks); so a copy of the one parsed at construction, moved to
-        ``wall``, walks as a new one would.  ``test_cron`` checks this against fresh CronSims."""
+        ``skip_initial_tick`` for reverse walks); so a copy of one parsed before, moved to ``wall``, walks
+        as a new one would.  ``test_cron`` checks this against fresh CronSims."""
         walk: CronSim = object.__new__(CronSim)
-        walk.__dict__.update(self._parsed.__dict__)
+        walk.__dict__.update(_parsed(self._fields).__dict__)
         walk.dt = wall.replace(microsecond=0) if wall.microsecond else wall
         walk.skip_initial_tick = False
         return walk
@@ -183,8 +183,13 @@ class CronExpression:
             return
         walk = self._walk_from(wall)
         try:
-            while (following := _only_instant(next(walk), tz)) is not None:
+            while True:
+                candidate = next(walk)
+                # No further than next_after would look from the fire before (it would answer None).
+                if candidate > _horizon(wall) or (following := _only_instant(candidate, tz)) is None:
+                    return
                 yield following
+                wall = candidate
         except (StopIteration, OverflowError):
             return
 
@@ -194,9 +199,7 @@ class CronExpression:
         wall clock except across a repeated stretch, whose first pass comes before its second (the caller
         looks at the second pass of earlier wall times)."""
         # Wall-clock times are naive on purpose: the zone is applied to each by _real_instants.
-        horizon = (
-            wall + HORIZON if wall.year < _LAST_YEAR - 60 else wall.replace(year=_LAST_YEAR, month=12, day=31)
-        )
+        horizon = _horizon(wall)
         try:
             candidates = self._walk_from(wall)
             for _ in range(MAX_CANDIDATES):
@@ -293,6 +296,18 @@ def _real_instants(wall: datetime, tz: ZoneInfo, *, fixed: bool) -> list[datetim
     return [_clock_change(second, first, tz)]  # a fixed-time job runs once, when the clock jumps
 
 
+def _horizon(wall: datetime) -> datetime:
+    """How far from ``wall`` a fire is looked for: ``HORIZON``, or to the last wall time a datetime holds."""
+    return wall + HORIZON if wall.year < _LAST_YEAR - 60 else _LAST_WALL_TIME
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(fields: str) -> CronSim:
+    """A CronSim of ``fields``, parsed once for every expression that has them, to be copied (never walked
+    itself): about 6 KB each, so a thousand distinct expressions at most are kept parsed."""
+    return CronSim(fields, _PROBE_FROM)
+
+
 def _only_instant(wall: datetime, tz: ZoneInfo) -> datetime | None:
     """The instant of ``wall`` (naive) in ``tz`` if the zone's clock shows it exactly once, else None (it
     skips or repeats it).  Both offsets are read from the naive time: cheaper than two aware conversions."""
@@ -321,4 +336,5 @@ def _clock_change(before: datetime, after: datetime, tz: ZoneInfo) -> datetime:
 
 _ONE_SECOND = timedelta(seconds=1)
 _LAST_YEAR = 9999
+_LAST_WALL_TIME = datetime(_LAST_YEAR, 12, 31, 23, 59, 59, 999999)  # noqa: DTZ001 - a wall-clock time
 _ONE_MICROSECOND = timedelta(microseconds=1)

@@ -7,15 +7,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select, update
 
 from cronkeeper.exceptions import ConflictError, JobExistsError, JobNotFoundError, RunNotFoundError
 from cronkeeper.models import OUTCOME_FIELDS, JobSpec, RunOutcome, RunStatus, TriggerSource
 from cronkeeper.specs import build_spec
 from cronkeeper.store.base import Completion, RunFilter
-from cronkeeper.store.migrate import upgrade
-from cronkeeper.store.schema import metadata
+from cronkeeper.store.migrate import MIGRATIONS, upgrade
+from cronkeeper.store.schema import jobs, metadata
 from cronkeeper.store.sql import SqlJobStore
 from cronkeeper.store.status import SqlStatusView
 
@@ -52,6 +55,24 @@ def test_migrations_create_exactly_the_declared_schema(store: SqlJobStore) -> No
 
 def test_upgrade_twice_is_harmless(store: SqlJobStore) -> None:
     upgrade(store.engine)
+
+
+def test_tags_a_form_could_not_keep_are_rewritten_one_line_by_migration_0010(store: SqlJobStore) -> None:
+    add(store, "legacy")
+    add(store, "fine", tags=["a", "b c"])
+    with store.engine.begin() as conn:  # as an older version accepted them
+        stored = conn.execute(select(jobs.c.spec).where(jobs.c.id == "legacy")).scalar_one()
+        bad = {**stored, "tags": ["x,y", " padded ", "", "line\nbreak", "x"]}
+        conn.execute(update(jobs).where(jobs.c.id == "legacy").values(spec=bad))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0009")
+    upgrade(store.engine)
+    legacy, fine = store.get_job("legacy"), store.get_job("fine")
+    assert legacy.spec.tags == ("x", "y", "padded", "line break")
+    assert legacy.version == 2 and fine.version == 1 and fine.spec.tags == ("a", "b c")
 
 
 def test_adds_finds_lists_and_deletes_jobs(store: SqlJobStore) -> None:

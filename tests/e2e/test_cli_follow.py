@@ -7,7 +7,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+from pathlib import Path
 
+import click
+import pytest
+
+from cronkeeper.cli.main import EXIT_INTERRUPTED, cli, run
 from cronkeeper.cli.runs import unseen
 from tests.e2e.test_cli import CRONKEEPER, Cli, seed, serve
 
@@ -51,7 +56,8 @@ def test_runs_tail_follows_a_run_and_runs_cancel_stops_one(cli: Cli) -> None:
     served = serve(cli, follow_and_cancel)
     assert served.returncode == 0, served.log
 
-    assert seen["interrupted"].returncode == 130, seen["interrupted"].stderr  # as a shell reports Ctrl-C
+    # Killed by the SIGINT, as a shell needs to stop a loop of commands (it reports 130).
+    assert seen["interrupted"].returncode == -signal.SIGINT, seen["interrupted"].stderr
     assert seen["interrupted"].stdout.startswith("tick\n") and "Traceback" not in seen["interrupted"].stderr
     followed = seen["tail"]
     assert (followed.returncode, followed.stdout) == (0, "line 1\nline 2\nline 3\n"), followed.stderr
@@ -102,3 +108,20 @@ def test_tail_prints_what_follows_once_the_kept_tail_moved_on() -> None:
     assert unseen("x\ny\n", "x\ny\nz\n") == "z\n"
     gone = unseen("abc\n", "[... 99 earlier bytes truncated ...]\nxyz\n")
     assert gone == "\n[... output went by faster than it was followed ...]\nxyz\n"
+
+
+def test_ctrl_c_at_a_prompt_is_an_interruption_and_no_is_an_abort(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """click raises Abort from None at a prompt: the KeyboardInterrupt is only its context."""
+    db = f"sqlite:///{tmp_path / 'ck.db'}"
+    assert run(cli.main, ["--db", db, "jobs", "add", "j", "--cron", "0 3 * * *", "--command", "true"]) == 0
+
+    def interrupted(_prompt: str) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(click.termui, "visible_prompt_func", interrupted)
+    assert run(cli.main, ["--db", db, "jobs", "remove", "j"]) == EXIT_INTERRUPTED
+    monkeypatch.setattr(click.termui, "visible_prompt_func", lambda _prompt: "n")
+    assert run(cli.main, ["--db", db, "jobs", "remove", "j"]) == 1
+    assert "aborted" in capsys.readouterr().err

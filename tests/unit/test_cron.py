@@ -527,3 +527,21 @@ def test_a_walk_from_the_parsed_expression_matches_a_fresh_cronsim(expression: s
     ):
         reused, fresh = cron._walk_from(start), CronSim(fields, start)
         assert [next(reused) for _ in range(50)] == [next(fresh) for _ in range(50)]
+
+
+@pytest.mark.parametrize(
+    ("zone", "after"), [("UTC", "9999-12-30T11:00:00+00:00"), ("Etc/GMT+12", "9999-12-31T10:00:00+00:00")]
+)
+def test_the_last_fires_a_datetime_can_hold_are_listed_as_next_after_finds_them(
+    zone: str, after: str
+) -> None:
+    cron, tz = CronExpression("0 0,12 * * *"), ZoneInfo(zone)
+    expected: list[datetime] = []
+    fire = cron.next_after(datetime.fromisoformat(after), tz)
+    while fire is not None:
+        expected.append(fire)
+        fire = cron.next_after(fire, tz)
+    assert list(cron.fires_after(datetime.fromisoformat(after), tz)) == expected
+    assert expected[-1] == datetime(
+        9999, 12, 31, 12, tzinfo=UTC
+    )  # the last noon, later in the day than the start

@@ -365,6 +365,8 @@ def test_stored_form_is_the_user_level_shape() -> None:
         ({"tags": [""]}, "tags"),
         ({"env": {"": "x"}}, "env"),  # names the operating system refuses when the job runs
         ({"env": {"A=B": "x"}}, "env"),
+        ({"env": {"KEY": "x" * (128 * 1024)}}, "env"),  # past what Linux lets a program start with
+        ({"tags": ["a\nb"]}, "tags"),  # a browser drops the line break from a text field
     ],
 )
 def test_bad_input_raises_validation_error_naming_the_field(fields: dict[str, Any], field: str) -> None:

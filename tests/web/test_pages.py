@@ -28,7 +28,7 @@ from cronkeeper.store.records import AuditFilter
 from cronkeeper.store.schema import nodes, runs
 from cronkeeper.testing import sql_engine
 from cronkeeper.triggers import CronTrigger
-from cronkeeper.web.pages import live
+from cronkeeper.web.pages import live, timeline
 from tests.web.conftest import START
 
 XSS_NAME = "<script>alert(1)</script>"
@@ -1344,6 +1344,38 @@ def test_the_timeline_keeps_long_runs_filters_in_the_query_and_draws_no_fires_of
     assert "fire-ahead" not in page.split(">busy</text>")[1].split(">long</text>")[0]  # paused: no fires
     only_long = viewer_client.get("/timeline?window=1h&job=lon").text
     assert "More than 3000 runs" not in only_long and '<rect class="bar-active"' in only_long
+
+
+def test_at_the_cap_no_lane_is_drawn_for_a_job_whose_runs_are_left_out(
+    viewer_client: TestClient, scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lanes are chosen from counts of the capped scan, the runs read from the same scan: a job whose
+    only run is just past the cap has no lane, and the page says runs were left out."""
+    monkeypatch.setattr(timeline, "MAX_RUNS", 3)
+    add_job(scheduler, "newer", every="10m")
+    add_job(scheduler, "older", every="10m")
+    with sql_engine(scheduler).begin() as conn:
+        conn.execute(
+            insert(runs),
+            [
+                {
+                    "job_id": job_id,
+                    "scheduled_for": START - ago,
+                    "trigger_source": "schedule",
+                    "status": "succeeded",
+                    "due_at": START - ago,
+                    "queued_at": START - ago,
+                    "started_at": START - ago,
+                    "finished_at": START - ago + timedelta(seconds=30),
+                }
+                for job_id, ago in [("newer", timedelta(minutes=m)) for m in (1, 2, 3)]
+                + [("older", timedelta(minutes=40))]
+            ],
+        )
+    page = viewer_client.get("/timeline?window=1h").text
+    assert re.findall(r'<text class="lane"[^>]*>([^<]+)</text>', page) == ["newer"]
+    assert page.count('<rect class="bar-succeeded"') == 3
+    assert "More than 3 runs in this window" in page
 
 
 def test_upcoming_shows_at_most_ten_fires_of_a_job(viewer_client: TestClient, scheduler: Scheduler) -> None:

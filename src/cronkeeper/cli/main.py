@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -76,7 +77,13 @@ cli.add_command(exec_command)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: domain errors become one line on standard error and an exit status."""
-    sys.exit(run(cli.main, argv))
+    status = run(cli.main, argv)
+    if status == EXIT_INTERRUPTED:
+        # Die of the signal rather than exit with its number: a shell running a loop of commands stops
+        # the loop only when the command itself was killed by Ctrl-C.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    sys.exit(status)
 
 
 def run(command: Callable[..., Any], argv: list[str] | None) -> int:
@@ -84,9 +91,8 @@ def run(command: Callable[..., Any], argv: list[str] | None) -> int:
         # Without standalone mode, click returns the status of a `raise click.exceptions.Exit(n)`.
         status = command(args=argv, prog_name="cronkeeper", standalone_mode=False)
     except click.exceptions.Abort as exc:
-        if isinstance(
-            exc.__cause__, KeyboardInterrupt
-        ):  # Ctrl-C: the status a shell gives an interrupted command
+        # Ctrl-C, while a command runs (click raises Abort from it) or at a prompt (Abort from None).
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
             return EXIT_INTERRUPTED
         click.echo("aborted", err=True)
         return 1

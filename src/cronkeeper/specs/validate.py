@@ -236,9 +236,14 @@ def _environment(env: Any) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in env.items()
     ):
         raise ValidationError("env", "must be a table of string values")
-    for name in env:
-        if not name or "=" in name:  # the operating system would refuse it when the job runs
+    # What the operating system would refuse when the job runs is refused now.
+    for name, value in env.items():
+        if not name or "=" in name:
             raise ValidationError("env", f"{name!r} is not a variable name (one is non-empty, without '=')")
+        if len(name.encode()) + len(value.encode()) + 2 > MAX_ENV_ENTRY:
+            raise ValidationError(
+                "env", f"{name}: a variable holds at most {MAX_ENV_ENTRY - 2} bytes, name included"
+            )
     return dict(env)
 
 
@@ -411,6 +416,8 @@ MAX_LONG_RUNNING_FACTOR = 1000
 TEXT_LIMITS = {"name": 200, "description": 4000}
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
+# Linux refuses to start a program with an environment string ("NAME=value" and its NUL) of 128 KiB or more.
+MAX_ENV_ENTRY = 128 * 1024
 
 
 def _storable(key: str, value: str) -> str:
@@ -458,9 +465,12 @@ def tags_of(value: Any) -> tuple[str, ...]:
     for tag in value:
         if len(tag) > MAX_TAG_LENGTH:
             raise ValidationError("tags", f"each tag must be at most {MAX_TAG_LENGTH} characters")
-        # Tags are written "a, b" in forms and the CLI: one that could not come back from there is refused.
-        if not tag or tag != tag.strip() or "," in tag:
-            raise ValidationError("tags", f"{tag!r} is not a tag (one has no comma and no surrounding space)")
+        # Tags are written "a, b" in forms and the CLI, in one line: one that could not come back from there
+        # is refused (a browser drops line breaks from a text field).
+        if not tag or tag != tag.strip() or "," in tag or not tag.isprintable():
+            raise ValidationError(
+                "tags", f"{tag!r} is not a tag (one has no comma, line break or surrounding space)"
+            )
         _storable("tags", tag)
     return tuple(value)
 

@@ -167,10 +167,11 @@ class SqlDashboardView(DashboardView):
             for (job_id,) in conn.execute(_older_active(window, runs.c.job_id)):
                 counts[job_id] = counts.get(job_id, 0) + 1
             room = max(window.limit - sum(counts.values()), 0)
-            scan = _newest_overlapping(window, room + 1).subquery()
+            scan = _newest_overlapping(window, room).subquery()
             for job_id, found in conn.execute(select(scan.c.job_id, func.count()).group_by(scan.c.job_id)):
                 counts[job_id] = counts.get(job_id, 0) + int(found)
-        return counts, sum(counts.values()) > window.limit
+            more = conn.execute(_newest_overlapping(window, 1).offset(room)).first() is not None
+        return counts, more
 
     def runs_in_window(self, window: RunWindow, job_ids: Collection[str]) -> list[SpanRun]:
         """The capped scan again, with only the rows of ``job_ids`` leaving the database: converting the
@@ -253,7 +254,9 @@ def _newest_overlapping(window: RunWindow, limit: int, *columns: Any) -> Select[
             runs.c.scheduled_for < window.until,
             or_(runs.c.scheduled_for >= since, runs.c.finished_at.is_(None), runs.c.finished_at >= since),
         )
-        .order_by(runs.c.scheduled_for.desc())
+        # The id breaks ties (many jobs fire on the same minute), so that both reads of the scan stop at
+        # the same run.
+        .order_by(runs.c.scheduled_for.desc(), runs.c.id.desc())
         .limit(limit)
     )
     return _job_contains(query, window)
