@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 from apscheduler.events import (  # type: ignore[import-untyped, unused-ignore]
     EVENT_JOB_ERROR,
     EVENT_JOB_EXECUTED,
@@ -52,7 +53,16 @@ from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, create_en
 
 from bench.failures import BenchFailure
 
-__all__ = ["BulkResult", "FireResult", "bulk_add", "fire_every_second", "fires_per_second", "main"]
+__all__ = [
+    "BulkResult",
+    "FireResult",
+    "bulk_add",
+    "burst",
+    "fire_every_second",
+    "fires_per_second",
+    "main",
+    "spread_every_second",
+]
 
 #: Same worker count as cronkeeper's default pool, so neither side wins by having more threads.
 WORKER_THREADS = 20
@@ -122,6 +132,8 @@ class BulkResult:
     #: From building a new engine and scheduler on the same file to ``get_jobs()`` answering.
     restart_ready_seconds: float
     restart_jobs_loaded: int
+    #: Resident memory of the whole process while it idles with every job loaded.
+    idle_rss_mb: float
 
 
 def _probe() -> float:
@@ -278,7 +290,7 @@ def _fire_result(
     )
 
 
-def _run_interval_jobs(jobs: int, interval: float, seconds: float) -> FireResult:
+def _run_interval_jobs(jobs: int, interval: float, seconds: float, *, spread: bool = False) -> FireResult:
     """Shared body of the fire scenarios: ``jobs`` interval jobs with one common anchor, for ``seconds``.
 
     Jobs are added to the stopped scheduler and persisted by ``start()`` (one insert+commit each), which
@@ -296,10 +308,11 @@ def _run_interval_jobs(jobs: int, interval: float, seconds: float) -> FireResult
         scheduler.add_listener(recorder.on_loss, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         anchor = float(math.ceil(time.time() + _LEAD_SECONDS + jobs * _SETUP_SECONDS_PER_JOB))
         start = datetime.fromtimestamp(anchor, UTC)
-        end = start + timedelta(seconds=(fires_per_job - 0.5) * interval)
-        trigger = IntervalTrigger(seconds=interval, start_date=start, end_date=end, timezone=UTC)
         try:
             for i in range(jobs):
+                first = start + timedelta(seconds=i * interval / jobs if spread else 0.0)
+                end = first + timedelta(seconds=(fires_per_job - 0.5) * interval)
+                trigger = IntervalTrigger(seconds=interval, start_date=first, end_date=end, timezone=UTC)
                 scheduler.add_job(_probe, trigger, id=f"fire-{i}")
             scheduler.start()
             if time.time() > anchor - 0.5:
@@ -326,6 +339,16 @@ def fire_every_second(jobs: int = 1000, seconds: float = 30) -> FireResult:
     and re-persist every job, and the listener must write one history row per run.
     """
     return _run_interval_jobs(jobs, 1.0, seconds)
+
+
+def spread_every_second(jobs: int = 1000, seconds: float = 30) -> FireResult:
+    """``jobs`` interval jobs firing every second, each at its own offset in the second."""
+    return _run_interval_jobs(jobs, 1.0, seconds, spread=True)
+
+
+def burst(jobs: int = 10_000) -> FireResult:
+    """``jobs`` jobs due once, all on the same instant."""
+    return _run_interval_jobs(jobs, 1.0, 1.0)
 
 
 def fires_per_second(rate: int = 10_000, seconds: float = 10, interval: float = 1.0) -> FireResult:
@@ -394,6 +417,7 @@ def bulk_add(jobs: int = 100_000, time_budget: float | None = 60.0, idle_window:
             cpu_start, wall_start = time.process_time(), time.perf_counter()
             time.sleep(idle_window)
             idle = 100.0 * (time.process_time() - cpu_start) / (time.perf_counter() - wall_start)
+            idle_rss = psutil.Process().memory_info().rss / 2**20
         finally:
             _stop(scheduler)
             engine.dispose()
@@ -408,6 +432,7 @@ def bulk_add(jobs: int = 100_000, time_budget: float | None = 60.0, idle_window:
         idle_cpu_percent=idle,
         restart_ready_seconds=ready,
         restart_jobs_loaded=loaded,
+        idle_rss_mb=idle_rss,
     )
 
 

@@ -1,9 +1,11 @@
 """Run a benchmark scenario on cronkeeper and on APScheduler 3 in one invocation and print both, with ratios.
 
-    python -m bench.compare fire-every-second      # 1,000 jobs every second for 30 s
-    python -m bench.compare fires-per-second       # 10,000 fires per second for 10 s
-    python -m bench.compare bulk-add               # 100,000 jobs due tomorrow
-    python -m bench.compare all [--small]          # all three (--small: a quick check with small sizes)
+    python -m bench.compare fires-per-second       # 10,000 jobs every second for 30 s; also 2 serve
+    python -m bench.compare fire-every-second      # 1,000 jobs every second, all due on the same instant
+    python -m bench.compare spread-every-second    # 1,000 jobs every second, each at its own offset
+    python -m bench.compare burst                  # 10,000 jobs due on the same instant, once
+    python -m bench.compare bulk-add               # 100,000 jobs due tomorrow: add, idle, restart
+    python -m bench.compare all [--small]          # all of them (--small: a quick check with small sizes)
     python -m bench.compare SCENARIO --repeat 5    # runs of each side (3 by default): median and range
 
 A run in which a process the bench started died or executed nothing stops the bench with an error: its
@@ -26,13 +28,15 @@ from typing import Any
 
 import psutil
 
-from bench import apscheduler3, cronkeeper_side
+from bench import apscheduler3, cronkeeper_side, sqlite_limit
 from bench.failures import BenchFailure
 
 # (scenario, full sizes, small sizes)
 SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "fires-per-second": ({"rate": 10_000, "seconds": 30}, {"rate": 2000, "seconds": 3}),
     "fire-every-second": ({"jobs": 1000, "seconds": 30}, {"jobs": 200, "seconds": 5}),
-    "fires-per-second": ({"rate": 10_000, "seconds": 10}, {"rate": 2000, "seconds": 3}),
+    "spread-every-second": ({"jobs": 1000, "seconds": 30}, {"jobs": 200, "seconds": 5}),
+    "burst": ({"jobs": 10_000}, {"jobs": 2000}),
     "bulk-add": ({"jobs": 100_000, "idle_window": 30.0}, {"jobs": 5000}),
 }
 
@@ -52,6 +56,7 @@ LOWER_IS_BETTER = {
     "idle_cpu_percent",
     "restart_ready_seconds",
     "missed_fires",
+    "idle_rss_mb",
 }
 
 
@@ -93,6 +98,18 @@ def run(name: str, small: bool, repeat: int) -> None:
             f"{key:24} {_spread(ours, key):>24} {_spread(theirs, key):>24} {_ratio(key, mine, other):>8} "
             f"{_spread(extra, key) if extra else '':>24}"
         )
+    if "rate" in sizes:
+        _against_sqlite(sizes, ours, extra)
+
+
+def _against_sqlite(sizes: dict[str, Any], ours: list[dict[str, Any]], extra: list[dict[str, Any]]) -> None:
+    """The physical limit of the scenario, measured in the same run: SQLite's own rate for the same rows."""
+    limit = sqlite_limit.runs_per_second()
+    print(f"SQLite alone inserts and finishes {limit:,.0f} runs/s in batches of 500 (bench.sqlite_limit);")
+    for label, runs in (("one process", ours), ("two processes", extra)):
+        if runs:
+            rate = statistics.median(run["executed_fires"] for run in runs) / sizes["seconds"]
+            print(f"  cronkeeper, {label}: {rate:,.0f} executed fires/s, {100 * rate / limit:.1f} % of it")
 
 
 def _brief(figures: dict[str, Any]) -> str:

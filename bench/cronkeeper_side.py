@@ -79,21 +79,21 @@ def _finished_runs(scheduler: Scheduler) -> int:
         )
 
 
-def _run_interval_jobs(jobs: int, interval: float, seconds: float) -> FireResult:
+def _run_interval_jobs(jobs: int, interval: float, seconds: float, *, spread: bool = False) -> FireResult:
+    """``jobs`` jobs every ``interval`` for ``seconds``: all on one instant, or each ``interval / jobs``
+    after the one before when ``spread``."""
     fires_per_job = max(1, round(seconds / interval))
     expected = jobs * fires_per_job
     with tempfile.TemporaryDirectory(prefix="ck-bench-") as tmp:
         scheduler = Scheduler(f"sqlite:///{Path(tmp) / 'ck.db'}", settings=_settings())
         anchor = float(math.ceil(time.time() + _LEAD_SECONDS + jobs * 0.0001))
-        start = datetime.fromtimestamp(anchor, UTC)
-        end = start + timedelta(seconds=(fires_per_job - 0.5) * interval)
         scheduler.add_jobs(
             {
                 "id": f"fire-{i}",
                 "call": "bench.cronkeeper_side:probe",
                 "every": interval,
-                "start": start.isoformat(),
-                "end": end.isoformat(),
+                "start": _instant(anchor + (offset := i * interval / jobs if spread else 0.0)),
+                "end": _instant(anchor + offset + (fires_per_job - 0.5) * interval),
                 "misfire_grace": 1,
                 "catchup": "skip",
             }
@@ -151,9 +151,23 @@ def _fire_result(
     )
 
 
+def _instant(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
 def fire_every_second(jobs: int = 1000, seconds: float = 30) -> FireResult:
     """``jobs`` interval jobs firing every second, all anchored at the same instant."""
     return _run_interval_jobs(jobs, 1.0, seconds)
+
+
+def spread_every_second(jobs: int = 1000, seconds: float = 30) -> FireResult:
+    """``jobs`` interval jobs firing every second, each at its own offset in the second."""
+    return _run_interval_jobs(jobs, 1.0, seconds, spread=True)
+
+
+def burst(jobs: int = 10_000) -> FireResult:
+    """``jobs`` jobs due once, all in the same second (on the same instant)."""
+    return _run_interval_jobs(jobs, 1.0, 1.0)
 
 
 def fires_per_second(rate: int = 10_000, seconds: float = 10, interval: float = 1.0) -> FireResult:
@@ -188,6 +202,7 @@ def bulk_add(jobs: int = 100_000, idle_window: float = 10.0) -> BulkResult:
         cpu_before = sum(process.cpu_times()[:2])
         time.sleep(idle_window)
         idle = 100.0 * (sum(process.cpu_times()[:2]) - cpu_before) / idle_window
+        idle_rss = process.memory_info().rss / 2**20
         scheduler.close()
         began = time.perf_counter()
         restarted = Scheduler(url, settings=_settings())
@@ -206,6 +221,7 @@ def bulk_add(jobs: int = 100_000, idle_window: float = 10.0) -> BulkResult:
         idle_cpu_percent=idle,
         restart_ready_seconds=ready,
         restart_jobs_loaded=loaded,
+        idle_rss_mb=idle_rss,
     )
 
 
