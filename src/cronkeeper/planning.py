@@ -48,7 +48,12 @@ def next_due(
     spec: JobSpec, after: datetime, rng: random.Random | None = None
 ) -> tuple[datetime | None, datetime | None]:
     """The next nominal fire strictly after ``after`` and the instant it is due (the fire plus jitter)."""
-    fire = spec.trigger.next_after(after)
+    return _due(spec, spec.trigger.next_after(after), rng)
+
+
+def _due(
+    spec: JobSpec, fire: datetime | None, rng: random.Random | None
+) -> tuple[datetime | None, datetime | None]:
     if fire is None:
         return None, None
     if not spec.jitter:
@@ -61,33 +66,38 @@ def plan_fires(
     spec: JobSpec, first_fire: datetime, now: datetime, active: int, rng: random.Random | None = None
 ) -> FirePlan:
     """Decide the runs for every fire from ``first_fire`` up to ``now`` of a job with ``active`` live runs."""
-    fires, unlisted = _due_fires(spec, first_fire, now)
+    fires, unlisted, following = _due_fires(spec, first_fire, now)
     chosen, missed = _apply_catchup(spec, fires, now)
     runs = _apply_overlap(spec, chosen, active)
     if missed or unlisted != 0:
         runs.insert(0, _missed_record(spec, missed, unlisted))
-    after = fires[-1] if unlisted == 0 else now
-    next_fire_at, next_due_at = next_due(spec, after, rng)
+    if following is not None:  # the listing stopped at the next fire: no need to look for it again
+        next_fire_at, next_due_at = _due(spec, following[0], rng)
+    else:
+        next_fire_at, next_due_at = next_due(spec, fires[-1] if unlisted == 0 else now, rng)
     replace = (
         spec.overlap is Overlap.REPLACE and active > 0 and any(run.status is RunStatus.QUEUED for run in runs)
     )
     return FirePlan(runs, next_fire_at, next_due_at, replace)
 
 
-def _due_fires(spec: JobSpec, first_fire: datetime, now: datetime) -> tuple[list[datetime], int | None]:
-    """Fires due by ``now``, oldest first, and how many between them were left out of the list (None: more
-    than that were, uncounted).
+def _due_fires(
+    spec: JobSpec, first_fire: datetime, now: datetime
+) -> tuple[list[datetime], int | None, tuple[datetime | None] | None]:
+    """Fires due by ``now``, oldest first, how many between them were left out of the list (None: more
+    than that were, uncounted), and, when every fire up to ``now`` is listed, the fire after them (in a
+    tuple: it may be None, the schedule over).
 
     Past the limit the list is the first fires then the newest ones: the summary still starts where the outage
     did, and what is recent (the fire within the grace, the newest to catch up) is still decided on.
     """
-    head, complete = _fires_until(spec.trigger, first_fire, now, ENUMERATION_LIMIT)
+    head, complete, following = _fires_until(spec.trigger, first_fire, now, ENUMERATION_LIMIT)
     if complete:
-        return head, 0
+        return head, 0, (following,)
     tail, left_out = _newest_fires(spec.trigger, head, now)
     if left_out is None and tail:
         left_out = _fires_between(spec.trigger, head[-1], tail[0])
-    return head + tail, left_out
+    return head + tail, left_out, None
 
 
 def _fires_between(trigger: Trigger, first: datetime, last: datetime) -> int | None:
@@ -99,15 +109,16 @@ def _fires_between(trigger: Trigger, first: datetime, last: datetime) -> int | N
 
 def _fires_until(
     trigger: Trigger, fire: datetime | None, now: datetime, limit: int
-) -> tuple[list[datetime], bool]:
-    """Up to ``limit`` fires from ``fire`` on, up to ``now``; False when more were left."""
+) -> tuple[list[datetime], bool, datetime | None]:
+    """Up to ``limit`` fires from ``fire`` on, up to ``now``; False when more were left; and the fire the
+    listing stopped at (the first after ``now`` when it is complete)."""
     fires: list[datetime] = []
     while fire is not None and fire <= now:
         if len(fires) == limit:
-            return fires, False
+            return fires, False, fire
         fires.append(fire)
         fire = trigger.next_after(fire)
-    return fires, True
+    return fires, True, fire
 
 
 def _newest_fires(trigger: Trigger, head: list[datetime], now: datetime) -> tuple[list[datetime], int | None]:
@@ -125,7 +136,7 @@ def _newest_fires(trigger: Trigger, head: list[datetime], now: datetime) -> tupl
     start = now
     for _ in range(TAIL_PROBES):
         start = max(now - span, head[-1])
-        fires, complete = _fires_until(trigger, trigger.next_after(start), now, ENUMERATION_LIMIT)
+        fires, complete, _ = _fires_until(trigger, trigger.next_after(start), now, ENUMERATION_LIMIT)
         if not complete:
             span /= 3
             continue

@@ -89,6 +89,12 @@ class SchedulerLoop:
         self._next_heartbeat_at: datetime | None = None
         self._next_due_at: datetime | None = None
         self._claim_again = False
+        # When the last claim that took everything then due within the look-ahead ran (see _claim_at).
+        self._claimed_at: datetime | None = None
+        # Until when a pass woken only to start runs claimed ahead need not look at the database, and
+        # whether something (an edit through this process) asked it to look sooner.
+        self._look_at: datetime | None = None
+        self._asked_to_look = False
         # When the output of running runs is next written (time.monotonic()), and whether the last
         # write due was put off.
         self._next_progress_at = 0.0
@@ -128,6 +134,7 @@ class SchedulerLoop:
 
     def wake(self) -> None:
         """Look at the database again now (a job was added, changed or triggered)."""
+        self._asked_to_look = True
         self._wake.set()
 
     def stop(self, *, wait: bool = True, timeout: float | None = 30.0) -> None:
@@ -247,7 +254,7 @@ class SchedulerLoop:
         if due is not None:
             # Wake to claim ahead of time; a job still unclaimed inside the window was held back by its
             # overlap policy, and is looked at again when it is due.
-            early = due - self.settings.lookahead
+            early = self._claim_at(due)
             candidates.append(((early if early > now else due) - now).total_seconds())
         pending = self.dispatcher.next_pending_at()
         if pending is not None:
@@ -263,13 +270,16 @@ class SchedulerLoop:
         held = self.dispatcher.take_due(self.clock.now())
         started = self.dispatcher.start(self._vetted(held)) if held else 0
         now = self.clock.now()
+        if held and self._only_starting(now):
+            return started
+        self._asked_to_look = False
         horizon = now + self.settings.lookahead
         self._next_due_at = self.store.next_due_at(instance_id=self.instance_id)
         claiming = (
             not stopping
             and not self._clock_too_far
             and self._next_due_at is not None
-            and self._next_due_at <= horizon
+            and (self._claim_again or self._claim_at(self._next_due_at) <= now)
         )
         # Writing outcomes and the heartbeat can wait a little: not while a burst of runs still waits for
         # workers or is about to be started, which they would only hold up.  Before a claim, outcomes are
@@ -284,6 +294,7 @@ class SchedulerLoop:
         if not claiming:
             # Nothing to claim: a read, not a write transaction, is all an idle poll costs.
             self._claim_again = False
+            self._note_next_look(now)
             return started
         claim = self.store.claim_due(
             now=now,
@@ -293,10 +304,46 @@ class SchedulerLoop:
             instance_id=self.instance_id,
         )
         self._claim_again = len(claim.to_start) + len(claim.recorded) >= self.settings.batch_size
+        self._claimed_at = now
         self._apply(claim)  # first: the claim is committed, its runs must not be dropped by a later error
         started += self.dispatcher.start_due(self.clock.now())
         self._next_due_at = self.store.next_due_at(instance_id=self.instance_id)
+        self._note_next_look(now)
         return started
+
+    def _only_starting(self, now: datetime) -> bool:
+        """Whether this pass, which started runs claimed ahead, has nothing else to do: no claim, write,
+        heartbeat or poll due yet, and no edit asked for a look.  Fires spread over the second wake the loop
+        hundreds of times a second; reading the database on each of those passes cost more than the runs."""
+        return (
+            not self._asked_to_look
+            and not self._claim_again
+            and self._look_at is not None
+            and now < self._look_at
+            and self.outcomes.waiting_for() <= MAX_WRITE_DELAY
+            and not (self.outcomes.has_live_output() and time.monotonic() >= self._next_progress_at)
+        )
+
+    def _note_next_look(self, now: datetime) -> None:
+        """When the next pass must look at the database whatever woke it: the next claim, heartbeat or
+        poll, the earliest."""
+        looks = [now + timedelta(seconds=self.settings.poll_interval)]
+        if self._next_due_at is not None:
+            looks.append(self._claim_at(self._next_due_at))
+        if self._next_heartbeat_at is not None:
+            looks.append(self._next_heartbeat_at)
+        self._look_at = min(looks)
+
+    def _claim_at(self, due: datetime) -> datetime:
+        """When to claim a fire due at ``due``: a look-ahead before it, but no sooner than half a look-ahead
+        after the last claim, unless it is due within a quarter of one.  Fires spread over the second (a
+        thousand jobs, each at its own offset) are then claimed a few times a second, in batches, instead
+        of one write transaction per fire, and each is still claimed well before it is due."""
+        lookahead = self.settings.lookahead
+        early = due - lookahead
+        if self._claimed_at is None:
+            return early
+        return min(max(early, self._claimed_at + lookahead / 8), due - lookahead / 4)
 
     def _vetted(self, held: list[StartOrder]) -> list[StartOrder]:
         """Runs claimed ahead of time, checked against their jobs as they are now that the runs are due

@@ -63,35 +63,46 @@ class BatchStatement:
         self.positional = bool(compiled.positional)
         names = list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
         self._names = names
-        self._getters: list[Callable[[Mapping[str, Any]], Any]] = []
-        for name in names:
+        # A row's values are picked in one C call (itemgetter), then the few that need it are converted and
+        # the literals of the statement (``status = 'queued'``, converted once) put in their places: per row
+        # that is a handful of Python calls instead of one per column, on a path every fire takes.
+        picked: list[str] = []
+        self._converters: list[tuple[int, Converter]] = []
+        self._constants: list[tuple[int, Any]] = []
+        for index, name in enumerate(names):
             bind = compiled.binds[name]
             convert = _converter(bind.type, dialect)
             if not bind.required:
-                # A literal in the statement (``status = 'queued'``) is a bind with a value: convert it once.
                 value = bind.effective_value if convert is None else convert(bind.effective_value)
-                self._getters.append(functools.partial(_constant, value))
-            elif convert is None:
-                self._getters.append(operator.itemgetter(name))
-            else:
-                self._getters.append(functools.partial(_converted, convert, name))
+                self._constants.append((index, value))
+                continue
+            if convert is not None:
+                self._converters.append((len(picked), convert))
+            picked.append(name)
+        self._pick: Callable[[Mapping[str, Any]], Any] = operator.itemgetter(*picked) if picked else _nothing
+        self._single = len(picked) == 1
 
-    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run the statement once per row; each row maps every bind name to its value."""
+    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Run the statement once per row; each row maps every bind name to its value.  Returns the rows
+        the statements changed in all, as the driver counts them (-1 where it cannot)."""
         if not rows:
-            return
-        getters = self._getters
+            return 0
+        pick, single, converters, constants = self._pick, self._single, self._converters, self._constants
+        values: list[list[Any]] = []
+        for row in rows:
+            picked = [pick(row)] if single else list(pick(row))
+            for index, convert in converters:
+                picked[index] = convert(picked[index])
+            for index, value in constants:
+                picked.insert(index, value)
+            values.append(picked)
         params: list[Any]
         if self.positional:
-            params = [tuple([get(row) for get in getters]) for row in rows]
+            params = [tuple(row) for row in values]
         else:
-            params = [dict(zip(self._names, [get(row) for get in getters], strict=True)) for row in rows]
-        conn.exec_driver_sql(self.sql, params)
+            params = [dict(zip(self._names, row, strict=True)) for row in values]
+        return int(conn.exec_driver_sql(self.sql, params).rowcount)
 
 
-def _constant(value: Any, _row: Mapping[str, Any]) -> Any:
-    return value
-
-
-def _converted(convert: Converter, name: str, row: Mapping[str, Any]) -> Any:
-    return convert(row[name])
+def _nothing(_row: Mapping[str, Any]) -> tuple[()]:
+    return ()

@@ -196,7 +196,8 @@ class Claimer:
         ids = self._allocate_run_ids(conn, len(inserts))
         for run_id, values in zip(ids, inserts, strict=True):
             values["id"] = run_id
-        self._insert_runs.execute(conn, inserts)
+        if self._insert_runs.execute(conn, inserts) == len(inserts):
+            return [(values["id"], values) for values in inserts]  # every row was written: nearly always
         written = set(conn.execute(select(runs.c.id).where(runs.c.id.in_(ids))).scalars())
         for values in inserts:
             if values["id"] not in written:

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, false, insert, or_, select, text, update
+from sqlalchemy import Connection, Select, bindparam, false, insert, or_, select, text, update
 
 from cronkeeper.incidents import BAD_STATUSES, IncidentState, NotifyPolicy, judge, resolve
 from cronkeeper.models import EXTERNAL, AlertKind, JobSpec, NotifyOptions, Run, RunStatus, TriggerSource
 from cronkeeper.specs.stored import spec_from_stored, stored_notify
 from cronkeeper.specs.validate import long_running_of
 from cronkeeper.store.rows import AnyRow, run_from_row
-from cronkeeper.store.schema import alerts, incidents, jobs, runs, settings
+from cronkeeper.store.schema import OPEN_INCIDENT_SQL, alerts, incidents, jobs, runs, settings
 
 # The ck_settings key holding the notification defaults of every job (a job's stored notify options).
 NOTIFY_DEFAULTS_KEY = "notify.defaults"
@@ -38,6 +38,8 @@ OUTPUT_TAIL = 2000
 INCIDENT_LOCKS = 0x636B  # "ck"
 # Overdue jobs (or long runs) judged per look: a look every heartbeat catches up with more.
 OVERDUE_BATCH = 200
+# Successes close incidents: how many open ones are read at once to see whether a batch of them closes any.
+_OPEN_SCAN = 1000
 # Missed fires of one job counted per look (a job silent for long, fires every second, is counted on).
 OVERDUE_FIRES = 100
 # Runs shorter than this are never "long": no threshold below it is applied, and no younger run is looked at.
@@ -90,8 +92,22 @@ def track_outcomes(conn: Connection, outcomes: Sequence[FinalOutcome], *, now: d
     if not judged:
         return 0
     bad = [o.job_id for o in judged if o.status in BAD_STATUSES]
-    current = _open_incidents(conn, sorted({o.job_id for o in judged}), may_open=bad)
+    job_ids = sorted({o.job_id for o in judged})
+    if not bad and not any(o.reports_every_run for o in judged) and not _any_open(conn, job_ids):
+        return 0  # successes only close incidents, and none of these jobs has one open: nearly always
+    current = _open_incidents(conn, job_ids, may_open=bad)
     return _track(conn, judged, current, now=now)
+
+
+def _any_open(conn: Connection, job_ids: list[str]) -> bool:
+    """Whether one of these jobs may have an open incident: read from the few open ones (the open
+    incidents' own index), rather than looked up job by job; True when too many are open to read."""
+    open_jobs = set(
+        conn.execute(
+            select(incidents.c.job_id).where(text(OPEN_INCIDENT_SQL)).limit(_OPEN_SCAN + 1)
+        ).scalars()
+    )
+    return len(open_jobs) > _OPEN_SCAN or not open_jobs.isdisjoint(job_ids)
 
 
 def _track(conn: Connection, judged: list[FinalOutcome], current: dict[str, _Open], *, now: datetime) -> int:
@@ -501,18 +517,20 @@ def _iso(instant: datetime | None) -> str | None:
     return None if instant is None else instant.isoformat()
 
 
+def _incident_row(job_id: str, incident: _Open) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "opened_at": incident.opened_at,
+        "first_run_id": incident.first_run_id,
+        "last_run_id": incident.last_run_id,
+        "failures": incident.state.failures,
+        "alerted": incident.state.alerted,
+        "overdue_for": incident.overdue_for,
+    }
+
+
 def _insert_incident(conn: Connection, job_id: str, incident: _Open) -> int:
-    result = conn.execute(
-        insert(incidents).values(
-            job_id=job_id,
-            opened_at=incident.opened_at,
-            first_run_id=incident.first_run_id,
-            last_run_id=incident.last_run_id,
-            failures=incident.state.failures,
-            alerted=incident.state.alerted,
-            overdue_for=incident.overdue_for,
-        )
-    )
+    result = conn.execute(insert(incidents).values(_incident_row(job_id, incident)))
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
@@ -527,21 +545,46 @@ def _close(conn: Connection, incident: _Open, run_id: int | None, now: datetime)
 
 
 def _save(conn: Connection, current: dict[str, _Open]) -> None:
-    for job_id, incident in current.items():
-        if not incident.changed:
-            continue
-        if incident.id is None:
-            incident.id = _insert_incident(conn, job_id, incident)
-            continue
+    """Write the incidents a batch opened or changed, in two statements whatever their number: a burst of
+    missed fires (an overloaded or restarted node) opens one per job, and a statement each made recording
+    them slower than the runs they are about."""
+    new = {
+        job_id: incident for job_id, incident in current.items() if incident.changed and incident.id is None
+    }
+    opened = [_incident_row(job_id, incident) for job_id, incident in new.items()]
+    changed = [
+        {
+            "iid": incident.id,
+            "failures": incident.state.failures,
+            "alerted": incident.state.alerted,
+            "last": incident.last_run_id,
+            "overdue": incident.overdue_for,
+        }
+        for incident in current.values()
+        if incident.changed and incident.id is not None
+    ]
+    if opened:
+        conn.execute(insert(incidents), opened)
+        # Their ids, for a later save in the same transaction (at most one incident per job is open).
+        for job_id, incident_id in conn.execute(
+            select(incidents.c.job_id, incidents.c.id).where(
+                incidents.c.job_id.in_(new), text(OPEN_INCIDENT_SQL)
+            )
+        ):
+            new[job_id].id = incident_id
+    for incident in current.values():
+        incident.changed = False
+    if changed:
         conn.execute(
             update(incidents)
-            .where(incidents.c.id == incident.id)
+            .where(incidents.c.id == bindparam("iid"))
             .values(
-                failures=incident.state.failures,
-                alerted=incident.state.alerted,
-                last_run_id=incident.last_run_id,
-                overdue_for=incident.overdue_for,
-            )
+                failures=bindparam("failures"),
+                alerted=bindparam("alerted"),
+                last_run_id=bindparam("last"),
+                overdue_for=bindparam("overdue"),
+            ),
+            changed,
         )
 
 

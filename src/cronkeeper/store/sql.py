@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Select,
     and_,
     bindparam,
     delete,
@@ -239,7 +241,7 @@ class SqlJobStore(JobStore):
         if not job_ids:
             return {}
         with self._read() as conn:
-            rows = conn.execute(select(jobs.c.id, jobs.c.version).where(jobs.c.id.in_(list(job_ids))))
+            rows = conn.execute(_JOB_VERSIONS, {"ids": list(job_ids)})
             return {row.id: row.version for row in rows}
 
     def find_job(self, job_id: str) -> Job | None:
@@ -340,22 +342,10 @@ class SqlJobStore(JobStore):
         return written
 
     def next_due_at(self, *, instance_id: str | None = None) -> datetime | None:
+        job_query, run_query = _next_due_queries(instance_id)
         with self._read() as conn:
-            # In index order, passing over jobs only another scheduler object can run.
-            job_due = conn.execute(
-                select(jobs.c.next_due_at)
-                .where(jobs.c.next_due_at.is_not(None), job_runs_here(instance_id))
-                .order_by(jobs.c.next_due_at)
-                .limit(1)
-            ).scalar()
-            run_due = conn.execute(
-                select(func.min(runs.c.due_at)).where(
-                    runs.c.status == RunStatus.QUEUED.value,
-                    runs.c.owner.is_(None),
-                    ~run_of_job_elsewhere(instance_id),
-                    ~WAITING_ITS_TURN,
-                )
-            ).scalar()
+            job_due = conn.execute(job_query).scalar()
+            run_due = conn.execute(run_query).scalar()
         candidates = [instant for instant in (job_due, run_due) if instant is not None]
         return min(candidates, default=None)
 
@@ -609,6 +599,30 @@ class SqlJobStore(JobStore):
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@functools.lru_cache(maxsize=64)
+def _next_due_queries(instance_id: str | None) -> tuple[Select[Any], Select[Any]]:
+    """The loop's two questions at every pass, built once per scheduler object: the earliest due job, in
+    index order, passing over jobs only another scheduler object can run; the earliest queued run."""
+    job_due = (
+        select(jobs.c.next_due_at)
+        .where(jobs.c.next_due_at.is_not(None), job_runs_here(instance_id))
+        .order_by(jobs.c.next_due_at)
+        .limit(1)
+    )
+    run_due = select(func.min(runs.c.due_at)).where(
+        runs.c.status == RunStatus.QUEUED.value,
+        runs.c.owner.is_(None),
+        ~run_of_job_elsewhere(instance_id),
+        ~WAITING_ITS_TURN,
+    )
+    return job_due, run_due
+
+
+# Asked before every start of runs claimed ahead: built once, so that SQLAlchemy does not build and key the
+# statement again each time (that cost more than the query).
+_JOB_VERSIONS = select(jobs.c.id, jobs.c.version).where(jobs.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def _version_matches(job_id: str, expected_version: int | None) -> ColumnElement[bool]:
