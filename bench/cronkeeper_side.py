@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 from sqlalchemy import func, select
 
-from bench.apscheduler3 import ON_TIME_SECONDS, WORKER_THREADS, BulkResult, FireResult, _percentile
+from bench.apscheduler3 import ON_TIME_SECONDS, WORKER_THREADS, BulkResult, FireResult, _iso, _percentile
 from bench.failures import BenchFailure
 from cronkeeper import RunStatus, Scheduler
 from cronkeeper.settings import SchedulerSettings
@@ -95,8 +95,8 @@ def _run_interval_jobs(jobs: int, interval: float, seconds: float, *, spread: bo
                 "id": f"fire-{i}",
                 "call": "bench.cronkeeper_side:probe",
                 "every": interval,
-                "start": _instant(anchor + (offset := i * interval / jobs if spread else 0.0)),
-                "end": _instant(anchor + offset + (fires_per_job - 0.5) * interval),
+                "start": _iso(anchor + (offset := i * interval / jobs if spread else 0.0)),
+                "end": _iso(anchor + offset + (fires_per_job - 0.5) * interval),
                 "misfire_grace": 1,
                 "catchup": "skip",
             }
@@ -152,10 +152,6 @@ def _fire_result(
         cpu_us_per_fire=1e6 * cpu / executed if executed else math.nan,
         history_rows=len(rows),
     )
-
-
-def _instant(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat()
 
 
 def fire_every_second(jobs: int = 1000, seconds: float = 30) -> FireResult:

@@ -89,7 +89,7 @@ class SchedulerLoop:
         self._next_heartbeat_at: datetime | None = None
         self._next_due_at: datetime | None = None
         self._claim_again = False
-        # When the last claim that took everything then due within the look-ahead ran (see _claim_at).
+        # When the last claim ran (see _claim_at).
         self._claimed_at: datetime | None = None
         # Until when a pass woken only to start runs claimed ahead need not look at the database, and
         # whether something (an edit through this process) asked it to look sooner.
@@ -335,10 +335,10 @@ class SchedulerLoop:
         self._look_at = min(looks)
 
     def _claim_at(self, due: datetime) -> datetime:
-        """When to claim a fire due at ``due``: a look-ahead before it, but no sooner than half a look-ahead
-        after the last claim, unless it is due within a quarter of one.  Fires spread over the second (a
-        thousand jobs, each at its own offset) are then claimed a few times a second, in batches, instead
-        of one write transaction per fire, and each is still claimed well before it is due."""
+        """When to claim a fire due at ``due``: a look-ahead before it, but no sooner than an eighth of a
+        look-ahead after the last claim, unless it is due within a quarter of one.  Fires spread over the
+        second (a thousand jobs, each at its own offset) are then claimed several times a second, in
+        batches, instead of one write transaction per fire, and each is still claimed before it is due."""
         lookahead = self.settings.lookahead
         early = due - lookahead
         if self._claimed_at is None:

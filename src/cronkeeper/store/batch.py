@@ -88,19 +88,14 @@ class BatchStatement:
         if not rows:
             return 0
         pick, single, converters, constants = self._pick, self._single, self._converters, self._constants
-        values: list[list[Any]] = []
+        params: list[Any] = []
         for row in rows:
             picked = [pick(row)] if single else list(pick(row))
             for index, convert in converters:
                 picked[index] = convert(picked[index])
             for index, value in constants:
                 picked.insert(index, value)
-            values.append(picked)
-        params: list[Any]
-        if self.positional:
-            params = [tuple(row) for row in values]
-        else:
-            params = [dict(zip(self._names, row, strict=True)) for row in values]
+            params.append(tuple(picked) if self.positional else dict(zip(self._names, picked, strict=True)))
         return int(conn.exec_driver_sql(self.sql, params).rowcount)
 
 

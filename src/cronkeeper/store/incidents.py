@@ -545,7 +545,7 @@ def _close(conn: Connection, incident: _Open, run_id: int | None, now: datetime)
 
 
 def _save(conn: Connection, current: dict[str, _Open]) -> None:
-    """Write the incidents a batch opened or changed, in two statements whatever their number: a burst of
+    """Write the incidents a batch opened or changed, in three statements whatever their number: a burst of
     missed fires (an overloaded or restarted node) opens one per job, and a statement each made recording
     them slower than the runs they are about."""
     new = {
