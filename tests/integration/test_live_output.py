@@ -52,7 +52,9 @@ def poll(scheduler: Scheduler, run_id: int, until: Callable[[Run], bool], timeou
 
 
 def shows_first_or_ended(run: Run) -> bool:
-    return "first" in (run.output or "") or not run.status.is_active
+    """The whole first line: `print` writes the text and its line break apart, and a progress write may fall
+    between them, so "first" alone can show for a moment."""
+    return "first\n" in (run.output or "") or not run.status.is_active
 
 
 def ended(run: Run) -> bool:
