@@ -52,6 +52,7 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, create_engine, event, func, select
 
 from bench.failures import BenchFailure
+from bench.soak import Sampler, SoakResult, soak_result
 
 __all__ = [
     "BulkResult",
@@ -61,6 +62,7 @@ __all__ = [
     "fire_every_second",
     "fires_per_second",
     "main",
+    "soak",
     "spread_every_second",
 ]
 
@@ -258,10 +260,12 @@ def _count_history(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(_RUNS)).scalar_one())
 
 
-def _wait_for(recorder: _Recorder, expected: int, deadline: float) -> None:
+def _wait_for(recorder: _Recorder, expected: int, deadline: float, sampler: Sampler | None) -> None:
     """Sleep until every expected fire is accounted for or the deadline (a time.time() value) passes."""
     while recorder.accounted < expected and time.time() < deadline:
         time.sleep(0.05)
+        if sampler:
+            sampler.poll(lambda: recorder.accounted)
 
 
 def _fire_result(
@@ -290,7 +294,9 @@ def _fire_result(
     )
 
 
-def _run_interval_jobs(jobs: int, interval: float, seconds: float, *, spread: bool = False) -> FireResult:
+def _run_interval_jobs(
+    jobs: int, interval: float, seconds: float, *, spread: bool = False, sampler: Sampler | None = None
+) -> FireResult:
     """Shared body of the fire scenarios: ``jobs`` interval jobs with one common anchor, for ``seconds``.
 
     Jobs are added to the stopped scheduler and persisted by ``start()`` (one insert+commit each), which
@@ -321,7 +327,10 @@ def _run_interval_jobs(jobs: int, interval: float, seconds: float, *, spread: bo
                 )
             cpu_start = time.process_time()
             last_fire = anchor + (fires_per_job - 1) * interval
-            _wait_for(recorder, expected, last_fire + JOB_DEFAULTS["misfire_grace_time"] + _DRAIN_SECONDS)
+            if sampler:
+                sampler.began = anchor
+            deadline = last_fire + JOB_DEFAULTS["misfire_grace_time"] + _DRAIN_SECONDS
+            _wait_for(recorder, expected, deadline, sampler)
             cpu = time.process_time() - cpu_start
             _stop(scheduler)
             if not recorder.executed:
@@ -349,6 +358,12 @@ def spread_every_second(jobs: int = 1000, seconds: float = 30) -> FireResult:
 def burst(jobs: int = 10_000) -> FireResult:
     """``jobs`` jobs due once, all on the same instant."""
     return _run_interval_jobs(jobs, 1.0, 1.0)
+
+
+def soak(rate: int = 1000, seconds: float = 3600, window: float = 60) -> SoakResult:
+    """``rate`` jobs every second, each at its own offset, for ``seconds``; sampled every ``window``."""
+    sampler = Sampler(seconds, window)
+    return soak_result(sampler, _run_interval_jobs(rate, 1.0, seconds, spread=True, sampler=sampler))
 
 
 def fires_per_second(rate: int = 10_000, seconds: float = 10, interval: float = 1.0) -> FireResult:

@@ -5,7 +5,8 @@
     python -m bench.compare spread-every-second    # 1,000 jobs every second, each at its own offset
     python -m bench.compare burst                  # 10,000 jobs due on the same instant, once
     python -m bench.compare bulk-add               # 100,000 jobs due tomorrow: add, idle, restart
-    python -m bench.compare all [--small]          # all of them (--small: a quick check with small sizes)
+    python -m bench.compare soak                   # 1,000 jobs every second (own offsets) for an hour
+    python -m bench.compare all [--small]          # all but the soak (--small: a quick check, small sizes)
     python -m bench.compare SCENARIO --repeat 5    # runs of each side (3 by default): median and range
 
 A run in which a process the bench started died or executed nothing stops the bench with an error: its
@@ -38,7 +39,10 @@ SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "spread-every-second": ({"jobs": 1000, "seconds": 30}, {"jobs": 200, "seconds": 5}),
     "burst": ({"jobs": 10_000}, {"jobs": 2000}),
     "bulk-add": ({"jobs": 100_000, "idle_window": 30.0}, {"jobs": 5000}),
+    "soak": ({"rate": 1000, "seconds": 3600, "window": 60}, {"rate": 200, "seconds": 20, "window": 4}),
 }
+# Scenarios too long for ``all``: asked for by name.
+LONG = {"soak"}
 
 # Other ways to serve a scenario, shown beside the one-process figures.
 EXTRA: dict[str, tuple[str, Callable[..., Any]]] = {
@@ -57,7 +61,13 @@ LOWER_IS_BETTER = {
     "restart_ready_seconds",
     "missed_fires",
     "idle_rss_mb",
+    "rss_after_warm_up_mb",
+    "rss_at_end_mb",
+    "cpu_us_per_fire_first_window",
+    "cpu_us_per_fire_last_window",
 }
+# Figures that may be zero or negative, where a ratio means nothing: shown side by side only.
+NO_RATIO = {"rss_growth_mb", "cpu_per_fire_growth_percent"}
 
 
 def machine() -> str:
@@ -113,7 +123,15 @@ def _against_sqlite(sizes: dict[str, Any], ours: list[dict[str, Any]], extra: li
 
 
 def _brief(figures: dict[str, Any]) -> str:
-    shown = ("percent_executed", "percent_on_time", "lateness_p99_ms", "cpu_us_per_fire", "add_seconds")
+    shown = (
+        "percent_executed",
+        "percent_on_time",
+        "lateness_p99_ms",
+        "cpu_us_per_fire",
+        "add_seconds",
+        "rss_growth_mb",
+        "cpu_per_fire_growth_percent",
+    )
     return ", ".join(f"{key} {_fmt(figures[key])}" for key in shown if key in figures)
 
 
@@ -142,6 +160,8 @@ def _fmt(value: Any) -> str:
 def _ratio(key: str, ours: Any, theirs: Any) -> str:
     if not isinstance(ours, int | float) or not isinstance(theirs, int | float) or isinstance(ours, bool):
         return ""
+    if key in NO_RATIO:
+        return ""
     if key in LOWER_IS_BETTER:
         return f"{theirs / ours:.1f}x" if ours else ""
     return f"{ours / theirs:.2f}" if theirs else ""
@@ -157,7 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     try:
-        for name in SIZES if args.scenario == "all" else [args.scenario]:
+        chosen = [name for name in SIZES if name not in LONG] if args.scenario == "all" else [args.scenario]
+        for name in chosen:
             run(name, args.small, args.repeat)
     except BenchFailure as exc:
         print(f"\nBENCH FAILED, no figure of this run counts: {exc}", file=sys.stderr)

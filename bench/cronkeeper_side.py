@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 
 from bench.apscheduler3 import ON_TIME_SECONDS, WORKER_THREADS, BulkResult, FireResult, _iso, _percentile
 from bench.failures import BenchFailure
+from bench.soak import Sampler, SoakResult, soak_result
 from cronkeeper import RunStatus, Scheduler
 from cronkeeper.settings import SchedulerSettings
 from cronkeeper.store.schema import runs
@@ -82,9 +83,11 @@ def _finished_runs(scheduler: Scheduler) -> int:
     return int(highest) - int(active)
 
 
-def _run_interval_jobs(jobs: int, interval: float, seconds: float, *, spread: bool = False) -> FireResult:
+def _run_interval_jobs(
+    jobs: int, interval: float, seconds: float, *, spread: bool = False, sampler: Sampler | None = None
+) -> FireResult:
     """``jobs`` jobs every ``interval`` for ``seconds``: all on one instant, or each ``interval / jobs``
-    after the one before when ``spread``."""
+    after the one before when ``spread``; ``sampler`` is polled while the bench waits."""
     fires_per_job = max(1, round(seconds / interval))
     expected = jobs * fires_per_job
     with tempfile.TemporaryDirectory(prefix="ck-bench-") as tmp:
@@ -108,8 +111,12 @@ def _run_interval_jobs(jobs: int, interval: float, seconds: float, *, spread: bo
                 raise RuntimeError(f"set-up of {jobs} jobs overran the common start time")
             cpu_start = time.process_time()
             deadline = anchor + (fires_per_job - 1) * interval + 1 + _DRAIN_SECONDS
+            if sampler:
+                sampler.began = anchor
             while _finished_runs(scheduler) < expected and time.time() < deadline:
                 time.sleep(0.25)
+                if sampler:
+                    sampler.poll(lambda: _finished_runs(scheduler))
             cpu = time.process_time() - cpu_start
             scheduler.stop()
             result = _fire_result(scheduler, jobs, interval, seconds, expected, cpu)
@@ -167,6 +174,12 @@ def spread_every_second(jobs: int = 1000, seconds: float = 30) -> FireResult:
 def burst(jobs: int = 10_000) -> FireResult:
     """``jobs`` jobs due once, all in the same second (on the same instant)."""
     return _run_interval_jobs(jobs, 1.0, 1.0)
+
+
+def soak(rate: int = 1000, seconds: float = 3600, window: float = 60) -> SoakResult:
+    """``rate`` jobs every second, each at its own offset, for ``seconds``; sampled every ``window``."""
+    sampler = Sampler(seconds, window)
+    return soak_result(sampler, _run_interval_jobs(rate, 1.0, seconds, spread=True, sampler=sampler))
 
 
 def fires_per_second(rate: int = 10_000, seconds: float = 10, interval: float = 1.0) -> FireResult:
