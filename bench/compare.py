@@ -19,17 +19,18 @@ printed, not asserted: speed is measured here, never in the test suite.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Sequence
 from typing import Any
 
 import psutil
 
-from bench import apscheduler3, cronkeeper_side, sqlite_limit
+from bench import sqlite_limit
 from bench.failures import BenchFailure
 
 # (scenario, full sizes, small sizes)
@@ -44,9 +45,9 @@ SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 # Scenarios too long for ``all``: asked for by name.
 LONG = {"soak"}
 
-# Other ways to serve a scenario, shown beside the one-process figures.
-EXTRA: dict[str, tuple[str, Callable[..., Any]]] = {
-    "fires-per-second": ("cronkeeper, 2 processes", cronkeeper_side.fires_per_second_processes),
+# Other ways to serve a scenario, shown beside the one-process figures: (label, module, function).
+EXTRA: dict[str, tuple[str, str, str]] = {
+    "fires-per-second": ("cronkeeper, 2 processes", "cronkeeper_side", "fires_per_second_processes"),
 }
 
 # Figures where lower is better; the ratio printed is APScheduler / cronkeeper for these (how many times
@@ -63,8 +64,8 @@ LOWER_IS_BETTER = {
     "idle_rss_mb",
     "rss_after_warm_up_mb",
     "rss_at_end_mb",
-    "cpu_us_per_fire_first_window",
-    "cpu_us_per_fire_last_window",
+    "cpu_us_per_fire_first_windows",
+    "cpu_us_per_fire_last_windows",
 }
 # Figures that may be zero or negative, where a ratio means nothing: shown side by side only.
 NO_RATIO = {"rss_growth_mb", "cpu_per_fire_growth_percent"}
@@ -85,17 +86,15 @@ def run(name: str, small: bool, repeat: int) -> None:
     alike; each run's figures, then the median of each figure with its range."""
     full, quick = SIZES[name]
     sizes = quick if small else full
-    sides: list[tuple[str, Callable[..., Any]]] = [
-        ("cronkeeper", getattr(cronkeeper_side, name.replace("-", "_"))),
-        ("APScheduler 3", getattr(apscheduler3, name.replace("-", "_"))),
-    ]
+    function = name.replace("-", "_")
+    sides = [("cronkeeper", "cronkeeper_side", function), ("APScheduler 3", "apscheduler3", function)]
     if name in EXTRA:
         sides.append(EXTRA[name])
-    print(f"\n== {name} {sizes}, {repeat} run(s) of each")
-    results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in sides}
+    print(f"\n== {name} {sizes}, {repeat} run(s) of each, each in a process of its own")
+    results: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in sides}
     for number in range(1, repeat + 1):
-        for label, side in sides:
-            figures = asdict(side(**sizes))
+        for label, module, side in sides:
+            figures = _run_alone(module, side, sizes)
             results[label].append(figures)
             print(f"  run {number}, {label}: {_brief(figures)}", flush=True)
     ours, theirs = results["cronkeeper"], results["APScheduler 3"]
@@ -110,6 +109,21 @@ def run(name: str, small: bool, repeat: int) -> None:
         )
     if "rate" in sizes:
         _against_sqlite(sizes, ours, extra)
+
+
+def _run_alone(module: str, function: str, sizes: dict[str, Any]) -> dict[str, Any]:
+    """One run of one side in a new interpreter (bench.one says why); its figures, or BenchFailure."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.one", module, function, json.dumps(sizes)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        said = done.stderr.strip()[-2000:]
+        raise BenchFailure(f"{module}.{function} exited with {done.returncode}: {said}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
 
 
 def _against_sqlite(sizes: dict[str, Any], ours: list[dict[str, Any]], extra: list[dict[str, Any]]) -> None:

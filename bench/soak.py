@@ -1,9 +1,9 @@
 """The soak: a steady load for a long time, sampled each window, to see whether memory or CPU per fire grows.
 
 Both sides run the same load (``rate`` jobs every second, each at its own offset in the second) through their
-own firing scenario and hand a :class:`Sampler` to its wait loop.  The figures compare the first full window
-after warm-up with the last one: a scheduler that leaks, or whose work per fire grows with its history, shows
-it there.
+own firing scenario and hand a :class:`Sampler` to its wait loop.  The figures compare the first windows
+after warm-up with the last ones: a scheduler that leaks, or whose work per fire grows with its history,
+shows it there.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
+from statistics import median
 from typing import TYPE_CHECKING
 
 import psutil
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 #: The first window holds start-up (imports settling, caches filling, the first claims): growth is measured
 #: from the end of it.
 _WARM_WINDOWS = 1
+#: Windows whose median CPU per fire stands for the start of the soak, and as many for its end.
+_COMPARED_WINDOWS = 5
 
 
 @dataclass
@@ -61,22 +65,24 @@ class SoakResult:
     rss_after_warm_up_mb: float
     rss_at_end_mb: float
     rss_growth_mb: float
-    #: CPU per fire accounted for in the first window after warm-up, and in the last window.
-    cpu_us_per_fire_first_window: float
-    cpu_us_per_fire_last_window: float
+    #: CPU per fire accounted for: median of the first windows after warm-up, and of the last windows.
+    cpu_us_per_fire_first_windows: float
+    cpu_us_per_fire_last_windows: float
     cpu_per_fire_growth_percent: float
     #: RSS at each window boundary, in MB: the shape of the curve, not just its ends.
     rss_mb_by_window: str
 
 
 def soak_result(sampler: Sampler, fire: FireResult) -> SoakResult:
-    """Combine the scenario's own figures (a ``FireResult``) with the samples; a soak whose samples do not
-    cover the warm-up, a first and a last window cannot say anything and fails the bench."""
+    """Combine the scenario's own figures (a ``FireResult``) with the samples.  CPU per fire at the start
+    and at the end is the median over ``_COMPARED_WINDOWS`` windows, so that one window disturbed by
+    something else on the machine does not decide the figure; a soak too short for that fails the bench."""
     samples = sampler.samples
-    if len(samples) < _WARM_WINDOWS + 3:
-        raise BenchFailure(f"the soak took {len(samples)} samples; it needs at least {_WARM_WINDOWS + 3}")
-    first = _cpu_per_fire(samples[_WARM_WINDOWS], samples[_WARM_WINDOWS + 1])
-    last = _cpu_per_fire(samples[-2], samples[-1])
+    compared = min(_COMPARED_WINDOWS, (len(samples) - 1 - _WARM_WINDOWS) // 2)
+    if compared < 1:
+        raise BenchFailure(f"the soak took {len(samples)} samples: too few to compare its start and its end")
+    per_window = [_cpu_per_fire(start, end) for start, end in pairwise(samples[_WARM_WINDOWS:])]
+    first, last = median(per_window[:compared]), median(per_window[-compared:])
     warm_rss, end_rss = samples[_WARM_WINDOWS][0], samples[-1][0]
     figures = {name: getattr(fire, name) for name in SoakResult.__slots__ if hasattr(fire, name)}
     return SoakResult(
@@ -85,8 +91,8 @@ def soak_result(sampler: Sampler, fire: FireResult) -> SoakResult:
         rss_after_warm_up_mb=warm_rss,
         rss_at_end_mb=end_rss,
         rss_growth_mb=end_rss - warm_rss,
-        cpu_us_per_fire_first_window=first,
-        cpu_us_per_fire_last_window=last,
+        cpu_us_per_fire_first_windows=first,
+        cpu_us_per_fire_last_windows=last,
         cpu_per_fire_growth_percent=100.0 * (last - first) / first,
         rss_mb_by_window=" ".join(f"{rss:.0f}" for rss, _, _ in samples),
     )
