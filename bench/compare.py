@@ -5,6 +5,7 @@
     python -m bench.compare spread-every-second    # 1,000 jobs every second, each at its own offset
     python -m bench.compare burst                  # 10,000 jobs due on the same instant, once
     python -m bench.compare bulk-add               # 100,000 jobs due tomorrow: add, idle, restart
+    python -m bench.compare postgres-nodes         # highest rate 3 nodes on PostgreSQL hold, and 1 node
     python -m bench.compare soak                   # 1,000 jobs every second (own offsets) for an hour
     python -m bench.compare all [--small]          # all but the soak (--small: a quick check, small sizes)
     python -m bench.compare SCENARIO --repeat 5    # runs of each side (3 by default): median and range
@@ -40,6 +41,10 @@ SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "spread-every-second": ({"jobs": 1000, "seconds": 30}, {"jobs": 200, "seconds": 5}),
     "burst": ({"jobs": 10_000}, {"jobs": 2000}),
     "bulk-add": ({"jobs": 100_000, "idle_window": 30.0}, {"jobs": 5000}),
+    "postgres-nodes": (
+        {"nodes": 3, "seconds": 15},
+        {"nodes": 3, "seconds": 5, "start_rate": 500, "top_rate": 1000},
+    ),
     "soak": ({"rate": 1000, "seconds": 3600, "window": 60}, {"rate": 200, "seconds": 20, "window": 4}),
 }
 # Scenarios too long for ``all``: asked for by name.
@@ -48,6 +53,7 @@ LONG = {"soak"}
 # Other ways to serve a scenario, shown beside the one-process figures: (label, module, function).
 EXTRA: dict[str, tuple[str, str, str]] = {
     "fires-per-second": ("cronkeeper, 2 processes", "cronkeeper_side", "fires_per_second_processes"),
+    "postgres-nodes": ("cronkeeper, 1 node", "cronkeeper_side", "postgres_one_node"),
 }
 
 # Figures where lower is better; the ratio printed is APScheduler / cronkeeper for these (how many times
@@ -64,11 +70,13 @@ LOWER_IS_BETTER = {
     "idle_rss_mb",
     "rss_after_warm_up_mb",
     "rss_at_end_mb",
+    "lateness_p99_ms_at_sustained",
+    "cpu_us_per_fire_at_sustained",
     "cpu_us_per_fire_first_windows",
     "cpu_us_per_fire_last_windows",
 }
 # Figures that may be zero or negative, where a ratio means nothing: shown side by side only.
-NO_RATIO = {"rss_growth_mb", "cpu_per_fire_growth_percent"}
+NO_RATIO = {"rss_growth_mb", "cpu_per_fire_growth_percent", "first_failing_rate"}
 
 
 def machine() -> str:
@@ -109,6 +117,9 @@ def run(name: str, small: bool, repeat: int) -> None:
         )
     if "rate" in sizes:
         _against_sqlite(sizes, ours, extra)
+    if name == "postgres-nodes":
+        several, one = (_median(runs, "sustained_fires_per_second") for runs in (ours, extra))
+        print(f"{sizes['nodes']} nodes sustain {several / one:.2f} times the rate of 1 node" if one else "")
 
 
 def _run_alone(module: str, function: str, sizes: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +156,8 @@ def _brief(figures: dict[str, Any]) -> str:
         "add_seconds",
         "rss_growth_mb",
         "cpu_per_fire_growth_percent",
+        "sustained_fires_per_second",
+        "steps",
     )
     return ", ".join(f"{key} {_fmt(figures[key])}" for key in shown if key in figures)
 

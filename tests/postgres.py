@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-import pytest
 
 # Each pytest-xdist worker starts a server of its own: its own socket folder, and its own port (PostgreSQL
 # derives its shared memory key from the port).
@@ -77,6 +76,8 @@ def binaries_or_skip() -> Path:
     if bindir is None:
         if os.environ.get("CI") == "true":
             raise RuntimeError("PostgreSQL is not installed; .ci/run must install it")
+        import pytest  # here: the bench and scripts/chaos.py use this module without pytest installed
+
         pytest.skip("PostgreSQL binaries not installed (apt-get install postgresql); under CI=true an error")
     return bindir
 
