@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,12 +52,11 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, create_engine, event, func, select
 
 from bench.failures import BenchFailure
+from bench.figures import ON_TIME_SECONDS, WORKER_THREADS, BulkResult, FireResult, iso, percentile
 from bench.ladder import Ladder, climb, postgres_server
 from bench.soak import Sampler, SoakResult, soak_result
 
 __all__ = [
-    "BulkResult",
-    "FireResult",
     "bulk_add",
     "burst",
     "fire_every_second",
@@ -68,13 +67,8 @@ __all__ = [
     "spread_every_second",
 ]
 
-#: Same worker count as cronkeeper's default pool, so neither side wins by having more threads.
-WORKER_THREADS = 20
 #: The job defaults the comparison is specified with (see the module docstring).
 JOB_DEFAULTS: dict[str, Any] = {"misfire_grace_time": 1, "coalesce": False, "max_instances": 1}
-#: A run that starts at most this late counts as "on time".
-ON_TIME_SECONDS = 1.0
-
 # The first fire of the fire scenarios must come after every job is in the store; persisting takes about
 # 0.2 ms per job on the reference machine, so 1 ms per job plus two seconds leaves a wide margin.
 _LEAD_SECONDS = 2.0
@@ -93,51 +87,6 @@ _RUNS = Table(
     Column("finished_at", Text),
     Column("status", Text),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class FireResult:
-    """Figures for one firing scenario; all times are wall-clock, lateness is start minus scheduled time."""
-
-    jobs: int
-    interval_seconds: float
-    seconds: float
-    expected_fires: int
-    executed_fires: int
-    #: Runs APScheduler reported as EVENT_JOB_MISSED (started later than misfire_grace_time).
-    missed_fires: int
-    #: Runs dropped with EVENT_JOB_MAX_INSTANCES because the job's previous run had not finished.
-    skipped_fires: int
-    errored_fires: int
-    percent_executed: float
-    #: Runs that started at most ON_TIME_SECONDS late, as a percentage of expected fires.
-    percent_on_time: float
-    lateness_p50_ms: float
-    lateness_p99_ms: float
-    lateness_max_ms: float
-    #: Process CPU time (all threads) from scheduler start to the end of the drain, per executed fire.
-    cpu_us_per_fire: float
-    #: Rows in the ``runs`` table at the end; should equal executed + errored fires.
-    history_rows: int
-
-
-@dataclass(frozen=True, slots=True)
-class BulkResult:
-    """Figures for adding many far-future jobs, idling with them, and restarting on the same file."""
-
-    jobs: int
-    jobs_added: int
-    #: Wall seconds to add all ``jobs``; extrapolated linearly from ``jobs_added`` when ``extrapolated``.
-    add_seconds: float
-    add_seconds_measured: float
-    extrapolated: bool
-    #: Process CPU over the idle window as a percentage of one core, with nothing due.
-    idle_cpu_percent: float
-    #: From building a new engine and scheduler on the same file to ``get_jobs()`` answering.
-    restart_ready_seconds: float
-    restart_jobs_loaded: int
-    #: Resident memory of the whole process while it idles with every job loaded.
-    idle_rss_mb: float
 
 
 def _probe() -> float:
@@ -191,18 +140,6 @@ def _quiet_apscheduler() -> Iterator[None]:
         logger.setLevel(previous)
 
 
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat()
-
-
-def _percentile(ordered: Sequence[float], percent: float) -> float:
-    """Nearest-rank percentile of an already sorted sequence; NaN when there is nothing to rank."""
-    if not ordered:
-        return math.nan
-    rank = max(1, math.ceil(percent / 100.0 * len(ordered)))
-    return ordered[rank - 1]
-
-
 class _Recorder:
     """The listeners: write one history row per run and keep the counters the figures are built from.
 
@@ -235,9 +172,9 @@ class _Recorder:
             conn.execute(
                 _RUNS.insert().values(
                     job_id=str(ev.job_id),
-                    scheduled_for=_iso(scheduled),
-                    started_at=_iso(started),
-                    finished_at=_iso(finished),
+                    scheduled_for=iso(scheduled),
+                    started_at=iso(started),
+                    finished_at=iso(finished),
                     status="ok" if ok else "error",
                 )
             )
@@ -288,8 +225,8 @@ def _fire_result(
         errored_fires=recorder.errored,
         percent_executed=100.0 * executed / expected if expected else math.nan,
         percent_on_time=100.0 * on_time / expected if expected else math.nan,
-        lateness_p50_ms=1000.0 * _percentile(lateness, 50),
-        lateness_p99_ms=1000.0 * _percentile(lateness, 99),
+        lateness_p50_ms=1000.0 * percentile(lateness, 50),
+        lateness_p99_ms=1000.0 * percentile(lateness, 99),
         lateness_max_ms=1000.0 * lateness[-1] if lateness else math.nan,
         cpu_us_per_fire=1e6 * cpu / executed if executed else math.nan,
         history_rows=rows,

@@ -22,8 +22,8 @@ from pathlib import Path
 import psutil
 from sqlalchemy import func, select
 
-from bench.apscheduler3 import ON_TIME_SECONDS, WORKER_THREADS, BulkResult, FireResult, _iso, _percentile
 from bench.failures import BenchFailure
+from bench.figures import ON_TIME_SECONDS, WORKER_THREADS, BulkResult, FireResult, iso, percentile
 from bench.ladder import Ladder, PostgresServer, climb, postgres_server
 from bench.soak import Sampler, SoakResult, soak_result
 from cronkeeper import RunStatus, Scheduler
@@ -99,8 +99,8 @@ def _run_interval_jobs(
                 "id": f"fire-{i}",
                 "call": "bench.cronkeeper_side:probe",
                 "every": interval,
-                "start": _iso(anchor + (offset := i * interval / jobs if spread else 0.0)),
-                "end": _iso(anchor + offset + (fires_per_job - 0.5) * interval),
+                "start": iso(anchor + (offset := i * interval / jobs if spread else 0.0)),
+                "end": iso(anchor + offset + (fires_per_job - 0.5) * interval),
                 "misfire_grace": 1,
                 "catchup": "skip",
             }
@@ -154,8 +154,8 @@ def _fire_result(
         errored_fires=errored,
         percent_executed=100.0 * executed / expected,
         percent_on_time=100.0 * on_time / expected,
-        lateness_p50_ms=1000.0 * _percentile(lateness, 50),
-        lateness_p99_ms=1000.0 * _percentile(lateness, 99),
+        lateness_p50_ms=1000.0 * percentile(lateness, 50),
+        lateness_p99_ms=1000.0 * percentile(lateness, 99),
         lateness_max_ms=1000.0 * lateness[-1] if lateness else math.nan,
         cpu_us_per_fire=1e6 * cpu / executed if executed else math.nan,
         history_rows=len(rows),

@@ -22,7 +22,7 @@ from tests.postgres import PrivateCluster, binaries, create_database
 from bench.failures import BenchFailure
 
 if TYPE_CHECKING:
-    from bench.apscheduler3 import FireResult
+    from bench.figures import FireResult
 
 #: A rate holds when at least this share of its fires started on time (within 1 s of due).
 HOLDS_PERCENT = 99.9

@@ -20,7 +20,7 @@ import psutil
 from bench.failures import BenchFailure
 
 if TYPE_CHECKING:
-    from bench.apscheduler3 import FireResult
+    from bench.figures import FireResult
 
 #: The first window holds start-up (imports settling, caches filling, the first claims): growth is measured
 #: from the end of it.
