@@ -9,13 +9,13 @@ functions get the same facts as environment variables (``CRONKEEPER_RUN_ID``, ``
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
 from cronkeeper.models import TriggerSource
+from cronkeeper.scoped import Scoped
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +66,6 @@ def current_run() -> RunContext | None:
     return _CURRENT.get()
 
 
-@contextmanager
-def running(context: RunContext | None) -> Iterator[None]:
-    token = _CURRENT.set(context)
-    try:
-        yield
-    finally:
-        _CURRENT.reset(token)
+def running(context: RunContext | None) -> Scoped[RunContext | None]:
+    """Within the block, ``current_run()`` answers ``context``."""
+    return Scoped(_CURRENT, context)

@@ -122,12 +122,18 @@ class Dispatcher:
         return due
 
     def start(self, due: list[StartOrder]) -> int:
-        """Start these runs now; returns how many."""
+        """Start these runs now; returns how many.  One lock for the whole batch: a burst of a thousand runs
+        would otherwise take it a thousand times while the workers it feeds contend for it."""
+        flights = [InFlight(order) for order in due]
+        with self._lock:
+            for flight in flights:
+                self._inflight[flight.order.run_id] = flight
         tasks = []
-        for order in due:
+        for flight in flights:
             try:
-                task = self._start(order)
+                task = self._start(flight)
             except Exception as exc:  # whatever failed, the run still ends
+                order = flight.order
                 log.exception("job %s: run %s could not be started", order.spec.id, order.run_id)
                 self.complete(order.run_id, failure(exc))
                 continue
@@ -158,11 +164,10 @@ class Dispatcher:
 
     # ---- starting --------------------------------------------------------------------------------------
 
-    def _start(self, order: StartOrder) -> Task | None:
-        """Start a run: returns the task a worker thread must run, or None if it was started otherwise."""
-        flight = InFlight(order)
-        with self._lock:
-            self._inflight[order.run_id] = flight
+    def _start(self, flight: InFlight) -> Task | None:
+        """Start a run in flight: returns the task a worker thread must run, or None if it was started
+        otherwise."""
+        order = flight.order
         target = order.spec.target
         if isinstance(target, CommandTarget) or (isinstance(target, CallableTarget) and target.isolate):
             return self._process_task(flight)
@@ -178,17 +183,27 @@ class Dispatcher:
             self.complete(order.run_id, failure(exc))
             return None
         flight.in_process = True
+        flight.output = TailBuffer(order.spec.output_limit)
         if self.registry.is_coroutine(target.ref):
             self._start_coroutine(flight, func)
             return None
+        return functools.partial(self._call, flight, func, target)
 
-        log_output = flight.output = TailBuffer(flight.order.spec.output_limit)
-
-        def call() -> Execution:
-            with running(run_context(flight.order)), capturing(log_output), self._around_job():
-                return with_output(run_callable(func, target), log_output)
-
-        return self._task(flight, call, arm_timeout=True)
+    def _call(self, flight: InFlight, func: Callable[..., object], target: CallableTarget) -> None:
+        """A function's run, in a worker thread: what it logs and prints is its output, ``current_run()``
+        answers, and the timeout counts from here, not from the queue."""
+        run_id, output = flight.order.run_id, flight.output
+        assert output is not None
+        if run_id not in self._inflight:  # a dict read, atomic: no lock needed to see a cancellation
+            return  # cancelled while it waited for a worker: it must not run at all
+        self._arm_timeout(flight)
+        self._mark_started(flight)
+        try:
+            with running(run_context(flight.order)), capturing(output), self._around_job():
+                execution = with_output(run_callable(func, target), output)
+        except BaseException as exc:  # a runner bug must still end the run
+            execution = failure(exc)
+        self.complete(run_id, execution)
 
     def _process_task(self, flight: InFlight) -> Task:
         """A command or isolated callable: a worker thread waits on the child process."""
@@ -210,11 +225,10 @@ class Dispatcher:
         )
         return self._task(flight, work)
 
-    def _task(self, flight: InFlight, work: Callable[[], Execution], *, arm_timeout: bool = False) -> Task:
+    def _task(self, flight: InFlight, work: Callable[[], Execution]) -> Task:
         def task() -> None:
-            with self._lock:
-                if flight.order.run_id not in self._inflight:
-                    return  # cancelled while it waited for a worker: it must not run at all
+            if flight.order.run_id not in self._inflight:
+                return  # cancelled while it waited for a worker: it must not run at all
             if flight.cancel is not None and flight.cancel.is_set():
                 self._mark_started(flight)
                 self.complete(
@@ -222,8 +236,6 @@ class Dispatcher:
                     Execution(RunStatus.CANCELLED, RunOutcome(error="cancelled before it started")),
                 )
                 return
-            if arm_timeout:
-                self._arm_timeout(flight)  # the timeout counts from the start, not from the queue
             self._mark_started(flight)
             try:
                 execution = work()
@@ -236,8 +248,8 @@ class Dispatcher:
     def _start_coroutine(self, flight: InFlight, func: Callable[..., object]) -> None:
         target = flight.order.spec.target
         assert isinstance(target, CallableTarget)
-
-        log_output = flight.output = TailBuffer(flight.order.spec.output_limit)
+        log_output = flight.output
+        assert log_output is not None
 
         async def job() -> Execution:
             self._mark_started(flight)

@@ -55,29 +55,28 @@ class OutcomeBuffer:
 
     def note_started(self, order: StartOrder, at: datetime, output: TailBuffer | None = None) -> None:
         """Note a start; a run with ``output`` has it written while it runs (see :meth:`write_progress`)."""
-
-        def append() -> None:
+        with self._lock:
+            first = self._first_noted()
             self._started.append((order, at))
             if output is not None:
                 self._outputs[order.run_id] = _LiveOutput(output)
-
-        self._note(append)
-
-    def note_finished(self, completion: Completion, order: StartOrder, execution: Execution) -> None:
-        def append() -> None:
-            self._finished.append((completion, order, execution))
-            self._outputs.pop(completion.run_id, None)
-
-        self._note(append)
-
-    def _note(self, append: Callable[[], None]) -> None:
-        with self._lock:
-            first = not (self._started or self._finished)
-            if first:
-                self._since = time.monotonic()
-            append()
         if first:
             self._on_first()
+
+    def note_finished(self, completion: Completion, order: StartOrder, execution: Execution) -> None:
+        with self._lock:
+            first = self._first_noted()
+            self._finished.append((completion, order, execution))
+            self._outputs.pop(completion.run_id, None)
+        if first:
+            self._on_first()
+
+    def _first_noted(self) -> bool:
+        """Under the lock, before a note: whether it is the first since the last write (then noted when)."""
+        if self._started or self._finished:
+            return False
+        self._since = time.monotonic()
+        return True
 
     def __bool__(self) -> bool:
         with self._lock:

@@ -23,13 +23,13 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from types import FrameType
 from typing import Any, TextIO
 
 from cronkeeper.executors.output import TailBuffer
+from cronkeeper.scoped import Scoped
 
 # A context variable, not a global: each thread and each task writes to the run it is executing.
 _RUN_OUTPUT: ContextVar[TailBuffer | None] = ContextVar("cronkeeper_run_output", default=None)
@@ -141,12 +141,7 @@ def _unwrapped(stream: TextIO | None) -> bool:
     return stream is not None and not getattr(stream, _MARK, False)
 
 
-@contextmanager
-def capturing(output: TailBuffer) -> Iterator[None]:
-    """Records made and text printed by the calling thread or task go to ``output`` until the block ends."""
+def capturing(output: TailBuffer) -> Scoped[TailBuffer | None]:
+    """Records made and text printed by the calling thread or task go to ``output`` within the block."""
     _wrap_streams()
-    token = _RUN_OUTPUT.set(output)
-    try:
-        yield
-    finally:
-        _RUN_OUTPUT.reset(token)
+    return Scoped(_RUN_OUTPUT, output)

@@ -9,8 +9,6 @@ every in-process job inside :func:`serving`).  They return what they did, which 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +17,7 @@ from typing import Any
 from cronkeeper.durations import format_duration, parse_duration
 from cronkeeper.exceptions import CronkeeperError
 from cronkeeper.models import AlertKind
+from cronkeeper.scoped import Scoped
 from cronkeeper.services.alerts import AlertService
 from cronkeeper.services.jobs import JobService
 from cronkeeper.services.maintenance import MaintenanceService
@@ -49,14 +48,9 @@ class Builtins:
 _SERVING: ContextVar[Builtins | None] = ContextVar("cronkeeper_builtins", default=None)
 
 
-@contextmanager
-def serving(builtins: Builtins) -> Iterator[None]:
+def serving(builtins: Builtins) -> Scoped[Builtins | None]:
     """Around a job run by a scheduler's workers: built-in jobs called inside find its services."""
-    token = _SERVING.set(builtins)
-    try:
-        yield
-    finally:
-        _SERVING.reset(token)
+    return Scoped(_SERVING, builtins)
 
 
 def serving_builtins() -> Builtins:
