@@ -37,7 +37,7 @@ Where APScheduler 4 differs, or could not be set up the same:
 * **No per-job instance limit.** ``max_running_jobs``, APScheduler 4's ``max_instances``, belongs to the
   task, so with one task it could only cap the runs of all schedules together (its default, 1, would run
   one job of the whole benchmark at a time); it is set to ``None``, no limit.  Keeping APScheduler 3's
-  limit of one running instance per job would take a task per schedule, which in small runs executed
+  limit of one running instance per job would take a task per schedule, which in one small run executed
   fewer fires and added schedules about 1.7 times slower; the probe returns at once, so no fire here ever
   meets the limit on the other sides.  Fires are never dropped for a running instance in APScheduler 4
   (a job over its task's limit stays queued), so ``skipped_fires`` is always 0 here.
@@ -118,8 +118,8 @@ MISFIRE_GRACE_SECONDS = 1.0
 # The one task every schedule runs (see the module docstring).
 _TASK = "probe"
 # The first fire of the fire scenarios must come after every schedule is in the store.  Adding one takes
-# two transactions (about 2.5 ms on the reference machine), so 5 ms per schedule plus two seconds leaves
-# a wide margin.
+# two transactions (about 3 ms on the reference machine), so 5 ms per schedule plus two seconds leaves a
+# margin.
 _LEAD_SECONDS = 2.0
 _SETUP_SECONDS_PER_JOB = 0.005
 # How long to wait after the last scheduled fire for late runs and their events before giving up on them.
