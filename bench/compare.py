@@ -12,10 +12,10 @@
     python -m bench.compare SCENARIO --aps4-python /path/to/venv/bin/python   # APScheduler 4.0a6 too
 
 APScheduler 4 shares APScheduler 3's package name, so its column runs in another virtualenv, whose
-interpreter is given by ``--aps4-python`` or the environment variable BENCH_APS4_PYTHON (the venv needs
-``pip install --pre 'apscheduler[sqlalchemy]==4.0.0a6' sniffio psutil``; see bench/apscheduler4.py for
-how its set-up mirrors APScheduler 3's).  Without either, the column is left out.  postgres-nodes has no
-APScheduler 4 side: that column shows n/a.
+interpreter is given by ``--aps4-python`` or the environment variable BENCH_APS4_PYTHON.  That venv needs
+``pip install --pre 'apscheduler[sqlalchemy]==4.0.0a6' aiosqlite sniffio psutil`` (4.0.0a6 imports
+sniffio without declaring it); bench/apscheduler4.py says how its set-up mirrors APScheduler 3's.
+Without either, the column is left out.  postgres-nodes has no APScheduler 4 side: its column shows n/a.
 
 A run in which a process the bench started died or executed nothing stops the bench with an error: its
 figures are never printed as if they counted.
