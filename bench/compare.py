@@ -1,4 +1,4 @@
-"""Run a benchmark scenario on cronkeeper and on APScheduler 3 in one invocation and print both, with ratios.
+"""Run a benchmark scenario on cronkeeper and on APScheduler 3 (and 4) in one invocation, with ratios.
 
     python -m bench.compare fires-per-second       # 10,000 jobs every second for 30 s; also 2 serve
     python -m bench.compare fire-every-second      # 1,000 jobs every second, all due on the same instant
@@ -9,6 +9,13 @@
     python -m bench.compare soak                   # 1,000 jobs every second (own offsets) for an hour
     python -m bench.compare all [--small]          # all but the soak (--small: a quick check, small sizes)
     python -m bench.compare SCENARIO --repeat 5    # runs of each side (3 by default): median and range
+    python -m bench.compare SCENARIO --aps4-python /path/to/venv/bin/python   # APScheduler 4.0a6 too
+
+APScheduler 4 shares APScheduler 3's package name, so its column runs in another virtualenv, whose
+interpreter is given by ``--aps4-python`` or the environment variable BENCH_APS4_PYTHON.  That venv needs
+``pip install --pre 'apscheduler[sqlalchemy]==4.0.0a6' aiosqlite sniffio psutil`` (4.0.0a6 imports
+sniffio without declaring it); bench/apscheduler4.py says how its set-up mirrors APScheduler 3's.
+Without either, the column is left out.  postgres-nodes has no APScheduler 4 side: its column shows n/a.
 
 A run in which a process the bench started died or executed nothing stops the bench with an error: its
 figures are never printed as if they counted.
@@ -27,6 +34,8 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -55,6 +64,15 @@ EXTRA: dict[str, tuple[str, str, str]] = {
     "fires-per-second": ("cronkeeper, 2 processes", "cronkeeper_side", "fires_per_second_processes"),
     "postgres-nodes": ("cronkeeper, 1 node", "cronkeeper_side", "postgres_one_node"),
 }
+
+#: The optional column of APScheduler 4, whose side runs in an interpreter of its own (bench/apscheduler4.py).
+APS4_LABEL = "APScheduler 4.0a6"
+#: The environment variable naming that interpreter when ``--aps4-python`` is not given.
+APS4_PYTHON_VARIABLE = "BENCH_APS4_PYTHON"
+#: Scenarios with no APScheduler 4 side (bench/apscheduler4.py says why): the column shows n/a.
+NO_APS4 = {"postgres-nodes"}
+#: Where ``bench`` is imported from by an interpreter that has not installed this repository.
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Figures where lower is better; the ratio printed is APScheduler / cronkeeper for these (how many times
 # cronkeeper is better), and cronkeeper / APScheduler for the others.
@@ -89,32 +107,53 @@ def machine() -> str:
     )
 
 
-def run(name: str, small: bool, repeat: int) -> None:
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One column of the table: the function that runs the scenario, and the interpreter it runs in."""
+
+    label: str
+    module: str
+    function: str
+    #: None: the bench's own interpreter.  Another one runs with only the repository root on its path.
+    python: str | None = None
+    #: Header of the cronkeeper-against-this-side ratio column that follows this column; None: no ratio.
+    ratio: str | None = None
+
+
+def sides(name: str, aps4_python: str | None) -> list[Side]:
+    """The columns of ``name``: cronkeeper first, then APScheduler 3, APScheduler 4 if asked, the extra."""
+    function = name.replace("-", "_")
+    chosen = [
+        Side("cronkeeper", "cronkeeper_side", function),
+        Side("APScheduler 3", "apscheduler3", function, ratio="ratio"),
+    ]
+    if aps4_python and name not in NO_APS4:
+        chosen.append(Side(APS4_LABEL, "apscheduler4", function, python=aps4_python, ratio="ratio 4"))
+    if name in EXTRA:
+        label, module, extra = EXTRA[name]
+        chosen.append(Side(label, module, extra))
+    return chosen
+
+
+def run(name: str, small: bool, repeat: int, aps4_python: str | None = None) -> None:
     """``repeat`` runs of each side, taken in turn so that any drift of the machine falls on every side
     alike; each run's figures, then the median of each figure with its range."""
     full, quick = SIZES[name]
     sizes = quick if small else full
-    function = name.replace("-", "_")
-    sides = [("cronkeeper", "cronkeeper_side", function), ("APScheduler 3", "apscheduler3", function)]
-    if name in EXTRA:
-        sides.append(EXTRA[name])
+    columns = sides(name, aps4_python)
     print(f"\n== {name} {sizes}, {repeat} run(s) of each, each in a process of its own")
-    results: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in sides}
+    results: dict[str, list[dict[str, Any]]] = {side.label: [] for side in columns}
     for number in range(1, repeat + 1):
-        for label, module, side in sides:
-            figures = _run_alone(module, side, sizes)
-            results[label].append(figures)
-            print(f"  run {number}, {label}: {_brief(figures)}", flush=True)
-    ours, theirs = results["cronkeeper"], results["APScheduler 3"]
-    extra = results[sides[2][0]] if len(sides) > 2 else []
-    extra_name = sides[2][0] if extra else ""
-    print(f"{'figure':24} {'cronkeeper':>24} {'APScheduler 3':>24} {'ratio':>8} {extra_name:>24}")
-    for key in ours[0]:
-        mine, other = _median(ours, key), _median(theirs, key)
-        print(
-            f"{key:24} {_spread(ours, key):>24} {_spread(theirs, key):>24} {_ratio(key, mine, other):>8} "
-            f"{_spread(extra, key) if extra else '':>24}"
-        )
+        for side in columns:
+            figures = _run_alone(side.module, side.function, sizes, side.python)
+            results[side.label].append(figures)
+            print(f"  run {number}, {side.label}: {_brief(figures)}", flush=True)
+    absent = aps4_python is not None and name in NO_APS4
+    if absent:
+        print(f"  {APS4_LABEL}: n/a, no side for this scenario (bench/apscheduler4.py says why)")
+    _table(columns, results, aps4_absent=absent)
+    ours = results["cronkeeper"]
+    extra = results[EXTRA[name][0]] if name in EXTRA else []
     if "rate" in sizes:
         _against_sqlite(sizes, ours, extra)
     if name == "postgres-nodes":
@@ -122,19 +161,67 @@ def run(name: str, small: bool, repeat: int) -> None:
         print(f"{sizes['nodes']} nodes sustain {several / one:.2f} times the rate of 1 node" if one else "")
 
 
-def _run_alone(module: str, function: str, sizes: dict[str, Any]) -> dict[str, Any]:
-    """One run of one side in a new interpreter (bench.one says why); its figures, or BenchFailure."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.one", module, function, json.dumps(sizes)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def _table(columns: list[Side], results: dict[str, list[dict[str, Any]]], *, aps4_absent: bool) -> None:
+    """Median (min..max) of each figure for every side, each ratio column after the side it compares.
+
+    ``aps4_absent``: APScheduler 4 was asked for but has no side in this scenario, so its column is
+    printed with n/a in every row, after APScheduler 3's ratio, where it stands in the other scenarios.
+    """
+    ours = results["cronkeeper"]
+    cells: list[tuple[str, int]] = [("cronkeeper", 24)]
+    for side in columns[1:]:
+        cells.append((side.label, 24))
+        if side.ratio:
+            cells.append((side.ratio, max(8, len(side.ratio))))
+        if aps4_absent and side.label == "APScheduler 3":
+            cells.append((APS4_LABEL, 24))
+    print(f"{'figure':24} " + " ".join(f"{header:>{width}}" for header, width in cells))
+    for key in ours[0]:
+        mine = _median(ours, key)
+        row = [_spread(ours, key)]
+        for side in columns[1:]:
+            theirs = results[side.label]
+            known = all(key in figures for figures in theirs)
+            row.append(_spread(theirs, key) if known else "")
+            if side.ratio:
+                row.append(_ratio(key, mine, _median(theirs, key)) if known else "")
+            if aps4_absent and side.label == "APScheduler 3":
+                row.append("n/a")
+        print(
+            f"{key:24} " + " ".join(f"{cell:>{width}}" for cell, (_, width) in zip(row, cells, strict=True))
+        )
+
+
+def _run_alone(
+    module: str, function: str, sizes: dict[str, Any], python: str | None = None
+) -> dict[str, Any]:
+    """One run of one side in a new interpreter (bench.one says why); its figures, or BenchFailure.
+
+    ``python`` is another interpreter (APScheduler 4's virtualenv): it runs from the repository root with
+    only that root on its path, so it imports ``bench`` from this tree and nothing of this environment.
+    """
+    command = [python or sys.executable, "-m", "bench.one", module, function, json.dumps(sizes)]
+    cwd, env = (REPO_ROOT, {**os.environ, "PYTHONPATH": str(REPO_ROOT)}) if python else (None, None)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=cwd, env=env)
     if done.returncode:
         said = done.stderr.strip()[-2000:]
         raise BenchFailure(f"{module}.{function} exited with {done.returncode}: {said}")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
+
+
+def aps4_version(python: str) -> str:
+    """The APScheduler version ``python`` imports, or BenchFailure: a wrong interpreter must not get a
+    column labelled APScheduler 4."""
+    probe = "import importlib.metadata as m; print(m.version('apscheduler'))"
+    try:
+        done = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise BenchFailure(f"cannot run the APScheduler 4 interpreter {python}: {exc}") from exc
+    version = done.stdout.strip()
+    if done.returncode or not version.startswith("4."):
+        raise BenchFailure(f"{python} has no APScheduler 4 (found {version or done.stderr.strip()[-300:]!r})")
+    return version
 
 
 def _against_sqlite(sizes: dict[str, Any], ours: list[dict[str, Any]], extra: list[dict[str, Any]]) -> None:
@@ -201,12 +288,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("scenario", choices=[*SIZES, "all"])
     parser.add_argument("--small", action="store_true", help="small sizes, for a quick check")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side (median and range shown)")
+    parser.add_argument(
+        "--aps4-python",
+        default=os.environ.get(APS4_PYTHON_VARIABLE) or None,
+        metavar="PATH",
+        help=f"python of a venv with APScheduler 4.0a6, for its column (default: ${APS4_PYTHON_VARIABLE})",
+    )
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     try:
+        if args.aps4_python:
+            print(f"{APS4_LABEL}: APScheduler {aps4_version(args.aps4_python)} run by {args.aps4_python}")
+        else:
+            print(
+                f"{APS4_LABEL}: no column; to add it, pass --aps4-python PATH or set {APS4_PYTHON_VARIABLE} "
+                "to the python of a virtualenv with apscheduler==4.0.0a6 (see bench/apscheduler4.py)"
+            )
         chosen = [name for name in SIZES if name not in LONG] if args.scenario == "all" else [args.scenario]
         for name in chosen:
-            run(name, args.small, args.repeat)
+            run(name, args.small, args.repeat, args.aps4_python)
     except BenchFailure as exc:
         print(f"\nBENCH FAILED, no figure of this run counts: {exc}", file=sys.stderr)
         return 1
