@@ -6,8 +6,8 @@
     python -m bench.compare burst                  # 10,000 jobs due on the same instant, once
     python -m bench.compare bulk-add               # 100,000 jobs due tomorrow: add, idle, restart
     python -m bench.compare postgres-nodes         # highest rate 3 nodes on PostgreSQL hold, and 1 node
-    python -m bench.compare soak                   # 1,000 jobs every second (own offsets) for an hour
-    python -m bench.compare all [--small]          # all but the soak (--small: a quick check, small sizes)
+    python -m bench.compare soak --cronkeeper-only # 1,000 jobs every second (own offsets) for an hour
+    python -m bench.compare all [--small]          # all but the two long ones above (--small: small sizes)
     python -m bench.compare SCENARIO --repeat 5    # runs of each side (3 by default): median and range
     python -m bench.compare SCENARIO --aps4-python /path/to/venv/bin/python   # APScheduler 4.0a6 too
 
@@ -57,7 +57,7 @@ SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "soak": ({"rate": 1000, "seconds": 3600, "window": 60}, {"rate": 200, "seconds": 20, "window": 4}),
 }
 # Scenarios too long for ``all``: asked for by name.
-LONG = {"soak"}
+LONG = {"soak", "postgres-nodes"}
 
 # Other ways to serve a scenario, shown beside the one-process figures: (label, module, function).
 EXTRA: dict[str, tuple[str, str, str]] = {
@@ -120,9 +120,12 @@ class Side:
     ratio: str | None = None
 
 
-def sides(name: str, aps4_python: str | None) -> list[Side]:
-    """The columns of ``name``: cronkeeper first, then APScheduler 3, APScheduler 4 if asked, the extra."""
+def sides(name: str, aps4_python: str | None, cronkeeper_only: bool = False) -> list[Side]:
+    """The columns of ``name``: cronkeeper first, then APScheduler 3, APScheduler 4 if asked, the extra;
+    cronkeeper alone when ``cronkeeper_only`` (an hour-long soak of each side would take hours)."""
     function = name.replace("-", "_")
+    if cronkeeper_only:
+        return [Side("cronkeeper", "cronkeeper_side", function)]
     chosen = [
         Side("cronkeeper", "cronkeeper_side", function),
         Side("APScheduler 3", "apscheduler3", function, ratio="ratio"),
@@ -135,12 +138,14 @@ def sides(name: str, aps4_python: str | None) -> list[Side]:
     return chosen
 
 
-def run(name: str, small: bool, repeat: int, aps4_python: str | None = None) -> None:
+def run(
+    name: str, small: bool, repeat: int, aps4_python: str | None = None, cronkeeper_only: bool = False
+) -> None:
     """``repeat`` runs of each side, taken in turn so that any drift of the machine falls on every side
     alike; each run's figures, then the median of each figure with its range."""
     full, quick = SIZES[name]
     sizes = quick if small else full
-    columns = sides(name, aps4_python)
+    columns = sides(name, aps4_python, cronkeeper_only)
     print(f"\n== {name} {sizes}, {repeat} run(s) of each, each in a process of its own")
     results: dict[str, list[dict[str, Any]]] = {side.label: [] for side in columns}
     for number in range(1, repeat + 1):
@@ -153,10 +158,10 @@ def run(name: str, small: bool, repeat: int, aps4_python: str | None = None) -> 
         print(f"  {APS4_LABEL}: n/a, no side for this scenario (bench/apscheduler4.py says why)")
     _table(columns, results, aps4_absent=absent)
     ours = results["cronkeeper"]
-    extra = results[EXTRA[name][0]] if name in EXTRA else []
+    extra = results.get(EXTRA[name][0], []) if name in EXTRA else []
     if "rate" in sizes:
         _against_sqlite(sizes, ours, extra)
-    if name == "postgres-nodes":
+    if name == "postgres-nodes" and extra:
         several, one = (_median(runs, "sustained_fires_per_second") for runs in (ours, extra))
         print(f"{sizes['nodes']} nodes sustain {several / one:.2f} times the rate of 1 node" if one else "")
 
@@ -294,6 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="PATH",
         help=f"python of a venv with APScheduler 4.0a6, for its column (default: ${APS4_PYTHON_VARIABLE})",
     )
+    parser.add_argument(
+        "--cronkeeper-only", action="store_true", help="no APScheduler column (for the hour-long soak)"
+    )
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     try:
@@ -306,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         chosen = [name for name in SIZES if name not in LONG] if args.scenario == "all" else [args.scenario]
         for name in chosen:
-            run(name, args.small, args.repeat, args.aps4_python)
+            run(name, args.small, args.repeat, args.aps4_python, args.cronkeeper_only)
     except BenchFailure as exc:
         print(f"\nBENCH FAILED, no figure of this run counts: {exc}", file=sys.stderr)
         return 1
