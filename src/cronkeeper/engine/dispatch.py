@@ -168,6 +168,8 @@ class Dispatcher:
         """Start a run in flight: returns the task a worker thread must run, or None if it was started
         otherwise."""
         order = flight.order
+        if order.run_id not in self._inflight:
+            return None  # cancelled while the batch was being started: it ended as cancelled already
         target = order.spec.target
         if isinstance(target, CommandTarget) or (isinstance(target, CallableTarget) and target.isolate):
             return self._process_task(flight)
@@ -179,8 +181,8 @@ class Dispatcher:
             func = self.registry.resolve(target.ref)
         except CronkeeperError as exc:
             log.error("job %s: %s", order.spec.id, exc)
-            self._mark_started(flight)
-            self.complete(order.run_id, failure(exc))
+            if self._begin(flight):
+                self.complete(order.run_id, failure(exc))
             return None
         flight.in_process = True
         flight.output = TailBuffer(order.spec.output_limit)
@@ -192,18 +194,17 @@ class Dispatcher:
     def _call(self, flight: InFlight, func: Callable[..., object], target: CallableTarget) -> None:
         """A function's run, in a worker thread: what it logs and prints is its output, ``current_run()``
         answers, and the timeout counts from here, not from the queue."""
-        run_id, output = flight.order.run_id, flight.output
+        output = flight.output
         assert output is not None
-        if run_id not in self._inflight:  # a dict read, atomic: no lock needed to see a cancellation
+        if not self._begin(flight):
             return  # cancelled while it waited for a worker: it must not run at all
         self._arm_timeout(flight)
-        self._mark_started(flight)
         try:
             with running(run_context(flight.order)), capturing(output), self._around_job():
                 execution = with_output(run_callable(func, target), output)
         except BaseException as exc:  # a runner bug must still end the run
             execution = failure(exc)
-        self.complete(run_id, execution)
+        self.complete(flight.order.run_id, execution)
 
     def _process_task(self, flight: InFlight) -> Task:
         """A command or isolated callable: a worker thread waits on the child process."""
@@ -227,20 +228,15 @@ class Dispatcher:
 
     def _task(self, flight: InFlight, work: Callable[[], Execution]) -> Task:
         def task() -> None:
-            if flight.order.run_id not in self._inflight:
+            if not self._begin(flight):
                 return  # cancelled while it waited for a worker: it must not run at all
             if flight.cancel is not None and flight.cancel.is_set():
-                self._mark_started(flight)
-                self.complete(
-                    flight.order.run_id,
-                    Execution(RunStatus.CANCELLED, RunOutcome(error="cancelled before it started")),
-                )
-                return
-            self._mark_started(flight)
-            try:
-                execution = work()
-            except BaseException as exc:  # a runner bug must still end the run
-                execution = failure(exc)
+                execution = Execution(RunStatus.CANCELLED, RunOutcome(error="cancelled before it started"))
+            else:
+                try:
+                    execution = work()
+                except BaseException as exc:  # a runner bug must still end the run
+                    execution = failure(exc)
             self.complete(flight.order.run_id, execution)
 
         return task
@@ -252,7 +248,9 @@ class Dispatcher:
         assert log_output is not None
 
         async def job() -> Execution:
-            self._mark_started(flight)
+            if not self._begin(flight):
+                return Execution(RunStatus.CANCELLED)  # ended as cancelled already: this is dropped
+
             # The task's own copy of the context: its records and current_run() are its own.
             with running(run_context(flight.order)), capturing(log_output), self._around_job():
                 execution = await run_coroutine(func, target, flight.order.spec.timeout)  # type: ignore[arg-type]
@@ -282,6 +280,16 @@ class Dispatcher:
             "(use isolate=true for jobs that must be stopped)"
         )
         self.complete(run_id, _with_log(Execution(RunStatus.TIMED_OUT, RunOutcome(error=message)), flight))
+
+    def _begin(self, flight: InFlight) -> bool:
+        """Note the start of a run about to execute, unless it ended (was cancelled) meanwhile.  Under the
+        lock :meth:`complete` takes: a run is then either noted started before it is noted finished, or
+        not run at all, never started after its end (which would leave its live output behind for good)."""
+        with self._lock:
+            if flight.order.run_id not in self._inflight:
+                return False
+            self._mark_started(flight)
+            return True
 
     def _mark_started(self, flight: InFlight) -> None:
         flight.started_at = self.clock.now()
@@ -315,7 +323,8 @@ class Dispatcher:
             return False
         if flight.cancel is not None:
             flight.cancel.set()
-        if flight.in_process:
+        # A flight with neither is still in the batch being started: it ends now, and is not started.
+        if flight.in_process or flight.cancel is None:
             if flight.future is not None:
                 flight.future.cancel()
             self.complete(run_id, _with_log(Execution(RunStatus.CANCELLED, RunOutcome(error=reason)), flight))

@@ -259,8 +259,9 @@ class SchedulerLoop:
         pending = self.dispatcher.next_pending_at()
         if pending is not None:
             candidates.append((pending - now).total_seconds())
-        if self._next_heartbeat_at is not None:
-            candidates.append((self._next_heartbeat_at - now).total_seconds())
+        heartbeat_at = self._heartbeat_at(now)
+        if heartbeat_at is not None:
+            candidates.append((heartbeat_at - now).total_seconds())
         return max(min(candidates), 0.0)
 
     def run_once(self) -> int:
@@ -288,7 +289,7 @@ class SchedulerLoop:
         if quiet or claiming or self.outcomes.waiting_for() > MAX_WRITE_DELAY:
             self._flush_safely()  # a failed write is kept for the next try; heartbeat and claims go on
         heartbeat_at = self._next_heartbeat_at
-        if heartbeat_at is None or (now >= heartbeat_at and (quiet or now - heartbeat_at > HEARTBEAT_SLACK)):
+        if heartbeat_at is None or (now >= heartbeat_at and (quiet or now - heartbeat_at >= HEARTBEAT_SLACK)):
             self._heartbeat(now)
         self._write_progress(quiet)  # after the outcomes: a run's start is written before its output
         if not claiming:
@@ -330,9 +331,20 @@ class SchedulerLoop:
         looks = [now + timedelta(seconds=self.settings.poll_interval)]
         if self._next_due_at is not None:
             looks.append(self._claim_at(self._next_due_at))
-        if self._next_heartbeat_at is not None:
-            looks.append(self._next_heartbeat_at)
+        heartbeat_at = self._heartbeat_at(now)
+        if heartbeat_at is not None:
+            looks.append(heartbeat_at)
         self._look_at = min(looks)
+
+    def _heartbeat_at(self, now: datetime) -> datetime | None:
+        """When the loop must wake for the heartbeat.  One that is due but put off (runs are about to start)
+        is written on the first quiet pass, which runs coming due bring anyway, or at the end of its slack:
+        waking for it before that only spun the loop, hundreds of passes a second, each reading the
+        database."""
+        heartbeat_at = self._next_heartbeat_at
+        if heartbeat_at is not None and heartbeat_at <= now:
+            return heartbeat_at + HEARTBEAT_SLACK
+        return heartbeat_at
 
     def _claim_at(self, due: datetime) -> datetime:
         """When to claim a fire due at ``due``: a look-ahead before it, but no sooner than an eighth of a
