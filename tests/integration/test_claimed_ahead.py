@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from cronkeeper import FakeClock, RunStatus, Scheduler
+from cronkeeper import FakeClock, RunStatus, Scheduler, SchedulerSettings
 from tests.conftest import SchedulerFactory
 
 DUE = "2026-03-02T08:01:00+00:00"
@@ -96,3 +96,20 @@ def test_a_run_handed_back_at_a_restart_runs_before_the_next_fire(
     second.run_pending()
     runs = {run.scheduled_for.strftime("%H:%M"): run for run in second.runs(job_id="job")}
     assert runs["08:01"].status is RunStatus.SUCCEEDED, runs["08:01"].error
+
+
+def test_a_heartbeat_put_off_for_a_run_about_to_start_lets_the_loop_sleep(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    """The heartbeat falls due 50 ms before a run claimed ahead, so it waits for a quiet pass (or its
+    slack).  Meanwhile the loop sleeps until the run is due, instead of passing again at once, and again."""
+    runner = make_scheduler(settings=SchedulerSettings(workers=1, heartbeat_interval=timedelta(seconds=5)))
+    start = clock.now()
+    runner.add_job("tests.jobs:metrics", id="job", every="1m", start=start + timedelta(seconds=5.05))
+    runner.run_pending(wait=False)  # the first heartbeat: the next is due at +5 s
+    clock.set(start + timedelta(seconds=4.9))
+    runner.run_pending(wait=False)  # the fire at +5.05 s is claimed ahead
+    clock.set(start + timedelta(seconds=5))
+    runner.run_pending(wait=False)  # the heartbeat is due, the run 50 ms away: the heartbeat is put off
+    assert runner.loop is not None
+    assert runner.loop._seconds_to_sleep(clock.now()) == pytest.approx(0.05)
