@@ -275,7 +275,9 @@ def _wait_for(recorder: _Recorder, expected: int, deadline: float, sampler: Samp
     while recorder.accounted < expected and time.time() < deadline:
         time.sleep(0.05)
         if sampler:
-            sampler.poll(lambda: recorder.accounted)
+            sampler.poll(lambda: recorder.executed)
+    if sampler:
+        sampler.close(lambda: recorder.executed)
 
 
 def _fire_result(
@@ -301,6 +303,7 @@ def _fire_result(
         lateness_max_ms=1000.0 * lateness[-1] if lateness else math.nan,
         cpu_us_per_fire=1e6 * cpu / executed if executed else math.nan,
         history_rows=rows,
+        processes_executing=1 if executed else 0,
     )
 
 

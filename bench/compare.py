@@ -28,13 +28,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import sqlite3
 import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +89,9 @@ LOWER_IS_BETTER = {
     "restart_ready_seconds",
     "missed_fires",
     "idle_rss_mb",
+    "errored_fires",
+    "skipped_fires",
+    "add_seconds_measured",
     "rss_after_warm_up_mb",
     "rss_at_end_mb",
     "lateness_p99_ms_at_sustained",
@@ -94,7 +100,32 @@ LOWER_IS_BETTER = {
     "cpu_us_per_fire_last_windows",
 }
 # Figures that may be zero or negative, where a ratio means nothing: shown side by side only.
-NO_RATIO = {"rss_growth_mb", "cpu_per_fire_growth_percent", "first_failing_rate"}
+NO_RATIO = {
+    "rss_growth_mb",
+    "cpu_per_fire_growth_percent",
+    "first_failing_rate",
+    # What the scenario was, not how a side did.
+    "jobs",
+    "nodes",
+    "seconds",
+    "interval_seconds",
+    "window_seconds",
+    "expected_fires",
+    "processes_executing",
+    "nodes_executing_at_sustained",
+}
+
+
+def code_version() -> str:
+    """The commit measured (and whether the tree had changes), and the versions the figures depend on."""
+    git = ["git", "-C", str(REPO_ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
+    dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout.strip()
+    return (
+        f"cronkeeper {commit.strip() or 'unknown commit'}{' with uncommitted changes' if dirty else ''}, "
+        f"SQLite {sqlite3.sqlite_version}, SQLAlchemy {metadata.version('sqlalchemy')}, "
+        f"APScheduler {metadata.version('apscheduler')}"
+    )
 
 
 def machine() -> str:
@@ -163,7 +194,10 @@ def run(
         _against_sqlite(sizes, ours, extra)
     if name == "postgres-nodes" and extra:
         several, one = (_median(runs, "sustained_fires_per_second") for runs in (ours, extra))
-        print(f"{sizes['nodes']} nodes sustain {several / one:.2f} times the rate of 1 node" if one else "")
+        if any(run["capped"] for run in ours + extra):
+            print("a side held every rate up to the top: no ratio (raise top_rate)")
+        elif one:
+            print(f"{sizes['nodes']} nodes sustain {several / one:.2f} times the rate of 1 node")
 
 
 def _table(columns: list[Side], results: dict[str, list[dict[str, Any]]], *, aps4_absent: bool) -> None:
@@ -211,7 +245,14 @@ def _run_alone(
     if done.returncode:
         said = done.stderr.strip()[-2000:]
         raise BenchFailure(f"{module}.{function} exited with {done.returncode}: {said}")
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    try:
+        figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError) as exc:
+        raise BenchFailure(f"{module}.{function} printed no figures ({exc}): {done.stdout[-2000:]}") from exc
+    if "Traceback" in done.stderr:
+        # The schedulers catch what fails in their threads and go on; a run that logged a traceback (a
+        # history row not written, a pass of the loop lost) must not count.
+        raise BenchFailure(f"{module}.{function} logged an error: {done.stderr.strip()[-2000:]}")
     return figures
 
 
@@ -255,17 +296,28 @@ def _brief(figures: dict[str, Any]) -> str:
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> Any:
+    """The median of a numeric figure (NaN if any run gave NaN: a median over it would depend on the order
+    of the runs); the value of another when every run gave the same, else None (no single value)."""
     values = [run[key] for run in runs]
-    if not all(isinstance(value, int | float) and not isinstance(value, bool) for value in values):
-        return values[0]
+    if not all(_numeric(value) for value in values):
+        return values[0] if all(value == values[0] for value in values) else None
+    if any(math.isnan(value) for value in values):
+        return math.nan
     return statistics.median(values)
 
 
+def _numeric(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _spread(runs: list[dict[str, Any]], key: str) -> str:
-    """``median (min..max)``; a single value when every run gave the same."""
+    """``median (min..max)``; a single value when every run gave the same; every run's value, in order,
+    for a figure that is not a number and differs between runs, or when a run gave NaN."""
     middle = _median(runs, key)
     values = [run[key] for run in runs]
-    if not isinstance(middle, int | float) or isinstance(middle, bool) or min(values) == max(values):
+    if middle is None or (_numeric(middle) and math.isnan(middle)):
+        return " | ".join(_fmt(value) for value in values)
+    if not _numeric(middle) or min(values) == max(values):
         return _fmt(middle)
     return f"{_fmt(middle)} ({_fmt(min(values))}..{_fmt(max(values))})"
 
@@ -277,7 +329,7 @@ def _fmt(value: Any) -> str:
 
 
 def _ratio(key: str, ours: Any, theirs: Any) -> str:
-    if not isinstance(ours, int | float) or not isinstance(theirs, int | float) or isinstance(ours, bool):
+    if not _numeric(ours) or not _numeric(theirs) or math.isnan(ours) or math.isnan(theirs):
         return ""
     if key in NO_RATIO:
         return ""
@@ -304,6 +356,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
+    print(f"code: {code_version()}")
+    if args.repeat < 3:
+        print(
+            f"{args.repeat} run(s) of each side: a check, not figures to record (those are medians of three)"
+        )
     try:
         if args.aps4_python:
             print(f"{APS4_LABEL}: APScheduler {aps4_version(args.aps4_python)} run by {args.aps4_python}")

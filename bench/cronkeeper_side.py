@@ -28,7 +28,7 @@ from bench.ladder import Ladder, PostgresServer, climb, postgres_server
 from bench.soak import Sampler, SoakResult, soak_result
 from cronkeeper import RunStatus, Scheduler
 from cronkeeper.settings import SchedulerSettings
-from cronkeeper.store.schema import runs
+from cronkeeper.store.schema import jobs, nodes, runs
 from cronkeeper.testing import sql_engine
 
 _LEAD_SECONDS = 2.0
@@ -43,34 +43,85 @@ def _settings() -> SchedulerSettings:
     return SchedulerSettings(workers=WORKER_THREADS)
 
 
+# Only the bench's own jobs count: a ``serve`` also declares the built-in maintenance jobs (turned off for the
+# bench, and filtered out all the same).
+_BENCH_JOB = runs.c.job_id.like("fire-%")
+
+
 def _executed_by_owner(scheduler: Scheduler) -> dict[str, int]:
     """Succeeded runs by the node that ran them (``host:pid:token``)."""
     with sql_engine(scheduler).connect() as conn:
         rows = conn.execute(
             select(runs.c.owner, func.count())
-            .where(runs.c.status == RunStatus.SUCCEEDED.value)
+            .where(runs.c.status == RunStatus.SUCCEEDED.value, _BENCH_JOB)
             .group_by(runs.c.owner)
         ).all()
     return {str(owner): int(count) for owner, count in rows}
 
 
 def _check_processes(
-    children: list[subprocess.Popen[bytes]], logs: list[Path], executed: dict[str, int]
+    children: list[subprocess.Popen[bytes]],
+    logs: list[Path],
+    executed: dict[int, int],
+    heartbeats: dict[int, datetime],
 ) -> None:
-    """Fail loudly unless every ``serve`` the bench started is still running and executed some runs."""
-    by_pid: dict[int, int] = {}
-    for owner, count in executed.items():
-        pid = owner.split(":")[1] if owner.count(":") >= 2 else ""
-        if pid.isdigit():
-            by_pid[int(pid)] = by_pid.get(int(pid), 0) + count
+    """Fail loudly unless every ``serve`` the bench started is still running, logged no error (they run at
+    ``--log-level error``: any line is one), executed runs, and still beats (a node that hung halfway, its
+    load taken over by the others, must not count as a node)."""
+    now = datetime.now(UTC)
     for number, (child, log) in enumerate(zip(children, logs, strict=True), 1):
         said = log.read_text(errors="replace").strip()[-2000:]
         if child.poll() is not None:
             raise BenchFailure(
                 f"serve process {number} (pid {child.pid}) exited with {child.returncode}: {said}"
             )
-        if not by_pid.get(child.pid):
-            raise BenchFailure(f"serve process {number} (pid {child.pid}) executed nothing: {said}")
+        if said:
+            raise BenchFailure(f"serve process {number} (pid {child.pid}) logged errors: {said}")
+        if not executed.get(child.pid):
+            raise BenchFailure(f"serve process {number} (pid {child.pid}) executed nothing")
+        beat = heartbeats.get(child.pid)
+        if beat is None or now - beat > _HEARTBEAT_AGE:
+            raise BenchFailure(f"serve process {number} (pid {child.pid}) stopped beating (last: {beat})")
+
+
+# A running node beats every heartbeat interval (5 s), or up to a second later while runs are about to start.
+_HEARTBEAT_AGE = SchedulerSettings().heartbeat_interval + timedelta(seconds=2)
+
+
+def _heartbeats(scheduler: Scheduler) -> dict[int, datetime]:
+    """The last heartbeat of each node, by pid."""
+    with sql_engine(scheduler).connect() as conn:
+        return {int(pid): at for pid, at in conn.execute(select(nodes.c.pid, nodes.c.heartbeat_at))}
+
+
+def _by_pid(executed: dict[str, int]) -> dict[int, int]:
+    by_pid: dict[int, int] = {}
+    for owner, count in executed.items():
+        pid = owner.split(":")[1] if owner.count(":") >= 2 else ""
+        if pid.isdigit():
+            by_pid[int(pid)] = by_pid.get(int(pid), 0) + count
+    return by_pid
+
+
+def _stop_processes(children: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+    """SIGTERM each ``serve`` and fail unless each ends cleanly (exit 0) within a minute; one that does
+    not is killed."""
+    for child in children:
+        child.send_signal(signal.SIGTERM)
+    problems = []
+    for number, (child, log) in enumerate(zip(children, logs, strict=True), 1):
+        try:
+            code = child.wait(60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            problems.append(f"serve process {number} did not stop within a minute of SIGTERM")
+            continue
+        if code != 0:
+            said = log.read_text(errors="replace").strip()[-2000:]
+            problems.append(f"serve process {number} stopped with exit code {code}: {said}")
+    if problems:
+        raise BenchFailure("; ".join(problems))
 
 
 def _finished_runs(scheduler: Scheduler) -> int:
@@ -111,28 +162,62 @@ def _run_interval_jobs(
             if time.time() > anchor - 0.5:
                 raise RuntimeError(f"set-up of {jobs} jobs overran the common start time")
             cpu_start = time.process_time()
-            deadline = anchor + (fires_per_job - 1) * interval + 1 + _DRAIN_SECONDS
+            last_fire = anchor + (fires_per_job - 1) * interval
+            deadline = last_fire + 1 + _DRAIN_SECONDS
             if sampler:
                 sampler.began = anchor
+            # Nothing to count before the last fire is due: the bench's own reads stay out of the measured
+            # process until then.
+            while time.time() < last_fire:
+                time.sleep(0.25)
+                if sampler:
+                    sampler.poll(lambda: _executed_runs(scheduler))
             while _finished_runs(scheduler) < expected and time.time() < deadline:
                 time.sleep(0.25)
                 if sampler:
-                    sampler.poll(lambda: _finished_runs(scheduler))
+                    sampler.poll(lambda: _executed_runs(scheduler))
+            if sampler:
+                sampler.close(lambda: _executed_runs(scheduler))
             cpu = time.process_time() - cpu_start
             scheduler.stop()
             result = _fire_result(scheduler, jobs, interval, seconds, expected, cpu)
             if not result.executed_fires:
                 raise BenchFailure("the scheduler executed nothing")
+            if scheduler.loop is not None and scheduler.loop.loop_errors:
+                raise BenchFailure(f"the scheduler's loop failed {scheduler.loop.loop_errors} pass(es)")
             return result
         finally:
             scheduler.close()
 
 
+_ENDED_NOT_RUN = [
+    status.value
+    for status in RunStatus
+    if status not in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED)
+]
+
+
+def _executed_runs(scheduler: Scheduler) -> int:
+    """Runs that ended and succeeded: those that ended, less the few that did not run (missed, skipped,
+    failed), which the status index counts cheaply; once a minute, for the soak's samples."""
+    with sql_engine(scheduler).connect() as conn:
+        not_run = conn.execute(
+            select(func.count()).select_from(runs).where(runs.c.status.in_(_ENDED_NOT_RUN))
+        ).scalar_one()
+    return _finished_runs(scheduler) - int(not_run)
+
+
 def _fire_result(
-    scheduler: Scheduler, jobs: int, interval: float, seconds: float, expected: int, cpu: float
+    scheduler: Scheduler,
+    jobs: int,
+    interval: float,
+    seconds: float,
+    expected: int,
+    cpu: float,
+    executors: dict[int, int] | None = None,
 ) -> FireResult:
     with sql_engine(scheduler).connect() as conn:
-        rows = conn.execute(select(runs.c.status, runs.c.started_at, runs.c.due_at)).all()
+        rows = conn.execute(select(runs.c.status, runs.c.started_at, runs.c.due_at).where(_BENCH_JOB)).all()
     lateness = sorted(
         (row.started_at - row.due_at).total_seconds()
         for row in rows
@@ -159,6 +244,7 @@ def _fire_result(
         lateness_max_ms=1000.0 * lateness[-1] if lateness else math.nan,
         cpu_us_per_fire=1e6 * cpu / executed if executed else math.nan,
         history_rows=len(rows),
+        processes_executing=len(executors) if executors is not None else (1 if executed else 0),
     )
 
 
@@ -214,9 +300,9 @@ def bulk_add(jobs: int = 100_000, idle_window: float = 10.0) -> BulkResult:
         gc.collect()
         scheduler.start()
         process = psutil.Process()
-        cpu_before = sum(process.cpu_times()[:2])
+        cpu_before, wall_before = sum(process.cpu_times()[:2]), time.perf_counter()
         time.sleep(idle_window)
-        idle = 100.0 * (sum(process.cpu_times()[:2]) - cpu_before) / idle_window
+        idle = 100.0 * (sum(process.cpu_times()[:2]) - cpu_before) / (time.perf_counter() - wall_before)
         idle_rss = process.memory_info().rss / 2**20
         scheduler.close()
         began = time.perf_counter()
@@ -253,13 +339,19 @@ def postgres_nodes(
     """The highest rate of fires ``nodes`` `serve` processes sustain on one PostgreSQL database with
     99.9 % on time (bench.ladder)."""
     with postgres_server() as server:
-        return climb(
+        ladder = climb(
             lambda rate: _on_fresh_database(server, rate, seconds, nodes),
             nodes=nodes,
             seconds=seconds,
             start_rate=start_rate,
             top_rate=top_rate,
         )
+    if ladder.sustained_fires_per_second and ladder.nodes_executing_at_sustained < nodes:
+        raise BenchFailure(
+            f"only {ladder.nodes_executing_at_sustained} of {nodes} nodes executed runs at the rate they "
+            f"sustained ({ladder.sustained_fires_per_second}/s): that is not a figure of {nodes} nodes"
+        )
+    return ladder
 
 
 def postgres_one_node(seconds: float = 15, start_rate: int = 250, top_rate: int = 32_000, **_: int) -> Ladder:
@@ -269,12 +361,16 @@ def postgres_one_node(seconds: float = 15, start_rate: int = 250, top_rate: int 
 
 def _on_fresh_database(server: PostgresServer, rate: int, seconds: float, nodes: int) -> FireResult:
     with tempfile.TemporaryDirectory(prefix="ck-bench-") as tmp:
-        return _served(server.new_database(), Path(tmp), rate, seconds, nodes)
+        return _served(server.new_database(), Path(tmp), rate, seconds, nodes, each_must_execute=False)
 
 
-def _served(url: str, folder: Path, rate: int, seconds: float, processes: int) -> FireResult:
+def _served(
+    url: str, folder: Path, rate: int, seconds: float, processes: int, *, each_must_execute: bool = True
+) -> FireResult:
     """``rate`` jobs every second for ``seconds``, on ``url``, fired by ``processes`` `serve` processes;
-    their logs go to ``folder``.  Fails the bench unless each of them ran to the end and executed runs."""
+    their logs go to ``folder``.  Fails the bench unless each of them ran to the end without an error and
+    (``each_must_execute``) executed runs: at a light load one node may rightly claim every fire, so the
+    ladder asks that only of the rate it reports (see :func:`postgres_nodes`)."""
     fires_per_job = max(1, round(seconds))
     expected = rate * fires_per_job
     anchor = float(math.ceil(time.time() + 4 + rate * 0.0002))
@@ -293,9 +389,13 @@ def _served(url: str, folder: Path, rate: int, seconds: float, processes: int) -
             }
             for i in range(rate)
         )
+    # No maintenance jobs: only the load is measured (their runs are filtered out all the same).
+    config = folder / "bench.toml"
+    config.write_text("[maintenance]\nenabled = false\n", encoding="utf-8")
     env = {**os.environ, "CRONKEEPER_DB": url}
     # No dashboard: each would want the same port, and only the scheduling is measured here.
-    command = [str(Path(sys.executable).with_name("cronkeeper")), "serve", "--no-web", "--log-level", "error"]
+    cronkeeper = str(Path(sys.executable).with_name("cronkeeper"))
+    command = [cronkeeper, "--config", str(config), "serve", "--no-web", "--log-level", "error"]
     root = Path(__file__).resolve().parent.parent
     logs = [folder / f"serve-{n}.log" for n in range(processes)]
     children = []
@@ -306,29 +406,45 @@ def _served(url: str, folder: Path, rate: int, seconds: float, processes: int) -
             )
     try:
         watched = [psutil.Process(child.pid) for child in children]
-        while time.time() < anchor - 0.2:
-            time.sleep(0.05)
-        cpu_start = sum(sum(p.cpu_times()[:2]) for p in watched)
         with Scheduler(url) as check:
-            deadline = anchor + fires_per_job + _DRAIN_SECONDS
-            # Counted by status: the bench's own process is not measured here, and on PostgreSQL run ids
-            # have gaps (a claim that loses ON CONFLICT still takes a number).
-            while _ended_runs(check) < expected and time.time() < deadline:
+            while time.time() < anchor - 0.2:
+                time.sleep(0.05)
+            if _nodes_up(check) < processes:
+                raise BenchFailure(
+                    f"only {_nodes_up(check)} of {processes} serve processes were up at the first fire"
+                )
+            cpu_start = sum(sum(p.cpu_times()[:2]) for p in watched)
+            last_fire = anchor + fires_per_job - 1
+            deadline = last_fire + 1 + _DRAIN_SECONDS
+            while time.time() < last_fire:  # the database serves the nodes alone until the last fire is due
                 time.sleep(0.25)
-            _check_processes(children, logs, _executed_by_owner(check))
+            while _unsettled(check) and time.time() < deadline:
+                time.sleep(0.25)
             cpu = sum(sum(p.cpu_times()[:2]) for p in watched) - cpu_start
-            return _fire_result(check, rate, 1.0, seconds, expected, cpu)
+            executors = _by_pid(_executed_by_owner(check))
+            required = executors if each_must_execute else {child.pid: 1 for child in children}
+            _check_processes(children, logs, required, _heartbeats(check))
+            result = _fire_result(check, rate, 1.0, seconds, expected, cpu, executors)
     finally:
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-        for child in children:
-            child.wait(60)
+        _stop_processes(children, logs)
+    return result
 
 
-def _ended_runs(scheduler: Scheduler) -> int:
+def _nodes_up(scheduler: Scheduler) -> int:
+    """Nodes that wrote a heartbeat: a ``serve`` is up once its loop made its first pass."""
     with sql_engine(scheduler).connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).select_from(runs).where(runs.c.status.not_in(["queued", "running"]))
-            ).scalar_one()
-        )
+        return int(conn.execute(select(func.count()).select_from(nodes)).scalar_one())
+
+
+def _unsettled(scheduler: Scheduler) -> int:
+    """Runs still active, and jobs whose last fire is not claimed yet (a job past its end has no next due
+    time): two indexed counts, where counting ended runs would scan the table (and on PostgreSQL run ids
+    have gaps, so the highest id does not count them either)."""
+    with sql_engine(scheduler).connect() as conn:
+        active = conn.execute(
+            select(func.count()).select_from(runs).where(runs.c.status.in_(["queued", "running"]))
+        ).scalar_one()
+        due = conn.execute(
+            select(func.count()).select_from(jobs).where(jobs.c.next_due_at.is_not(None))
+        ).scalar_one()
+    return int(active) + int(due)

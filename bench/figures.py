@@ -38,6 +38,8 @@ class FireResult:
     cpu_us_per_fire: float
     #: Rows in the ``runs`` table at the end; should equal executed + errored fires.
     history_rows: int
+    #: Processes that executed runs (in-process sides: 1, or 0 if none ran).
+    processes_executing: int = 1
 
 
 @dataclass(frozen=True, slots=True)

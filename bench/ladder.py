@@ -41,8 +41,12 @@ class Ladder:
     lateness_p99_ms_at_sustained: float
     #: CPU of the scheduling processes (not of the database server) per executed fire, at the sustained rate.
     cpu_us_per_fire_at_sustained: float
-    #: The first rate that did not hold; 0 if every rate up to the top held.
+    #: The lowest rate that did not hold; 0 if every rate up to the top held.
     first_failing_rate: int
+    #: Every rate tried held, up to the top: the sustained rate is a floor, not the limit.
+    capped: bool
+    #: Processes that executed runs in the step of the sustained rate.
+    nodes_executing_at_sustained: int
     #: Every step as ``rate:percent on time``.
     steps: str
 
@@ -74,6 +78,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 def climb(
     step: Callable[[int], FireResult], *, nodes: int, seconds: float, start_rate: int, top_rate: int
 ) -> Ladder:
+    """Climb from ``start_rate`` (see the module docstring); ``step(rate)`` is one firing run."""
     tried: dict[int, FireResult] = {}
     held = failed = 0
     rate = start_rate
@@ -83,11 +88,13 @@ def climb(
             failed = rate
             break
         held, rate = rate, rate * 2
-    if held and failed:
-        middle = (held + failed) // 20 * 10
+    middle = (held + failed) // 20 * 10
+    if held and failed and held < middle < failed:
         tried[middle] = step(middle)
         if _holds(tried[middle]):
             held = middle
+        else:
+            failed = middle
     best = tried.get(held)
     return Ladder(
         nodes=nodes,
@@ -97,6 +104,8 @@ def climb(
         lateness_p99_ms_at_sustained=best.lateness_p99_ms if best else float("nan"),
         cpu_us_per_fire_at_sustained=best.cpu_us_per_fire if best else float("nan"),
         first_failing_rate=failed,
+        capped=not failed,
+        nodes_executing_at_sustained=best.processes_executing if best else 0,
         steps=" ".join(f"{rate}:{result.percent_on_time:.2f}" for rate, result in sorted(tried.items())),
     )
 
