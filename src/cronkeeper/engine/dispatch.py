@@ -122,8 +122,9 @@ class Dispatcher:
         return due
 
     def start(self, due: list[StartOrder]) -> int:
-        """Start these runs now; returns how many.  One lock for the whole batch: a burst of a thousand runs
-        would otherwise take it a thousand times while the workers it feeds contend for it."""
+        """Start these runs now; returns how many.  They are put in flight under one lock for the whole
+        batch: a burst of a thousand runs would otherwise take it a thousand times while the workers it
+        feeds contend for it."""
         flights = [InFlight(order) for order in due]
         with self._lock:
             for flight in flights:
@@ -250,7 +251,6 @@ class Dispatcher:
         async def job() -> Execution:
             if not self._begin(flight):
                 return Execution(RunStatus.CANCELLED)  # ended as cancelled already: this is dropped
-
             # The task's own copy of the context: its records and current_run() are its own.
             with running(run_context(flight.order)), capturing(log_output), self._around_job():
                 execution = await run_coroutine(func, target, flight.order.spec.timeout)  # type: ignore[arg-type]
