@@ -32,7 +32,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,8 +48,9 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # type: ignore[
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped, unused-ignore]
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped, unused-ignore]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped, unused-ignore]
-from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event
 
+from bench.baseline import METADATA, RUNS, count_history, print_result, set_sqlite_pragmas
 from bench.failures import BenchFailure
 from bench.figures import ON_TIME_SECONDS, WORKER_THREADS, BulkResult, FireResult, iso, percentile
 from bench.ladder import Ladder, climb, postgres_server
@@ -76,39 +76,16 @@ _SETUP_SECONDS_PER_JOB = 0.001
 # How long to wait after the last scheduled fire for late runs and their events before giving up on them.
 _DRAIN_SECONDS = 5.0
 
-_METADATA = MetaData()
-_RUNS = Table(
-    "runs",
-    _METADATA,
-    Column("id", Integer, primary_key=True),
-    Column("job_id", Text),
-    Column("scheduled_for", Text),
-    Column("started_at", Text),
-    Column("finished_at", Text),
-    Column("status", Text),
-)
-
 
 def _probe() -> float:
     """The job: do nothing but report when it started, so the listener can compute lateness."""
     return time.time()
 
 
-def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
-    """Give every pooled connection cronkeeper's SQLite durability and concurrency settings."""
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
-    finally:
-        cursor.close()
-
-
 def _make_engine(path: Path) -> Engine:
     """An engine on ``path`` whose connections are configured by a ``connect`` event, as users do it."""
     engine = create_engine(f"sqlite:///{path}")
-    event.listen(engine, "connect", _set_sqlite_pragmas)
+    event.listen(engine, "connect", set_sqlite_pragmas)
     return engine
 
 
@@ -170,7 +147,7 @@ class _Recorder:
         started = float(ev.retval) if ok else finished
         with self._engine.begin() as conn:
             conn.execute(
-                _RUNS.insert().values(
+                RUNS.insert().values(
                     job_id=str(ev.job_id),
                     scheduled_for=iso(scheduled),
                     started_at=iso(started),
@@ -192,11 +169,6 @@ class _Recorder:
                 self.missed += 1
             else:
                 self.skipped += len(ev.scheduled_run_times)
-
-
-def _count_history(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(_RUNS)).scalar_one())
 
 
 def _wait_for(recorder: _Recorder, expected: int, deadline: float, sampler: Sampler | None) -> None:
@@ -255,7 +227,7 @@ def _run_interval_jobs(
     expected = jobs * fires_per_job
     with _quiet_apscheduler(), tempfile.TemporaryDirectory(prefix="ck-aps3-") as tmp:
         engine = create_engine(url) if url else _make_engine(Path(tmp) / "aps.db")
-        _METADATA.create_all(engine)
+        METADATA.create_all(engine)
         recorder = _Recorder(engine)
         scheduler = _make_scheduler(engine)
         scheduler.add_listener(recorder.on_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
@@ -283,7 +255,7 @@ def _run_interval_jobs(
             _stop(scheduler)
             if not recorder.executed:
                 raise BenchFailure("APScheduler 3 executed nothing")
-            return _fire_result(recorder, jobs, interval, seconds, expected, cpu, _count_history(engine))
+            return _fire_result(recorder, jobs, interval, seconds, expected, cpu, count_history(engine))
         finally:
             _stop(scheduler)
             engine.dispose()
@@ -417,13 +389,6 @@ def bulk_add(jobs: int = 100_000, time_budget: float | None = 60.0, idle_window:
     )
 
 
-def _print(title: str, result: FireResult | BulkResult) -> None:
-    print(title)
-    for name, value in asdict(result).items():
-        shown = f"{value:.2f}" if isinstance(value, float) else str(value)
-        print(f"  {name:<24}{shown}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run all three scenarios; the defaults are small enough for a quick check on a laptop."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -436,15 +401,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=60.0, help="time budget for bulk_add adds")
     parser.add_argument("--idle", type=float, default=10.0, help="idle window for bulk_add")
     args = parser.parse_args(argv)
-    _print(
+    print_result(
         f"fire_every_second(jobs={args.jobs}, seconds={args.seconds})",
         fire_every_second(args.jobs, args.seconds),
     )
-    _print(
+    print_result(
         f"fires_per_second(rate={args.rate}, seconds={args.rate_seconds}, interval={args.interval})",
         fires_per_second(args.rate, args.rate_seconds, args.interval),
     )
-    _print(
+    print_result(
         f"bulk_add(jobs={args.bulk}, time_budget={args.budget})",
         bulk_add(args.bulk, args.budget, args.idle),
     )

@@ -85,7 +85,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -97,8 +96,9 @@ from apscheduler.datastores.sqlalchemy import SQLAlchemyDataStore
 from apscheduler.executors.thread import ThreadPoolJobExecutor
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event
 
+from bench.baseline import METADATA, RUNS, count_history, print_result, set_sqlite_pragmas
 from bench.failures import BenchFailure
 from bench.figures import ON_TIME_SECONDS, WORKER_THREADS, BulkResult, FireResult, iso, percentile
 from bench.soak import Sampler, SoakResult, soak_result
@@ -125,17 +125,6 @@ _SETUP_SECONDS_PER_JOB = 0.005
 # How long to wait after the last scheduled fire for late runs and their events before giving up on them.
 _DRAIN_SECONDS = 5.0
 
-_METADATA = MetaData()
-_RUNS = Table(
-    "runs",
-    _METADATA,
-    Column("id", Integer, primary_key=True),
-    Column("job_id", Text),
-    Column("scheduled_for", Text),
-    Column("started_at", Text),
-    Column("finished_at", Text),
-    Column("status", Text),
-)
 
 # When each job started, by APScheduler job id: written by the job, taken by the subscriber (see the
 # module docstring).  One key per running job, so a plain dict under the GIL is enough.
@@ -147,28 +136,17 @@ def _probe() -> None:
     _STARTED[current_job.get().id] = time.time()
 
 
-def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
-    """Give every new SQLite connection cronkeeper's durability and concurrency settings."""
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
-    finally:
-        cursor.close()
-
-
 def _listen_for_connections() -> None:
     """Set the pragmas on every new connection of every engine, the data store's own one included."""
-    if not event.contains(Engine, "connect", _set_sqlite_pragmas):
-        event.listen(Engine, "connect", _set_sqlite_pragmas)
+    if not event.contains(Engine, "connect", set_sqlite_pragmas):
+        event.listen(Engine, "connect", set_sqlite_pragmas)
 
 
 def _history_engine(path: Path) -> Engine:
     """The subscriber's synchronous engine on the data store's file, with the ``runs`` table created."""
     _listen_for_connections()
     engine = create_engine(f"sqlite:///{path}")
-    _METADATA.create_all(engine)
+    METADATA.create_all(engine)
     return engine
 
 
@@ -249,7 +227,7 @@ class _Recorder:
         started = own_start if own_start is not None else finished
         with self._engine.begin() as conn:
             conn.execute(
-                _RUNS.insert().values(
+                RUNS.insert().values(
                     job_id=str(ev.schedule_id),
                     scheduled_for=iso(scheduled),
                     started_at=iso(started),
@@ -263,11 +241,6 @@ class _Recorder:
                 self.lateness.append(started - scheduled)
             else:
                 self.errored += 1
-
-
-def _count_history(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(_RUNS)).scalar_one())
 
 
 def _wait_for(recorder: _Recorder, expected: int, deadline: float, sampler: Sampler | None) -> None:
@@ -349,7 +322,7 @@ def _run_interval_jobs(
                 scheduler.wait_until_stopped()
             if not recorder.executed:
                 raise BenchFailure("APScheduler 4 executed nothing")
-            return _fire_result(recorder, jobs, interval, seconds, expected, cpu, _count_history(engine))
+            return _fire_result(recorder, jobs, interval, seconds, expected, cpu, count_history(engine))
         finally:
             engine.dispose()
 
@@ -459,13 +432,6 @@ def bulk_add(jobs: int = 100_000, time_budget: float | None = 60.0, idle_window:
     )
 
 
-def _print(title: str, result: FireResult | BulkResult) -> None:
-    print(title)
-    for name, value in asdict(result).items():
-        shown = f"{value:.2f}" if isinstance(value, float) else str(value)
-        print(f"  {name:<24}{shown}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run three scenarios with sizes small enough for a quick check."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -478,15 +444,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=60.0, help="time budget for bulk_add adds")
     parser.add_argument("--idle", type=float, default=10.0, help="idle window for bulk_add")
     args = parser.parse_args(argv)
-    _print(
+    print_result(
         f"fire_every_second(jobs={args.jobs}, seconds={args.seconds})",
         fire_every_second(args.jobs, args.seconds),
     )
-    _print(
+    print_result(
         f"fires_per_second(rate={args.rate}, seconds={args.rate_seconds}, interval={args.interval})",
         fires_per_second(args.rate, args.rate_seconds, args.interval),
     )
-    _print(
+    print_result(
         f"bulk_add(jobs={args.bulk}, time_budget={args.budget})",
         bulk_add(args.bulk, args.budget, args.idle),
     )
