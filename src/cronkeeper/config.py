@@ -425,7 +425,10 @@ def _settings(table: Any, path: Path) -> SchedulerSettings:
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"{path}: scheduler.{key}", "must be a positive number")
         values[key] = timedelta(seconds=value) if key in _TIMEDELTA_SETTINGS else kind(value)
-    return SchedulerSettings(**values)
+    try:
+        return SchedulerSettings(**values)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: scheduler.{exc.field}", exc.reason) from None
 
 
 def _web_host(value: Any, environ: Mapping[str, str]) -> str:

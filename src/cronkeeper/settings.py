@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from cronkeeper.exceptions import ValidationError
+
 
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
@@ -34,6 +36,12 @@ class SchedulerSettings:
     # On PostgreSQL, a node whose clock is further than this from the database's claims nothing (it would
     # fire early or late) until its clock is set right; leases are judged by the database's clock anyway.
     max_clock_skew: timedelta = timedelta(seconds=5)
+
+    def __post_init__(self) -> None:
+        # A live node's heartbeat is up to one interval old, and one may be put off a little while runs start:
+        # a lease shorter than two intervals would let other nodes declare a live node's runs lost.
+        if self.lease < 2 * self.heartbeat_interval:
+            raise ValidationError("lease", "must be at least twice heartbeat_interval")
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,7 +125,7 @@ class Pace:
 
 def test_the_bots_four_schedulers_each_run_their_own_jobs_for_a_day(make: Factory, clock: FakeClock) -> None:
     clock.set(MIDNIGHT - timedelta(seconds=30))
-    quiet = SchedulerSettings(workers=4, heartbeat_interval=timedelta(hours=1))
+    quiet = SchedulerSettings(workers=4, heartbeat_interval=timedelta(hours=1), lease=timedelta(hours=3))
 
     def made(cls: type[Any], /, **options: Any) -> Any:
         return make(cls, settings=quiet, **options)

@@ -15,7 +15,7 @@ from cronkeeper import AsyncScheduler, EventKind, FakeClock, Run, RunEvent, RunS
 START = datetime(2026, 3, 2, tzinfo=UTC)  # midnight
 # A day of fake time passes in a few real seconds: a heartbeat every 5 fake seconds would add database writes
 # to every simulated minute and nearly double the time this test takes.
-FAST_DAY = SchedulerSettings(heartbeat_interval=timedelta(hours=1))
+FAST_DAY = SchedulerSettings(heartbeat_interval=timedelta(hours=1), lease=timedelta(hours=3))
 
 
 async def until(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from cronkeeper import ConfigError, Scheduler
+from cronkeeper import ConfigError, Scheduler, ValidationError
 from cronkeeper.cli.serve import web_settings
 from cronkeeper.config import Config, WebConfig, load_config, substitute
 from cronkeeper.settings import SchedulerSettings
@@ -190,6 +190,21 @@ def test_load_config_rejects_a_bad_scheduler_setting_naming_it(
 
     key = setting.partition(" ")[0]
     assert (caught.value.field, caught.value.reason) == (f"{path}: scheduler.{key}", reason)
+
+
+def test_a_lease_shorter_than_two_heartbeats_is_refused_in_the_file_and_in_code(tmp_path: Path) -> None:
+    # Other nodes would declare a live node's runs lost between two of its heartbeats.
+    path = write(tmp_path, "[scheduler]\nheartbeat_interval = 20\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+
+    assert (caught.value.field, caught.value.reason) == (
+        f"{path}: scheduler.lease",
+        "must be at least twice heartbeat_interval",
+    )
+    with pytest.raises(ValidationError, match="lease: must be at least twice heartbeat_interval"):
+        SchedulerSettings(heartbeat_interval=timedelta(seconds=1), lease=timedelta(seconds=1.5))
 
 
 def test_load_config_rejects_a_job_id_declared_twice_naming_the_second(tmp_path: Path) -> None:
