@@ -113,3 +113,44 @@ def test_a_heartbeat_put_off_for_a_run_about_to_start_lets_the_loop_sleep(
     runner.run_pending(wait=False)  # the heartbeat is due, the run 50 ms away: the heartbeat is put off
     assert runner.loop is not None
     assert runner.loop._seconds_to_sleep(clock.now()) == pytest.approx(0.05)
+
+
+def claim_two(
+    make_scheduler: SchedulerFactory, clock: FakeClock, b_after: timedelta
+) -> tuple[Scheduler, Scheduler]:
+    """Job ``a`` due at 08:01 and job ``b`` ``b_after`` later, both claimed ahead by the first scheduler,
+    which then starts ``a`` (keeping the versions it read for 10 ms); the second scheduler edits."""
+    runner, editor = make_scheduler(), make_scheduler()
+    runner.add_job("tests.jobs:metrics", id="a", every="1m", start="2026-03-02T08:00:00+00:00")
+    a_due = clock.now() + timedelta(minutes=1)
+    runner.add_job("tests.jobs:metrics", id="b", every="1m", start=a_due + b_after)
+    clock.set(a_due - timedelta(seconds=0.3))
+    assert runner.run_pending(wait=False) == 0
+    clock.set(a_due)
+    assert runner.run_pending() == 1
+    return runner, editor
+
+
+def test_a_kept_read_of_versions_does_not_serve_a_run_due_after_it_goes_stale(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    """Another process pauses b after a's read (this process hears nothing of it on SQLite): b, due 20 ms
+    after the read, is checked again."""
+    runner, editor = claim_two(make_scheduler, clock, timedelta(milliseconds=20))
+    clock.set(clock.now() + timedelta(milliseconds=5))
+    editor.pause("b")
+    clock.set(clock.now() + timedelta(milliseconds=15))
+    assert runner.run_pending() == 0
+    (run,) = runner.runs(job_id="b")
+    assert run.status is RunStatus.SKIPPED
+
+
+def test_an_edit_through_this_process_counts_at_once_even_within_a_kept_read(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    runner, _ = claim_two(make_scheduler, clock, timedelta(milliseconds=5))  # b is in a's read
+    runner.pause("b")
+    clock.set(clock.now() + timedelta(milliseconds=5))
+    assert runner.run_pending() == 0
+    (run,) = runner.runs(job_id="b")
+    assert run.status is RunStatus.SKIPPED

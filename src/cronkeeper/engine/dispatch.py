@@ -103,6 +103,11 @@ class Dispatcher:
         with self._lock:
             return self._pending[0][0] if self._pending else None
 
+    def held_job_ids(self, before: datetime) -> set[str]:
+        """The jobs of the held runs due before ``before``."""
+        with self._lock:
+            return {order.spec.id for due_at, _, order in self._pending if due_at < before}
+
     def busy_soon(self, now: datetime, window: timedelta) -> bool:
         """Whether runs wait for a worker or are due within ``window``: a bad time for slow work."""
         pending = self.next_pending_at()

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from cronkeeper.clock import Clock, SystemClock
 from cronkeeper.engine.dispatch import AroundJob, Dispatcher
 from cronkeeper.engine.outcomes import OutcomeBuffer
-from cronkeeper.engine.vetting import vet_claimed
+from cronkeeper.engine.vetting import RecentVersions, vet_claimed
 from cronkeeper.events import Listeners, RunEvent
 from cronkeeper.exceptions import StoreError
 from cronkeeper.executors.process import kill_leftovers
@@ -95,6 +95,7 @@ class SchedulerLoop:
         # whether something (an edit through this process) asked it to look sooner.
         self._look_at: datetime | None = None
         self._asked_to_look = False
+        self._versions = RecentVersions()
         # When the output of running runs is next written (time.monotonic()), and whether the last
         # write due was put off.
         self._next_progress_at = 0.0
@@ -135,6 +136,7 @@ class SchedulerLoop:
     def wake(self) -> None:
         """Look at the database again now (a job was added, changed or triggered)."""
         self._asked_to_look = True
+        self._versions.forget()
         self._wake.set()
 
     def stop(self, *, wait: bool = True, timeout: float | None = 30.0) -> None:
@@ -268,10 +270,9 @@ class SchedulerLoop:
         """Start what is due, write outcomes, keep the heartbeat, claim what is due within the look-ahead;
         return how many runs were started."""
         stopping = self._stopping.is_set()
-        held = self.dispatcher.take_due(self.clock.now())
-        started = self.dispatcher.start(self._vetted(held)) if held else 0
+        started = self._start_what_came_due()
         now = self.clock.now()
-        if held and self._only_starting(now):
+        if started and self._only_starting(now):
             return started
         self._asked_to_look = False
         horizon = now + self.settings.lookahead
@@ -288,9 +289,11 @@ class SchedulerLoop:
         quiet = not self.dispatcher.busy_soon(now, QUIET_BEFORE_DISPATCH)
         if quiet or claiming or self.outcomes.waiting_for() > MAX_WRITE_DELAY:
             self._flush_safely()  # a failed write is kept for the next try; heartbeat and claims go on
+            started += self._start_what_came_due()  # each write holds up the runs due while it lasts
         heartbeat_at = self._next_heartbeat_at
         if heartbeat_at is None or (now >= heartbeat_at and (quiet or now - heartbeat_at >= HEARTBEAT_SLACK)):
             self._heartbeat(now)
+            started += self._start_what_came_due()
         self._write_progress(quiet)  # after the outcomes: a run's start is written before its output
         if not claiming:
             # Nothing to claim: a read, not a write transaction, is all an idle poll costs.
@@ -311,6 +314,11 @@ class SchedulerLoop:
         self._next_due_at = self.store.next_due_at(instance_id=self.instance_id)
         self._note_next_look(now)
         return started
+
+    def _start_what_came_due(self) -> int:
+        """Start the held runs due by now, vetted; returns how many."""
+        held = self.dispatcher.take_due(self.clock.now())
+        return self.dispatcher.start(self._vetted(held)) if held else 0
 
     def _only_starting(self, now: datetime) -> bool:
         """Whether this pass, which started runs claimed ahead, has nothing else to do: no claim, write,
@@ -363,7 +371,12 @@ class SchedulerLoop:
         removed job or of a slot the new schedule no longer names are dropped.  If the database cannot say,
         the runs start as claimed; if it cannot record a verdict, those runs wait for the next pass."""
         try:
-            versions = self.store.job_versions(sorted({order.spec.id for order in held}))
+            versions = self._versions.of(
+                {order.spec.id for order in held},
+                self.clock.now(),
+                self.store.job_versions,
+                self.dispatcher.held_job_ids,
+            )
             # Most jobs did not change since their runs were claimed: only the others are read whole.
             unchanged: list[StartOrder] = []
             changed: list[StartOrder] = []

@@ -5,18 +5,24 @@ removal landing in between must still count.  Just before held runs start, the l
 and :func:`vet_claimed` says what becomes of each run: it starts (with the job as it is now), it is recorded
 ``skipped`` (its job was paused or disabled), or it is dropped (its job is gone, or its slot is no fire of the
 new schedule: no record is owed for an instant the job no longer names).
+
+The read of the jobs' versions that tells whether any changed is kept for :data:`VERSIONS_FRESH_FOR` and
+serves every run that comes due meanwhile (:class:`RecentVersions`): fires spread over the second would
+otherwise read the database once per fire, which cost more than the runs.  So an edit committed that long
+before a fire is due always counts, and so does any edit this process makes or hears of (it forgets the read).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from cronkeeper.models import Job, TriggerSource
 from cronkeeper.store.base import StartOrder
 
+VERSIONS_FRESH_FOR = timedelta(milliseconds=10)
 _SCHEDULED = frozenset({TriggerSource.SCHEDULE, TriggerSource.CATCHUP})
 _TICK = timedelta(microseconds=1)
 
@@ -57,3 +63,44 @@ def _unchanged(order: StartOrder, job: Job) -> bool:
 
 def _as_now(order: StartOrder, job: Job) -> StartOrder:
     return order if _unchanged(order, job) else dataclasses.replace(order, spec=job.spec)
+
+
+class RecentVersions:
+    """The versions of the jobs of runs about to start, read at most once per ``fresh_for`` of the engine's
+    clock: a read at ``t`` answers for a run due at ``due <= now < t + fresh_for``, so it was made no earlier
+    than ``fresh_for`` before the run was due.  :meth:`forget` (an edit was made or heard of, from any
+    thread) makes the next call read again."""
+
+    def __init__(self, fresh_for: timedelta = VERSIONS_FRESH_FOR) -> None:
+        self._fresh_for = fresh_for
+        self._versions: dict[str, int] = {}
+        self._read_for: frozenset[str] = frozenset()
+        self._read_at: datetime | None = None
+        self._read_after = 0  # the edits counted when the kept read was made
+        self._edits = 0
+
+    def forget(self) -> None:
+        self._edits += 1
+
+    def of(
+        self,
+        job_ids: Collection[str],
+        now: datetime,
+        read: Callable[[list[str]], dict[str, int]],
+        coming: Callable[[datetime], Collection[str]],
+    ) -> dict[str, int]:
+        """The versions of ``job_ids`` (a job absent from the answer is gone), read with those of the jobs
+        ``coming(until)`` names (runs due before the kept read goes stale) when the kept one will not do."""
+        read_at = self._read_at
+        if (
+            read_at is not None
+            and self._read_after == self._edits
+            and now - read_at < self._fresh_for
+            and self._read_for.issuperset(job_ids)
+        ):
+            return self._versions
+        edits = self._edits
+        wanted = frozenset(job_ids).union(coming(now + self._fresh_for))
+        self._versions = read(sorted(wanted))
+        self._read_for, self._read_at, self._read_after = wanted, now, edits
+        return self._versions
