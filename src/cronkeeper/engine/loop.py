@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from cronkeeper.clock import Clock, SystemClock
 from cronkeeper.engine.dispatch import AroundJob, Dispatcher
 from cronkeeper.engine.outcomes import OutcomeBuffer
+from cronkeeper.engine.starter import Starter
 from cronkeeper.engine.vetting import RecentVersions, vet_claimed
 from cronkeeper.events import Listeners, RunEvent
 from cronkeeper.exceptions import StoreError
@@ -85,6 +86,8 @@ class SchedulerLoop:
             node=self.owner,
         )
         self._thread: threading.Thread | None = None
+        # Starts held runs as they come due while this loop's thread works (a started loop only).
+        self._starter: Starter | None = None
         self._watcher: threading.Thread | None = None
         self._next_heartbeat_at: datetime | None = None
         self._next_due_at: datetime | None = None
@@ -129,6 +132,9 @@ class SchedulerLoop:
         """Run the loop in a background thread."""
         self._stopping.clear()
         self._exiting.clear()
+        self._starter = Starter(
+            self.dispatcher, self.clock, self._vetted, retry_after=self.settings.retry_store_after
+        )
         self._thread = threading.Thread(target=self._loop, name="cronkeeper-loop", daemon=True)
         self._thread.start()
         self._watcher = self.store.watch_changes(self.wake, self._exiting)
@@ -144,6 +150,9 @@ class SchedulerLoop:
         what is left (killing process groups), record every outcome, and leave the cluster."""
         self._stopping.set()  # the loop stops claiming but keeps heartbeating and writing outcomes
         self.dispatcher.stop_starting()
+        if self._starter is not None:
+            self._starter.stop()  # after its pass under way, which may hold runs again for the hand-back
+            self._starter = None
         self._wake.set()
         self._hand_back_held()
         if wait:
@@ -258,7 +267,7 @@ class SchedulerLoop:
             # overlap policy, and is looked at again when it is due.
             early = self._claim_at(due)
             candidates.append(((early if early > now else due) - now).total_seconds())
-        pending = self.dispatcher.next_pending_at()
+        pending = self.dispatcher.next_pending_at() if self._starter is None else None
         if pending is not None:
             candidates.append((pending - now).total_seconds())
         heartbeat_at = self._heartbeat_at(now)
@@ -310,15 +319,22 @@ class SchedulerLoop:
         self._claim_again = len(claim.to_start) + len(claim.recorded) >= self.settings.batch_size
         self._claimed_at = now
         self._apply(claim)  # first: the claim is committed, its runs must not be dropped by a later error
-        started += self.dispatcher.start_due(self.clock.now())
+        if self._starter is None:
+            started += self.dispatcher.start_due(self.clock.now())
         self._next_due_at = self.store.next_due_at(instance_id=self.instance_id)
         self._note_next_look(now)
         return started
 
     def _start_what_came_due(self) -> int:
-        """Start the held runs due by now, vetted; returns how many."""
+        """Start the held runs due by now, vetted, unless a starter does; returns how many."""
+        if self._starter is not None:
+            return 0
         held = self.dispatcher.take_due(self.clock.now())
-        return self.dispatcher.start(self._vetted(held)) if held else 0
+        if not held:
+            return 0
+        start, retry = self._vetted(held)
+        self.dispatcher.hold(retry)
+        return self.dispatcher.start(start)
 
     def _only_starting(self, now: datetime) -> bool:
         """Whether this pass, which started runs claimed ahead, has nothing else to do: no claim, write,
@@ -365,11 +381,12 @@ class SchedulerLoop:
             return early
         return min(max(early, self._claimed_at + lookahead / 8), due - lookahead / 4)
 
-    def _vetted(self, held: list[StartOrder]) -> list[StartOrder]:
+    def _vetted(self, held: list[StartOrder]) -> tuple[list[StartOrder], list[StartOrder]]:
         """Runs claimed ahead of time, checked against their jobs as they are now that the runs are due
-        (:mod:`cronkeeper.engine.vetting`): those of a job paused in between are recorded skipped, those of a
-        removed job or of a slot the new schedule no longer names are dropped.  If the database cannot say,
-        the runs start as claimed; if it cannot record a verdict, those runs wait for the next pass."""
+        (:mod:`cronkeeper.engine.vetting`): those to start, and those to hold and try again.  Those of a job
+        paused in between are recorded skipped, those of a removed job or of a slot the new schedule no
+        longer names are dropped.  If the database cannot say, the runs start as claimed; if it cannot record
+        a verdict, those runs are tried again."""
         try:
             versions = self._versions.of(
                 {order.spec.id for order in held},
@@ -383,11 +400,11 @@ class SchedulerLoop:
             for order in held:
                 (unchanged if order.version == versions.get(order.spec.id, -1) else changed).append(order)
             if not changed:
-                return held
+                return held, []
             jobs = self.store.find_jobs(sorted({order.spec.id for order in changed}))
         except StoreError:
             log.warning("could not read the jobs of %d due run(s); starting them as claimed", len(held))
-            return held
+            return held, []
         vetted = vet_claimed(changed, {job.id: job for job in jobs})
         vetted.start[:0] = unchanged
         if vetted.skipped or vetted.dropped:
@@ -398,15 +415,14 @@ class SchedulerLoop:
             except StoreError:
                 log.warning("could not record runs whose job changed; trying again", exc_info=True)
                 settled = {run_id for run_id, _ in vetted.skipped} | set(vetted.dropped)
-                self.dispatcher.hold([order for order in held if order.run_id in settled])
-                return vetted.start
+                return vetted.start, [order for order in held if order.run_id in settled]
             for run_id in vetted.dropped:
                 log.info("run %s not started: its job was removed or no longer fires then", run_id)
             for run in recorded:
                 log.info("job %s: run %s %s: %s", run.job_id, run.id, run.status.value, run.error)
                 if self.listeners:
                     self.listeners.emit(RunEvent.from_run(run))
-        return vetted.start
+        return vetted.start, []
 
     def _apply(self, claim: ClaimResult) -> None:
         for run in claim.recorded:
@@ -416,6 +432,9 @@ class SchedulerLoop:
         for run_id in claim.to_cancel:
             self.dispatcher.cancel(run_id, "cancelled: replaced by a newer run (overlap=replace)")
         self.dispatcher.hold(claim.to_start)
+        starter = self._starter  # read once: a stop in another thread may clear it
+        if starter is not None and claim.to_start:
+            starter.nudge()
 
     def _heartbeat(self, now: datetime) -> None:
         first = self._next_heartbeat_at is None
