@@ -386,7 +386,20 @@ class SchedulerLoop:
         (:mod:`cronkeeper.engine.vetting`): those to start, and those to hold and try again.  Those of a job
         paused in between are recorded skipped, those of a removed job or of a slot the new schedule no
         longer names are dropped.  If the database cannot say, the runs start as claimed; if it cannot record
-        a verdict, those runs are tried again."""
+        a verdict, those runs are tried again.  Runs claimed once they were due were read with their jobs in
+        that claim, a moment ago: they start as claimed (a burst of thousands would otherwise read their
+        jobs twice)."""
+        claimed_due: list[StartOrder] = []
+        ahead: list[StartOrder] = []
+        for order in held:
+            due_when_claimed = order.claimed_at is not None and order.claimed_at >= order.due_at
+            (claimed_due if due_when_claimed else ahead).append(order)
+        if not ahead:
+            return held, []
+        start, retry = self._vet_ahead(ahead)
+        return claimed_due + start, retry
+
+    def _vet_ahead(self, held: list[StartOrder]) -> tuple[list[StartOrder], list[StartOrder]]:
         try:
             versions = self._versions.of(
                 {order.spec.id for order in held},

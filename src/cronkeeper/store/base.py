@@ -66,6 +66,8 @@ class StartOrder:
     # The job's version when the run was claimed (None: not known, as for a queued run taken up): a run held
     # until due is checked against its job only if the version moved since.
     version: int | None = None
+    # When it was claimed: one claimed once due was read with its job in that claim, and starts as claimed.
+    claimed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

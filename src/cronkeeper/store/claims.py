@@ -178,6 +178,7 @@ class Claimer:
                         0,
                         source,
                         version=versions[job_id],
+                        claimed_at=now,
                     )
                 )
             elif values["status"] != RunStatus.QUEUED.value:  # queued unowned: waits its turn
@@ -288,6 +289,7 @@ class Claimer:
                     row.attempt,
                     TriggerSource(row.trigger_source),
                     row.triggered_by,
+                    claimed_at=now,
                 )
             )
         if taken:
