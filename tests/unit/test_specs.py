@@ -15,6 +15,7 @@ from cronkeeper.cron import CronExpression
 from cronkeeper.exceptions import InvalidScheduleError, ValidationError
 from cronkeeper.models import CallableTarget, Catchup, CommandTarget, JobSpec, Overlap, RetryPolicy
 from cronkeeper.specs import build_spec, spec_from_stored, spec_to_dict
+from cronkeeper.specs.batch import SpecBatch
 from cronkeeper.triggers import CronTrigger, DateTrigger, IntervalTrigger
 
 NOW = datetime.fromisoformat("2026-03-02T08:00:00+00:00")
@@ -451,3 +452,26 @@ def test_counts_are_bounded(field: str, value: int) -> None:
         build_spec(data, now=NOW)
     assert error.value.field == field
     assert "must be from" in error.value.reason
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param({"id": "a", "call": "tests.jobs:metrics", "every": "1h"}, id="call-only-id"),
+        pytest.param({"id": "a", "command": ["true"], "cron": "5 * * * *"}, id="command-only-id"),
+        pytest.param(
+            {"id": "a", "call": "tests.jobs:metrics", "every": "1h", "name": "N", "tags": ["x"], "args": [1]},
+            id="call-own-fields",
+        ),
+        pytest.param({"id": "a", "command": ["true"], "every": "1m", "description": "d"}, id="command-own"),
+        pytest.param({"id": "a", "call": "tests.jobs:metrics", "every": "1h", "name": None}, id="name-none"),
+    ],
+)
+def test_a_bulk_load_stores_each_job_as_adding_it_alone_would(data: dict[str, Any]) -> None:
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    batch = SpecBatch(default_timezone="UTC", now=now)
+    batch.build({**data, "id": "first"})  # the shape is then known: the job below takes the shared path
+    bulk = batch.build(data)
+    alone = build_spec(data, default_timezone="UTC", now=now)
+    assert json.loads(bulk.stored_json) == spec_to_dict(alone)
+    assert (bulk.id, bulk.name) == (alone.id, alone.name)

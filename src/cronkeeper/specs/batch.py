@@ -15,6 +15,10 @@ from cronkeeper.specs.validate import build_spec, call_arguments, job_id_of, tag
 
 # What may differ between jobs built from one template by :class:`SpecBatch`.
 PER_JOB_KEYS = frozenset({"id", "name", "description", "tags", "args", "kwargs"})
+_OWN_BESIDES_ID = PER_JOB_KEYS - {"id"}
+# A job's own fields, when its definition gives only its id: what the general path writes for it.
+_NOTHING_OWN = '"name": "", "description": "", "tags": []'
+_NOTHING_OWN_CALL = f'{_NOTHING_OWN}, "args": [], "kwargs": {{}}'
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,6 +58,10 @@ class SpecBatch:
         return self._job(data, *shape)
 
     def _job(self, data: Mapping[str, Any], shape: JobSpec, shared: str) -> BulkJob:
+        if _OWN_BESIDES_ID.isdisjoint(data):  # only its id, as in most bulk loads: no fields to check
+            job_id = job_id_of(data.get("id"))
+            nothing = _NOTHING_OWN_CALL if isinstance(shape.target, CallableTarget) else _NOTHING_OWN
+            return BulkJob(job_id, "", f'{{"id": {json.dumps(job_id)}, {nothing}, {shared[1:]}', shape)
         own: dict[str, Any] = {
             "id": job_id_of(data.get("id")),
             "name": text_of(data, "name"),
