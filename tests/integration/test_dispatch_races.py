@@ -51,6 +51,12 @@ def order(run_id: int, job: dict[str, Any]) -> StartOrder:
     return StartOrder(run_id, spec, NOW, NOW, 0, TriggerSource.SCHEDULE)
 
 
+def start_now(engine: Dispatcher, orders: list[StartOrder]) -> int:
+    """Hold the runs and start them as due, as the starter does."""
+    engine.hold(orders)
+    return engine.start(engine.take_due(NOW))
+
+
 def dispatcher(registry: Registry, recorder: Recorder, workers: int = 2) -> Dispatcher:
     return Dispatcher(
         registry=registry, clock=SystemClock(), outcomes=recorder, workers=workers, event_loop=None
@@ -83,7 +89,7 @@ def test_a_mixed_batch_with_a_start_that_raises_ends_every_run_once(
     monkeypatch.setattr(registry, "is_coroutine", flaky)
     engine = dispatcher(registry, recorder)
     try:
-        assert engine.start(orders) == len(orders)
+        assert start_now(engine, orders) == len(orders)
         assert engine.wait_idle(30)
     finally:
         engine.close()
@@ -129,7 +135,7 @@ def test_a_run_cancelled_while_its_batch_is_being_started_never_runs(monkeypatch
 
     monkeypatch.setattr(registry, "resolve", resolve)
     try:
-        engine.start([order(1, {"call": "races:first"}), order(2, {"call": "races:second"})])
+        start_now(engine, [order(1, {"call": "races:first"}), order(2, {"call": "races:second"})])
         assert engine.wait_idle(30)
     finally:
         engine.close()
@@ -157,10 +163,44 @@ def test_a_cancel_between_pickup_and_start_leaves_no_live_output_behind(
 
     monkeypatch.setattr(engine, "_arm_timeout", arm)
     try:
-        engine.start([order(1, {"call": "races:job"})])
+        start_now(engine, [order(1, {"call": "races:job"})])
         assert engine.wait_idle(30)
         assert ended.wait(30)  # the job's thread, abandoned by the cancel, is done noting anything
     finally:
         engine.close()
     assert [e.status for e in recorder.finished[1]] == [RunStatus.CANCELLED]
     assert not recorder.has_live_output()
+
+
+def test_a_run_cancelled_while_it_is_vetted_never_runs() -> None:
+    """Taken from the held runs to start, then cancelled while vetting reads its job (an overlap=replace
+    claim, a cancel the heartbeat heard of): the cancel finds it, and it is not started."""
+    registry = Registry()
+    recorder = Recorder()
+    ran: list[int] = []
+    registry.register(lambda: ran.append(1), "races:vetted")
+    engine = dispatcher(registry, recorder)
+    try:
+        engine.hold([order(1, {"call": "races:vetted"})])
+        taken = engine.take_due(NOW)
+        assert engine.cancel(1, "cancelled: replaced by a newer run (overlap=replace)")
+        assert engine.start(taken) == 0
+        assert engine.wait_idle(30)
+    finally:
+        engine.close()
+    assert ran == []
+    assert [e.status for e in recorder.finished[1]] == [RunStatus.CANCELLED]
+
+
+def test_a_taken_run_vetting_refused_is_no_longer_in_flight() -> None:
+    registry = Registry()
+    engine = dispatcher(registry, Recorder())
+    try:
+        engine.hold([order(1, {"call": "races:vetted"})])
+        engine.take_due(NOW)
+        assert not engine.wait_idle(0)  # in flight while it is vetted
+        engine.release_taken([1])
+        assert engine.wait_idle(0)
+        assert not engine.cancel(1, "cancelled")
+    finally:
+        engine.close()

@@ -287,3 +287,35 @@ def test_a_database_outage_is_logged_when_it_begins_and_ends_not_at_every_retry(
     assert len(unavailable) == 1 and "connection refused Is the server running?" in unavailable[0]
     assert "\n" not in unavailable[0]
     assert any(line.startswith("database reachable again after") for line in lines)
+
+
+def test_vetting_reads_failing_start_due_runs_as_claimed_and_log_once(
+    make_scheduler: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database fails the reads that check held runs against their jobs (the connection went away
+    after the claim): every run still starts, on time, and the failure is one line, not one per fire."""
+    scheduler: Scheduler = make_scheduler()
+    due = clock.now() + timedelta(minutes=1)
+    fires = [due + timedelta(milliseconds=10 * index) for index in range(20)]
+    for index, fire in enumerate(fires):
+        scheduler.add_job("tests.jobs:metrics", id=f"job-{index}", at=fire)
+    scheduler.start()
+    loop = scheduler.loop
+    assert loop is not None
+    clock.set(due - timedelta(seconds=0.3))
+    wait_until(lambda: len(loop.dispatcher.held_job_ids(due + timedelta(seconds=1))) == 20)
+
+    def away(*_args: Any, **_kwargs: Any) -> Any:
+        raise StoreError("database read failed: connection refused")
+
+    monkeypatch.setattr(scheduler.store, "job_versions", away)
+    caplog.set_level(logging.WARNING, logger="cronkeeper.engine.vetting")
+    for fire in fires:
+        clock.set(fire)
+        wait_until(lambda fire=fire: loop.dispatcher.next_pending_at() != fire)  # type: ignore[misc]
+    monkeypatch.undo()
+    scheduler.stop()
+    assert sorted(run.status for run in scheduler.runs()) == [RunStatus.SUCCEEDED] * 20
+    assert all(run.started_at == run.due_at for run in scheduler.runs())
+    warnings = [record.getMessage() for record in caplog.records if record.name.endswith(".vetting")]
+    assert len(warnings) == 1 and "connection refused" in warnings[0], warnings

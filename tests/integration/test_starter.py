@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,18 +25,22 @@ def mark() -> None:
     STARTED.set()
 
 
-def _waiting_in(thread_name: str, function: str) -> bool:
-    """Whether the thread named ``thread_name`` is inside a call of ``function`` now."""
-    threads = {thread.ident: thread.name for thread in threading.enumerate()}
-    for ident, frame in sys._current_frames().items():
-        if threads.get(ident) != thread_name:
-            continue
-        walker: FrameType | None = frame
-        while walker is not None:
-            if walker.f_code.co_name == function:
-                return True
-            walker = walker.f_back
-    return False
+def _stack(thread: threading.Thread) -> list[str]:
+    """The functions ``thread`` is in now, innermost last."""
+    frame: FrameType | None = sys._current_frames().get(thread.ident or -1)
+    names: list[str] = []
+    while frame is not None:
+        names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    return names[::-1]
+
+
+def _wait_until_in(thread: threading.Thread, function: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while function not in _stack(thread):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{thread.name} is not in {function}: {' > '.join(_stack(thread))}")
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -62,10 +67,11 @@ def test_a_run_due_while_the_loop_waits_on_the_database_starts_on_time(
     loop = scheduler.loop
     assert loop is not None
     clock.set(due - timedelta(seconds=0.3))
-    wait_until(lambda: loop.next_pending_at() == due)  # claimed ahead, held
+    wait_until(lambda: loop.next_pending_at() == due, timeout=30)  # claimed ahead, held
     write_lock.execute("BEGIN IMMEDIATE")
     clock.set(due - timedelta(seconds=0.15))  # the second fire's claim is due: it waits for the lock
-    wait_until(lambda: _waiting_in("cronkeeper-loop", "claim_due"))
+    assert loop._thread is not None
+    _wait_until_in(loop._thread, "claim_due")
     clock.set(due)
     assert STARTED.wait(10), "the held run did not start while the loop waited on the database"
     write_lock.execute("ROLLBACK")

@@ -113,27 +113,38 @@ class Dispatcher:
         pending = self.next_pending_at()
         return self._pool.backlog() > 0 or (pending is not None and pending - now < window)
 
-    def start_due(self, now: datetime) -> int:
-        """Start every held run due by ``now``; returns how many."""
-        return self.start(self.take_due(now))
-
     def take_due(self, now: datetime) -> list[StartOrder]:
         """Stop holding the runs due by ``now`` (none once stopping) and return them, to :meth:`start` or
-        :meth:`hold` again."""
+        :meth:`release_taken`.  They are in flight from here, under the same lock: a cancel (an
+        overlap=replace claim, a request heard by the heartbeat, a stop) that comes while they are vetted
+        finds them, and they do not start."""
         due: list[StartOrder] = []
         with self._lock:
             while self._starting and self._pending and self._pending[0][0] <= now:
-                due.append(heapq.heappop(self._pending)[2])
+                order = heapq.heappop(self._pending)[2]
+                self._inflight[order.run_id] = InFlight(order)
+                due.append(order)
         return due
 
-    def start(self, due: list[StartOrder]) -> int:
-        """Start these runs now; returns how many.  They are put in flight under one lock for the whole
-        batch: a burst of a thousand runs would otherwise take it a thousand times while the workers it
-        feeds contend for it."""
-        flights = [InFlight(order) for order in due]
+    def release_taken(self, run_ids: list[int]) -> None:
+        """Taken runs that will not start (vetting recorded them skipped or dropped them): no longer ours."""
         with self._lock:
-            for flight in flights:
-                self._inflight[flight.order.run_id] = flight
+            for run_id in run_ids:
+                self._inflight.pop(run_id, None)
+            self._lock.notify_all()
+
+    def start(self, due: list[StartOrder]) -> int:
+        """Start these runs, taken by :meth:`take_due`, now (as the orders say: vetting may have brought a
+        job's options up to date); returns how many.  One lock for the whole batch: a burst of a thousand
+        runs would otherwise take it a thousand times while the workers it feeds contend for it.  A run
+        cancelled since it was taken is not started."""
+        flights = []
+        with self._lock:
+            for order in due:
+                flight = self._inflight.get(order.run_id)
+                if flight is not None:
+                    flight.order = order
+                    flights.append(flight)
         tasks = []
         for flight in flights:
             try:
@@ -146,7 +157,7 @@ class Dispatcher:
             if task is not None:
                 tasks.append(task)
         self._pool.submit_all(tasks)
-        return len(due)
+        return len(flights)
 
     def stop_starting(self) -> None:
         """Start nothing more, whichever thread asks: runs held from now on stay held (to be handed back)."""

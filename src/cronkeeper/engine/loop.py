@@ -1,10 +1,11 @@
-"""The loop: sleep until something is due, claim it in one transaction, hand it to an executor, write the
+"""The loop: sleep until something is due, claim it in one transaction, hold it until due, write the
 outcome down, and keep this process's heartbeat so that others can tell when it died.
 
-One thread runs the loop and makes the scheduler's writes in batches: claims, starts, outcomes, and the
-output of commands still running.  Workers only run jobs and note their outcomes in a buffer the loop
-writes, which keeps SQLite's single writer busy with few, large transactions instead of many small ones.
-(Edits made through the service write from the caller's thread.)
+One thread runs the loop and makes the scheduler's writes in batches: claims, starts, outcomes, the output
+of commands still running, and the verdicts of vetting.  A second thread (:mod:`cronkeeper.engine.starter`)
+starts held runs as they come due, reading the database but never writing to it.  Workers only run jobs and
+note their outcomes in a buffer the loop writes, which keeps SQLite's single writer busy with few, large
+transactions instead of many small ones.  (Edits made through the service write from the caller's thread.)
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from cronkeeper.clock import Clock, SystemClock
 from cronkeeper.engine.dispatch import AroundJob, Dispatcher
 from cronkeeper.engine.outcomes import OutcomeBuffer
 from cronkeeper.engine.starter import Starter
-from cronkeeper.engine.vetting import RecentVersions, vet_claimed
+from cronkeeper.engine.vetting import Vetter
 from cronkeeper.events import Listeners, RunEvent
 from cronkeeper.exceptions import StoreError
 from cronkeeper.executors.process import kill_leftovers
 from cronkeeper.models import LoopHealth
 from cronkeeper.registry import Registry
 from cronkeeper.settings import SchedulerSettings
-from cronkeeper.store.base import ClaimResult, JobStore, StartOrder
+from cronkeeper.store.base import ClaimResult, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +95,7 @@ class SchedulerLoop:
         self._claim_again = False
         # When the last claim ran (see _claim_at).
         self._claimed_at: datetime | None = None
-        # Until when a pass woken only to start runs claimed ahead need not look at the database, and
-        # whether something (an edit through this process) asked it to look sooner.
-        self._look_at: datetime | None = None
-        self._asked_to_look = False
-        self._versions = RecentVersions()
+        self._vetter = Vetter(self.store, self.dispatcher, clock, on_verdict=self._wake.set)
         # When the output of running runs is next written (time.monotonic()), and whether the last
         # write due was put off.
         self._next_progress_at = 0.0
@@ -116,7 +113,12 @@ class SchedulerLoop:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        starter = self._starter
+        return (
+            self._thread is not None
+            and self._thread.is_alive()
+            and (starter is None or starter.alive or self._stopping.is_set())
+        )
 
     def health(self) -> LoopHealth:
         return LoopHealth(
@@ -132,17 +134,14 @@ class SchedulerLoop:
         """Run the loop in a background thread."""
         self._stopping.clear()
         self._exiting.clear()
-        self._starter = Starter(
-            self.dispatcher, self.clock, self._vetted, retry_after=self.settings.retry_store_after
-        )
+        self._starter = Starter(self.dispatcher, self.clock, self._vetter.vetted)
         self._thread = threading.Thread(target=self._loop, name="cronkeeper-loop", daemon=True)
         self._thread.start()
         self._watcher = self.store.watch_changes(self.wake, self._exiting)
 
     def wake(self) -> None:
         """Look at the database again now (a job was added, changed or triggered)."""
-        self._asked_to_look = True
-        self._versions.forget()
+        self._vetter.versions.forget(self.clock.now())
         self._wake.set()
 
     def stop(self, *, wait: bool = True, timeout: float | None = 30.0) -> None:
@@ -168,6 +167,7 @@ class SchedulerLoop:
             self._watcher.join(5)
             self._watcher = None
         self._hand_back_held()  # anything a claim under way when stop began put on hold
+        self._settle_or_hand_back()
         self._flush_safely()
         try:
             self.store.retire_node(owner=self.owner, now=self.clock.now())
@@ -196,6 +196,20 @@ class SchedulerLoop:
     def next_pending_at(self) -> datetime | None:
         """When the earliest run claimed ahead of time is due."""
         return self.dispatcher.next_pending_at()
+
+    def _settle_or_hand_back(self) -> None:
+        """At a stop: write vetting's last verdicts, or, if the database refuses, hand their runs back (the
+        next node to claim them vets them again)."""
+        try:
+            self._settle_verdicts()
+        except StoreError:
+            run_ids = self._vetter.take_verdicts()
+            try:
+                self.store.release_runs(run_ids, owner=self.owner)
+            except StoreError:
+                log.exception(
+                    "could not hand back %d runs vetting refused; they will be marked lost", len(run_ids)
+                )
 
     def _hand_back_held(self) -> None:
         held = self.dispatcher.release_held()
@@ -267,23 +281,18 @@ class SchedulerLoop:
             # overlap policy, and is looked at again when it is due.
             early = self._claim_at(due)
             candidates.append(((early if early > now else due) - now).total_seconds())
-        pending = self.dispatcher.next_pending_at() if self._starter is None else None
-        if pending is not None:
-            candidates.append((pending - now).total_seconds())
         heartbeat_at = self._heartbeat_at(now)
         if heartbeat_at is not None:
             candidates.append((heartbeat_at - now).total_seconds())
         return max(min(candidates), 0.0)
 
     def run_once(self) -> int:
-        """Start what is due, write outcomes, keep the heartbeat, claim what is due within the look-ahead;
-        return how many runs were started."""
+        """Write outcomes and verdicts, keep the heartbeat, claim what is due within the look-ahead; without
+        a starter (:meth:`Scheduler.run_pending`), start what is due too.  Returns how many runs this call
+        started."""
         stopping = self._stopping.is_set()
         started = self._start_what_came_due()
         now = self.clock.now()
-        if started and self._only_starting(now):
-            return started
-        self._asked_to_look = False
         horizon = now + self.settings.lookahead
         self._next_due_at = self.store.next_due_at(instance_id=self.instance_id)
         claiming = (
@@ -295,19 +304,17 @@ class SchedulerLoop:
         # Writing outcomes and the heartbeat can wait a little: not while a burst of runs still waits for
         # workers or is about to be started, which they would only hold up.  Before a claim, outcomes are
         # written all the same: a finished run still active in the database would count against overlap.
+        self._settle_verdicts()  # before a claim, which would count their runs as still active
         quiet = not self.dispatcher.busy_soon(now, QUIET_BEFORE_DISPATCH)
         if quiet or claiming or self.outcomes.waiting_for() > MAX_WRITE_DELAY:
             self._flush_safely()  # a failed write is kept for the next try; heartbeat and claims go on
-            started += self._start_what_came_due()  # each write holds up the runs due while it lasts
         heartbeat_at = self._next_heartbeat_at
         if heartbeat_at is None or (now >= heartbeat_at and (quiet or now - heartbeat_at >= HEARTBEAT_SLACK)):
             self._heartbeat(now)
-            started += self._start_what_came_due()
         self._write_progress(quiet)  # after the outcomes: a run's start is written before its output
         if not claiming:
             # Nothing to claim: a read, not a write transaction, is all an idle poll costs.
             self._claim_again = False
-            self._note_next_look(now)
             return started
         claim = self.store.claim_due(
             now=now,
@@ -319,52 +326,29 @@ class SchedulerLoop:
         self._claim_again = len(claim.to_start) + len(claim.recorded) >= self.settings.batch_size
         self._claimed_at = now
         self._apply(claim)  # first: the claim is committed, its runs must not be dropped by a later error
-        if self._starter is None:
-            started += self.dispatcher.start_due(self.clock.now())
+        started += self._start_what_came_due()
+        self._settle_verdicts()
         self._next_due_at = self.store.next_due_at(instance_id=self.instance_id)
-        self._note_next_look(now)
         return started
 
     def _start_what_came_due(self) -> int:
-        """Start the held runs due by now, vetted, unless a starter does; returns how many."""
+        """Without a starter, start the held runs due by now, vetted; returns how many."""
         if self._starter is not None:
             return 0
         held = self.dispatcher.take_due(self.clock.now())
-        if not held:
-            return 0
-        start, retry = self._vetted(held)
-        self.dispatcher.hold(retry)
-        return self.dispatcher.start(start)
+        return self.dispatcher.start(self._vetter.vetted(held)) if held else 0
 
-    def _only_starting(self, now: datetime) -> bool:
-        """Whether this pass, which started runs claimed ahead, has nothing else to do: no claim, write,
-        heartbeat or poll due yet, and no edit asked for a look.  Fires spread over the second wake the loop
-        hundreds of times a second; reading the database on each of those passes cost more than the runs."""
-        return (
-            not self._asked_to_look
-            and not self._claim_again
-            and self._look_at is not None
-            and now < self._look_at
-            and self.outcomes.waiting_for() <= MAX_WRITE_DELAY
-            and not (self.outcomes.has_live_output() and time.monotonic() >= self._next_progress_at)
-        )
-
-    def _note_next_look(self, now: datetime) -> None:
-        """When the next pass must look at the database whatever woke it: the next claim, heartbeat or
-        poll, the earliest."""
-        looks = [now + timedelta(seconds=self.settings.poll_interval)]
-        if self._next_due_at is not None:
-            looks.append(self._claim_at(self._next_due_at))
-        heartbeat_at = self._heartbeat_at(now)
-        if heartbeat_at is not None:
-            looks.append(heartbeat_at)
-        self._look_at = min(looks)
+    def _settle_verdicts(self) -> None:
+        """Write what vetting decided for runs it did not start (a failure raises, as any write of a pass)."""
+        for run in self._vetter.settle(owner=self.owner):
+            log.info("job %s: run %s %s: %s", run.job_id, run.id, run.status.value, run.error)
+            if self.listeners:
+                self.listeners.emit(RunEvent.from_run(run))
 
     def _heartbeat_at(self, now: datetime) -> datetime | None:
         """When the loop must wake for the heartbeat.  One that is due but put off (runs are about to start)
-        is written on the first quiet pass, which runs coming due bring anyway, or at the end of its slack:
-        waking for it before that only spun the loop, hundreds of passes a second, each reading the
-        database."""
+        is written on the first quiet pass or at the end of its slack: waking for it before that only spun
+        the loop, hundreds of passes a second, each reading the database."""
         heartbeat_at = self._next_heartbeat_at
         if heartbeat_at is not None and heartbeat_at <= now:
             return heartbeat_at + HEARTBEAT_SLACK
@@ -380,62 +364,6 @@ class SchedulerLoop:
         if self._claimed_at is None:
             return early
         return min(max(early, self._claimed_at + lookahead / 8), due - lookahead / 4)
-
-    def _vetted(self, held: list[StartOrder]) -> tuple[list[StartOrder], list[StartOrder]]:
-        """Runs claimed ahead of time, checked against their jobs as they are now that the runs are due
-        (:mod:`cronkeeper.engine.vetting`): those to start, and those to hold and try again.  Those of a job
-        paused in between are recorded skipped, those of a removed job or of a slot the new schedule no
-        longer names are dropped.  If the database cannot say, the runs start as claimed; if it cannot record
-        a verdict, those runs are tried again.  Runs claimed once they were due were read with their jobs in
-        that claim, a moment ago: they start as claimed (a burst of thousands would otherwise read their
-        jobs twice)."""
-        claimed_due: list[StartOrder] = []
-        ahead: list[StartOrder] = []
-        for order in held:
-            due_when_claimed = order.claimed_at is not None and order.claimed_at >= order.due_at
-            (claimed_due if due_when_claimed else ahead).append(order)
-        if not ahead:
-            return held, []
-        start, retry = self._vet_ahead(ahead)
-        return claimed_due + start, retry
-
-    def _vet_ahead(self, held: list[StartOrder]) -> tuple[list[StartOrder], list[StartOrder]]:
-        try:
-            versions = self._versions.of(
-                {order.spec.id for order in held},
-                self.clock.now(),
-                self.store.job_versions,
-                self.dispatcher.held_job_ids,
-            )
-            # Most jobs did not change since their runs were claimed: only the others are read whole.
-            unchanged: list[StartOrder] = []
-            changed: list[StartOrder] = []
-            for order in held:
-                (unchanged if order.version == versions.get(order.spec.id, -1) else changed).append(order)
-            if not changed:
-                return held, []
-            jobs = self.store.find_jobs(sorted({order.spec.id for order in changed}))
-        except StoreError:
-            log.warning("could not read the jobs of %d due run(s); starting them as claimed", len(held))
-            return held, []
-        vetted = vet_claimed(changed, {job.id: job for job in jobs})
-        vetted.start[:0] = unchanged
-        if vetted.skipped or vetted.dropped:
-            try:
-                recorded = self.store.settle_claimed(
-                    vetted.skipped, vetted.dropped, owner=self.owner, now=self.clock.now()
-                )
-            except StoreError:
-                log.warning("could not record runs whose job changed; trying again", exc_info=True)
-                settled = {run_id for run_id, _ in vetted.skipped} | set(vetted.dropped)
-                return vetted.start, [order for order in held if order.run_id in settled]
-            for run_id in vetted.dropped:
-                log.info("run %s not started: its job was removed or no longer fires then", run_id)
-            for run in recorded:
-                log.info("job %s: run %s %s: %s", run.job_id, run.id, run.status.value, run.error)
-                if self.listeners:
-                    self.listeners.emit(RunEvent.from_run(run))
-        return vetted.start, []
 
     def _apply(self, claim: ClaimResult) -> None:
         for run in claim.recorded:

@@ -21,26 +21,28 @@ from cronkeeper.store.base import StartOrder
 
 log = logging.getLogger(__name__)
 
-# What vetting returns: the runs to start now, and those to hold and try again (their verdict could not be
-# recorded).
-Vet = Callable[[list[StartOrder]], tuple[list[StartOrder], list[StartOrder]]]
+# Vetting: the runs to start now, of those taken (it never raises, and never writes to the database).
+Vet = Callable[[list[StartOrder]], list[StartOrder]]
 
 
 class Starter:
     """A thread that starts held runs as they come due."""
 
-    def __init__(self, dispatcher: Dispatcher, clock: Clock, vet: Vet, *, retry_after: float) -> None:
+    def __init__(self, dispatcher: Dispatcher, clock: Clock, vet: Vet) -> None:
         self._dispatcher = dispatcher
         self._clock = clock
         self._vet = vet
-        self._retry_after = retry_after
         self._wake = threading.Event()
         self._exit = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cronkeeper-starter", daemon=True)
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def nudge(self) -> None:
-        """Runs were held (or a stop began): look at the earliest again."""
+        """Runs were held: look at the earliest again."""
         self._wake.set()
 
     def stop(self) -> None:
@@ -51,11 +53,12 @@ class Starter:
     def _run(self) -> None:
         while not self._exit.is_set():
             self._wake.clear()
-            retry = self._start_due()
-            if retry:
-                # The database could not record a verdict: give it a moment rather than asking at once.
-                self._exit.wait(self._retry_after)
-                continue
+            try:
+                if self._start_due():
+                    continue
+            except Exception:  # a defect: the thread must outlive it, without spinning on it
+                log.exception("could not start the runs that came due; going on")
+                self._exit.wait(1.0)
             due = self._dispatcher.next_pending_at()
             if due is None:
                 self._wake.wait()
@@ -63,15 +66,16 @@ class Starter:
                 self._clock.wait_until(self._wake, due)
 
     def _start_due(self) -> bool:
-        """Start what is due; True if some runs must be tried again later."""
+        """Start what is due; whether there was any.  Taken runs are in flight: each must start or end."""
         held = self._dispatcher.take_due(self._clock.now())
         if not held:
             return False
         try:
-            start, retry = self._vet(held)
-        except Exception:
-            log.exception("could not check %d due run(s) against their jobs; trying again", len(held))
-            start, retry = [], held
-        self._dispatcher.hold(retry)
+            start = self._vet(held)
+        except Exception:  # vetting catches what the database raises; this is a defect in it
+            log.exception(
+                "could not check %d due run(s) against their jobs; starting them as claimed", len(held)
+            )
+            start = held
         self._dispatcher.start(start)
-        return bool(retry)
+        return True

@@ -10,17 +10,30 @@ The read of the jobs' versions that tells whether any changed is kept for :data:
 serves every run that comes due meanwhile (:class:`RecentVersions`): fires spread over the second would
 otherwise read the database once per fire, which cost more than the runs.  So an edit committed that long
 before a fire is due always counts, and so does any edit this process makes or hears of (it forgets the read).
+A run claimed once it was due was read with its job in that claim: it starts as claimed if it starts within
+that same 10 ms and no edit was made or heard of since.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import threading
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from cronkeeper.models import Job, TriggerSource
-from cronkeeper.store.base import StartOrder
+from cronkeeper.clock import Clock
+from cronkeeper.engine.dispatch import Dispatcher
+from cronkeeper.models import Job, Run, TriggerSource
+from cronkeeper.store.base import JobStore, StartOrder
+
+log = logging.getLogger(__name__)
+# After the database failed a read for vetting, runs start as claimed for this long without asking it again,
+# and the failure is logged when it begins and about once a minute while it lasts (seconds).
+FAILED_READ_BACKOFF = 1.0
+FAILED_READ_LOG_EVERY = 60.0
 
 VERSIONS_FRESH_FOR = timedelta(milliseconds=10)
 _SCHEDULED = frozenset({TriggerSource.SCHEDULE, TriggerSource.CATCHUP})
@@ -69,18 +82,29 @@ class RecentVersions:
     """The versions of the jobs of runs about to start, read at most once per ``fresh_for`` of the engine's
     clock: a read at ``t`` answers for a run due at ``due <= now < t + fresh_for``, so it was made no earlier
     than ``fresh_for`` before the run was due.  :meth:`forget` (an edit was made or heard of, from any
-    thread) makes the next call read again."""
+    thread) makes the next call read again, and marks runs claimed before it as needing a look."""
 
     def __init__(self, fresh_for: timedelta = VERSIONS_FRESH_FOR) -> None:
-        self._fresh_for = fresh_for
+        self.fresh_for = fresh_for
         self._versions: dict[str, int] = {}
         self._read_for: frozenset[str] = frozenset()
         self._read_at: datetime | None = None
         self._read_after = 0  # the edits counted when the kept read was made
         self._edits = 0
+        self._forgot_at: datetime | None = None
+        self._lock = threading.Lock()  # forget() is called from any thread
 
-    def forget(self) -> None:
-        self._edits += 1
+    def forget(self, now: datetime) -> None:
+        with self._lock:
+            self._edits += 1
+            self._forgot_at = now
+
+    def unchanged_since(self, claimed_at: datetime, now: datetime) -> bool:
+        """Whether a run claimed at ``claimed_at`` (reading its job then) may start as claimed: claimed less
+        than ``fresh_for`` ago, and no edit made or heard of since."""
+        forgot_at = self._forgot_at
+        recent = timedelta(0) <= now - claimed_at < self.fresh_for
+        return recent and (forgot_at is None or forgot_at < claimed_at)
 
     def of(
         self,
@@ -90,17 +114,146 @@ class RecentVersions:
         coming: Callable[[datetime], Collection[str]],
     ) -> dict[str, int]:
         """The versions of ``job_ids`` (a job absent from the answer is gone), read with those of the jobs
-        ``coming(until)`` names (runs due before the kept read goes stale) when the kept one will not do."""
+        ``coming(until)`` names (runs due before the kept read goes stale) when the kept one will not do.
+        A clock that stepped back makes the kept read stale too."""
         read_at = self._read_at
         if (
             read_at is not None
             and self._read_after == self._edits
-            and now - read_at < self._fresh_for
+            and timedelta(0) <= now - read_at < self.fresh_for
             and self._read_for.issuperset(job_ids)
         ):
             return self._versions
         edits = self._edits
-        wanted = frozenset(job_ids).union(coming(now + self._fresh_for))
+        wanted = frozenset(job_ids).union(coming(now + self.fresh_for))
         self._versions = read(sorted(wanted))
         self._read_for, self._read_at, self._read_after = wanted, now, edits
         return self._versions
+
+
+class Verdicts:
+    """Runs vetting refused (to record ``skipped``, or to drop), kept for the loop's thread to write: the
+    thread that starts runs never waits for the database's write lock, and the loop writes them before its
+    next claim, which would otherwise count them as still active."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._skipped: list[tuple[int, str]] = []
+        self._dropped: list[int] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._skipped or self._dropped)
+
+    def add(self, skipped: Sequence[tuple[int, str]], dropped: Sequence[int]) -> None:
+        with self._lock:
+            self._skipped.extend(skipped)
+            self._dropped.extend(dropped)
+
+    def take(self) -> tuple[list[tuple[int, str]], list[int]]:
+        with self._lock:
+            taken = self._skipped, self._dropped
+            self._skipped, self._dropped = [], []
+            return taken
+
+
+class Vetter:
+    """Vets held runs as they come due (from the thread that starts them, which it never makes wait for the
+    database's write lock), and writes its verdicts from the loop's thread."""
+
+    def __init__(
+        self, store: JobStore, dispatcher: Dispatcher, clock: Clock, *, on_verdict: Callable[[], None]
+    ) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._on_verdict = on_verdict  # wakes the loop's thread to write them
+        self.versions = RecentVersions()
+        self._verdicts = Verdicts()
+        # When (time.monotonic()) reads for vetting began to fail, when they last failed, and when that was
+        # last logged.
+        self._failing_since: float | None = None
+        self._failed_at = 0.0
+        self._failure_logged_at = 0.0
+
+    def vetted(self, held: list[StartOrder]) -> list[StartOrder]:
+        """Of runs taken to start, those to start now, with their jobs as they are now.  The others (a job
+        paused, removed or rescheduled since they were claimed) are released and kept as verdicts for
+        :meth:`settle`.  If the database cannot say, the runs start as claimed.  Never raises."""
+        now = self._clock.now()
+        fresh: list[StartOrder] = []
+        ahead: list[StartOrder] = []
+        for order in held:
+            claimed_at = order.claimed_at
+            just_read = (
+                claimed_at is not None
+                and claimed_at >= order.due_at
+                and self.versions.unchanged_since(claimed_at, now)
+            )
+            (fresh if just_read else ahead).append(order)
+        if not ahead:
+            return held
+        return fresh + self._vet_ahead(ahead, now)
+
+    def settle(self, *, owner: str) -> list[Run]:
+        """Write the verdicts kept so far (skipped runs recorded, dropped ones deleted); returns the runs
+        recorded skipped.  On a database error they are kept for the next try and the error raised."""
+        if not self._verdicts:
+            return []
+        skipped, dropped = self._verdicts.take()
+        try:
+            recorded = self._store.settle_claimed(skipped, dropped, owner=owner, now=self._clock.now())
+        except Exception:
+            self._verdicts.add(skipped, dropped)
+            raise
+        for run_id in dropped:
+            log.info("run %s not started: its job was removed or no longer fires then", run_id)
+        return recorded
+
+    def take_verdicts(self) -> list[int]:
+        """The runs of the verdicts not written, forgotten here (to hand back at a stop)."""
+        skipped, dropped = self._verdicts.take()
+        return [run_id for run_id, _ in skipped] + dropped
+
+    def _vet_ahead(self, held: list[StartOrder], now: datetime) -> list[StartOrder]:
+        if self._failing_since is not None and time.monotonic() - self._failed_at < FAILED_READ_BACKOFF:
+            return held  # the database failed a moment ago: do not hold every run up asking it again
+        try:
+            versions = self.versions.of(
+                {order.spec.id for order in held},
+                now,
+                self._store.job_versions,
+                self._dispatcher.held_job_ids,
+            )
+            # Most jobs did not change since their runs were claimed: only the others are read whole.
+            unchanged: list[StartOrder] = []
+            changed: list[StartOrder] = []
+            for order in held:
+                (unchanged if order.version == versions.get(order.spec.id, -1) else changed).append(order)
+            jobs = self._store.find_jobs(sorted({order.spec.id for order in changed})) if changed else []
+        except Exception as exc:  # a database error, or a row this version cannot read: the runs still start
+            self._note_failure(exc, len(held))
+            return held
+        if self._failing_since is not None:
+            lasted = time.monotonic() - self._failing_since
+            log.warning("due runs are checked against their jobs again, after %.1fs", lasted)
+            self._failing_since = None
+        if not changed:
+            return held
+        vetted = vet_claimed(changed, {job.id: job for job in jobs})
+        if vetted.skipped or vetted.dropped:
+            self._dispatcher.release_taken([run_id for run_id, _ in vetted.skipped] + vetted.dropped)
+            self._verdicts.add(vetted.skipped, vetted.dropped)
+            self._on_verdict()
+        return unchanged + vetted.start
+
+    def _note_failure(self, exc: Exception, runs: int) -> None:
+        clock = time.monotonic()
+        if self._failing_since is None or clock - self._failure_logged_at >= FAILED_READ_LOG_EVERY:
+            reason = " ".join(str(exc).split())
+            log.warning(
+                "could not read the jobs of %d due run(s): %s; starting due runs as claimed", runs, reason
+            )
+            self._failure_logged_at = clock
+        if self._failing_since is None:
+            self._failing_since = clock
+        self._failed_at = clock
