@@ -6,6 +6,7 @@ catch-up and overlap rules live here once, testable without a database or a cloc
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +19,8 @@ from cronkeeper.triggers import IntervalTrigger, Trigger
 ENUMERATION_LIMIT = 1000
 # How many windows, widening or narrowing back from now, are tried to find the newest fires of a long outage.
 TAIL_PROBES = 12
+
+log = logging.getLogger(__name__)
 
 
 # Not frozen: one is made per run, and a frozen dataclass's __init__ costs three times as much.
@@ -243,3 +246,14 @@ def _missed_record(spec: JobSpec, missed: list[datetime], unlisted: int | None) 
         "last": last.isoformat(),
     }
     return PlannedRun(first, TriggerSource.SCHEDULE, RunStatus.MISSED, error, result)
+
+
+def still_a_fire(spec: JobSpec, instant: datetime) -> bool:
+    """Whether ``instant`` is a fire of the job's schedule as it is now (a run claimed for it before an edit
+    may start).  A schedule whose fires cannot be computed keeps the instant: its claims record the
+    failure."""
+    try:
+        return spec.trigger.next_after(instant - timedelta(microseconds=1)) == instant
+    except Exception:
+        log.exception("job %s: cannot tell whether %s is still a fire; keeping it", spec.id, instant)
+        return True

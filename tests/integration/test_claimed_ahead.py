@@ -98,22 +98,32 @@ def test_a_run_handed_back_at_a_restart_runs_before_the_next_fire(
     assert runs["08:01"].status is RunStatus.SUCCEEDED, runs["08:01"].error
 
 
+@pytest.mark.parametrize(
+    ("interval", "slack"),
+    [
+        pytest.param(5.0, 1.0, id="a-second"),
+        pytest.param(1.0, 0.5, id="half-a-short-interval"),  # within the lease of two intervals
+    ],
+)
 def test_a_heartbeat_put_off_for_a_run_about_to_start_lets_the_loop_sleep(
-    make_scheduler: SchedulerFactory, clock: FakeClock
+    make_scheduler: SchedulerFactory, clock: FakeClock, interval: float, slack: float
 ) -> None:
     """The heartbeat falls due 50 ms before a run claimed ahead, so it waits for a quiet pass or its slack
-    (a second).  Meanwhile the loop sleeps until the slack ends, instead of passing again at once, and
-    again: the run is the starter's to start."""
-    runner = make_scheduler(settings=SchedulerSettings(workers=1, heartbeat_interval=timedelta(seconds=5)))
+    (a second, or half an interval if that is less).  Meanwhile the loop sleeps until the slack ends,
+    instead of passing again at once, and again: the run is the starter's to start."""
+    settings = SchedulerSettings(workers=1, heartbeat_interval=timedelta(seconds=interval))
+    runner = make_scheduler(settings=settings)
     start = clock.now()
-    runner.add_job("tests.jobs:metrics", id="job", every="1m", start=start + timedelta(seconds=5.05))
-    runner.run_pending(wait=False)  # the first heartbeat: the next is due at +5 s
-    clock.set(start + timedelta(seconds=4.9))
-    runner.run_pending(wait=False)  # the fire at +5.05 s is claimed ahead
-    clock.set(start + timedelta(seconds=5))
+    runner.add_job(
+        "tests.jobs:metrics", id="job", every="1m", start=start + timedelta(seconds=interval + 0.05)
+    )
+    runner.run_pending(wait=False)  # the first heartbeat: the next is due at +interval
+    clock.set(start + timedelta(seconds=interval - 0.1))
+    runner.run_pending(wait=False)  # the fire at +interval + 50 ms is claimed ahead
+    clock.set(start + timedelta(seconds=interval))
     runner.run_pending(wait=False)  # the heartbeat is due, the run 50 ms away: the heartbeat is put off
     assert runner.loop is not None
-    assert runner.loop._seconds_to_sleep(clock.now()) == pytest.approx(1.0)
+    assert runner.loop._seconds_to_sleep(clock.now()) == pytest.approx(slack)
 
 
 def claim_two(
@@ -132,18 +142,28 @@ def claim_two(
     return runner, editor
 
 
-def test_a_kept_read_of_versions_does_not_serve_a_run_due_after_it_goes_stale(
+def test_a_kept_read_of_versions_does_not_serve_a_run_taken_after_it_goes_stale(
     make_scheduler: SchedulerFactory, clock: FakeClock
 ) -> None:
-    """Another process pauses b after a's read (this process hears nothing of it on SQLite): b, due 20 ms
-    after the read, is checked again."""
-    runner, editor = claim_two(make_scheduler, clock, timedelta(milliseconds=20))
-    clock.set(clock.now() + timedelta(milliseconds=5))
+    """b, due 5 ms after a, is in the read made for a; another process pauses it (this process hears
+    nothing of it on SQLite), and b is taken late, 12 ms after the read: the read is stale, b is checked
+    again and skipped."""
+    runner, editor = claim_two(make_scheduler, clock, timedelta(milliseconds=5))
     editor.pause("b")
-    clock.set(clock.now() + timedelta(milliseconds=15))
+    clock.set(clock.now() + timedelta(milliseconds=12))
     assert runner.run_pending() == 0
     (run,) = runner.runs(job_id="b")
     assert run.status is RunStatus.SKIPPED
+
+
+def test_a_kept_read_serves_a_run_due_within_10_ms_of_it(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    """The other side of the rule: a change another process makes within the 10 ms may come too late."""
+    runner, editor = claim_two(make_scheduler, clock, timedelta(milliseconds=5))
+    editor.pause("b")
+    clock.set(clock.now() + timedelta(milliseconds=5))
+    assert runner.run_pending() == 1
 
 
 def test_an_edit_through_this_process_counts_at_once_even_within_a_kept_read(
@@ -155,3 +175,22 @@ def test_an_edit_through_this_process_counts_at_once_even_within_a_kept_read(
     assert runner.run_pending() == 0
     (run,) = runner.runs(job_id="b")
     assert run.status is RunStatus.SKIPPED
+
+
+def test_a_run_handed_back_whose_slot_is_no_fire_any_more_does_not_run(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    """Claimed ahead, handed back at a stop, then its job is rescheduled: the next scheduler's claim
+    records it skipped instead of running a fire the job no longer has."""
+    first = make_scheduler()
+    first.add_job("tests.jobs:metrics", id="job", every="1m", start="2026-03-02T08:00:00+00:00")
+    clock.set(clock.now() + timedelta(seconds=59.7))
+    first.run_pending(wait=False)  # 08:01 claimed ahead, held
+    first.close()  # handed back
+    second = make_scheduler()
+    second.reschedule("job", cron="30 8 * * *")
+    clock.set(clock.now() + timedelta(seconds=0.3))
+    second.run_pending()
+    (run,) = second.runs(job_id="job")
+    assert run.status is RunStatus.SKIPPED
+    assert run.error == "not started: the job's schedule changed and no longer fires then"

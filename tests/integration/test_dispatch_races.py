@@ -184,6 +184,7 @@ def test_a_run_cancelled_while_it_is_vetted_never_runs() -> None:
         engine.hold([order(1, {"call": "races:vetted"})])
         taken = engine.take_due(NOW)
         assert engine.cancel(1, "cancelled: replaced by a newer run (overlap=replace)")
+        assert engine.release_taken([1]) == []  # a verdict now would overwrite the cancel: there is none
         assert engine.start(taken) == 0
         assert engine.wait_idle(30)
     finally:
@@ -204,3 +205,22 @@ def test_a_taken_run_vetting_refused_is_no_longer_in_flight() -> None:
         assert not engine.cancel(1, "cancelled")
     finally:
         engine.close()
+
+
+def test_runs_taken_when_starting_stops_are_held_again_for_the_hand_back() -> None:
+    """A stop begins while the starter vets runs it took: they do not start, and are handed back."""
+    registry = Registry()
+    ran: list[int] = []
+    registry.register(lambda: ran.append(1), "races:late")
+    recorder = Recorder()
+    engine = dispatcher(registry, recorder)
+    try:
+        engine.hold([order(1, {"call": "races:late"})])
+        taken = engine.take_due(NOW)
+        engine.stop_starting()
+        assert engine.start(taken) == 0
+        assert engine.wait_idle(0)
+        assert engine.release_held() == [1]
+    finally:
+        engine.close()
+    assert ran == [] and not recorder.finished

@@ -126,20 +126,28 @@ class Dispatcher:
                 due.append(order)
         return due
 
-    def release_taken(self, run_ids: list[int]) -> None:
-        """Taken runs that will not start (vetting recorded them skipped or dropped them): no longer ours."""
+    def release_taken(self, run_ids: list[int]) -> list[int]:
+        """Taken runs that will not start (vetting refused them): no longer in flight.  Returns those that
+        still were: one cancelled meanwhile has its outcome already, which a verdict must not overwrite."""
         with self._lock:
-            for run_id in run_ids:
-                self._inflight.pop(run_id, None)
+            released = [run_id for run_id in run_ids if self._inflight.pop(run_id, None) is not None]
             self._lock.notify_all()
+        return released
 
     def start(self, due: list[StartOrder]) -> int:
         """Start these runs, taken by :meth:`take_due`, now (as the orders say: vetting may have brought a
         job's options up to date); returns how many.  One lock for the whole batch: a burst of a thousand
         runs would otherwise take it a thousand times while the workers it feeds contend for it.  A run
-        cancelled since it was taken is not started."""
+        cancelled since it was taken is not started; once starting has stopped, taken runs are held again, to
+        be handed back."""
         flights = []
         with self._lock:
+            if not self._starting:
+                for order in due:
+                    if self._inflight.pop(order.run_id, None) is not None:
+                        heapq.heappush(self._pending, (order.due_at, order.run_id, order))
+                self._lock.notify_all()
+                return 0
             for order in due:
                 flight = self._inflight.get(order.run_id)
                 if flight is not None:

@@ -39,7 +39,11 @@ log = logging.getLogger(__name__)
 MAX_WRITE_DELAY = 1.0
 # Writes are put off when runs claimed ahead are due this soon, and the heartbeat by at most the slack.
 QUIET_BEFORE_DISPATCH = timedelta(milliseconds=100)
+# The slack is at most half an interval too: a heartbeat is then never older than one and a half intervals,
+# within the lease of two that SchedulerSettings asks for.
 HEARTBEAT_SLACK = timedelta(seconds=1)
+# How long a stop waits for the starter's pass under way (a read of the jobs it vets) before going on.
+STARTER_STOP_WAIT = 5.0
 # After cancelling at a stop, how long killed process groups get to be reaped and recorded (seconds).
 CANCEL_WAIT = 10.0
 
@@ -89,6 +93,7 @@ class SchedulerLoop:
         self._thread: threading.Thread | None = None
         # Starts held runs as they come due while this loop's thread works (a started loop only).
         self._starter: Starter | None = None
+        self._starter_death_logged = False
         self._watcher: threading.Thread | None = None
         self._next_heartbeat_at: datetime | None = None
         self._next_due_at: datetime | None = None
@@ -150,7 +155,8 @@ class SchedulerLoop:
         self._stopping.set()  # the loop stops claiming but keeps heartbeating and writing outcomes
         self.dispatcher.stop_starting()
         if self._starter is not None:
-            self._starter.stop()  # after its pass under way, which may hold runs again for the hand-back
+            # After its pass under way: what it took since is held again, for the hand-back below.
+            self._starter.stop(STARTER_STOP_WAIT)
             self._starter = None
         self._wake.set()
         self._hand_back_held()
@@ -199,7 +205,7 @@ class SchedulerLoop:
 
     def _settle_or_hand_back(self) -> None:
         """At a stop: write vetting's last verdicts, or, if the database refuses, hand their runs back (the
-        next node to claim them vets them again)."""
+        next node's claim checks them against their jobs again, as it does any queued run)."""
         try:
             self._settle_verdicts()
         except StoreError:
@@ -298,6 +304,7 @@ class SchedulerLoop:
         claiming = (
             not stopping
             and not self._clock_too_far
+            and self._starter_alive()
             and self._next_due_at is not None
             and (self._claim_again or self._claim_at(self._next_due_at) <= now)
         )
@@ -309,7 +316,9 @@ class SchedulerLoop:
         if quiet or claiming or self.outcomes.waiting_for() > MAX_WRITE_DELAY:
             self._flush_safely()  # a failed write is kept for the next try; heartbeat and claims go on
         heartbeat_at = self._next_heartbeat_at
-        if heartbeat_at is None or (now >= heartbeat_at and (quiet or now - heartbeat_at >= HEARTBEAT_SLACK)):
+        if heartbeat_at is None or (
+            now >= heartbeat_at and (quiet or now - heartbeat_at >= self._heartbeat_slack)
+        ):
             self._heartbeat(now)
         self._write_progress(quiet)  # after the outcomes: a run's start is written before its output
         if not claiming:
@@ -351,8 +360,23 @@ class SchedulerLoop:
         the loop, hundreds of passes a second, each reading the database."""
         heartbeat_at = self._next_heartbeat_at
         if heartbeat_at is not None and heartbeat_at <= now:
-            return heartbeat_at + HEARTBEAT_SLACK
+            return heartbeat_at + self._heartbeat_slack
         return heartbeat_at
+
+    def _starter_alive(self) -> bool:
+        """Whether runs claimed now would be started (without a starter, this thread starts them).  A dead
+        starter is a defect: claim nothing more, which this node would hold without ever starting."""
+        starter = self._starter
+        if starter is None or starter.alive:
+            return True
+        if not self._starter_death_logged:
+            log.error("the thread that starts runs died: this node claims nothing more; restart it")
+            self._starter_death_logged = True
+        return False
+
+    @property
+    def _heartbeat_slack(self) -> timedelta:
+        return min(HEARTBEAT_SLACK, self.settings.heartbeat_interval / 2)
 
     def _claim_at(self, due: datetime) -> datetime:
         """When to claim a fire due at ``due``: a look-ahead before it, but no sooner than an eighth of a

@@ -45,10 +45,11 @@ class Starter:
         """Runs were held: look at the earliest again."""
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Start nothing more; wait up to ``timeout`` for the pass under way."""
         self._exit.set()
         self._wake.set()
-        self._thread.join()
+        self._thread.join(timeout)
 
     def _run(self) -> None:
         while not self._exit.is_set():
@@ -70,12 +71,5 @@ class Starter:
         held = self._dispatcher.take_due(self._clock.now())
         if not held:
             return False
-        try:
-            start = self._vet(held)
-        except Exception:  # vetting catches what the database raises; this is a defect in it
-            log.exception(
-                "could not check %d due run(s) against their jobs; starting them as claimed", len(held)
-            )
-            start = held
-        self._dispatcher.start(start)
+        self._dispatcher.start(self._vet(held))
         return True

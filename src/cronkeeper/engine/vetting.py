@@ -1,7 +1,7 @@
 """Runs claimed ahead of their due time, checked against their jobs as they are when the runs are due.
 
 A fire is claimed up to ``lookahead`` before it is due so that it can start on the dot; an edit, a pause or a
-removal landing in between must still count.  Just before held runs start, the loop reads their jobs again
+removal landing in between must still count.  Just before held runs start, the starter reads their jobs again
 and :func:`vet_claimed` says what becomes of each run: it starts (with the job as it is now), it is recorded
 ``skipped`` (its job was paused or disabled), or it is dropped (its job is gone, or its slot is no fire of the
 new schedule: no record is owed for an instant the job no longer names).
@@ -27,9 +27,12 @@ from datetime import datetime, timedelta
 from cronkeeper.clock import Clock
 from cronkeeper.engine.dispatch import Dispatcher
 from cronkeeper.models import Job, Run, TriggerSource
+from cronkeeper.planning import still_a_fire
 from cronkeeper.store.base import JobStore, StartOrder
 
 log = logging.getLogger(__name__)
+# Vetting again after an edit came while runs were vetted, at most this many passes in all.
+MAX_VETTING_PASSES = 3
 # After the database failed a read for vetting, runs start as claimed for this long without asking it again,
 # and the failure is logged when it begins and about once a minute while it lasts (seconds).
 FAILED_READ_BACKOFF = 1.0
@@ -37,7 +40,6 @@ FAILED_READ_LOG_EVERY = 60.0
 
 VERSIONS_FRESH_FOR = timedelta(milliseconds=10)
 _SCHEDULED = frozenset({TriggerSource.SCHEDULE, TriggerSource.CATCHUP})
-_TICK = timedelta(microseconds=1)
 
 
 @dataclass(slots=True)
@@ -61,9 +63,7 @@ def vet_claimed(orders: Sequence[StartOrder], jobs: Mapping[str, Job]) -> Vetted
         elif not job.enabled or job.paused:
             state = "disabled" if not job.enabled else "paused"
             vetted.skipped.append((order.run_id, f"not started: the job was {state} before the run was due"))
-        elif _unchanged(order, job) or job.spec.trigger.next_after(order.scheduled_for - _TICK) == (
-            order.scheduled_for
-        ):
+        elif _unchanged(order, job) or still_a_fire(job.spec, order.scheduled_for):
             vetted.start.append(_as_now(order, job))
         else:
             vetted.dropped.append(order.run_id)
@@ -93,6 +93,11 @@ class RecentVersions:
         self._edits = 0
         self._forgot_at: datetime | None = None
         self._lock = threading.Lock()  # forget() is called from any thread
+
+    @property
+    def edits(self) -> int:
+        """How many times :meth:`forget` was called."""
+        return self._edits
 
     def forget(self, now: datetime) -> None:
         with self._lock:
@@ -178,7 +183,20 @@ class Vetter:
     def vetted(self, held: list[StartOrder]) -> list[StartOrder]:
         """Of runs taken to start, those to start now, with their jobs as they are now.  The others (a job
         paused, removed or rescheduled since they were claimed) are released and kept as verdicts for
-        :meth:`settle`.  If the database cannot say, the runs start as claimed.  Never raises."""
+        :meth:`settle`.  If the database cannot say, the runs start as claimed.  An edit made or heard of
+        while they were vetted has them vetted again (a few times at most).  Never raises."""
+        for _ in range(MAX_VETTING_PASSES):
+            edits = self.versions.edits
+            try:
+                held = self._vetted_once(held)
+            except Exception:  # a defect: the runs taken must still start (or they would wait forever)
+                log.exception("could not vet %d due run(s); starting them as claimed", len(held))
+                break
+            if self.versions.edits == edits:
+                break
+        return held
+
+    def _vetted_once(self, held: list[StartOrder]) -> list[StartOrder]:
         now = self._clock.now()
         fresh: list[StartOrder] = []
         ahead: list[StartOrder] = []
@@ -241,9 +259,15 @@ class Vetter:
             return held
         vetted = vet_claimed(changed, {job.id: job for job in jobs})
         if vetted.skipped or vetted.dropped:
-            self._dispatcher.release_taken([run_id for run_id, _ in vetted.skipped] + vetted.dropped)
-            self._verdicts.add(vetted.skipped, vetted.dropped)
-            self._on_verdict()
+            # Only for runs still in flight: one cancelled meanwhile keeps the outcome its cancel gave it.
+            released = set(
+                self._dispatcher.release_taken([run_id for run_id, _ in vetted.skipped] + vetted.dropped)
+            )
+            skipped = [(run_id, why) for run_id, why in vetted.skipped if run_id in released]
+            dropped = [run_id for run_id in vetted.dropped if run_id in released]
+            if skipped or dropped:
+                self._verdicts.add(skipped, dropped)
+                self._on_verdict()
         return unchanged + vetted.start
 
     def _note_failure(self, exc: Exception, runs: int) -> None:

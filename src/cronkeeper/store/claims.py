@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
 
 from cronkeeper.models import JobSpec, Overlap, RunStatus, TriggerSource
-from cronkeeper.planning import FirePlan, PlannedRun, free_slots, plan_fires, skip_reason
+from cronkeeper.planning import FirePlan, PlannedRun, free_slots, plan_fires, skip_reason, still_a_fire
 from cronkeeper.store.base import ClaimResult, StartOrder
 from cronkeeper.store.batch import BatchStatement
 from cronkeeper.store.rows import (
@@ -393,8 +393,12 @@ def _queued_verdict(
     if spec is None:
         return RunStatus.SKIPPED, "not started: the job was removed"
     catching_up = row.trigger_source == TriggerSource.CATCHUP.value
-    if stopped is not None and (catching_up or row.trigger_source == TriggerSource.SCHEDULE.value):
+    scheduled = catching_up or row.trigger_source == TriggerSource.SCHEDULE.value
+    if stopped is not None and scheduled:
         return RunStatus.SKIPPED, f"not started: the job was {stopped} before the run started"
+    if scheduled and not still_a_fire(spec, row.scheduled_for):
+        # Handed back at a stop, then the job was given a new schedule: its slot is no fire any more.
+        return RunStatus.SKIPPED, "not started: the job's schedule changed and no longer fires then"
     if row.trigger_source == TriggerSource.SCHEDULE.value and now - row.due_at > spec.misfire_grace:
         # A scheduled run handed back at shutdown and not taken up in time is a misfire like any other;
         # a catch-up run is late on purpose.
