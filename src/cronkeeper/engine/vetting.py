@@ -10,8 +10,9 @@ The read of the jobs' versions that tells whether any changed is kept for :data:
 serves every run that comes due meanwhile (:class:`RecentVersions`): fires spread over the second would
 otherwise read the database once per fire, which cost more than the runs.  So an edit committed that long
 before a fire is due always counts, and so does any edit this process makes or hears of (it forgets the read).
-A run claimed once it was due was read with its job in that claim: it starts as claimed if it starts within
-that same 10 ms and no edit was made or heard of since.
+A run claimed once it was due was read with its job in that claim, after the fire was due: it starts as
+claimed unless an edit was made or heard of since.  (A burst of thousands claimed late would otherwise read
+their jobs twice.)
 """
 
 from __future__ import annotations
@@ -105,11 +106,12 @@ class RecentVersions:
             self._forgot_at = now
 
     def unchanged_since(self, claimed_at: datetime, now: datetime) -> bool:
-        """Whether a run claimed at ``claimed_at`` (reading its job then) may start as claimed: claimed less
-        than ``fresh_for`` ago, and no edit made or heard of since."""
+        """Whether a run claimed at ``claimed_at``, once it was due, may start as claimed: no edit made or
+        heard of since (and the clock did not step back since, which would blur "since").  Its claim came
+        after the fire was due and read every change made before; a change another process makes later
+        comes after the fire, like a change to a run already started."""
         forgot_at = self._forgot_at
-        recent = timedelta(0) <= now - claimed_at < self.fresh_for
-        return recent and (forgot_at is None or forgot_at < claimed_at)
+        return now >= claimed_at and (forgot_at is None or forgot_at < claimed_at)
 
     def of(
         self,
