@@ -194,3 +194,19 @@ def test_a_run_handed_back_whose_slot_is_no_fire_any_more_does_not_run(
     (run,) = second.runs(job_id="job")
     assert run.status is RunStatus.SKIPPED
     assert run.error == "not started: the job's schedule changed and no longer fires then"
+
+
+def test_a_claim_time_that_came_during_the_last_pass_is_claimed_at_once(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    """b's claim time (08:00:59.8) passes while the loop is between its pass and its sleep: no claim has
+    looked at b yet, so the loop claims now rather than take b for held back and sleep until it is due."""
+    runner = make_scheduler()
+    due = clock.now() + timedelta(minutes=1)
+    runner.add_job("tests.jobs:metrics", id="a", at=due)
+    runner.add_job("tests.jobs:metrics", id="b", at=due + timedelta(seconds=0.3))
+    clock.set(due - timedelta(seconds=0.3))
+    runner.run_pending(wait=False)  # a is claimed ahead; b's claim comes at 08:00:59.8
+    clock.set(due - timedelta(seconds=0.15))
+    assert runner.loop is not None
+    assert runner.loop._seconds_to_sleep(clock.now()) == 0.0

@@ -283,10 +283,16 @@ class SchedulerLoop:
         candidates = [self.settings.poll_interval]
         due = self._next_due_at
         if due is not None:
-            # Wake to claim ahead of time; a job still unclaimed inside the window was held back by its
-            # overlap policy, and is looked at again when it is due.
+            # Wake to claim ahead of time.  A job still unclaimed by a claim made inside its window was held
+            # back by its overlap policy, and is looked at again when it is due; but if its claim time came
+            # while the last pass ran, no claim has looked at it yet: claim now.
             early = self._claim_at(due)
-            candidates.append(((early if early > now else due) - now).total_seconds())
+            if early > now:
+                candidates.append((early - now).total_seconds())
+            elif self._claimed_at is None or self._claimed_at < early:
+                candidates.append(0.0)
+            else:
+                candidates.append((due - now).total_seconds())
         heartbeat_at = self._heartbeat_at(now)
         if heartbeat_at is not None:
             candidates.append((heartbeat_at - now).total_seconds())
