@@ -6,12 +6,14 @@ import threading
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from cronkeeper.exceptions import NotFoundError
 from cronkeeper.models import AlertKind, NotifyOptions, RunStatus, TriggerSource
 from cronkeeper.store.alerts import SqlAlertStore
 from cronkeeper.store.base import Completion
 from cronkeeper.store.records import AlertFilter, AlertStatus, DeliveryResult
+from cronkeeper.store.schema import incidents
 from cronkeeper.store.sql import SqlJobStore
 from tests.contract.test_store import LEASE, NOW, add, claim, finish
 
@@ -66,6 +68,37 @@ def test_a_streak_alerts_once_and_its_end_alerts_recovered(store: SqlJobStore, a
     assert kinds == ["failed", "recovered"]
     recovered = alerts.list_alerts(AlertFilter())[0]
     assert recovered.facts["failures"] == 3
+
+
+def test_one_batch_closes_many_incidents_and_opens_one_anew_for_a_job_whose_incident_it_closed(
+    store: SqlJobStore, alerts: SqlAlertStore
+) -> None:
+    for job_id in ("a", "b", "c"):
+        add(store, job_id, due=NOW + timedelta(days=1), notify=["ops"], max_instances=2)
+        run_and_end(store, job_id, RunStatus.FAILED)
+    queued = [
+        store.enqueue_run(job_id, now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by="ann")
+        for job_id in ("a", "a", "b", "c")
+    ]
+    started = {o.run_id for o in store.claim_due(now=NOW, owner="node-a", limit=100).to_start}
+    assert started == set(queued)
+    store.record_started([(run_id, NOW) for run_id in queued], owner="node-a")
+    # a recovers and fails again, b and c recover: all in one write of outcomes
+    statuses = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SUCCEEDED, RunStatus.SUCCEEDED]
+    completions = [
+        Completion(r, s, NOW, NOW + timedelta(seconds=1)) for r, s in zip(queued, statuses, strict=True)
+    ]
+    store.record_finished(completions, owner="node-a", now=NOW)
+
+    kinds = sorted((a.job_id, a.kind) for a in alerts.list_alerts(AlertFilter()))
+    assert kinds == sorted(
+        [(j, "failed") for j in "abc"] + [(j, "recovered") for j in "abc"] + [("a", "failed")]
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(incidents.c.job_id, incidents.c.closed_by_run_id)).all()
+    assert sorted(rows, key=str) == sorted(
+        [("a", queued[0]), ("a", None), ("b", queued[2]), ("c", queued[3])], key=str
+    )
 
 
 def test_jobs_nobody_is_told_about_still_keep_their_incidents(

@@ -119,10 +119,12 @@ def _track(conn: Connection, judged: list[FinalOutcome], current: dict[str, _Ope
         return 0
     policies, about = _policies(conn, sorted(needs_policy))
     written = 0
+    closing = _Closing(now)
     for outcome in judged:
         if outcome.job_id in needs_policy and outcome.job_id not in about:
             continue  # the job was removed while its run went on: it has no incidents any more
-        written += _judge_one(conn, outcome, current, policies.get(outcome.job_id), about, now)
+        written += _judge_one(conn, outcome, current, policies.get(outcome.job_id), about, closing)
+    closing.write(conn)
     _save(conn, current)
     return written
 
@@ -374,13 +376,14 @@ def _judge_one(
     current: dict[str, _Open],
     policy: NotifyPolicy | None,
     about: dict[str, dict[str, Any]],
-    now: datetime,
+    closing: _Closing,
 ) -> int:
+    now = closing.now
     before = current.get(outcome.job_id)
     verdict = judge(outcome.status, before.state if before else None, policy, has_output=bool(outcome.output))
     if verdict.incident is None:
         if before is not None:
-            _close(conn, before, outcome.run_id, now)
+            closing.add(before, outcome.run_id)
             del current[outcome.job_id]
     elif before is None:
         before = current[outcome.job_id] = _Open(
@@ -391,6 +394,7 @@ def _judge_one(
     if verdict.alert is None or policy is None:
         return 0
     if before is not None and before.id is None:
+        closing.write(conn)  # first: the job's incident this batch closed must not be open beside the new one
         before.id = _insert_incident(conn, outcome.job_id, before)
         before.changed = False
     facts = _facts(verdict.alert, outcome, before, about.get(outcome.job_id, {}))
@@ -537,12 +541,29 @@ def _insert_incident(conn: Connection, job_id: str, incident: _Open) -> int:
     return int(key[0])
 
 
-def _close(conn: Connection, incident: _Open, run_id: int | None, now: datetime) -> None:
-    if incident.id is None:  # opened and ended in one batch, never alerted: nothing to keep
-        return
-    conn.execute(
-        update(incidents).where(incidents.c.id == incident.id).values(closed_at=now, closed_by_run_id=run_id)
-    )
+class _Closing:
+    """Incidents a batch of outcomes closed, written in one statement: a node that falls behind records
+    missed fires, which open an incident per job, and the next success of each job closes it; a statement
+    per close made the catching up slower than the runs (a third of the loop's time at 10,000 fires a
+    second).  Written before any incident is inserted, as at most one per job may be open."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._rows: list[dict[str, Any]] = []
+
+    def add(self, incident: _Open, run_id: int | None) -> None:
+        if incident.id is not None:  # one opened and ended in this batch, never alerted, is not kept
+            self._rows.append({"iid": incident.id, "run": run_id})
+
+    def write(self, conn: Connection) -> None:
+        if self._rows:
+            conn.execute(
+                update(incidents)
+                .where(incidents.c.id == bindparam("iid"))
+                .values(closed_at=self.now, closed_by_run_id=bindparam("run")),
+                self._rows,
+            )
+            self._rows = []
 
 
 def _save(conn: Connection, current: dict[str, _Open]) -> None:
