@@ -268,6 +268,10 @@ def test_a_job_at_home_in_one_scheduler_object_is_claimed_by_that_object_only(st
     )
     add(store, "shared")
     later = NOW + timedelta(seconds=1)
+    assert store.count_due(until=NOW, limit=10, instance_id="b") == 1  # the shared job only
+    assert store.count_due(until=NOW, limit=10, instance_id="a") == 2
+    assert store.count_due(until=NOW, limit=1, instance_id="a") == 1
+    assert store.count_due(until=NOW - timedelta(seconds=1), limit=10, instance_id="a") == 0
     queued = store.enqueue_run("homed", now=later, trigger_source=TriggerSource.MANUAL, triggered_by=None)
     assert store.next_due_at(instance_id="b") == NOW  # the shared job only
     other = store.claim_due(now=later, owner="node-b", limit=10, instance_id="b")

@@ -5,11 +5,14 @@ job as it is when the run is due."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import func, select
 
 from cronkeeper import FakeClock, RunStatus, Scheduler, SchedulerSettings
+from cronkeeper.store.schema import runs
+from cronkeeper.testing import sql_engine
 from tests.conftest import SchedulerFactory
 
 DUE = "2026-03-02T08:01:00+00:00"
@@ -210,3 +213,31 @@ def test_a_claim_time_that_came_during_the_last_pass_is_claimed_at_once(
     clock.set(due - timedelta(seconds=0.15))
     assert runner.loop is not None
     assert runner.loop._seconds_to_sleep(clock.now()) == 0.0
+
+
+@pytest.mark.parametrize(("jobs", "claimed_early"), [(10, False), (2000, True)])
+def test_a_burst_too_big_to_claim_within_the_lookahead_is_claimed_earlier(
+    make_scheduler: SchedulerFactory, clock: FakeClock, jobs: int, claimed_early: bool
+) -> None:
+    """Ten thousand jobs on one instant take most of a second to claim: claiming them a look-ahead before
+    left half still being claimed when they were due.  The claims of a burst begin as long before it as
+    claiming that many takes (here at the first claim's assumed pace, 150 µs a run, times 1.5: 0.45 s)."""
+    settings = SchedulerSettings(workers=4, lookahead=timedelta(milliseconds=10), batch_size=100)
+    runner = make_scheduler(settings=settings)
+    runner.add_jobs({"id": f"job-{n}", "call": "tests.jobs:metrics", "at": DUE} for n in range(jobs))
+    clock.set(datetime.fromisoformat(DUE) - timedelta(seconds=0.2))
+    assert runner.run_pending(wait=False) == 0
+    assert bool(count_runs(runner, RunStatus.QUEUED)) is claimed_early
+    clock.set(datetime.fromisoformat(DUE))
+    for _ in range(jobs // settings.batch_size + 1):  # a batch a pass
+        runner.run_pending()
+    assert count_runs(runner, RunStatus.SUCCEEDED) == jobs
+
+
+def count_runs(scheduler: Scheduler, status: RunStatus) -> int:
+    with sql_engine(scheduler).connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).select_from(runs).where(runs.c.status == status.value)
+            ).scalar_one()
+        )

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from cronkeeper.clock import Clock, SystemClock
 from cronkeeper.engine.dispatch import AroundJob, Dispatcher
+from cronkeeper.engine.lead import MAX_LEAD, ClaimLead
 from cronkeeper.engine.outcomes import OutcomeBuffer
 from cronkeeper.engine.starter import Starter
 from cronkeeper.engine.vetting import Vetter
@@ -98,8 +99,9 @@ class SchedulerLoop:
         self._next_heartbeat_at: datetime | None = None
         self._next_due_at: datetime | None = None
         self._claim_again = False
-        # When the last claim ran (see _claim_at).
+        # When the last claim ran (see _claim_at), and how long before a fire its claims begin.
         self._claimed_at: datetime | None = None
+        self._lead = ClaimLead(self.settings.lookahead)
         self._vetter = Vetter(self.store, self.dispatcher, clock, on_verdict=self._wake.set)
         # When the output of running runs is next written (time.monotonic()), and whether the last
         # write due was put off.
@@ -283,6 +285,9 @@ class SchedulerLoop:
         candidates = [self.settings.poll_interval]
         due = self._next_due_at
         if due is not None:
+            if due - now > MAX_LEAD:
+                # Wake to count the fires due then (see _plan_lead), before their claims may have to begin.
+                candidates.append((due - MAX_LEAD - now).total_seconds())
             # Wake to claim ahead of time.  A job still unclaimed by a claim made inside its window was held
             # back by its overlap policy, and is looked at again when it is due; but if its claim time came
             # while the last pass ran, no claim has looked at it yet: claim now.
@@ -305,8 +310,9 @@ class SchedulerLoop:
         stopping = self._stopping.is_set()
         started = self._start_what_came_due()
         now = self.clock.now()
-        horizon = now + self.settings.lookahead
         self._next_due_at = self.store.next_due_at(instance_id=self.instance_id)
+        self._plan_lead(now)
+        horizon = now + self._lead.current
         claiming = (
             not stopping
             and not self._clock_too_far
@@ -331,6 +337,7 @@ class SchedulerLoop:
             # Nothing to claim: a read, not a write transaction, is all an idle poll costs.
             self._claim_again = False
             return started
+        began = time.perf_counter()
         claim = self.store.claim_due(
             now=now,
             owner=self.owner,
@@ -338,6 +345,7 @@ class SchedulerLoop:
             horizon=horizon,
             instance_id=self.instance_id,
         )
+        self._lead.note_claim(len(claim.to_start) + len(claim.recorded), time.perf_counter() - began)
         self._claim_again = len(claim.to_start) + len(claim.recorded) >= self.settings.batch_size
         self._claimed_at = now
         self._apply(claim)  # first: the claim is committed, its runs must not be dropped by a later error
@@ -345,6 +353,20 @@ class SchedulerLoop:
         self._settle_verdicts()
         self._next_due_at = self.store.next_due_at(instance_id=self.instance_id)
         return started
+
+    def _plan_lead(self, now: datetime) -> None:
+        """Count the fires due next when their claims could have to begin before the look-ahead, and set
+        the lead by them.  Once within the look-ahead the lead stands: claims under way go on."""
+        due = self._next_due_at
+        if due is None or due - now > MAX_LEAD:
+            self._lead.current = self.settings.lookahead
+        elif due - now > self.settings.lookahead:
+            together = self.store.count_due(
+                until=due + self.settings.lookahead,
+                limit=self._lead.counting_limit(),
+                instance_id=self.instance_id,
+            )
+            self._lead.plan(together)
 
     def _start_what_came_due(self) -> int:
         """Without a starter, start the held runs due by now, vetted; returns how many."""
@@ -385,15 +407,16 @@ class SchedulerLoop:
         return min(HEARTBEAT_SLACK, self.settings.heartbeat_interval / 2)
 
     def _claim_at(self, due: datetime) -> datetime:
-        """When to claim a fire due at ``due``: a look-ahead before it, but no sooner than an eighth of a
-        look-ahead after the last claim, unless it is due within a quarter of one.  Fires spread over the
-        second (a thousand jobs, each at its own offset) are then claimed several times a second, in
-        batches, instead of one write transaction per fire, and each is still claimed before it is due."""
-        lookahead = self.settings.lookahead
-        early = due - lookahead
+        """When to claim a fire due at ``due``: a lead before it (a look-ahead, or more for a burst: see
+        :mod:`cronkeeper.engine.lead`), but no sooner than an eighth of a lead after the last claim, unless
+        it is due within a quarter of one.  Fires spread over the second (a thousand jobs, each at its own
+        offset) are then claimed several times a second, in batches, instead of one write transaction per
+        fire, and each is still claimed before it is due."""
+        lead = self._lead.current
+        early = due - lead
         if self._claimed_at is None:
             return early
-        return min(max(early, self._claimed_at + lookahead / 8), due - lookahead / 4)
+        return min(max(early, self._claimed_at + lead / 8), due - lead / 4)
 
     def _apply(self, claim: ClaimResult) -> None:
         for run in claim.recorded:

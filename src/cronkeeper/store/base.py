@@ -276,6 +276,10 @@ class JobStore(ABC):
         """The earliest instant at which :meth:`claim_due` with this ``instance_id`` would find work."""
 
     @abstractmethod
+    def count_due(self, *, until: datetime, limit: int, instance_id: str | None = None) -> int:
+        """How many jobs this ``instance_id`` would claim are due by ``until``, counted up to ``limit``."""
+
+    @abstractmethod
     def release_runs(self, run_ids: Sequence[int], *, owner: str) -> None:
         """Give back runs claimed ahead of time and not started: unowned and queued, any node takes them."""
 

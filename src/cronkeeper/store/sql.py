@@ -349,6 +349,16 @@ class SqlJobStore(JobStore):
         candidates = [instant for instant in (job_due, run_due) if instant is not None]
         return min(candidates, default=None)
 
+    def count_due(self, *, until: datetime, limit: int, instance_id: str | None = None) -> int:
+        due = (
+            select(jobs.c.id)
+            .where(jobs.c.next_due_at <= until, job_runs_here(instance_id))
+            .limit(limit)
+            .subquery()
+        )
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(due)).scalar_one())
+
     def release_runs(self, run_ids: Sequence[int], *, owner: str) -> None:
         if not run_ids:
             return

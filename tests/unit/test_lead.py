@@ -1,0 +1,38 @@
+"""How long before a burst of fires their claims begin (engine/lead.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cronkeeper.engine.lead import FIRST_PACE, MARGIN, MAX_LEAD, ClaimLead
+
+LOOKAHEAD = timedelta(seconds=0.5)
+
+
+def test_fires_a_lookahead_can_claim_keep_the_lookahead() -> None:
+    lead = ClaimLead(LOOKAHEAD)
+    assert lead.plan(0) == LOOKAHEAD
+    assert lead.plan(1000) == LOOKAHEAD  # 1000 x 150 µs x 1.5 = 0.225 s
+
+
+def test_a_burst_is_claimed_as_long_before_as_claiming_it_takes_with_a_margin() -> None:
+    lead = ClaimLead(LOOKAHEAD)
+    assert lead.plan(10_000) == timedelta(seconds=10_000 * FIRST_PACE * MARGIN)
+    assert lead.current == timedelta(seconds=2.25)
+
+
+def test_the_lead_never_passes_its_bound_and_counting_stops_where_it_would() -> None:
+    lead = ClaimLead(LOOKAHEAD)
+    assert lead.plan(10**9) == MAX_LEAD
+    assert lead.plan(lead.counting_limit()) == MAX_LEAD
+    assert ClaimLead(timedelta(seconds=10)).plan(10**9) == timedelta(seconds=10)  # a longer look-ahead holds
+
+
+def test_the_pace_follows_claims_big_enough_to_measure_it() -> None:
+    lead = ClaimLead(LOOKAHEAD)
+    lead.note_claim(10, 1.0)  # a small claim: its fixed cost says nothing of the pace
+    assert lead.seconds_per_run == FIRST_PACE
+    for _ in range(30):
+        lead.note_claim(500, 500 * 40e-6)
+    assert abs(lead.seconds_per_run - 40e-6) < 1e-7
+    assert abs(lead.plan(10_000) - timedelta(seconds=10_000 * 40e-6 * MARGIN)) < timedelta(milliseconds=1)
