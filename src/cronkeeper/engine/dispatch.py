@@ -164,7 +164,8 @@ class Dispatcher:
                 continue
             if task is not None:
                 tasks.append(task)
-        self._pool.submit_all(tasks)
+        children = sum(1 for flight in flights if flight.cancel is not None)  # each waits on a child process
+        self._pool.submit_all(tasks, waiting=children)
         return len(flights)
 
     def stop_starting(self) -> None:

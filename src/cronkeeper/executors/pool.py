@@ -1,20 +1,44 @@
 """The worker threads that run jobs.
 
-A burst of fires (a thousand jobs due on the same second) is handed over in one call: one lock, one append
-of the whole batch, one notification, where ``ThreadPoolExecutor.submit`` would build a future and signal a
-semaphore per task while the workers it wakes already compete with the dispatcher for the GIL.  Workers wake
-each other one at a time while tasks remain, so only as many threads run as the work keeps busy.
+A burst of fires (a thousand jobs due on the same second) is handed over in one call: one append of the whole
+batch and one notification, where ``ThreadPoolExecutor.submit`` would build a future and signal a semaphore
+per task while the workers it feeds already compete with the dispatcher for the GIL.
+
+How many workers run is what the work needs, not what the pool has.  Twenty threads taking ten thousand
+trivial jobs ran them at half the speed of one: under the interpreter lock only one runs at a time, and the
+others queued on the locks each run takes (a worker preempted while holding one stalls them all).  So one
+worker is woken for a batch, and another joins only when it helps:
+
+- when tasks wait while the interpreter is free (the pool's watcher, napping :data:`NAP`, gets the GIL back
+  on time, :data:`FREE_NAPS` times in a row): the workers wait on I/O, a child process or a sleep, and
+  another one runs a task meanwhile;
+- when tasks wait and none was taken for :data:`STARVED`: a job that computes for long holds up no other
+  for longer than that.
+
+Workers take tasks without a lock (``deque.popleft`` is atomic); the condition is only for sleeping.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
 Task = Callable[[], None]
 log = logging.getLogger(__name__)
+
+# How long the watcher naps between looks while tasks wait (seconds); back within half as much again, it
+# found the interpreter free.
+NAP = 0.001
+# One nap that finds the interpreter free may have come in the instant a busy worker let go of it: a burst of
+# ten thousand trivial jobs then woke more workers, and took twice as long.
+FREE_NAPS = 2
+# Tasks waiting this long with none taken get another worker whatever the interpreter does (seconds).
+STARVED = 0.02
+# While every worker has a task, the watcher looks this seldom (seconds): the first to finish takes the next.
+BUSY_PAUSE = 0.01
 
 
 class WorkerPool:
@@ -24,21 +48,33 @@ class WorkerPool:
         self._tasks: deque[Task] = deque()
         self._ready = threading.Condition()
         self._closed = False
+        # When a task was last taken (time.monotonic()), and how many workers sleep: for the watcher.
+        self._taken_at = 0.0
+        self._idle = 0
+        # Set while tasks wait: the watcher sleeps on it otherwise.
+        self._waiting = threading.Event()
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True) for n in range(size)
         ]
         for thread in self._threads:
             thread.start()
+        self._watcher = threading.Thread(target=self._watch, name=f"{name}-watcher", daemon=True)
+        self._watcher.start()
 
-    def submit_all(self, tasks: Iterable[Task]) -> None:
+    def submit_all(self, tasks: Iterable[Task], *, waiting: int = 0) -> None:
+        """Queue ``tasks``; ``waiting`` of them are known to wait (on a child process), so that many workers
+        more are woken at once instead of one by one."""
         batch = list(tasks)
         if not batch:
             return
         with self._ready:
             if self._closed:
                 raise RuntimeError("the worker pool is shut down")
+            if not self._tasks:
+                self._taken_at = time.monotonic()  # the batch's wait counts from now
             self._tasks.extend(batch)
-            self._ready.notify()
+            self._ready.notify(1 + waiting)
+        self._waiting.set()
 
     def backlog(self) -> int:
         """Tasks waiting for a worker."""
@@ -50,20 +86,54 @@ class WorkerPool:
             self._closed = True
             self._tasks.clear()
             self._ready.notify_all()
+        self._waiting.set()
+
+    def _wake_one(self) -> None:
+        with self._ready:
+            self._ready.notify()
+
+    def _sleep_until_work(self) -> bool:
+        """Wait for a task; False once the pool is shut down."""
+        with self._ready:
+            self._idle += 1
+            while not self._tasks and not self._closed:
+                self._ready.wait()
+            self._idle -= 1
+            return not self._closed
 
     def _work(self) -> None:
+        tasks = self._tasks
         while True:
-            with self._ready:
-                while not self._tasks and not self._closed:
-                    self._ready.wait()
-                if self._closed:
+            try:
+                task = tasks.popleft()
+            except IndexError:
+                if not self._sleep_until_work():
                     return
-                task = self._tasks.popleft()
-                if self._tasks:
-                    # Wake one more worker only while work is left: trivial jobs are then run by a few hot
-                    # threads instead of twenty contending ones, and blocking jobs still get every worker.
-                    self._ready.notify()
+                continue
+            self._taken_at = time.monotonic()
             try:
                 task()
             except Exception:  # a worker must outlive any task
                 log.exception("a task of the worker pool failed")
+
+    def _watch(self) -> None:
+        """Wake another worker while tasks wait and the interpreter is free, or none was taken for long."""
+        free_naps = 0
+        while True:
+            self._waiting.wait()
+            if self._closed:
+                return
+            if not self._tasks:
+                self._waiting.clear()
+                if not self._tasks:  # a batch submitted since sets it again after its tasks are in
+                    continue
+            if not self._idle:
+                time.sleep(BUSY_PAUSE)
+                continue
+            napped = time.monotonic()
+            time.sleep(NAP)
+            now = time.monotonic()
+            free_naps = free_naps + 1 if now - napped < 1.5 * NAP else 0
+            if self._tasks and self._idle and (free_naps >= FREE_NAPS or now - self._taken_at >= STARVED):
+                self._wake_one()
+                free_naps = 0
