@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from cronkeeper.clock import Clock, SystemClock
 from cronkeeper.engine.dispatch import AroundJob, Dispatcher
 from cronkeeper.engine.lead import MAX_LEAD, ClaimLead
+from cronkeeper.engine.outage import Outage
 from cronkeeper.engine.outcomes import OutcomeBuffer
 from cronkeeper.engine.starter import Starter
 from cronkeeper.engine.vetting import Vetter
@@ -111,10 +112,8 @@ class SchedulerLoop:
         # failed on the database.
         self.last_loop_at: datetime | None = None
         self.loop_errors = 0
-        # Since when (time.monotonic()) the database has failed every pass, and how many passes: an outage is
-        # logged when it begins, every minute or so while it lasts, and when it ends, not once per retry.
-        self._outage_since: float | None = None
-        self._outage_passes = 0
+        # The database failing every pass: logged when it begins, every minute or so, and when it ends.
+        self._outage = Outage(log)
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -228,19 +227,6 @@ class SchedulerLoop:
 
     # ---- the loop --------------------------------------------------------------------------------------
 
-    def _note_outage(self, exc: StoreError) -> None:
-        """Log a failed pass: one line when an outage begins and about once a minute while it lasts (the
-        traceback at DEBUG); the runs it holds up are written when it ends."""
-        retry = self.settings.retry_store_after
-        if self._outage_since is None:
-            self._outage_since, self._outage_passes = time.monotonic(), 0
-        self._outage_passes += 1
-        if self._outage_passes == 1 or self._outage_passes % max(1, round(60 / retry)) == 0:
-            lasted = time.monotonic() - self._outage_since
-            reason = " ".join(str(exc).split())
-            log.error("database unavailable for %.0fs: %s; retrying every %ss", lasted, reason, retry)
-        log.debug("the pass failed on the database", exc_info=True)
-
     def _loop(self) -> None:
         while not self._exiting.is_set():
             self._wake.clear()
@@ -249,14 +235,17 @@ class SchedulerLoop:
                 self.last_loop_at = self.clock.now()
             except StoreError as exc:
                 self.loop_errors += 1
-                self._note_outage(exc)
-                time.sleep(self.settings.retry_store_after)
+                retry = self.settings.retry_store_after
+                reason = " ".join(str(exc).split())
+                self._outage.failed(
+                    logging.ERROR, "database unavailable for %.0fs: %s; retrying every %ss", reason, retry
+                )
+                log.debug("the pass failed on the database", exc_info=True)
+                time.sleep(retry)
                 continue
             except Exception:
                 log.exception("unexpected error in the scheduler loop; continuing")
-            if self._outage_since is not None:
-                log.warning("database reachable again after %.1fs", time.monotonic() - self._outage_since)
-                self._outage_since = None
+            self._outage.ended("database reachable again after %.1fs")
             self._sleep()
         self._flush_safely()
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cronkeeper.clock import Clock
 from cronkeeper.engine.dispatch import Dispatcher
+from cronkeeper.engine.outage import Outage
 from cronkeeper.models import Job, Run, TriggerSource
 from cronkeeper.planning import still_a_fire
 from cronkeeper.store.base import JobStore, StartOrder
@@ -34,10 +34,9 @@ from cronkeeper.store.base import JobStore, StartOrder
 log = logging.getLogger(__name__)
 # Vetting again after an edit came while runs were vetted, at most this many passes in all.
 MAX_VETTING_PASSES = 3
-# After the database failed a read for vetting, runs start as claimed for this long without asking it again,
-# and the failure is logged when it begins and about once a minute while it lasts (seconds).
+# After the database failed a read for vetting, runs start as claimed for this long without asking it again
+# (seconds).
 FAILED_READ_BACKOFF = 1.0
-FAILED_READ_LOG_EVERY = 60.0
 
 VERSIONS_FRESH_FOR = timedelta(milliseconds=10)
 _SCHEDULED = frozenset({TriggerSource.SCHEDULE, TriggerSource.CATCHUP})
@@ -178,9 +177,7 @@ class Vetter:
         self._verdicts = Verdicts()
         # When (time.monotonic()) reads for vetting began to fail, when they last failed, and when that was
         # last logged.
-        self._failing_since: float | None = None
-        self._failed_at = 0.0
-        self._failure_logged_at = 0.0
+        self._outage = Outage(log)
 
     def vetted(self, held: list[StartOrder]) -> list[StartOrder]:
         """Of runs taken to start, those to start now, with their jobs as they are now.  The others (a job
@@ -235,7 +232,8 @@ class Vetter:
         return [run_id for run_id, _ in skipped] + dropped
 
     def _vet_ahead(self, held: list[StartOrder], now: datetime) -> list[StartOrder]:
-        if self._failing_since is not None and time.monotonic() - self._failed_at < FAILED_READ_BACKOFF:
+        outage = self._outage
+        if outage.ongoing and outage.monotonic() - outage.last_failed_at < FAILED_READ_BACKOFF:
             return held  # the database failed a moment ago: do not hold every run up asking it again
         try:
             versions = self.versions.of(
@@ -251,12 +249,14 @@ class Vetter:
                 (unchanged if order.version == versions.get(order.spec.id, -1) else changed).append(order)
             jobs = self._store.find_jobs(sorted({order.spec.id for order in changed})) if changed else []
         except Exception as exc:  # a database error, or a row this version cannot read: the runs still start
-            self._note_failure(exc, len(held))
+            reason = " ".join(str(exc).split())
+            outage.failed(
+                logging.WARNING,
+                "could not read the jobs of due runs for %.0fs: %s; starting due runs as claimed",
+                reason,
+            )
             return held
-        if self._failing_since is not None:
-            lasted = time.monotonic() - self._failing_since
-            log.warning("due runs are checked against their jobs again, after %.1fs", lasted)
-            self._failing_since = None
+        outage.ended("due runs are checked against their jobs again, after %.1fs")
         if not changed:
             return held
         vetted = vet_claimed(changed, {job.id: job for job in jobs})
@@ -271,15 +271,3 @@ class Vetter:
                 self._verdicts.add(skipped, dropped)
                 self._on_verdict()
         return unchanged + vetted.start
-
-    def _note_failure(self, exc: Exception, runs: int) -> None:
-        clock = time.monotonic()
-        if self._failing_since is None or clock - self._failure_logged_at >= FAILED_READ_LOG_EVERY:
-            reason = " ".join(str(exc).split())
-            log.warning(
-                "could not read the jobs of %d due run(s): %s; starting due runs as claimed", runs, reason
-            )
-            self._failure_logged_at = clock
-        if self._failing_since is None:
-            self._failing_since = clock
-        self._failed_at = clock
