@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from cronkeeper.engine.lead import FIRST_PACE, MARGIN, MAX_LEAD, ClaimLead
 
@@ -36,3 +36,13 @@ def test_the_pace_follows_claims_big_enough_to_measure_it() -> None:
         lead.note_claim(500, 500 * 40e-6)
     assert abs(lead.seconds_per_run - 40e-6) < 1e-7
     assert abs(lead.plan(10_000) - timedelta(seconds=10_000 * 40e-6 * MARGIN)) < timedelta(milliseconds=1)
+
+
+def test_the_lead_is_planned_once_per_due_instant() -> None:
+    lead = ClaimLead(LOOKAHEAD)
+    due = datetime(2026, 3, 2, 8, 1, tzinfo=UTC)
+    assert lead.needs_plan(due)
+    lead.plan(10_000, due)
+    assert not lead.needs_plan(due) and lead.needs_plan(due + timedelta(seconds=1))
+    lead.reset()
+    assert lead.current == LOOKAHEAD and lead.needs_plan(due)

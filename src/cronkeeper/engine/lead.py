@@ -6,12 +6,13 @@ with half a second ahead half of them were still being claimed when they were du
 claims of the other half.  So when the fires due next are more than a look-ahead's claims can take, claiming
 begins earlier: as long before as claiming that many took recently, with a margin for the loop's other
 work, but never more than :data:`MAX_LEAD`.  The pace is measured on the claims themselves, so a slower
-machine or database begins sooner.
+machine or database begins sooner.  The lead is planned once per due instant: counted again as its claims
+went on, the fires left asked for less and less, and the last claims came just in time or late.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 # However many fires are due together, their claims begin at most this long before them.
 MAX_LEAD = timedelta(seconds=5)
@@ -33,6 +34,19 @@ class ClaimLead:
         self.lookahead = lookahead
         self.seconds_per_run = FIRST_PACE
         self.current = lookahead
+        # The due instant the current lead was planned for (None: the look-ahead, planned for none).
+        self.planned_for: datetime | None = None
+
+    @property
+    def may_exceed_lookahead(self) -> bool:
+        return self.lookahead < MAX_LEAD
+
+    def needs_plan(self, due: datetime) -> bool:
+        return due != self.planned_for
+
+    def reset(self) -> None:
+        """Back to the look-ahead: nothing is due within :data:`MAX_LEAD`."""
+        self.current, self.planned_for = self.lookahead, None
 
     def note_claim(self, runs: int, seconds: float) -> None:
         """A claim of ``runs`` runs took ``seconds``."""
@@ -44,8 +58,10 @@ class ClaimLead:
         """How many due fires are worth counting: more would ask for a lead beyond :data:`MAX_LEAD`."""
         return int(MAX_LEAD.total_seconds() / (MARGIN * self.seconds_per_run)) + 1
 
-    def plan(self, due_together: int) -> timedelta:
-        """Set and return the lead for the ``due_together`` fires due within a look-ahead of the next."""
+    def plan(self, due_together: int, due: datetime | None = None) -> timedelta:
+        """Set and return the lead for the ``due_together`` fires due within a look-ahead of the instant
+        ``due``."""
         needed = timedelta(seconds=MARGIN * self.seconds_per_run * due_together)
         self.current = min(max(self.lookahead, needed), max(MAX_LEAD, self.lookahead))
+        self.planned_for = due
         return self.current

@@ -274,7 +274,7 @@ class SchedulerLoop:
         candidates = [self.settings.poll_interval]
         due = self._next_due_at
         if due is not None:
-            if due - now > MAX_LEAD:
+            if due - now > MAX_LEAD and self._lead.may_exceed_lookahead:
                 # Wake to count the fires due then (see _plan_lead), before their claims may have to begin.
                 candidates.append((due - MAX_LEAD - now).total_seconds())
             # Wake to claim ahead of time.  A job still unclaimed by a claim made inside its window was held
@@ -307,6 +307,7 @@ class SchedulerLoop:
             and not self._clock_too_far
             and self._starter_alive()
             and self._next_due_at is not None
+            and self._next_due_at <= horizon  # else the claim would find nothing: an empty write
             and (self._claim_again or self._claim_at(self._next_due_at) <= now)
         )
         # Writing outcomes and the heartbeat can wait a little: not while a burst of runs still waits for
@@ -344,18 +345,23 @@ class SchedulerLoop:
         return started
 
     def _plan_lead(self, now: datetime) -> None:
-        """Count the fires due next when their claims could have to begin before the look-ahead, and set
-        the lead by them.  Once within the look-ahead the lead stands: claims under way go on."""
+        """Count the fires due with the next when their claims could have to begin before the look-ahead,
+        and plan the lead by them, once per due instant.  Best effort: a count the database fails keeps the
+        lead as it was (the pass's own reads and writes tell of an outage)."""
         due = self._next_due_at
         if due is None or due - now > MAX_LEAD:
-            self._lead.current = self.settings.lookahead
-        elif due - now > self.settings.lookahead:
-            together = self.store.count_due(
-                until=due + self.settings.lookahead,
-                limit=self._lead.counting_limit(),
-                instance_id=self.instance_id,
-            )
-            self._lead.plan(together)
+            self._lead.reset()
+        elif due - now > self.settings.lookahead and self._lead.needs_plan(due):
+            try:
+                together = self.store.count_due(
+                    until=due + self.settings.lookahead,
+                    limit=self._lead.counting_limit(),
+                    instance_id=self.instance_id,
+                )
+            except StoreError:
+                log.debug("could not count the fires due at %s", due, exc_info=True)
+                return
+            self._lead.plan(together, due)
 
     def _start_what_came_due(self) -> int:
         """Without a starter, start the held runs due by now, vetted; returns how many."""
