@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -118,4 +118,34 @@ def test_a_shut_down_pool_refuses_tasks_and_its_threads_end() -> None:
     deadline = time.monotonic() + WAIT
     while any(t.name.startswith("ending-worker") for t in threading.enumerate()):
         assert time.monotonic() < deadline, "the pool's threads did not end"
+        time.sleep(0.01)
+
+
+def test_a_shutdown_just_before_the_watcher_clears_its_signal_still_ends_the_watcher(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The interleaving forced: the watcher found nothing to do and is about to clear its signal when
+    ``shutdown`` sets it.  Cleared then, the signal would never wake the watcher again."""
+
+    class PreemptedEvent(threading.Event):
+        hook: Callable[[], None] | None = None
+
+        def clear(self) -> None:
+            hook, PreemptedEvent.hook = PreemptedEvent.hook, None
+            if hook is not None:  # another thread runs just before the clear
+                racer = threading.Thread(target=hook)
+                racer.start()
+                racer.join()
+            super().clear()
+
+    monkeypatch.setattr(threading, "Event", PreemptedEvent)
+    pool = WorkerPool(1, name="racing-worker")
+    monkeypatch.undo()
+    PreemptedEvent.hook = pool.shutdown
+    done = threading.Event()
+    pool.submit_all([done.set])
+    assert done.wait(WAIT)
+    deadline = time.monotonic() + WAIT
+    while any(t.name == "racing-worker-watcher" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the watcher outlived the pool"
         time.sleep(0.01)

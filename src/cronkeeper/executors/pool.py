@@ -12,8 +12,12 @@ worker is woken for a batch, and another joins only when it helps:
 - when tasks wait while the interpreter is free (the pool's watcher, napping :data:`NAP`, gets the GIL back
   on time, :data:`FREE_NAPS` times in a row): the workers wait on I/O, a child process or a sleep, and
   another one runs a task meanwhile;
-- when tasks wait and none was taken for :data:`STARVED`: a job that computes for long holds up no other
-  for longer than that.
+- when tasks wait and none was taken for :data:`STARVED`: a job that computes for long holds up the others
+  that long at most (and so do jobs that wait while some other thread computes: the interpreter is never
+  free then).
+
+Wakes that follow each other closely wake twice as many workers each time, so that twenty jobs that wait all
+run within a few wakes, while one stray wake in a burst of trivial jobs adds one worker only.
 
 Workers take tasks without a lock (``deque.popleft`` is atomic); the condition is only for sleeping.
 """
@@ -32,13 +36,13 @@ log = logging.getLogger(__name__)
 # How long the watcher naps between looks while tasks wait (seconds); back within half as much again, it
 # found the interpreter free.
 NAP = 0.001
-# One nap that finds the interpreter free may have come in the instant a busy worker let go of it: a burst of
-# ten thousand trivial jobs then woke more workers, and took twice as long.
-FREE_NAPS = 2
-# Tasks waiting this long with none taken get another worker whatever the interpreter does (seconds).
-STARVED = 0.02
-# While every worker has a task, the watcher looks this seldom (seconds): the first to finish takes the next.
-BUSY_PAUSE = 0.01
+# A nap that finds the interpreter free may have come in an instant a busy worker let go of it (waiting on a
+# lock another thread held): in a burst of ten thousand trivial jobs one or two in a row did now and then, and
+# the workers they woke made it take twice as long.
+FREE_NAPS = 3
+# Tasks waiting this long with none taken get another worker whatever the interpreter does (seconds).  While
+# another thread computes, the interpreter is never free: jobs that wait then get workers this often.
+STARVED = 0.005
 
 
 class WorkerPool:
@@ -51,7 +55,8 @@ class WorkerPool:
         # When a task was last taken (time.monotonic()), and how many workers sleep: for the watcher.
         self._taken_at = 0.0
         self._idle = 0
-        # Set while tasks wait: the watcher sleeps on it otherwise.
+        self._size = size
+        # Set when tasks may wait with a worker idle: the watcher sleeps on it otherwise.
         self._waiting = threading.Event()
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True) for n in range(size)
@@ -88,10 +93,6 @@ class WorkerPool:
             self._ready.notify_all()
         self._waiting.set()
 
-    def _wake_one(self) -> None:
-        with self._ready:
-            self._ready.notify()
-
     def _sleep_until_work(self) -> bool:
         """Wait for a task; False once the pool is shut down."""
         with self._ready:
@@ -116,24 +117,33 @@ class WorkerPool:
             except Exception:  # a worker must outlive any task
                 log.exception("a task of the worker pool failed")
 
+    def _wake_more(self, now: float, last_wake: float, step: int) -> int:
+        """Wake ``step`` workers, or twice as many as the last time if that was a moment ago; returns how
+        many were woken (the step for the next wake)."""
+        step = min(2 * step, self._size) if now - last_wake <= 2 * STARVED else 1
+        with self._ready:
+            self._ready.notify(step)
+        return step
+
     def _watch(self) -> None:
-        """Wake another worker while tasks wait and the interpreter is free, or none was taken for long."""
-        free_naps = 0
+        """Wake another worker while tasks wait and the interpreter is free, or none was taken for long.
+        Asleep unless tasks wait with a worker idle: only a batch submitted brings that about (a worker goes
+        idle only when no task is left, and while every worker is busy the first to finish takes the next)."""
+        free_naps, last_wake, step = 0, 0.0, 1
         while True:
             self._waiting.wait()
             if self._closed:
                 return
-            if not self._tasks:
+            if not (self._tasks and self._idle):
                 self._waiting.clear()
-                if not self._tasks:  # a batch submitted since sets it again after its tasks are in
-                    continue
-            if not self._idle:
-                time.sleep(BUSY_PAUSE)
+                if (self._tasks and self._idle) or self._closed:  # a batch or a shutdown came meanwhile
+                    self._waiting.set()
+                free_naps = 0
                 continue
             napped = time.monotonic()
             time.sleep(NAP)
             now = time.monotonic()
             free_naps = free_naps + 1 if now - napped < 1.5 * NAP else 0
             if self._tasks and self._idle and (free_naps >= FREE_NAPS or now - self._taken_at >= STARVED):
-                self._wake_one()
-                free_naps = 0
+                step = self._wake_more(now, last_wake, step)
+                free_naps, last_wake = 0, now
