@@ -101,6 +101,63 @@ def test_one_batch_closes_many_incidents_and_opens_one_anew_for_a_job_whose_inci
     )
 
 
+def end_in_one_batch(store: SqlJobStore, job_id: str, statuses: list[RunStatus]) -> list[int]:
+    """Runs of ``job_id`` that end with ``statuses``, their outcomes written in one batch."""
+    queued = [
+        store.enqueue_run(job_id, now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by="ann")
+        for _ in statuses
+    ]
+    assert {o.run_id for o in store.claim_due(now=NOW, owner="node-a", limit=100).to_start} == set(queued)
+    store.record_started([(run_id, NOW) for run_id in queued], owner="node-a")
+    ends = [Completion(r, s, NOW, NOW + timedelta(seconds=1)) for r, s in zip(queued, statuses, strict=True)]
+    store.record_finished(ends, owner="node-a", now=NOW)
+    return queued
+
+
+@pytest.mark.parametrize(
+    ("batches", "alerted", "open_failures"),
+    [
+        pytest.param([["failed", "succeeded"]], ["succeeded"], [], id="failure-then-success"),
+        # one failure since the success: notify_after=2 says nothing yet
+        pytest.param([["failed", "succeeded"], ["failed"]], ["succeeded"], [1], id="then-one-failure"),
+        pytest.param(
+            [["failed", "succeeded", "failed", "failed"]],
+            ["succeeded", "failed"],
+            [2],
+            id="then-two-failures",
+        ),
+    ],
+)
+def test_an_incident_opened_and_ended_in_one_batch_is_kept_closed(
+    store: SqlJobStore,
+    alerts: SqlAlertStore,
+    batches: list[list[str]],
+    alerted: list[str],
+    open_failures: list[int],
+) -> None:
+    """A success that reports every run, right after a failure in the same batch, alerts naming the
+    incident it ends: that incident is kept, closed.  It was kept open, carried its failures into the next
+    batch, and a second incident of the job in the batch failed the whole write on the one-open index."""
+    add(
+        store,
+        "job",
+        due=NOW + timedelta(days=1),
+        notify=["ops"],
+        notify_after=2,
+        notify_on=["failed", "recovered", "succeeded"],
+        max_instances=10,
+    )
+    for statuses in batches:
+        end_in_one_batch(store, "job", [RunStatus(status) for status in statuses])
+
+    assert [a.kind for a in reversed(alerts.list_alerts(AlertFilter()))] == alerted
+    with store.engine.connect() as conn:
+        still_open = (
+            conn.execute(select(incidents.c.failures).where(incidents.c.closed_at.is_(None))).scalars().all()
+        )
+    assert still_open == open_failures
+
+
 def test_jobs_nobody_is_told_about_still_keep_their_incidents(
     store: SqlJobStore, alerts: SqlAlertStore
 ) -> None:

@@ -381,6 +381,7 @@ def _judge_one(
     now = closing.now
     before = current.get(outcome.job_id)
     verdict = judge(outcome.status, before.state if before else None, policy, has_output=bool(outcome.output))
+    closes = verdict.incident is None and before is not None
     if verdict.incident is None:
         if before is not None:
             closing.add(before, outcome.run_id)
@@ -394,8 +395,11 @@ def _judge_one(
     if verdict.alert is None or policy is None:
         return 0
     if before is not None and before.id is None:
+        # The alert names its incident, which must then be kept: closed already if this outcome ends it (it
+        # opened in this batch: a success that reports every run right after a failure).
         closing.write(conn)  # first: the job's incident this batch closed must not be open beside the new one
-        before.id = _insert_incident(conn, outcome.job_id, before)
+        ended = (now, outcome.run_id) if closes else (None, None)
+        before.id = _insert_incident(conn, outcome.job_id, before, ended)
         before.changed = False
     facts = _facts(verdict.alert, outcome, before, about.get(outcome.job_id, {}))
     incident_id = before.id if before else None
@@ -534,8 +538,13 @@ def _incident_row(job_id: str, incident: _Open) -> dict[str, Any]:
     }
 
 
-def _insert_incident(conn: Connection, job_id: str, incident: _Open) -> int:
-    result = conn.execute(insert(incidents).values(_incident_row(job_id, incident)))
+def _insert_incident(
+    conn: Connection, job_id: str, incident: _Open, ended: tuple[datetime | None, int | None]
+) -> int:
+    """Insert an incident, open, or closed at ``ended`` (an instant and the run that closed it)."""
+    closed_at, closed_by = ended
+    row = _incident_row(job_id, incident) | {"closed_at": closed_at, "closed_by_run_id": closed_by}
+    result = conn.execute(insert(incidents).values(row))
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
@@ -552,7 +561,7 @@ class _Closing:
         self._rows: list[dict[str, Any]] = []
 
     def add(self, incident: _Open, run_id: int | None) -> None:
-        if incident.id is not None:  # one opened and ended in this batch, never alerted, is not kept
+        if incident.id is not None:  # one opened in this batch is not written yet (see _judge_one)
             self._rows.append({"iid": incident.id, "run": run_id})
 
     def write(self, conn: Connection) -> None:
