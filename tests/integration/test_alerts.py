@@ -242,10 +242,12 @@ def test_a_job_no_scheduler_starts_is_reported_missed_by_any_live_node(
 
 
 GATE = threading.Event()
+BEGAN = threading.Event()
 
 
 def held() -> None:
     """Runs until the test lets it end."""
+    BEGAN.set()
     GATE.wait(30)
 
 
@@ -253,11 +255,14 @@ def test_a_run_going_past_long_running_alerts_once(
     scheduler: Scheduler, clock: FakeClock, webhook: WebhookSink
 ) -> None:
     GATE.clear()
+    BEGAN.clear()
     scheduler.alerts.add_channel("hook", webhook.url())
     scheduler.add_job(held, id="slow", every="1h", long_running="30m", notify="hook")
     try:
         clock.advance(timedelta(hours=1))
         scheduler.run_pending(wait=False)
+        # Its start is stamped by the worker on the clock as it is then: not once the test moved it on.
+        assert BEGAN.wait(10)
         for _ in range(3):
             clock.advance(timedelta(minutes=20))
             scheduler.run_pending(wait=False)
