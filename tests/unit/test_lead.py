@@ -46,3 +46,15 @@ def test_the_lead_is_planned_once_per_due_instant() -> None:
     assert not lead.needs_plan(due) and lead.needs_plan(due + timedelta(seconds=1))
     lead.reset()
     assert lead.current == LOOKAHEAD and lead.needs_plan(due)
+
+
+def test_a_burst_right_after_another_is_claimed_no_earlier_than_halfway_from_it() -> None:
+    """Fires claimed ahead count against max_instances: claims begun before the last burst started found
+    its jobs held and left their next fires to be claimed once due."""
+    lead = ClaimLead(LOOKAHEAD)
+    first = datetime(2026, 3, 2, 8, 1, tzinfo=UTC)
+    assert lead.plan(10_000, first) == timedelta(seconds=2.25)
+    assert lead.plan(10_000, first + timedelta(seconds=1)) == LOOKAHEAD
+    assert lead.plan(10_000, first + timedelta(seconds=4)) == timedelta(seconds=1.5)
+    lead.reset()  # nothing due for a while: the next burst stands alone
+    assert lead.plan(10_000, first + timedelta(minutes=1)) == timedelta(seconds=2.25)
