@@ -142,9 +142,9 @@ def test_a_shutdown_just_before_the_watcher_clears_its_signal_still_ends_the_wat
     pool = WorkerPool(1, name="racing-worker")
     monkeypatch.undo()
     PreemptedEvent.hook = pool.shutdown
-    done = threading.Event()
-    pool.submit_all([done.set])
-    assert done.wait(WAIT)
+    # The worker takes the first task and leaves the second waiting: it wakes the watcher, which finds no
+    # worker idle and clears its signal.
+    pool.submit_all([functools.partial(time.sleep, 0.05), lambda: None])
     deadline = time.monotonic() + WAIT
     while any(t.name == "racing-worker-watcher" for t in threading.enumerate()):
         assert time.monotonic() < deadline, "the watcher outlived the pool"

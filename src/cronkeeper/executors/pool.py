@@ -56,7 +56,9 @@ class WorkerPool:
         self._taken_at = 0.0
         self._idle = 0
         self._size = size
-        # Set when tasks may wait with a worker idle: the watcher sleeps on it otherwise.
+        # Set by a worker that took a task and left others waiting: the watcher sleeps on it otherwise.  (Not
+        # by every batch: fires spread over the second come one a batch, and a worker takes each at once;
+        # waking the watcher for each cost more than running it.)
         self._waiting = threading.Event()
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True) for n in range(size)
@@ -79,7 +81,6 @@ class WorkerPool:
                 self._taken_at = time.monotonic()  # the batch's wait counts from now
             self._tasks.extend(batch)
             self._ready.notify(1 + waiting)
-        self._waiting.set()
 
     def backlog(self) -> int:
         """Tasks waiting for a worker."""
@@ -112,6 +113,8 @@ class WorkerPool:
                     return
                 continue
             self._taken_at = time.monotonic()
+            if tasks and not self._waiting.is_set():
+                self._waiting.set()
             try:
                 task()
             except Exception:  # a worker must outlive any task
@@ -127,8 +130,9 @@ class WorkerPool:
 
     def _watch(self) -> None:
         """Wake another worker while tasks wait and the interpreter is free, or none was taken for long.
-        Asleep unless tasks wait with a worker idle: only a batch submitted brings that about (a worker goes
-        idle only when no task is left, and while every worker is busy the first to finish takes the next)."""
+        Asleep unless tasks wait with a worker idle, which only a batch brings about (a worker goes idle only
+        when no task is left, and while every worker is busy the first to finish takes the next); the first
+        worker to take one of its tasks and leave others tells it."""
         free_naps, last_wake, step = 0, 0.0, 1
         while True:
             self._waiting.wait()
