@@ -58,3 +58,10 @@ def test_a_burst_right_after_another_is_claimed_no_earlier_than_halfway_from_it(
     assert lead.plan(10_000, first + timedelta(seconds=4)) == timedelta(seconds=1.5)
     lead.reset()  # nothing due for a while: the next burst stands alone
     assert lead.plan(10_000, first + timedelta(minutes=1)) == timedelta(seconds=2.25)
+
+
+def test_a_small_group_of_fires_just_before_a_burst_does_not_shorten_its_lead() -> None:
+    lead = ClaimLead(LOOKAHEAD)
+    first = datetime(2026, 3, 2, 8, 1, tzinfo=UTC)
+    assert lead.plan(10, first - timedelta(seconds=1)) == LOOKAHEAD  # a job every second, say
+    assert lead.plan(10_000, first) == timedelta(seconds=2.25)

@@ -139,12 +139,12 @@ def test_a_shutdown_just_before_the_watcher_clears_its_signal_still_ends_the_wat
             super().clear()
 
     monkeypatch.setattr(threading, "Event", PreemptedEvent)
-    pool = WorkerPool(1, name="racing-worker")
+    pool = WorkerPool(2, name="racing-worker")
     monkeypatch.undo()
     PreemptedEvent.hook = pool.shutdown
-    # The worker takes the first task and leaves the second waiting: it wakes the watcher, which finds no
-    # worker idle and clears its signal.
-    pool.submit_all([functools.partial(time.sleep, 0.05), lambda: None])
+    # A worker takes the first task and leaves two waiting with a worker idle: it wakes the watcher, which
+    # wakes the other worker for the second, then finds none idle and clears its signal.
+    pool.submit_all([functools.partial(time.sleep, 0.05)] * 2 + [lambda: None])
     deadline = time.monotonic() + WAIT
     while any(t.name == "racing-worker-watcher" for t in threading.enumerate()):
         assert time.monotonic() < deadline, "the watcher outlived the pool"

@@ -10,9 +10,9 @@ machine or database begins sooner.  The lead is planned once per due instant: co
 went on, the fires left asked for less and less, and the last claims came just in time or late.
 
 Bursts that come one after another (ten thousand jobs every second) are claimed no earlier than halfway from
-the last one.  A fire claimed ahead counts against its job's ``max_instances``, so a claim made before the
-last burst's runs had started found every job still held, claimed none of their next fires, and left them
-all to be claimed once due: late.
+the last burst (a small group of fires in between does not count).  A fire claimed ahead counts against its
+job's ``max_instances``, so a claim made before the last burst's runs had started found every job still held,
+claimed none of their next fires, and left them all to be claimed once due: late.
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ class ClaimLead:
         self.lookahead = lookahead
         self.seconds_per_run = FIRST_PACE
         self.current = lookahead
-        # The due instant the current lead was planned for (None: the look-ahead, planned for none).
+        # The due instant the current lead was planned for (None: the look-ahead, planned for none), and the
+        # last one whose fires asked for more than the look-ahead.
         self.planned_for: datetime | None = None
+        self._last_burst: datetime | None = None
 
     @property
     def may_exceed_lookahead(self) -> bool:
@@ -51,7 +53,7 @@ class ClaimLead:
 
     def reset(self) -> None:
         """Back to the look-ahead: nothing is due within :data:`MAX_LEAD`."""
-        self.current, self.planned_for = self.lookahead, None
+        self.current, self.planned_for, self._last_burst = self.lookahead, None, None
 
     def note_claim(self, runs: int, seconds: float) -> None:
         """A claim of ``runs`` runs took ``seconds``."""
@@ -68,9 +70,11 @@ class ClaimLead:
         ``due``."""
         needed = timedelta(seconds=MARGIN * self.seconds_per_run * due_together)
         bound = max(MAX_LEAD, self.lookahead)
-        last = self.planned_for
+        last = self._last_burst
         if due is not None and last is not None and last < due:
             bound = min(bound, max(self.lookahead, (due - last) / 2))
         self.current = min(max(self.lookahead, needed), bound)
         self.planned_for = due
+        if needed > self.lookahead and due is not None:
+            self._last_burst = due
         return self.current

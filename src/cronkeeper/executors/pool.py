@@ -56,9 +56,9 @@ class WorkerPool:
         self._taken_at = 0.0
         self._idle = 0
         self._size = size
-        # Set by a worker that took a task and left others waiting: the watcher sleeps on it otherwise.  (Not
-        # by every batch: fires spread over the second come one a batch, and a worker takes each at once;
-        # waking the watcher for each cost more than running it.)
+        # Set by a worker that took a task and left others waiting, with a worker idle: the watcher sleeps
+        # on it otherwise.  (Not by every batch: fires spread over the second come one a batch, and a worker
+        # takes each at once; nor while every worker is busy: both woke the watcher about once a task.)
         self._waiting = threading.Event()
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True) for n in range(size)
@@ -113,7 +113,7 @@ class WorkerPool:
                     return
                 continue
             self._taken_at = time.monotonic()
-            if tasks and not self._waiting.is_set():
+            if tasks and self._idle and not self._waiting.is_set():
                 self._waiting.set()
             try:
                 task()
