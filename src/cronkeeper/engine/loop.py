@@ -236,9 +236,8 @@ class SchedulerLoop:
             except StoreError as exc:
                 self.loop_errors += 1
                 retry = self.settings.retry_store_after
-                reason = " ".join(str(exc).split())
                 self._outage.failed(
-                    logging.ERROR, "database unavailable for %.0fs: %s; retrying every %ss", reason, retry
+                    logging.ERROR, "database unavailable for %.0fs: %s; retrying every %ss", exc, retry
                 )
                 log.debug("the pass failed on the database", exc_info=True)
                 time.sleep(retry)

@@ -28,9 +28,9 @@ class Outage:
     def ongoing(self) -> bool:
         return self.since is not None
 
-    def failed(self, level: int, message: str, *args: object) -> None:
+    def failed(self, level: int, message: str, failure: object, *args: object) -> None:
         """Note a failure, and log it if it begins an outage or the last line is :data:`LOG_EVERY` old:
-        ``message`` % (seconds the outage has lasted, ``*args``)."""
+        ``message`` % (seconds the outage has lasted, ``failure`` on one line, ``*args``)."""
         now = self.monotonic()
         self.last_failed_at = now
         if self.since is None:
@@ -38,7 +38,7 @@ class Outage:
         elif now - self._logged_at < LOG_EVERY:
             return
         self._logged_at = now
-        self.log.log(level, message, now - self.since, *args)
+        self.log.log(level, message, now - self.since, " ".join(str(failure).split()), *args)
 
     def ended(self, message: str) -> None:
         """Note a success; if it ends an outage, log ``message`` % its length in seconds."""

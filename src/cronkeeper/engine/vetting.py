@@ -175,8 +175,8 @@ class Vetter:
         self._on_verdict = on_verdict  # wakes the loop's thread to write them
         self.versions = RecentVersions()
         self._verdicts = Verdicts()
-        # When (time.monotonic()) reads for vetting began to fail, when they last failed, and when that was
-        # last logged.
+        # Failed reads for vetting: logged when they begin, once a minute and when they end; the last one
+        # starts the back-off.
         self._outage = Outage(log)
 
     def vetted(self, held: list[StartOrder]) -> list[StartOrder]:
@@ -249,11 +249,10 @@ class Vetter:
                 (unchanged if order.version == versions.get(order.spec.id, -1) else changed).append(order)
             jobs = self._store.find_jobs(sorted({order.spec.id for order in changed})) if changed else []
         except Exception as exc:  # a database error, or a row this version cannot read: the runs still start
-            reason = " ".join(str(exc).split())
             outage.failed(
                 logging.WARNING,
                 "could not read the jobs of due runs for %.0fs: %s; starting due runs as claimed",
-                reason,
+                exc,
             )
             return held
         outage.ended("due runs are checked against their jobs again, after %.1fs")
