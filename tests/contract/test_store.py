@@ -328,6 +328,15 @@ def test_job_versions_are_read_for_the_jobs_that_exist(store: SqlJobStore) -> No
     assert store.job_versions([]) == {}
 
 
+def test_job_versions_are_read_for_more_jobs_than_one_statement_takes(store: SqlJobStore) -> None:
+    """Read in chunks of 512 keys, the last padded to a power of two by repeating a key."""
+    ids = [f"job-{index:03}" for index in range(530)]
+    for job_id in ids:
+        add(store, job_id)
+    store.set_paused("job-529", True, next_fire_at=None, next_due_at=None, now=NOW, by=None)
+    assert store.job_versions([*reversed(ids), "gone"]) == dict.fromkeys(ids, 1) | {"job-529": 2}
+
+
 def test_enqueue_for_an_unknown_job_fails(store: SqlJobStore) -> None:
     with pytest.raises(JobNotFoundError):
         store.enqueue_run("nope", now=NOW, trigger_source=TriggerSource.MANUAL, triggered_by=None)

@@ -4,6 +4,9 @@ SQLAlchemy's per-row parameter processing costs more than SQLite's own insert on
 a row against 8), and that path runs for every fire.  A :class:`BatchStatement` compiles a Core statement once
 for the engine's dialect, converts each parameter with a plain function chosen from its column type, and hands
 the rows to the driver's ``executemany``.  Only statements whose result is not needed go this way.
+
+A :class:`KeyLookup` reads plain columns of rows by a list of keys the same way: SQLAlchemy's expanding
+``IN`` is compiled anew at each call, and read the versions of a thousand jobs in 6 ms where this takes 2.7.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Dialect
+from sqlalchemy import JSON, Column, Connection, Dialect, bindparam, select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -97,6 +100,42 @@ class BatchStatement:
                 picked.insert(index, value)
             params.append(tuple(picked) if self.positional else dict(zip(self._names, picked, strict=True)))
         return int(conn.exec_driver_sql(self.sql, params).rowcount)
+
+
+class KeyLookup:
+    """``SELECT columns WHERE key IN (...)`` by a list of keys, through the driver.  A statement is compiled
+    once per power-of-two count of keys up to :attr:`CHUNK` (a chunk is padded by repeating a key, which
+    changes nothing an ``IN`` matches).  For columns the driver returns as they are (text, integers): no
+    result processing is applied."""
+
+    CHUNK = 512  # well under SQLite's oldest limit of 999 parameters
+
+    def __init__(self, dialect: Dialect, columns: Sequence[Column[Any]], key: Column[Any]) -> None:
+        self._dialect = dialect
+        self._columns = columns
+        self._key = key
+        self._compiled: dict[int, tuple[str, list[str] | None]] = {}
+
+    def rows(self, conn: Connection, keys: Sequence[Any]) -> list[tuple[Any, ...]]:
+        found: list[tuple[Any, ...]] = []
+        for start in range(0, len(keys), self.CHUNK):
+            chunk = list(keys[start : start + self.CHUNK])
+            size = 1 << (len(chunk) - 1).bit_length()
+            chunk += chunk[:1] * (size - len(chunk))
+            sql, names = self._statement(size)
+            params = tuple(chunk) if names is None else dict(zip(names, chunk, strict=True))
+            found.extend(tuple(row) for row in conn.exec_driver_sql(sql, params))
+        return found
+
+    def _statement(self, size: int) -> tuple[str, list[str] | None]:
+        """The statement for ``size`` keys, and its parameters' names where the driver takes them by name."""
+        known = self._compiled.get(size)
+        if known is None:
+            names = [f"k{index}" for index in range(size)]
+            statement = select(*self._columns).where(self._key.in_([bindparam(name) for name in names]))
+            compiled = statement.compile(dialect=self._dialect)
+            known = self._compiled[size] = (compiled.string, None if compiled.positional else names)
+        return known
 
 
 def _nothing(_row: Mapping[str, Any]) -> tuple[()]:

@@ -38,7 +38,7 @@ from cronkeeper.exceptions import (
 from cronkeeper.models import OUTCOME_FIELDS, Job, JobSpec, Run, RunStatus, TriggerSource
 from cronkeeper.specs import spec_to_dict
 from cronkeeper.store.base import Checkin, ClaimResult, Completion, JobStore, NewJob, RunFilter
-from cronkeeper.store.batch import BatchStatement
+from cronkeeper.store.batch import BatchStatement, KeyLookup
 from cronkeeper.store.checkins import record_checkin
 from cronkeeper.store.claims import Claimer
 from cronkeeper.store.engines import open_engine, reading, writing
@@ -82,6 +82,8 @@ class SqlJobStore(JobStore):
         self.alerts_written = threading.Event()
         self._claimer = Claimer(self.engine.dialect, self._specs)
         dialect = self.engine.dialect
+        # Read before every start of runs claimed ahead, for as many jobs as are due together.
+        self._versions = KeyLookup(dialect, [jobs.c.id, jobs.c.version], jobs.c.id)
         self._insert_jobs = BatchStatement(
             dialect, insert(jobs).values({n: bindparam(n) for n in _JOB_COLUMNS})
         )
@@ -241,8 +243,7 @@ class SqlJobStore(JobStore):
         if not job_ids:
             return {}
         with self._read() as conn:
-            rows = conn.execute(_JOB_VERSIONS, {"ids": list(job_ids)})
-            return {row.id: row.version for row in rows}
+            return dict(self._versions.rows(conn, job_ids))
 
     def find_job(self, job_id: str) -> Job | None:
         with self._read() as conn:
@@ -628,11 +629,6 @@ def _next_due_queries(instance_id: str | None) -> tuple[Select[Any], Select[Any]
         ~WAITING_ITS_TURN,
     )
     return job_due, run_due
-
-
-# Asked before every start of runs claimed ahead: built once, so that SQLAlchemy does not build and key the
-# statement again each time (that cost more than the query).
-_JOB_VERSIONS = select(jobs.c.id, jobs.c.version).where(jobs.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def _version_matches(job_id: str, expected_version: int | None) -> ColumnElement[bool]:
