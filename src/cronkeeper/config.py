@@ -76,6 +76,7 @@ SETTINGS_KEYS = {
     "heartbeat_interval": float,
     "lease": float,
     "progress_interval": float,
+    "hold_gc_for_bursts": bool,
 }
 _TIMEDELTA_SETTINGS = ("heartbeat_interval", "lease", "progress_interval")
 
@@ -420,6 +421,11 @@ def _settings(table: Any, path: Path) -> SchedulerSettings:
         kind = SETTINGS_KEYS.get(key)
         if kind is None:
             raise ConfigError(f"{path}: scheduler.{key}", "unknown setting")
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{path}: scheduler.{key}", "must be true or false")
+            values[key] = value
+            continue
         if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise ConfigError(f"{path}: scheduler.{key}", "must be a positive whole number")
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:

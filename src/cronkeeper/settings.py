@@ -36,6 +36,10 @@ class SchedulerSettings:
     # On PostgreSQL, a node whose clock is further than this from the database's claims nothing (it would
     # fire early or late) until its clock is set right; leases are judged by the database's clock anyway.
     max_clock_skew: timedelta = timedelta(seconds=5)
+    # While a burst of runs due together is made ready and handed to the workers (100 ms at most), hold the
+    # garbage collector's automatic passes off, so that a full one does not make every run of it late
+    # (see cronkeeper.engine.collector).
+    hold_gc_for_bursts: bool = True
 
     def __post_init__(self) -> None:
         # A live node's heartbeat is up to one interval old, and one may be put off a little while runs start:

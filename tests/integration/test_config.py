@@ -71,6 +71,7 @@ def test_load_config_reads_the_database_zone_scheduler_settings_and_jobs_with_va
         heartbeat_interval = 2
         lease = 20.5
         progress_interval = 0.25
+        hold_gc_for_bursts = false
 
         [[jobs]]
         id = "backup"
@@ -112,6 +113,7 @@ def test_load_config_reads_the_database_zone_scheduler_settings_and_jobs_with_va
             heartbeat_interval=timedelta(seconds=2),
             lease=timedelta(seconds=20.5),
             progress_interval=timedelta(seconds=0.25),
+            hold_gc_for_bursts=False,
         ),
     )
 
@@ -178,6 +180,7 @@ def test_load_config_rejects_a_bad_top_level_setting_naming_it(
         pytest.param("poll_interval = true", "must be a positive number", id="boolean"),
         pytest.param("heartbeat_interval = -1", "must be a positive number", id="negative"),
         pytest.param('lease = "30s"', "must be a positive number", id="duration-text"),
+        pytest.param("hold_gc_for_bursts = 1", "must be true or false", id="not-a-boolean"),
     ],
 )
 def test_load_config_rejects_a_bad_scheduler_setting_naming_it(

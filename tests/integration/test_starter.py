@@ -1,20 +1,25 @@
 """A started scheduler starts runs claimed ahead from a thread of their own: a run that comes due while the
-loop's thread waits on the database (here, for a write lock another connection holds) still starts on time."""
+loop's thread waits on the database (here, for a write lock another connection holds) still starts on time.
+That thread makes runs ready just before they are due and starts them on the dot; an edit, or a stop, in
+between still counts."""
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
 import pytest
 
 from cronkeeper import FakeClock, RunStatus, Scheduler
+from cronkeeper.engine.collector import BURST
+from cronkeeper.engine.starter import PREPARE_AHEAD
 from tests.conftest import SchedulerFactory
 from tests.sinks import wait_until
 
@@ -78,3 +83,71 @@ def test_a_run_due_while_the_loop_waits_on_the_database_starts_on_time(
     scheduler.stop()
     runs = {run.job_id: run for run in scheduler.runs()}
     assert runs["held"].status is RunStatus.SUCCEEDED and runs["held"].started_at == due
+
+
+def _held_burst(make_scheduler: SchedulerFactory, clock: FakeClock, jobs: int) -> tuple[Scheduler, datetime]:
+    """A started scheduler with ``jobs`` runs claimed ahead, all due on one instant a minute on."""
+    scheduler: Scheduler = make_scheduler()
+    due = clock.now() + timedelta(minutes=1)
+    scheduler.add_jobs(
+        {"id": f"job-{index}", "call": "tests.jobs:metrics", "at": due} for index in range(jobs)
+    )
+    scheduler.start()
+    loop = scheduler.loop
+    assert loop is not None
+    clock.set(due - timedelta(seconds=0.3))
+    wait_until(lambda: loop.next_pending_at() == due, timeout=30)
+    return scheduler, due
+
+
+def _made_ready(scheduler: Scheduler, clock: FakeClock, due: datetime) -> None:
+    """Move to just before ``due``: the starter takes the held runs and makes them ready."""
+    loop = scheduler.loop
+    assert loop is not None and loop._starter is not None
+    starter = loop._starter
+    clock.set(due - PREPARE_AHEAD / 2)
+    wait_until(lambda: loop.next_pending_at() is None and bool(starter._ready), timeout=30)
+
+
+def test_a_burst_is_made_ready_ahead_and_started_on_the_dot(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    scheduler, due = _held_burst(make_scheduler, clock, BURST * 2)
+    _made_ready(scheduler, clock, due)
+    assert {run.status for run in scheduler.runs()} == {RunStatus.QUEUED}  # ready, not started
+    clock.set(due)
+    assert scheduler.loop is not None
+    wait_until(lambda: scheduler.loop is not None and scheduler.loop.drain(0.1), timeout=30)
+    scheduler.stop()
+    runs = scheduler.runs(limit=1000)
+    assert len(runs) == BURST * 2
+    assert {(run.status, run.started_at) for run in runs} == {(RunStatus.SUCCEEDED, due)}
+    assert gc.isenabled()  # the collector's hold ended with the burst's start
+
+
+def test_a_pause_made_after_a_run_was_made_ready_still_counts(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    scheduler, due = _held_burst(make_scheduler, clock, 1)
+    _made_ready(scheduler, clock, due)
+    scheduler.pause("job-0")  # through this scheduler: it vets the run again when due
+    clock.set(due)
+    wait_until(lambda: scheduler.runs()[0].status is RunStatus.SKIPPED, timeout=30)
+    scheduler.stop()
+    (run,) = scheduler.runs()
+    assert run.started_at is None and run.error == "not started: the job was paused before the run was due"
+
+
+def test_runs_made_ready_when_the_scheduler_stops_are_handed_back(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    scheduler, due = _held_burst(make_scheduler, clock, BURST)
+    _made_ready(scheduler, clock, due)
+    scheduler.stop()
+    runs = scheduler.runs(limit=1000)
+    assert len(runs) == BURST
+    assert {(run.status, run.owner, run.started_at) for run in runs} == {(RunStatus.QUEUED, None, None)}
+    assert gc.isenabled()
+    clock.set(due)
+    successor = make_scheduler()
+    assert successor.run_pending() == BURST  # the next node starts them

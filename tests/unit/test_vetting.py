@@ -36,24 +36,42 @@ def nothing_coming(_until: datetime) -> Collection[str]:
 )
 def test_a_kept_read_answers_only_within_10_ms_after_it(later: timedelta, reads: int) -> None:
     versions, read = RecentVersions(), Reads()
-    versions.of({"a"}, T, read, nothing_coming)
-    versions.of({"a"}, T + later, read, nothing_coming)
+    versions.of({"a"}, T, T, read, nothing_coming)
+    versions.of({"a"}, T + later, T + later, read, nothing_coming)
     assert len(read.asked) == reads
 
 
 def test_a_kept_read_answers_for_the_runs_due_in_its_window_and_not_for_other_jobs() -> None:
     versions, read = RecentVersions(), Reads()
-    versions.of({"a"}, T, read, lambda until: {"b"} if until == T + 10 * MS else ())
-    versions.of({"b"}, T + 5 * MS, read, nothing_coming)
-    versions.of({"c"}, T + 6 * MS, read, nothing_coming)
+    versions.of({"a"}, T, T, read, lambda until: {"b"} if until == T + 10 * MS else ())
+    versions.of({"b"}, T + 5 * MS, T + 5 * MS, read, nothing_coming)
+    versions.of({"c"}, T + 6 * MS, T + 6 * MS, read, nothing_coming)
     assert read.asked == [["a", "b"], ["c"]]
+
+
+@pytest.mark.parametrize(
+    ("due_in", "reads"),
+    [
+        pytest.param(3 * MS, 1, id="due-within-10ms-of-the-read"),
+        pytest.param(4 * MS, 2, id="due-10ms-after-the-read"),
+    ],
+)
+def test_a_kept_read_answers_for_runs_not_yet_due_only_if_made_within_10_ms_before_they_are(
+    due_in: timedelta, reads: int
+) -> None:
+    """Runs vetted ahead of their due time (the starter makes them ready ahead): the read must be as recent
+    when they are due as it must be for runs vetted once due."""
+    versions, read = RecentVersions(), Reads()
+    versions.of({"a"}, T, T, read, nothing_coming)
+    versions.of({"a"}, T + 6 * MS, T + 6 * MS + due_in, read, nothing_coming)
+    assert len(read.asked) == reads
 
 
 def test_an_edit_made_or_heard_of_forgets_the_kept_read() -> None:
     versions, read = RecentVersions(), Reads()
-    versions.of({"a"}, T, read, nothing_coming)
+    versions.of({"a"}, T, T, read, nothing_coming)
     versions.forget(T + MS)
-    versions.of({"a"}, T + 2 * MS, read, nothing_coming)
+    versions.of({"a"}, T + 2 * MS, T + 2 * MS, read, nothing_coming)
     assert len(read.asked) == 2
 
 

@@ -15,7 +15,7 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -56,6 +56,18 @@ class InFlight:
     # The output as it grows, shown while the run runs: a child's stdout and stderr, or what an in-process
     # job logged and printed (kept as its output even if it times out or is cancelled).
     output: TailBuffer | None = None
+
+
+@dataclass(slots=True)
+class Prepared:
+    """Runs taken to start, made ready ahead of their due time (:meth:`Dispatcher.prepare`)."""
+
+    flights: list[InFlight]
+    tasks: list[Task]  # plain functions' runs, ready for a worker
+    later: list[InFlight]  # the others (commands, coroutines, a function not found): started at launch
+
+    def orders(self) -> list[StartOrder]:
+        return [flight.order for flight in self.flights]
 
 
 class Dispatcher:
@@ -134,27 +146,50 @@ class Dispatcher:
             self._lock.notify_all()
         return released
 
-    def start(self, due: list[StartOrder]) -> int:
+    def start(self, due: list[StartOrder], *, then: Task | None = None) -> int:
         """Start these runs, taken by :meth:`take_due`, now (as the orders say: vetting may have brought a
-        job's options up to date); returns how many.  One lock for the whole batch: a burst of a thousand
-        runs would otherwise take it a thousand times while the workers it feeds contend for it.  A run
-        cancelled since it was taken is not started; once starting has stopped, taken runs are held again, to
-        be handed back."""
+        job's options up to date); returns how many.  See :meth:`prepare` and :meth:`launch`."""
+        return self.launch(self.prepare(due), then=then)
+
+    def prepare(self, due: list[StartOrder]) -> Prepared:
+        """Make runs taken by :meth:`take_due` (and vetted) ready to hand to the workers, ahead of their due
+        time: what is left for :meth:`launch` on the dot is little more than that hand-over.  Only plain
+        functions' runs are made ready: nothing of them runs or is recorded before their launch.  One lock
+        for the whole batch: a burst of a thousand runs would otherwise take it a thousand times while the
+        workers it feeds contend for it.  Once starting has stopped, the runs are held again, to be handed
+        back."""
         flights = []
         with self._lock:
-            if not self._starting:
-                for order in due:
-                    if self._inflight.pop(order.run_id, None) is not None:
-                        heapq.heappush(self._pending, (order.due_at, order.run_id, order))
-                self._lock.notify_all()
-                return 0
             for order in due:
                 flight = self._inflight.get(order.run_id)
                 if flight is not None:
                     flight.order = order
                     flights.append(flight)
-        tasks = []
+            if not self._starting:
+                self._hold_again(flights)
+                return Prepared([], [], [])
+        tasks: list[Task] = []
+        later: list[InFlight] = []
         for flight in flights:
+            task = self._function_task(flight)
+            if task is None:
+                later.append(flight)
+            else:
+                tasks.append(task)
+        return Prepared(flights, tasks, later)
+
+    def launch(self, prepared: Prepared, *, then: Task | None = None) -> int:
+        """Hand runs made ready by :meth:`prepare` to the workers (the others start here); returns how many.
+        ``then`` runs once the workers have taken every one of them.  A run cancelled since it was taken
+        does not start.  Once starting has stopped, they are held again, to be handed back."""
+        with self._lock:
+            if not self._starting:
+                self._hold_again(prepared.flights)
+                if then is not None:
+                    then()
+                return 0
+        tasks = prepared.tasks
+        for flight in prepared.later:
             try:
                 task = self._start(flight)
             except Exception as exc:  # whatever failed, the run still ends
@@ -164,9 +199,25 @@ class Dispatcher:
                 continue
             if task is not None:
                 tasks.append(task)
-        children = sum(1 for flight in flights if flight.cancel is not None)  # each waits on a child process
+        if then is not None:
+            tasks.append(then)  # the workers take tasks in order
+        children = sum(1 for flight in prepared.later if flight.cancel is not None)  # each waits on a child
         self._pool.submit_all(tasks, waiting=children)
-        return len(flights)
+        return len(prepared.flights)
+
+    def hold_again(self, prepared: Prepared) -> None:
+        """Hold runs made ready but not launched until due again (to be handed back at a stop)."""
+        with self._lock:
+            self._hold_again(prepared.flights)
+
+    def _hold_again(self, flights: Iterable[InFlight]) -> None:
+        """Under the lock: taken runs no longer in flight, held again; one ended meanwhile (cancelled) stays
+        ended."""
+        for flight in flights:
+            if self._inflight.pop(flight.order.run_id, None) is not None:
+                order = flight.order
+                heapq.heappush(self._pending, (order.due_at, order.run_id, order))
+        self._lock.notify_all()
 
     def stop_starting(self) -> None:
         """Start nothing more, whichever thread asks: runs held from now on stay held (to be handed back)."""
@@ -210,11 +261,28 @@ class Dispatcher:
             if self._begin(flight):
                 self.complete(order.run_id, failure(exc))
             return None
-        flight.in_process = True
-        flight.output = TailBuffer(order.spec.output_limit)
         if self.registry.is_coroutine(target.ref):
+            flight.in_process = True
+            flight.output = TailBuffer(order.spec.output_limit)
             self._start_coroutine(flight, func)
             return None
+        return self._function_task(flight)
+
+    def _function_task(self, flight: InFlight) -> Task | None:
+        """The worker's task of a plain function's run, made with nothing run or recorded (so it can be made
+        ahead of time); None for any other run, or one whose function cannot be found here (:meth:`_start`
+        then tries again at its launch, and records why it failed)."""
+        target = flight.order.spec.target
+        if not isinstance(target, CallableTarget) or target.isolate:
+            return None
+        try:
+            func = self.registry.resolve(target.ref)
+            if self.registry.is_coroutine(target.ref):
+                return None
+        except Exception:  # left to _start, which records why the run could not start
+            return None
+        flight.in_process = True
+        flight.output = TailBuffer(flight.order.spec.output_limit)
         return functools.partial(self._call, flight, func, target)
 
     def _call(self, flight: InFlight, func: Callable[..., object], target: CallableTarget) -> None:

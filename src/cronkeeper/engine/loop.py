@@ -140,7 +140,9 @@ class SchedulerLoop:
         """Run the loop in a background thread."""
         self._stopping.clear()
         self._exiting.clear()
-        self._starter = Starter(self.dispatcher, self.clock, self._vetter.vetted)
+        self._starter = Starter(
+            self.dispatcher, self.clock, self._vetter, hold_gc_for_bursts=self.settings.hold_gc_for_bursts
+        )
         self._thread = threading.Thread(target=self._loop, name="cronkeeper-loop", daemon=True)
         self._thread.start()
         self._watcher = self.store.watch_changes(self.wake, self._exiting)

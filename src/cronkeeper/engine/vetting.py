@@ -7,9 +7,11 @@ and :func:`vet_claimed` says what becomes of each run: it starts (with the job a
 new schedule: no record is owed for an instant the job no longer names).
 
 The read of the jobs' versions that tells whether any changed is kept for :data:`VERSIONS_FRESH_FOR` and
-serves every run that comes due meanwhile (:class:`RecentVersions`): fires spread over the second would
-otherwise read the database once per fire, which cost more than the runs.  So an edit committed that long
-before a fire is due always counts, and so does any edit this process makes or hears of (it forgets the read).
+serves every run due within that time of it (:class:`RecentVersions`): fires spread over the second would
+otherwise read the database once per fire, which cost more than the runs.  The starter vets runs up to that
+long before they are due, to have them ready on the dot.  So an edit committed that long before a fire is due
+always counts, and so does any edit this process makes or hears of (it forgets the read, and runs vetted
+before it are vetted again when due).
 A run claimed once it was due was read with its job in that claim, after the fire was due: it starts as
 claimed unless an edit was made or heard of since.  (A burst of thousands claimed late would otherwise read
 their jobs twice.)
@@ -80,9 +82,10 @@ def _as_now(order: StartOrder, job: Job) -> StartOrder:
 
 class RecentVersions:
     """The versions of the jobs of runs about to start, read at most once per ``fresh_for`` of the engine's
-    clock: a read at ``t`` answers for a run due at ``due <= now < t + fresh_for``, so it was made no earlier
-    than ``fresh_for`` before the run was due.  :meth:`forget` (an edit was made or heard of, from any
-    thread) makes the next call read again, and marks runs claimed before it as needing a look."""
+    clock: a read at ``t`` answers, at ``now >= t``, for runs due by ``due_by`` if ``max(now, due_by) < t +
+    fresh_for``, so it was made less than ``fresh_for`` before the runs were due.  :meth:`forget` (an edit
+    was made or heard of, from any thread) makes the next call read again, and marks runs claimed before it
+    as needing a look."""
 
     def __init__(self, fresh_for: timedelta = VERSIONS_FRESH_FOR) -> None:
         self.fresh_for = fresh_for
@@ -116,17 +119,19 @@ class RecentVersions:
         self,
         job_ids: Collection[str],
         now: datetime,
+        due_by: datetime,
         read: Callable[[list[str]], dict[str, int]],
         coming: Callable[[datetime], Collection[str]],
     ) -> dict[str, int]:
-        """The versions of ``job_ids`` (a job absent from the answer is gone), read with those of the jobs
-        ``coming(until)`` names (runs due before the kept read goes stale) when the kept one will not do.
-        A clock that stepped back makes the kept read stale too."""
+        """The versions of ``job_ids``, of runs due by ``due_by`` (a job absent from the answer is gone),
+        read with those of the jobs ``coming(until)`` names (runs due before the kept read goes stale) when
+        the kept one will not do.  A clock that stepped back makes the kept read stale too."""
         read_at = self._read_at
         if (
             read_at is not None
             and self._read_after == self._edits
-            and timedelta(0) <= now - read_at < self.fresh_for
+            and timedelta(0) <= now - read_at
+            and max(now, due_by) - read_at < self.fresh_for
             and self._read_for.issuperset(job_ids)
         ):
             return self._versions
@@ -239,6 +244,7 @@ class Vetter:
             versions = self.versions.of(
                 {order.spec.id for order in held},
                 now,
+                max(order.due_at for order in held),
                 self._store.job_versions,
                 self._dispatcher.held_job_ids,
             )
