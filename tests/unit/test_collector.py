@@ -73,3 +73,17 @@ def test_holding_can_be_turned_off() -> None:
     hold = CollectorHold(enabled=False, monotonic=Monotonic())
     hold.begin()
     assert gc.isenabled() and hold.remaining is None
+
+
+def test_a_wake_asked_for_during_a_hold_comes_when_it_ends_and_once() -> None:
+    clock = Monotonic()
+    hold = CollectorHold(monotonic=clock)
+    woken: list[str] = []
+    assert not hold.after(lambda: woken.append("idle"))  # no hold: the caller wakes itself
+    hold.begin()
+    assert hold.after(lambda: woken.append("burst"))
+    assert woken == []
+    clock.now += MAX_HOLD
+    hold.expire()
+    hold.end()
+    assert woken == ["burst"]

@@ -1,4 +1,4 @@
-"""Keeping the garbage collector's full pass out of a burst's start.
+"""Keeping the garbage collector's full pass, and the loop's thread, out of a burst's start.
 
 A full collection stops every thread of the process for as long as it walks every object the interpreter
 tracks: 40 to 90 ms in a scheduler with a thousand jobs (some 100,000 objects).  One that came while a
@@ -9,9 +9,11 @@ allocates most, and making a burst ready is such a place.
 
 So while the starter makes a burst ready and until the workers have taken its last run, it holds automatic
 collection off (``gc.disable``), for :data:`MAX_HOLD` at most; the collection that was due then runs as soon
-as it is allowed, once the burst has started.  Nothing is skipped, only put off by milliseconds.  A host that
-turned automatic collection off itself is left as it is; ``SchedulerSettings(hold_gc_for_bursts=False)``
-turns this off.
+as it is allowed, once the burst has started.  The loop's thread is kept out of that time too: woken by the
+burst's first outcomes, it would take the interpreter from the workers to write nothing (it writes once no
+run waits for a worker), so its wake is put off until the hold ends.  Nothing is skipped, only put off by
+milliseconds.  A host that turned automatic collection off itself is left as it is;
+``SchedulerSettings(hold_gc_for_bursts=False)`` turns both off.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class CollectorHold:
         self._monotonic = monotonic  # real time, whatever the engine's clock: the hold is about real pauses
         self._lock = threading.Lock()
         self._until: float | None = None  # monotonic; None: not holding
+        self._owed: Callable[[], None] | None = None  # a wake put off until the hold ends
 
     @property
     def remaining(self) -> float | None:
@@ -56,11 +59,25 @@ class CollectorHold:
             return True
 
     def end(self) -> None:
-        """The burst has started (or will not): let the collector run again."""
+        """The burst has started (or will not): let the collector run again, and make the wake put off."""
         with self._lock:
-            if self._until is not None:
-                self._until = None
-                gc.enable()
+            if self._until is None:
+                return
+            self._until = None
+            gc.enable()
+            owed, self._owed = self._owed, None
+        if owed is not None:
+            owed()
+
+    def after(self, wake: Callable[[], None]) -> bool:
+        """Put ``wake`` off until the hold under way ends (True), or leave it to the caller (False): the
+        loop's thread, woken to write the first outcomes of a burst, would only take the interpreter from
+        the workers starting the rest."""
+        with self._lock:
+            if self._until is None:
+                return False
+            self._owed = wake
+            return True
 
     def expire(self) -> None:
         """End the hold if it ran out of time."""

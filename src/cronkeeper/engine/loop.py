@@ -82,7 +82,7 @@ class SchedulerLoop:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._exiting = threading.Event()
-        self.outcomes = OutcomeBuffer(on_first=self._wake.set)
+        self.outcomes = OutcomeBuffer(on_first=self._outcomes_noted)
         self.dispatcher = Dispatcher(
             registry=registry,
             clock=clock,
@@ -146,6 +146,13 @@ class SchedulerLoop:
         self._thread = threading.Thread(target=self._loop, name="cronkeeper-loop", daemon=True)
         self._thread.start()
         self._watcher = self.store.watch_changes(self.wake, self._exiting)
+
+    def _outcomes_noted(self) -> None:
+        """Wake to write the first outcomes noted since the last write, unless a burst is being started:
+        then once it has been (see engine.collector)."""
+        starter = self._starter  # read once: a stop in another thread may clear it
+        if starter is None or not starter.wake_after_burst(self._wake.set):
+            self._wake.set()
 
     def wake(self) -> None:
         """Look at the database again now (a job was added, changed or triggered)."""

@@ -23,6 +23,7 @@ import itertools
 import logging
 import operator
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -64,6 +65,11 @@ class Starter:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def wake_after_burst(self, wake: Callable[[], None]) -> bool:
+        """Put ``wake`` off until the burst being started has been taken by the workers (True), or leave it
+        to the caller when none is (False)."""
+        return self._collector.after(wake)
 
     def nudge(self) -> None:
         """Runs were held: look at the earliest again."""
