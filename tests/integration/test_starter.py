@@ -17,8 +17,8 @@ from types import FrameType
 
 import pytest
 
-from cronkeeper import FakeClock, RunStatus, Scheduler
-from cronkeeper.engine.collector import BURST
+from cronkeeper import FakeClock, RunStatus, Scheduler, SchedulerSettings
+from cronkeeper.engine.collector import BURST, MAX_HOLD
 from cronkeeper.engine.starter import PREPARE_AHEAD
 from tests.conftest import SchedulerFactory
 from tests.sinks import wait_until
@@ -106,7 +106,7 @@ def _made_ready(scheduler: Scheduler, clock: FakeClock, due: datetime) -> None:
     assert loop is not None and loop._starter is not None
     starter = loop._starter
     clock.set(due - PREPARE_AHEAD / 2)
-    wait_until(lambda: loop.next_pending_at() is None and bool(starter._ready), timeout=30)
+    wait_until(lambda: loop.dispatcher.next_held_at() is None and bool(starter._ready), timeout=30)
 
 
 def test_a_burst_is_made_ready_ahead_and_started_on_the_dot(
@@ -116,8 +116,9 @@ def test_a_burst_is_made_ready_ahead_and_started_on_the_dot(
     _made_ready(scheduler, clock, due)
     assert {run.status for run in scheduler.runs()} == {RunStatus.QUEUED}  # ready, not started
     clock.set(due)
-    assert scheduler.loop is not None
-    wait_until(lambda: scheduler.loop is not None and scheduler.loop.drain(0.1), timeout=30)
+    wait_until(
+        lambda: {run.status for run in scheduler.runs(limit=1000)} == {RunStatus.SUCCEEDED}, timeout=30
+    )
     scheduler.stop()
     runs = scheduler.runs(limit=1000)
     assert len(runs) == BURST * 2
@@ -151,3 +152,70 @@ def test_runs_made_ready_when_the_scheduler_stops_are_handed_back(
     clock.set(due)
     successor = make_scheduler()
     assert successor.run_pending() == BURST  # the next node starts them
+
+
+def test_runs_made_ready_count_as_claimed_ahead_not_as_running(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    scheduler, due = _held_burst(make_scheduler, clock, 1)
+    _made_ready(scheduler, clock, due)
+    assert scheduler.next_due_at() == due
+    assert scheduler.loop is not None and scheduler.loop.drain(0)  # nothing runs yet
+
+
+def test_the_collector_is_let_run_in_time_while_the_starter_waits_on_the_database(
+    make_scheduler: SchedulerFactory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read that vets a burst hangs (a lock, a lost connection): the hold ends by its timer."""
+    scheduler, due = _held_burst(make_scheduler, clock, BURST)
+    reading, release = threading.Event(), threading.Event()
+    read = scheduler.store.job_versions
+
+    def slow_read(job_ids: list[str]) -> dict[str, int]:
+        reading.set()
+        release.wait(30)
+        return read(job_ids)
+
+    monkeypatch.setattr(scheduler.store, "job_versions", slow_read)
+    try:
+        clock.set(due - PREPARE_AHEAD / 2)
+        assert reading.wait(30)
+        wait_until(gc.isenabled, timeout=MAX_HOLD * 20)
+    finally:
+        release.set()
+    clock.set(due)
+    wait_until(lambda: {run.status for run in scheduler.runs(limit=100)} == {RunStatus.SUCCEEDED}, timeout=30)
+
+
+class SteppingClock(FakeClock):
+    """A clock that can be set back, as a system clock is by a time correction."""
+
+    def step_back(self, delta: timedelta) -> None:
+        with self._changed:
+            self._now -= delta
+            self._changed.notify_all()
+
+
+def test_a_clock_stepped_back_after_runs_were_made_ready_has_them_vetted_again(db_url: str) -> None:
+    """Made ready at 07:59:59.995 and due at 08:01; the clock is set back an hour; another process pauses the
+    job at 07:31 (on the clock): half an hour before the fire, so the pause counts."""
+    clock = SteppingClock("2026-03-02T08:00:00+00:00")
+    scheduler = Scheduler(db_url, clock=clock, settings=SchedulerSettings(workers=2))
+    other = Scheduler(db_url, clock=clock)
+    try:
+        due = clock.now() + timedelta(minutes=1)
+        scheduler.add_job("tests.jobs:metrics", id="job", at=due)
+        scheduler.start()
+        clock.set(due - timedelta(seconds=0.3))
+        wait_until(lambda: scheduler.loop is not None and scheduler.loop.next_pending_at() == due, timeout=30)
+        _made_ready(scheduler, clock, due)
+        clock.step_back(timedelta(hours=1))
+        clock.set(due - timedelta(minutes=30))
+        other.pause("job")  # on SQLite this process hears nothing of it
+        clock.set(due)
+        wait_until(lambda: scheduler.runs()[0].status is not RunStatus.QUEUED, timeout=30)
+        (run,) = scheduler.runs()
+        assert run.status is RunStatus.SKIPPED and run.started_at is None
+    finally:
+        scheduler.close()
+        other.close()

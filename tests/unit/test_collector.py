@@ -1,22 +1,28 @@
-"""The garbage collector held off while a burst starts: only for bursts, only as long as allowed, and never
-against the host's own choice."""
+"""The garbage collector held off while a burst starts: only as long as allowed, ended only by its own
+burst, and never against the host's own choice made before it."""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from cronkeeper.engine.collector import MAX_HOLD, CollectorHold
 
 
-class Monotonic:
-    def __init__(self) -> None:
-        self.now = 100.0
+class Timers:
+    """Timers started by a hold, fired by hand."""
 
-    def __call__(self) -> float:
-        return self.now
+    def __init__(self) -> None:
+        self.started: list[tuple[float, Callable[[], None]]] = []
+
+    def __call__(self, seconds: float, function: Callable[[], None]) -> None:
+        self.started.append((seconds, function))
+
+    def fire_all(self) -> None:
+        for _, function in self.started:
+            function()
 
 
 @pytest.fixture(autouse=True)
@@ -30,60 +36,70 @@ def collector_restored() -> Iterator[None]:
 
 
 def test_a_burst_holds_the_collector_off_until_it_has_started() -> None:
-    hold = CollectorHold(monotonic=Monotonic())
-    hold.begin()
-    assert not gc.isenabled() and hold.remaining == pytest.approx(MAX_HOLD)
-    hold.end()
-    assert gc.isenabled() and hold.remaining is None
+    hold = CollectorHold(start_timer=Timers())
+    number = hold.begin()
+    assert number is not None and not gc.isenabled() and hold.holding
+    hold.end(number)
+    assert gc.isenabled() and not hold.holding
 
 
-def test_a_hold_ends_when_it_runs_out_of_time() -> None:
-    clock = Monotonic()
-    hold = CollectorHold(monotonic=clock)
-    hold.begin()
-    clock.now += MAX_HOLD / 2
-    hold.expire()
-    assert not gc.isenabled() and hold.remaining == pytest.approx(MAX_HOLD / 2)
-    clock.now += MAX_HOLD / 2
-    hold.expire()
-    assert gc.isenabled() and hold.remaining is None
+def test_a_hold_ends_in_time_by_its_timer_whatever_else_happens() -> None:
+    timers = Timers()
+    hold = CollectorHold(start_timer=timers)
+    number = hold.begin()
+    assert number is not None
+    hold.limit(number)
+    assert [seconds for seconds, _ in timers.started] == [MAX_HOLD]
+    timers.fire_all()
+    assert gc.isenabled() and not hold.holding
+
+
+def test_only_its_own_end_ends_a_hold() -> None:
+    timers = Timers()
+    hold = CollectorHold(start_timer=timers)
+    first = hold.begin()
+    assert first is not None
+    hold.limit(first)
+    hold.end(first)  # the first burst started
+    second = hold.begin()
+    assert second is not None and second != first
+    timers.fire_all()  # the first hold's timer, late
+    hold.end(first)  # the first burst's last task, late
+    assert not gc.isenabled() and hold.holding
+    hold.end(second)
+    assert gc.isenabled()
 
 
 def test_a_hold_under_way_is_not_begun_again() -> None:
-    clock = Monotonic()
-    hold = CollectorHold(monotonic=clock)
-    assert hold.begin()
-    clock.now += MAX_HOLD / 2
-    assert not hold.begin()
-    assert hold.remaining == pytest.approx(MAX_HOLD / 2)
-    hold.end()
-    hold.end()  # a second end (of another burst's last task) changes nothing
+    hold = CollectorHold(start_timer=Timers())
+    number = hold.begin()
+    assert number is not None
+    assert hold.begin() is None
+    hold.end(number)
     assert gc.isenabled()
 
 
 def test_a_host_that_turned_the_collector_off_keeps_it_off() -> None:
     gc.disable()
-    hold = CollectorHold(monotonic=Monotonic())
-    assert not hold.begin()
-    hold.end()
-    assert not gc.isenabled() and hold.remaining is None
+    hold = CollectorHold(start_timer=Timers())
+    assert hold.begin() is None
+    assert not gc.isenabled() and not hold.holding
 
 
 def test_holding_can_be_turned_off() -> None:
-    hold = CollectorHold(enabled=False, monotonic=Monotonic())
-    hold.begin()
-    assert gc.isenabled() and hold.remaining is None
+    hold = CollectorHold(enabled=False, start_timer=Timers())
+    assert hold.begin() is None
+    assert gc.isenabled()
 
 
 def test_a_wake_asked_for_during_a_hold_comes_when_it_ends_and_once() -> None:
-    clock = Monotonic()
-    hold = CollectorHold(monotonic=clock)
+    hold = CollectorHold(start_timer=Timers())
     woken: list[str] = []
     assert not hold.after(lambda: woken.append("idle"))  # no hold: the caller wakes itself
-    hold.begin()
+    number = hold.begin()
+    assert number is not None
     assert hold.after(lambda: woken.append("burst"))
     assert woken == []
-    clock.now += MAX_HOLD
-    hold.expire()
-    hold.end()
+    hold.end(number)
+    hold.end(number)
     assert woken == ["burst"]

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cronkeeper.clock import Clock
@@ -63,8 +63,13 @@ class Prepared:
     """Runs taken to start, made ready ahead of their due time (:meth:`Dispatcher.prepare`)."""
 
     flights: list[InFlight]
-    tasks: list[Task]  # plain functions' runs, ready for a worker
-    later: list[InFlight]  # the others (commands, coroutines, a function not found): started at launch
+    tasks: list[Task] = field(default_factory=list)  # plain functions' runs, ready for a worker
+    # The others (commands, coroutines, a function not found): started at launch.
+    later: list[InFlight] = field(default_factory=list)
+
+    @property
+    def due_at(self) -> datetime | None:
+        return min((flight.order.due_at for flight in self.flights), default=None)
 
     def orders(self) -> list[StartOrder]:
         return [flight.order for flight in self.flights]
@@ -100,6 +105,9 @@ class Dispatcher:
         self._lock = threading.Condition()
         self._inflight: dict[int, InFlight] = {}
         self._pending: list[tuple[datetime, int, StartOrder]] = []
+        # Runs made ready and not yet launched: in flight (a cancel finds them), but still waiting to be due.
+        self._unlaunched: list[Prepared] = []
+        self._unlaunched_ids: set[int] = set()
         self._starting = True
 
     # ---- runs claimed ahead ----------------------------------------------------------------------------
@@ -111,7 +119,14 @@ class Dispatcher:
                 heapq.heappush(self._pending, (order.due_at, order.run_id, order))
 
     def next_pending_at(self) -> datetime | None:
-        """When the earliest held run is due."""
+        """When the earliest run claimed ahead and not started is due (held, or made ready)."""
+        with self._lock:
+            ready = [prepared.due_at for prepared in self._unlaunched]
+            held = [self._pending[0][0]] if self._pending else []
+            return min((due for due in ready + held if due is not None), default=None)
+
+    def next_held_at(self) -> datetime | None:
+        """When the earliest held run (not yet taken) is due."""
         with self._lock:
             return self._pending[0][0] if self._pending else None
 
@@ -167,22 +182,24 @@ class Dispatcher:
                     flights.append(flight)
             if not self._starting:
                 self._hold_again(flights)
-                return Prepared([], [], [])
-        tasks: list[Task] = []
-        later: list[InFlight] = []
+                return Prepared([])
+            prepared = Prepared(flights)
+            self._unlaunched.append(prepared)
+            self._unlaunched_ids.update(flight.order.run_id for flight in flights)
         for flight in flights:
             task = self._function_task(flight)
             if task is None:
-                later.append(flight)
+                prepared.later.append(flight)
             else:
-                tasks.append(task)
-        return Prepared(flights, tasks, later)
+                prepared.tasks.append(task)
+        return prepared
 
     def launch(self, prepared: Prepared, *, then: Task | None = None) -> int:
         """Hand runs made ready by :meth:`prepare` to the workers (the others start here); returns how many.
         ``then`` runs once the workers have taken every one of them.  A run cancelled since it was taken
         does not start.  Once starting has stopped, they are held again, to be handed back."""
         with self._lock:
+            self._forget_unlaunched(prepared)
             if not self._starting:
                 self._hold_again(prepared.flights)
                 if then is not None:
@@ -208,7 +225,21 @@ class Dispatcher:
     def hold_again(self, prepared: Prepared) -> None:
         """Hold runs made ready but not launched until due again (to be handed back at a stop)."""
         with self._lock:
+            self._forget_unlaunched(prepared)
             self._hold_again(prepared.flights)
+
+    def unprepare(self, prepared: Prepared) -> None:
+        """Runs made ready are to be vetted again (and made ready anew): no longer ready, still in flight."""
+        with self._lock:
+            self._forget_unlaunched(prepared)
+
+    def _forget_unlaunched(self, prepared: Prepared) -> None:
+        """Under the lock: ``prepared`` is launched or held again."""
+        for index, unlaunched in enumerate(self._unlaunched):
+            if unlaunched is prepared:
+                del self._unlaunched[index]
+                self._unlaunched_ids.difference_update(flight.order.run_id for flight in prepared.flights)
+                break
 
     def _hold_again(self, flights: Iterable[InFlight]) -> None:
         """Under the lock: taken runs no longer in flight, held again; one ended meanwhile (cancelled) stays
@@ -441,12 +472,18 @@ class Dispatcher:
         none is."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while self._inflight and not (hurriable and self._hurry):
+            while self._running() and not (hurriable and self._hurry):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
                 self._lock.wait(remaining)
-            return not self._inflight
+            return not self._running()
+
+    def _running(self) -> bool:
+        """Under the lock: whether a run is in flight other than those made ready and waiting to be due."""
+        if not self._unlaunched_ids:
+            return bool(self._inflight)
+        return not self._inflight.keys() <= self._unlaunched_ids
 
     def close(self) -> None:
         self._pool.shutdown()

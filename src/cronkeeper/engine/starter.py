@@ -19,10 +19,12 @@ Only a started scheduler has one; :meth:`cronkeeper.Scheduler.run_pending` start
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import logging
 import operator
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 # How long before they are due runs are vetted and made ready.  No longer than a read of their jobs is
 # trusted for (see vetting): the read that vets them must be that recent when they are due.
 PREPARE_AHEAD = VERSIONS_FRESH_FOR
+# Seconds by which the engine's clock may move less than real time between the vetting of runs and their
+# launch before they are taken for a clock that stepped back, and vetted again.
+CLOCK_STEP = 0.002
 
 
 @dataclass(order=True, slots=True)
@@ -44,6 +49,17 @@ class _Ready:
     due_at: datetime
     edits: int = field(compare=False)  # the edits vetting had counted when it began on them
     runs: Prepared = field(compare=False)
+    hold: int | None = field(default=None, compare=False)  # the collector's hold its launch ends
+    # When they were vetted, on the engine's clock and in real time: a clock that stepped back since makes
+    # the read that vetted them older than it says.
+    vetted_at: datetime | None = field(default=None, compare=False)
+    vetted_monotonic: float = field(default=0.0, compare=False)
+
+    def stepped_back(self, now: datetime) -> bool:
+        if self.vetted_at is None:
+            return False
+        real = time.monotonic() - self.vetted_monotonic
+        return real - (now - self.vetted_at).total_seconds() > CLOCK_STEP
 
 
 class Starter:
@@ -92,36 +108,41 @@ class Starter:
                 log.exception("could not start the runs that came due; going on")
                 self._exit.wait(1.0)
             wake_at = self._next_wake_at()
-            holding = self._collector.remaining
-            if holding is not None:  # real time, on any clock: end the hold when it runs out
-                if wake_at is not None:
-                    holding = min(holding, max((wake_at - self._clock.now()).total_seconds(), 0.0))
-                self._wake.wait(holding)
-                self._collector.expire()
-            elif wake_at is None:
+            if wake_at is None:
                 self._wake.wait()
             else:
                 self._clock.wait_until(self._wake, wake_at)
         for ready in self._ready:
             self._dispatcher.hold_again(ready.runs)
+            if ready.hold is not None:
+                self._collector.end(ready.hold)
         self._ready.clear()
-        self._collector.end()
 
     def _pass(self) -> bool:
         """Start the runs made ready that are due, then make ready those due soon; whether there was any.
         Taken runs are in flight: each must start or end."""
         now = self._clock.now()
         launched = self._launch_due(now)
-        holding = self._collector.begin()  # before the take, which allocates as much as the rest
+        hold = self._collector.begin()  # before the take, which allocates as much as the rest
         held = self._dispatcher.take_due(now + PREPARE_AHEAD)
-        if holding and len(held) < BURST:
-            self._collector.end()
+        if hold is not None:
+            if len(held) < BURST:
+                self._collector.end(hold)
+                hold = None
+            else:  # a burst: ended by the launch of its last runs, or in time
+                self._collector.limit(hold)
         if not held:
             return launched
-        edits = self._vetter.versions.edits
+        edits, vetted_monotonic = self._vetter.versions.edits, time.monotonic()
         vetted = sorted(self._vetter.vetted(held), key=operator.attrgetter("due_at"))
+        made: list[_Ready] = []
         for due_at, runs in itertools.groupby(vetted, key=operator.attrgetter("due_at")):
-            bisect.insort(self._ready, _Ready(due_at, edits, self._dispatcher.prepare(list(runs))))
+            runs_ready = self._dispatcher.prepare(list(runs))
+            made.append(_Ready(due_at, edits, runs_ready, None, now, vetted_monotonic))
+        if made:
+            made[-1].hold = hold
+        for ready in made:
+            bisect.insort(self._ready, ready)
         return True
 
     def _launch_due(self, now: datetime) -> bool:
@@ -131,15 +152,18 @@ class Starter:
         launching, self._ready = self._ready[:due], self._ready[due:]
         for ready in launching:
             # A burst's last run taken by the workers lets the collector run again.
-            then = self._collector.end if len(ready.runs.flights) >= BURST else None
+            then = None if ready.hold is None else functools.partial(self._collector.end, ready.hold)
+            if ready.stepped_back(now):
+                self._vetter.versions.forget(now)  # the read it keeps is older than the clock says, too
             if ready.edits == self._vetter.versions.edits:
                 self._dispatcher.launch(ready.runs, then=then)
-            else:  # an edit was made or heard of since they were vetted
+            else:  # an edit was made or heard of since they were vetted, or the clock stepped back
+                self._dispatcher.unprepare(ready.runs)
                 self._dispatcher.start(self._vetter.vetted(ready.runs.orders()), then=then)
         return True
 
     def _next_wake_at(self) -> datetime | None:
-        held = self._dispatcher.next_pending_at()
+        held = self._dispatcher.next_held_at()
         candidates = [self._ready[0].due_at] if self._ready else []
         if held is not None:
             candidates.append(held - PREPARE_AHEAD)
