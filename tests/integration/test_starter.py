@@ -129,14 +129,15 @@ def test_a_burst_is_made_ready_ahead_and_started_on_the_dot(
 def test_a_pause_made_after_a_run_was_made_ready_still_counts(
     make_scheduler: SchedulerFactory, clock: FakeClock
 ) -> None:
-    scheduler, due = _held_burst(make_scheduler, clock, 1)
+    scheduler, due = _held_burst(make_scheduler, clock, BURST)
     _made_ready(scheduler, clock, due)
-    scheduler.pause("job-0")  # through this scheduler: it vets the run again when due
+    scheduler.pause("job-0")  # through this scheduler: it vets the runs again when due
     clock.set(due)
-    wait_until(lambda: scheduler.runs()[0].status is RunStatus.SKIPPED, timeout=30)
+    wait_until(lambda: RunStatus.QUEUED not in {run.status for run in scheduler.runs(limit=100)}, timeout=30)
     scheduler.stop()
-    (run,) = scheduler.runs()
+    (run,) = scheduler.runs(job_id="job-0")
     assert run.started_at is None and run.error == "not started: the job was paused before the run was due"
+    assert {run.status for run in scheduler.runs(limit=100) if run.job_id != "job-0"} == {RunStatus.SUCCEEDED}
 
 
 def test_runs_made_ready_when_the_scheduler_stops_are_handed_back(
@@ -157,7 +158,7 @@ def test_runs_made_ready_when_the_scheduler_stops_are_handed_back(
 def test_runs_made_ready_count_as_claimed_ahead_not_as_running(
     make_scheduler: SchedulerFactory, clock: FakeClock
 ) -> None:
-    scheduler, due = _held_burst(make_scheduler, clock, 1)
+    scheduler, due = _held_burst(make_scheduler, clock, BURST)
     _made_ready(scheduler, clock, due)
     assert scheduler.next_due_at() == due
     assert scheduler.loop is not None and scheduler.loop.drain(0)  # nothing runs yet
@@ -197,24 +198,26 @@ class SteppingClock(FakeClock):
 
 
 def test_a_clock_stepped_back_after_runs_were_made_ready_has_them_vetted_again(db_url: str) -> None:
-    """Made ready at 07:59:59.995 and due at 08:01; the clock is set back an hour; another process pauses the
-    job at 07:31 (on the clock): half an hour before the fire, so the pause counts."""
+    """A burst made ready at 08:00:59.995 and due at 08:01; the clock is set back an hour; another process
+    pauses one of its jobs at 07:31 (on the clock): half an hour before the fire, so the pause counts."""
     clock = SteppingClock("2026-03-02T08:00:00+00:00")
     scheduler = Scheduler(db_url, clock=clock, settings=SchedulerSettings(workers=2))
     other = Scheduler(db_url, clock=clock)
     try:
         due = clock.now() + timedelta(minutes=1)
-        scheduler.add_job("tests.jobs:metrics", id="job", at=due)
+        scheduler.add_jobs(
+            {"id": f"job-{index}", "call": "tests.jobs:metrics", "at": due} for index in range(BURST)
+        )
         scheduler.start()
         clock.set(due - timedelta(seconds=0.3))
         wait_until(lambda: scheduler.loop is not None and scheduler.loop.next_pending_at() == due, timeout=30)
         _made_ready(scheduler, clock, due)
         clock.step_back(timedelta(hours=1))
         clock.set(due - timedelta(minutes=30))
-        other.pause("job")  # on SQLite this process hears nothing of it
+        other.pause("job-0")  # on SQLite this process hears nothing of it
         clock.set(due)
-        wait_until(lambda: scheduler.runs()[0].status is not RunStatus.QUEUED, timeout=30)
-        (run,) = scheduler.runs()
+        wait_until(lambda: scheduler.runs(job_id="job-0")[0].status is not RunStatus.QUEUED, timeout=30)
+        (run,) = scheduler.runs(job_id="job-0")
         assert run.status is RunStatus.SKIPPED and run.started_at is None
     finally:
         scheduler.close()

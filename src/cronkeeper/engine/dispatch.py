@@ -9,6 +9,7 @@ later one, from a thread that outlived its timeout, is dropped.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import functools
 import heapq
@@ -105,6 +106,8 @@ class Dispatcher:
         self._lock = threading.Condition()
         self._inflight: dict[int, InFlight] = {}
         self._pending: list[tuple[datetime, int, StartOrder]] = []
+        # How many held runs are due at each instant: the starter makes a burst ready ahead of it.
+        self._held_per_instant: collections.Counter[datetime] = collections.Counter()
         # Runs made ready and not yet launched: in flight (a cancel finds them), but still waiting to be due.
         self._unlaunched: list[Prepared] = []
         self._unlaunched_ids: set[int] = set()
@@ -116,7 +119,7 @@ class Dispatcher:
         """Keep claimed runs until they are due."""
         with self._lock:
             for order in orders:
-                heapq.heappush(self._pending, (order.due_at, order.run_id, order))
+                self._push_held(order)
 
     def next_pending_at(self) -> datetime | None:
         """When the earliest run claimed ahead and not started is due (held, or made ready)."""
@@ -125,10 +128,29 @@ class Dispatcher:
             held = [self._pending[0][0]] if self._pending else []
             return min((due for due in ready + held if due is not None), default=None)
 
-    def next_held_at(self) -> datetime | None:
-        """When the earliest held run (not yet taken) is due."""
+    def next_held_at(self) -> tuple[datetime, int] | None:
+        """When the earliest held run (not yet taken) is due, and how many are held for that instant."""
         with self._lock:
-            return self._pending[0][0] if self._pending else None
+            if not self._pending:
+                return None
+            due = self._pending[0][0]
+            return due, self._held_per_instant[due]
+
+    def _push_held(self, order: StartOrder) -> None:
+        heapq.heappush(self._pending, (order.due_at, order.run_id, order))
+        self._held_per_instant[order.due_at] += 1
+
+    def _pop_held(self) -> StartOrder:
+        order = heapq.heappop(self._pending)[2]
+        self._forget_held_instant(order.due_at)
+        return order
+
+    def _forget_held_instant(self, due: datetime) -> None:
+        left = self._held_per_instant[due] - 1
+        if left > 0:
+            self._held_per_instant[due] = left
+        else:
+            del self._held_per_instant[due]
 
     def held_job_ids(self, before: datetime) -> set[str]:
         """The jobs of the held runs due before ``before``."""
@@ -148,7 +170,7 @@ class Dispatcher:
         due: list[StartOrder] = []
         with self._lock:
             while self._starting and self._pending and self._pending[0][0] <= now:
-                order = heapq.heappop(self._pending)[2]
+                order = self._pop_held()
                 self._inflight[order.run_id] = InFlight(order)
                 due.append(order)
         return due
@@ -247,7 +269,7 @@ class Dispatcher:
         for flight in flights:
             if self._inflight.pop(flight.order.run_id, None) is not None:
                 order = flight.order
-                heapq.heappush(self._pending, (order.due_at, order.run_id, order))
+                self._push_held(order)
         self._lock.notify_all()
 
     def stop_starting(self) -> None:
@@ -259,6 +281,7 @@ class Dispatcher:
         """Forget every held run and return their ids (to hand back to the database)."""
         with self._lock:
             pending, self._pending = self._pending, []
+            self._held_per_instant.clear()
         return [run_id for _, run_id, _ in pending]
 
     def _take_held(self, run_id: int) -> StartOrder | None:
@@ -266,6 +289,7 @@ class Dispatcher:
             for index, (_, held_id, order) in enumerate(self._pending):
                 if held_id == run_id:
                     self._pending.pop(index)
+                    self._forget_held_instant(order.due_at)
                     heapq.heapify(self._pending)
                     return order
         return None

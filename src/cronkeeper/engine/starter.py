@@ -6,9 +6,10 @@ the second were late by up to a claim's length.  The starter waits for the earli
 starts it while the loop works: the interpreter lets it in whenever the loop waits on the database, which a
 claim does several times a millisecond.
 
-It takes runs :data:`PREPARE_AHEAD` before they are due, vets them (:mod:`cronkeeper.engine.vetting`) and
-makes them ready (:meth:`~cronkeeper.engine.dispatch.Dispatcher.prepare`), so that on the dot only the
-hand-over to the workers is left: a thousand runs due on one instant took about 12 ms to vet and make ready,
+It takes a burst (:data:`~cronkeeper.engine.collector.BURST` runs or more due on one instant)
+:data:`PREPARE_AHEAD` before it is due, vets it (:mod:`cronkeeper.engine.vetting`) and makes it ready
+(:meth:`~cronkeeper.engine.dispatch.Dispatcher.prepare`), so that on the dot only the hand-over to the
+workers is left: a thousand runs due on one instant took about 12 ms to vet and make ready,
 and every one of them started that much late.  An edit made or heard of after they were vetted has them
 vetted again when due.  While a burst is made ready and taken by the workers, the garbage collector is held
 off (:mod:`cronkeeper.engine.collector`).
@@ -119,26 +120,35 @@ class Starter:
         self._ready.clear()
 
     def _pass(self) -> bool:
-        """Start the runs made ready that are due, then make ready those due soon; whether there was any.
-        Taken runs are in flight: each must start or end."""
+        """Start the runs made ready that are due, then take those due now (started at once) and, if a burst
+        comes next, those due soon (made ready); whether there was any.  Taken runs are in flight: each must
+        start or end."""
         now = self._clock.now()
         launched = self._launch_due(now)
-        hold = self._collector.begin()  # before the take, which allocates as much as the rest
-        held = self._dispatcher.take_due(now + PREPARE_AHEAD)
+        burst = self._burst_next(now)
+        # Held before the take, which allocates as much as the rest; ended by the start of the burst's last
+        # runs, or in time.
+        hold = self._collector.begin() if burst else None
+        held = self._dispatcher.take_due(now + PREPARE_AHEAD if burst else now)
         if hold is not None:
-            if len(held) < BURST:
+            if len(held) < BURST:  # cancelled meanwhile
                 self._collector.end(hold)
                 hold = None
-            else:  # a burst: ended by the launch of its last runs, or in time
+            else:
                 self._collector.limit(hold)
         if not held:
             return launched
         edits, vetted_monotonic = self._vetter.versions.edits, time.monotonic()
         vetted = sorted(self._vetter.vetted(held), key=operator.attrgetter("due_at"))
-        made: list[_Ready] = []
-        for due_at, runs in itertools.groupby(vetted, key=operator.attrgetter("due_at")):
-            runs_ready = self._dispatcher.prepare(list(runs))
-            made.append(_Ready(due_at, edits, runs_ready, None, now, vetted_monotonic))
+        split = bisect.bisect_right([order.due_at for order in vetted], now)
+        due, coming = vetted[:split], vetted[split:]
+        if due:
+            then = None if hold is None or coming else functools.partial(self._collector.end, hold)
+            self._dispatcher.start(due, then=then)
+        made = [
+            _Ready(due_at, edits, self._dispatcher.prepare(list(runs)), None, now, vetted_monotonic)
+            for due_at, runs in itertools.groupby(coming, key=operator.attrgetter("due_at"))
+        ]
         if made:
             made[-1].hold = hold
         for ready in made:
@@ -162,9 +172,17 @@ class Starter:
                 self._dispatcher.start(self._vetter.vetted(ready.runs.orders()), then=then)
         return True
 
+    def _burst_next(self, now: datetime) -> bool:
+        """Whether the runs held for the next due instant are a burst due within :data:`PREPARE_AHEAD`, to be
+        made ready ahead of it.  Runs that come one or a few at a time are taken when due: made ready ahead,
+        they would cost a wake more each (one to take them, one to launch them) for a gain of microseconds."""
+        held = self._dispatcher.next_held_at()
+        return held is not None and held[1] >= BURST and held[0] <= now + PREPARE_AHEAD
+
     def _next_wake_at(self) -> datetime | None:
         held = self._dispatcher.next_held_at()
         candidates = [self._ready[0].due_at] if self._ready else []
         if held is not None:
-            candidates.append(held - PREPARE_AHEAD)
+            due, count = held
+            candidates.append(due - PREPARE_AHEAD if count >= BURST else due)
         return min(candidates, default=None)
