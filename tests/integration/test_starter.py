@@ -18,7 +18,8 @@ from types import FrameType
 import pytest
 
 from cronkeeper import FakeClock, RunStatus, Scheduler, SchedulerSettings
-from cronkeeper.engine.collector import BURST, MAX_HOLD
+from cronkeeper.engine.collector import MAX_HOLD
+from cronkeeper.engine.dispatch import BURST
 from cronkeeper.engine.starter import PREPARE_AHEAD
 from tests.conftest import SchedulerFactory
 from tests.sinks import wait_until
@@ -85,18 +86,23 @@ def test_a_run_due_while_the_loop_waits_on_the_database_starts_on_time(
     assert runs["held"].status is RunStatus.SUCCEEDED and runs["held"].started_at == due
 
 
-def _held_burst(make_scheduler: SchedulerFactory, clock: FakeClock, jobs: int) -> tuple[Scheduler, datetime]:
-    """A started scheduler with ``jobs`` runs claimed ahead, all due on one instant a minute on."""
+def _held_burst(
+    make_scheduler: SchedulerFactory, clock: FakeClock, jobs: int, alone_before: timedelta | None = None
+) -> tuple[Scheduler, datetime]:
+    """A started scheduler with a burst of ``jobs`` runs claimed ahead, all due on one instant a minute on
+    (and one more run due ``alone_before`` it, if given)."""
     scheduler: Scheduler = make_scheduler()
     due = clock.now() + timedelta(minutes=1)
     scheduler.add_jobs(
         {"id": f"job-{index}", "call": "tests.jobs:metrics", "at": due} for index in range(jobs)
     )
+    if alone_before is not None:
+        scheduler.add_job("tests.jobs:metrics", id="alone", at=due - alone_before)
     scheduler.start()
     loop = scheduler.loop
     assert loop is not None
     clock.set(due - timedelta(seconds=0.3))
-    wait_until(lambda: loop.next_pending_at() == due, timeout=30)
+    wait_until(lambda: loop.dispatcher.next_burst_at() == due, timeout=30)
     return scheduler, due
 
 
@@ -222,3 +228,19 @@ def test_a_clock_stepped_back_after_runs_were_made_ready_has_them_vetted_again(d
     finally:
         scheduler.close()
         other.close()
+
+
+def test_a_run_due_alone_just_before_a_burst_does_not_cut_the_burst_s_lead(
+    make_scheduler: SchedulerFactory, clock: FakeClock
+) -> None:
+    """Jobs spread over the second and a burst on the second: there is always a lone run due in the 10 ms
+    before the burst, and the burst must still be made ready 10 ms ahead."""
+    scheduler, due = _held_burst(make_scheduler, clock, BURST, alone_before=timedelta(milliseconds=1))
+    loop = scheduler.loop
+    assert loop is not None
+    _made_ready(scheduler, clock, due)
+    assert loop._starter is not None
+    assert [len(ready.runs.flights) for ready in loop._starter._ready] == [1, BURST]
+    clock.set(due)
+    wait_until(lambda: {run.status for run in scheduler.runs(limit=100)} == {RunStatus.SUCCEEDED}, timeout=30)
+    assert {run.started_at for run in scheduler.runs(limit=100) if run.job_id != "alone"} == {due}

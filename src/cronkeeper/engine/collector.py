@@ -29,9 +29,6 @@ from collections.abc import Callable
 # ready and taken by the workers, short enough that an unexpected wait (a slow read, every worker busy)
 # costs nothing.  A timer of its own ends it: the starter may be the thread that waits.
 MAX_HOLD = 0.1
-# Batches of fewer runs are not held for: their start takes well under a millisecond either way.
-BURST = 64
-
 # Call a function once, after so many seconds, from a thread of its own.
 StartTimer = Callable[[float, Callable[[], None]], None]
 

@@ -6,7 +6,7 @@ the second were late by up to a claim's length.  The starter waits for the earli
 starts it while the loop works: the interpreter lets it in whenever the loop waits on the database, which a
 claim does several times a millisecond.
 
-It takes a burst (:data:`~cronkeeper.engine.collector.BURST` runs or more due on one instant)
+It takes a burst (:data:`~cronkeeper.engine.dispatch.BURST` runs or more due on one instant)
 :data:`PREPARE_AHEAD` before it is due, vets it (:mod:`cronkeeper.engine.vetting`) and makes it ready
 (:meth:`~cronkeeper.engine.dispatch.Dispatcher.prepare`), so that on the dot only the hand-over to the
 workers is left: a thousand runs due on one instant took about 12 ms to vet and make ready,
@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from cronkeeper.clock import Clock
-from cronkeeper.engine.collector import BURST, CollectorHold
-from cronkeeper.engine.dispatch import Dispatcher, Prepared
+from cronkeeper.engine.collector import CollectorHold
+from cronkeeper.engine.dispatch import BURST, Dispatcher, Prepared
 from cronkeeper.engine.vetting import VERSIONS_FRESH_FOR, Vetter
 
 log = logging.getLogger(__name__)
@@ -151,16 +151,17 @@ class Starter:
         ]
         if made:
             made[-1].hold = hold
+        elif hold is not None and not due:  # the whole burst was vetted away
+            self._collector.end(hold)
         for ready in made:
             bisect.insort(self._ready, ready)
         return True
 
     def _launch_due(self, now: datetime) -> bool:
-        due = bisect.bisect_right([ready.due_at for ready in self._ready], now)
-        if not due:
+        if not self._ready or self._ready[0].due_at > now:
             return False
-        launching, self._ready = self._ready[:due], self._ready[due:]
-        for ready in launching:
+        while self._ready and self._ready[0].due_at <= now:
+            ready = self._ready.pop(0)  # one at a time: a launch that fails leaves the others ready
             # A burst's last run taken by the workers lets the collector run again.
             then = None if ready.hold is None else functools.partial(self._collector.end, ready.hold)
             if ready.stepped_back(now):
@@ -173,16 +174,19 @@ class Starter:
         return True
 
     def _burst_next(self, now: datetime) -> bool:
-        """Whether the runs held for the next due instant are a burst due within :data:`PREPARE_AHEAD`, to be
-        made ready ahead of it.  Runs that come one or a few at a time are taken when due: made ready ahead,
-        they would cost a wake more each (one to take them, one to launch them) for a gain of microseconds."""
-        held = self._dispatcher.next_held_at()
-        return held is not None and held[1] >= BURST and held[0] <= now + PREPARE_AHEAD
+        """Whether a burst is held for an instant within :data:`PREPARE_AHEAD`, to be made ready ahead of it
+        (with whatever else is due by then).  Runs that come one or a few at a time are taken when due: made
+        ready ahead, they would cost a wake more each (one to take them, one to launch them) for a gain of
+        microseconds."""
+        burst = self._dispatcher.next_burst_at()
+        return burst is not None and burst <= now + PREPARE_AHEAD
 
     def _next_wake_at(self) -> datetime | None:
-        held = self._dispatcher.next_held_at()
         candidates = [self._ready[0].due_at] if self._ready else []
+        held = self._dispatcher.next_held_at()
         if held is not None:
-            due, count = held
-            candidates.append(due - PREPARE_AHEAD if count >= BURST else due)
+            candidates.append(held)
+        burst = self._dispatcher.next_burst_at()
+        if burst is not None:
+            candidates.append(burst - PREPARE_AHEAD)
         return min(candidates, default=None)
