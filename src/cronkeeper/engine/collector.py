@@ -12,10 +12,10 @@ collection off (``gc.disable``), for :data:`MAX_HOLD` at most (a timer ends it i
 collection that was due then runs as soon as it is allowed, once the burst has started.  The loop's thread
 is kept out of that time too: woken by the burst's first outcomes, it would take the interpreter from the
 workers to write nothing (it writes once no run waits for a worker), so its wake is put off until the hold
-ends.  Nothing is skipped, only put off by
-milliseconds.  A host that turned automatic collection off itself is left as it is.  One that turns it off
-while a hold is under way (a job of the burst itself, say) finds it on again when the hold ends: the hold
-cannot tell that apart from its own.  ``SchedulerSettings(hold_gc_for_bursts=False)`` turns both off.
+ends.  Nothing is skipped, only put off by milliseconds.  A host that turned automatic collection off itself
+is left as it is.  One that turns it off while a hold is under way (a job of the burst itself, say) finds it
+on again when the hold ends: the hold cannot tell that apart from its own.
+``SchedulerSettings(hold_gc_for_bursts=False)`` turns both off.
 """
 
 from __future__ import annotations

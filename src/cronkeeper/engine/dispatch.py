@@ -67,13 +67,10 @@ class Prepared:
     """Runs taken to start, made ready ahead of their due time (:meth:`Dispatcher.prepare`)."""
 
     flights: list[InFlight]
+    due_at: datetime | None = None  # of the earliest of them
     tasks: list[Task] = field(default_factory=list)  # plain functions' runs, ready for a worker
     # The others (commands, coroutines, a function not found): started at launch.
     later: list[InFlight] = field(default_factory=list)
-
-    @property
-    def due_at(self) -> datetime | None:
-        return min((flight.order.due_at for flight in self.flights), default=None)
 
     def orders(self) -> list[StartOrder]:
         return [flight.order for flight in self.flights]
@@ -130,9 +127,8 @@ class Dispatcher:
     def next_pending_at(self) -> datetime | None:
         """When the earliest run claimed ahead and not started is due (held, or made ready)."""
         with self._lock:
-            ready = [prepared.due_at for prepared in self._unlaunched]
-            held = [self._pending[0][0]] if self._pending else []
-            return min((due for due in ready + held if due is not None), default=None)
+            ready = (prepared.due_at for prepared in self._unlaunched if prepared.due_at is not None)
+            return min(ready, default=self._pending[0][0] if self._pending else None)
 
     def next_held_at(self) -> datetime | None:
         """When the earliest held run (not yet taken) is due."""
@@ -199,7 +195,7 @@ class Dispatcher:
     def start(self, due: list[StartOrder], *, then: Task | None = None) -> int:
         """Start these runs, taken by :meth:`take_due`, now (as the orders say: vetting may have brought a
         job's options up to date); returns how many.  See :meth:`prepare` and :meth:`launch`."""
-        return self.launch(self.prepare(due), then=then)
+        return self.launch(self._make_ready(due, waiting=False), then=then)
 
     def prepare(self, due: list[StartOrder]) -> Prepared:
         """Make runs taken by :meth:`take_due` (and vetted) ready to hand to the workers, ahead of their due
@@ -208,6 +204,11 @@ class Dispatcher:
         for the whole batch: a burst of a thousand runs would otherwise take it a thousand times while the
         workers it feeds contend for it.  Once starting has stopped, the runs are held again, to be handed
         back."""
+        return self._make_ready(due, waiting=True)
+
+    def _make_ready(self, due: list[StartOrder], *, waiting: bool) -> Prepared:
+        """:meth:`prepare`; ``waiting``: the runs wait to be due (else they are launched at once, and are
+        not counted among the runs made ready)."""
         flights = []
         with self._lock:
             for order in due:
@@ -218,9 +219,10 @@ class Dispatcher:
             if not self._starting:
                 self._hold_again(flights)
                 return Prepared([])
-            prepared = Prepared(flights)
-            self._unlaunched.append(prepared)
-            self._unlaunched_ids.update(flight.order.run_id for flight in flights)
+            prepared = Prepared(flights, min((flight.order.due_at for flight in flights), default=None))
+            if waiting:
+                self._unlaunched.append(prepared)
+                self._unlaunched_ids.update(flight.order.run_id for flight in flights)
         for flight in flights:
             task = self._function_task(flight)
             if task is None:
@@ -281,8 +283,7 @@ class Dispatcher:
         ended."""
         for flight in flights:
             if self._inflight.pop(flight.order.run_id, None) is not None:
-                order = flight.order
-                self._push_held(order)
+                self._push_held(flight.order)
         self._lock.notify_all()
 
     def stop_starting(self) -> None:

@@ -50,15 +50,13 @@ class _Ready:
     due_at: datetime
     edits: int = field(compare=False)  # the edits vetting had counted when it began on them
     runs: Prepared = field(compare=False)
-    hold: int | None = field(default=None, compare=False)  # the collector's hold its launch ends
     # When they were vetted, on the engine's clock and in real time: a clock that stepped back since makes
     # the read that vetted them older than it says.
-    vetted_at: datetime | None = field(default=None, compare=False)
-    vetted_monotonic: float = field(default=0.0, compare=False)
+    vetted_at: datetime = field(compare=False)
+    vetted_monotonic: float = field(compare=False)
+    hold: int | None = field(default=None, compare=False)  # the collector's hold its launch ends
 
     def stepped_back(self, now: datetime) -> bool:
-        if self.vetted_at is None:
-            return False
         real = time.monotonic() - self.vetted_monotonic
         return real - (now - self.vetted_at).total_seconds() > CLOCK_STEP
 
@@ -146,7 +144,7 @@ class Starter:
             then = None if hold is None or coming else functools.partial(self._collector.end, hold)
             self._dispatcher.start(due, then=then)
         made = [
-            _Ready(due_at, edits, self._dispatcher.prepare(list(runs)), None, now, vetted_monotonic)
+            _Ready(due_at, edits, self._dispatcher.prepare(list(runs)), now, vetted_monotonic)
             for due_at, runs in itertools.groupby(coming, key=operator.attrgetter("due_at"))
         ]
         if made:
@@ -158,9 +156,9 @@ class Starter:
         return True
 
     def _launch_due(self, now: datetime) -> bool:
-        if not self._ready or self._ready[0].due_at > now:
-            return False
+        launched = False
         while self._ready and self._ready[0].due_at <= now:
+            launched = True
             ready = self._ready.pop(0)  # one at a time: a launch that fails leaves the others ready
             # A burst's last run taken by the workers lets the collector run again.
             then = None if ready.hold is None else functools.partial(self._collector.end, ready.hold)
@@ -171,7 +169,7 @@ class Starter:
             else:  # an edit was made or heard of since they were vetted, or the clock stepped back
                 self._dispatcher.unprepare(ready.runs)
                 self._dispatcher.start(self._vetter.vetted(ready.runs.orders()), then=then)
-        return True
+        return launched
 
     def _burst_next(self, now: datetime) -> bool:
         """Whether a burst is held for an instant within :data:`PREPARE_AHEAD`, to be made ready ahead of it
