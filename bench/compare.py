@@ -299,7 +299,11 @@ def aps4_version(python: str) -> str:
 def _against_sqlite(sizes: dict[str, Any], ours: list[dict[str, Any]], extra: list[dict[str, Any]]) -> None:
     """The physical limit of the scenario, measured in the same run: SQLite's own rate for the same rows."""
     limit = sqlite_limit.runs_per_second()
-    print(f"SQLite alone inserts and finishes {limit:,.0f} runs/s in batches of 500 (bench.sqlite_limit);")
+    fires = sqlite_limit.fire_writes_per_second()
+    print(
+        f"SQLite alone inserts and finishes {limit:,.0f} runs/s in batches of 500 (bench.sqlite_limit); "
+        f"with each job advanced too, {fires:,.0f} fires/s: {1e6 / fires:.1f} µs of SQLite per fire;"
+    )
     for label, runs in (("one process", ours), ("two processes", extra)):
         if runs:
             rate = statistics.median(run["executed_fires"] for run in runs) / sizes["seconds"]

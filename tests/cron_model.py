@@ -66,14 +66,13 @@ class Model:
     def matches(self, wall: datetime) -> bool:
         return wall.minute in self.minutes and wall.hour in self.hours and self.day_matches(wall.date())
 
-    def fires_at(self, real: datetime, tz: ZoneInfo) -> bool:
-        local = real.astimezone(tz)
-        wall = local.replace(tzinfo=None, fold=0)
+    def fires_at(self, local: datetime, wall: datetime, before: datetime) -> bool:
+        """Whether the job fires at the real minute the zone shows as ``local`` (``wall`` without its zone);
+        ``before`` is the wall time the zone showed a minute earlier."""
         if self.follows_clock:
             return self.matches(wall)
         if local.fold == 0 and self.matches(wall):
             return True
-        before = (real - MINUTE).astimezone(tz).replace(tzinfo=None, fold=0)
         skipped = before + MINUTE
         while skipped < wall:  # the clock jumped over these wall times just now
             if self.matches(skipped):
@@ -86,8 +85,12 @@ class Model:
     ) -> datetime:
         real = instant.astimezone(UTC).replace(second=0, microsecond=0) + MINUTE
         end = real + limit
+        before = (real - MINUTE).astimezone(tz).replace(tzinfo=None, fold=0)
         while real < end:
-            if self.fires_at(real, tz):
+            local = real.astimezone(tz)
+            wall = local.replace(tzinfo=None, fold=0)
+            if self.fires_at(local, wall, before):
                 return real
+            before = wall
             real += MINUTE
         raise AssertionError(f"no fire within {limit}")

@@ -157,8 +157,10 @@ def _apply_catchup(
     spec: JobSpec, fires: list[datetime], now: datetime
 ) -> tuple[list[PlannedRun], list[datetime]]:
     """Split due fires into runs to start and fires recorded as missed."""
-    on_time = [fire for fire in fires if now - fire <= spec.misfire_grace]
-    late = [fire for fire in fires if now - fire > spec.misfire_grace]
+    on_time: list[datetime] = []
+    late: list[datetime] = []
+    for fire in fires:
+        (on_time if now - fire <= spec.misfire_grace else late).append(fire)
     if spec.catchup is Catchup.ALL:
         kept = fires[-CATCHUP_ALL_CAP:]
         runs = [

@@ -197,6 +197,32 @@ def test_runs_of_a_dead_owner_are_lost_and_its_late_result_refused(store: SqlJob
     assert store.get_run(run_a).status is RunStatus.LOST
 
 
+def test_one_outcome_write_for_more_runs_than_one_statement_takes_refuses_runs_not_its_own(
+    store: SqlJobStore,
+) -> None:
+    """The runs an outcome write reads are read in chunks of 512: every run of every chunk is fenced."""
+    for index in range(600):
+        add(store, f"job-{index:03}")
+    mine = claim(store, owner="node-a", limit=590)
+    theirs = claim(store, owner="node-b", limit=10)
+    done_already = mine[-1]
+    assert store.record_finished([finish(done_already)], owner="node-a", now=NOW) == [done_already]
+    retried, failing = mine[0], mine[1]
+    completions = [finish(run_id) for run_id in [*mine[2:], *theirs]]
+    completions += [
+        finish(retried, RunStatus.FAILED, retry_at=NOW + timedelta(seconds=5)),
+        finish(failing, RunStatus.FAILED, error="boom"),
+    ]
+    accepted = store.record_finished(completions, owner="node-a", now=NOW)
+    assert sorted(accepted) == sorted(mine[:-1])
+    assert {store.get_run(run_id).status for run_id in theirs} == {RunStatus.QUEUED}
+    assert store.get_run(mine[300]).status is RunStatus.SUCCEEDED
+    assert store.get_run(failing).error == "boom"
+    retry = store.list_runs(RunFilter(job_id=store.get_run(retried).job_id, limit=5))[0]
+    assert (retry.attempt, retry.parent_run_id) == (1, retried)
+    assert retry.scheduled_for == store.get_run(retried).scheduled_for == NOW
+
+
 def started(store: SqlJobStore, job_id: str, owner: str) -> int:
     """A run of a new job, claimed by ``owner`` and running."""
     add(store, job_id)

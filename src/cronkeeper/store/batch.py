@@ -5,8 +5,9 @@ a row against 8), and that path runs for every fire.  A :class:`BatchStatement` 
 for the engine's dialect, converts each parameter with a plain function chosen from its column type, and hands
 the rows to the driver's ``executemany``.  Only statements whose result is not needed go this way.
 
-A :class:`KeyLookup` reads plain columns of rows by a list of keys the same way: SQLAlchemy's expanding
-``IN`` is compiled anew at each call, and read the versions of a thousand jobs in 6 ms where this takes 2.7.
+A :class:`KeyLookup` reads rows by a list of keys the same way: SQLAlchemy's expanding ``IN`` is compiled
+anew at each call, and read the versions of a thousand jobs in 6 ms where this takes 2.7; the outcome write of
+every batch reads its runs so too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Connection, Dialect, bindparam, select
+from sqlalchemy import JSON, BindParameter, Connection, Dialect, bindparam
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -103,39 +104,63 @@ class BatchStatement:
 
 
 class KeyLookup:
-    """``SELECT columns WHERE key IN (...)`` by a list of keys, through the driver.  A statement is compiled
-    once per power-of-two count of keys up to :attr:`CHUNK` (a chunk is padded by repeating a key, which
-    changes nothing an ``IN`` matches).  For columns the driver returns as they are (text, integers): no
-    result processing is applied."""
+    """A query of rows by a list of keys, ``… WHERE key IN (...)``, run through the driver.
+
+    ``query`` builds the statement from the keys' bind parameters.  Its other parameters are named in
+    ``params`` and given at each call, as the driver takes them (text and numbers: no bind processing); in
+    the statement they are ``bindparam(name, None)``, so that it compiles without them.  A statement is
+    compiled once per power-of-two count of keys up to :attr:`CHUNK` (a chunk is padded by repeating a key,
+    which changes nothing an ``IN`` matches), with its own expanding literals (``status IN (...)``) rendered
+    into plain parameters.  Rows come as the driver returns them, without result processing (SQLite's
+    instants are text): converting what it needs is the caller's part.
+    """
 
     CHUNK = 512  # well under SQLite's oldest limit of 999 parameters
 
-    def __init__(self, dialect: Dialect, columns: Sequence[Column[Any]], key: Column[Any]) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        query: Callable[[list[BindParameter[Any]]], ClauseElement],
+        params: Sequence[str] = (),
+    ) -> None:
         self._dialect = dialect
-        self._columns = columns
-        self._key = key
-        self._compiled: dict[int, tuple[str, list[str] | None]] = {}
+        self._query = query
+        self._params = frozenset(params)
+        self._compiled: dict[int, tuple[str, list[str] | None, dict[str, Any]]] = {}
 
-    def rows(self, conn: Connection, keys: Sequence[Any]) -> list[tuple[Any, ...]]:
-        found: list[tuple[Any, ...]] = []
+    def rows(self, conn: Connection, keys: Sequence[Any], **params: Any) -> list[Sequence[Any]]:
+        if params.keys() != self._params:
+            raise TypeError(f"this lookup takes the parameters {sorted(self._params)}, not {sorted(params)}")
+        found: list[Sequence[Any]] = []
         for start in range(0, len(keys), self.CHUNK):
             chunk = list(keys[start : start + self.CHUNK])
             size = 1 << (len(chunk) - 1).bit_length()
             chunk += chunk[:1] * (size - len(chunk))
-            sql, names = self._statement(size)
-            params = tuple(chunk) if names is None else dict(zip(names, chunk, strict=True))
-            found.extend(tuple(row) for row in conn.exec_driver_sql(sql, params))
+            sql, names, constants = self._statement(size)
+            values = {**constants, **dict(zip(_key_names(size), chunk, strict=True)), **params}
+            bound = values if names is None else tuple(values[name] for name in names)
+            found.extend(conn.exec_driver_sql(sql, bound).all())
         return found
 
-    def _statement(self, size: int) -> tuple[str, list[str] | None]:
-        """The statement for ``size`` keys, and its parameters' names where the driver takes them by name."""
+    def _statement(self, size: int) -> tuple[str, list[str] | None, dict[str, Any]]:
+        """The statement for ``size`` keys; the names of its parameters in order where the driver takes them
+        by position (None: by name); and the values of the statement's own literals."""
         known = self._compiled.get(size)
         if known is None:
-            names = [f"k{index}" for index in range(size)]
-            statement = select(*self._columns).where(self._key.in_([bindparam(name) for name in names]))
-            compiled = statement.compile(dialect=self._dialect)
-            known = self._compiled[size] = (compiled.string, None if compiled.positional else names)
+            # With placeholder values the keys are optional at compile time, which rendering the expanding
+            # literals asks of every parameter.
+            statement = self._query([bindparam(name, None) for name in _key_names(size)])
+            compiled = statement.compile(dialect=self._dialect, compile_kwargs={"render_postcompile": True})
+            assert isinstance(compiled, SQLCompiler)
+            names = list(compiled.positiontup or ()) if compiled.positional else None
+            known = (compiled.string, names, dict(compiled.construct_params()))
+            self._compiled[size] = known
         return known
+
+
+@functools.lru_cache(maxsize=16)
+def _key_names(size: int) -> tuple[str, ...]:
+    return tuple(f"k{index}" for index in range(size))
 
 
 def _nothing(_row: Mapping[str, Any]) -> tuple[()]:

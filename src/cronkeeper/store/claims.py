@@ -20,7 +20,7 @@ from sqlalchemy.sql.dml import Insert
 from cronkeeper.models import JobSpec, Overlap, RunStatus, TriggerSource
 from cronkeeper.planning import FirePlan, PlannedRun, free_slots, plan_fires, skip_reason, still_a_fire
 from cronkeeper.store.base import ClaimResult, StartOrder
-from cronkeeper.store.batch import BatchStatement
+from cronkeeper.store.batch import BatchStatement, KeyLookup
 from cronkeeper.store.rows import (
     ACTIVE_RUN,
     AnyRow,
@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 # When a job's fires cannot be planned (a bug, or a schedule that fails to compute), when to try again.
 PLAN_RETRY = timedelta(minutes=1)
+
+# Looked up once: an enum's value, or an enum by value, costs a Python call on a path every fire takes.
+_QUEUED = RunStatus.QUEUED.value
+_SOURCES = {source.value: source for source in TriggerSource}
 
 _SQLITE_HIGHEST_RUN_ID = (
     "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'ck_runs'), 0), "
@@ -69,6 +73,15 @@ class Claimer:
         # Fires whose planning failed and was logged in full: a retry that fails again logs one line.
         self._failed_fires: set[tuple[str, datetime]] = set()
         self._insert_runs = BatchStatement(dialect, _insert_ignoring_duplicates(dialect.name, _RUN_COLUMNS))
+        # Live runs per job, of every due job of a claim.
+        self._count_active = KeyLookup(
+            dialect,
+            lambda keys: (
+                select(runs.c.job_id, func.count())
+                .where(runs.c.job_id.in_(keys), ACTIVE_RUN, runs.c.owner.is_not(None))
+                .group_by(runs.c.job_id)
+            ),
+        )
         self._advance_jobs = BatchStatement(
             dialect,
             update(jobs)
@@ -128,13 +141,8 @@ class Claimer:
         return result
 
     def _active_counts(self, conn: Connection, job_ids: set[str]) -> dict[str, int]:
-        rows = conn.execute(
-            select(runs.c.job_id, func.count())
-            .where(runs.c.job_id.in_(job_ids), ACTIVE_RUN, runs.c.owner.is_not(None))
-            .group_by(runs.c.job_id)
-        )
         counts = dict.fromkeys(job_ids, 0)
-        counts.update({row[0]: row[1] for row in rows})
+        counts.update({row[0]: row[1] for row in self._count_active.rows(conn, list(job_ids))})
         return counts
 
     def _claim_jobs(
@@ -166,9 +174,9 @@ class Claimer:
             result.to_cancel.extend(self._request_cancel_for_jobs(conn, replaced))
         for run_id, values in self._insert_planned(conn, inserts):
             job_id = values["job_id"]
-            if values["status"] == RunStatus.QUEUED.value and values["owner"] is not None:
+            if values["status"] == _QUEUED and values["owner"] is not None:
                 active[job_id] += 1
-                source = TriggerSource(values["trigger_source"])
+                source = _SOURCES[values["trigger_source"]]
                 result.to_start.append(
                     StartOrder(
                         run_id,
@@ -181,7 +189,7 @@ class Claimer:
                         claimed_at=now,
                     )
                 )
-            elif values["status"] != RunStatus.QUEUED.value:  # queued unowned: waits its turn
+            elif values["status"] != _QUEUED:  # queued unowned: waits its turn
                 result.recorded.append(run_from_mapping(values))
 
     def _insert_planned(

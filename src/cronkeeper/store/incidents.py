@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,6 +98,13 @@ def track_outcomes(conn: Connection, outcomes: Sequence[FinalOutcome], *, now: d
         return 0  # successes only close incidents, and none of these jobs has one open: nearly always
     current = _open_incidents(conn, job_ids, may_open=bad)
     return _track(conn, judged, current, now=now)
+
+
+def successes_change_nothing(conn: Connection, job_ids: Iterable[str]) -> bool:
+    """Whether plain successes of these jobs (none of which asked to hear of its successes) leave every
+    incident as it is: none of the jobs has one open, nearly always.  :func:`track_outcomes` would find the
+    same; asked first, it spares the caller making an outcome of each run for nothing."""
+    return not _any_open(conn, sorted(set(job_ids)))
 
 
 def _any_open(conn: Connection, job_ids: list[str]) -> bool:

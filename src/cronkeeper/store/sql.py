@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -51,6 +51,7 @@ from cronkeeper.store.incidents import (
     flag_long_runs,
     flag_overdue,
     run_outcome,
+    successes_change_nothing,
     track_outcomes,
 )
 from cronkeeper.store.rows import (
@@ -63,7 +64,7 @@ from cronkeeper.store.rows import (
     run_from_row,
     run_of_job_elsewhere,
 )
-from cronkeeper.store.schema import incidents, jobs, nodes, runs
+from cronkeeper.store.schema import UTCDateTime, incidents, jobs, nodes, runs
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,20 @@ class SqlJobStore(JobStore):
         self._claimer = Claimer(self.engine.dialect, self._specs)
         dialect = self.engine.dialect
         # Read before every start of runs claimed ahead, for as many jobs as are due together.
-        self._versions = KeyLookup(dialect, [jobs.c.id, jobs.c.version], jobs.c.id)
+        self._versions = KeyLookup(
+            dialect, lambda keys: select(jobs.c.id, jobs.c.version).where(jobs.c.id.in_(keys))
+        )
+        # An outcome write's runs, still this owner's and active, locked (PostgreSQL) until it commits.
+        self._live_runs = KeyLookup(
+            dialect,
+            lambda keys: (
+                select(*_LIVE_COLUMNS)
+                .where(runs.c.id.in_(keys), runs.c.owner == bindparam("owner", None), ACTIVE_RUN)
+                .with_for_update()
+            ),
+            params=["owner"],
+        )
+        self._stored_instant = functools.partial(UTCDateTime().process_result_value, dialect=dialect)
         self._insert_jobs = BatchStatement(
             dialect, insert(jobs).values({n: bindparam(n) for n in _JOB_COLUMNS})
         )
@@ -243,7 +257,7 @@ class SqlJobStore(JobStore):
         if not job_ids:
             return {}
         with self._read() as conn:
-            return dict(self._versions.rows(conn, job_ids))
+            return {row[0]: row[1] for row in self._versions.rows(conn, job_ids)}
 
     def find_job(self, job_id: str) -> Job | None:
         with self._read() as conn:
@@ -419,26 +433,22 @@ class SqlJobStore(JobStore):
             return []
         with self._write() as conn:
             ids = [completion.run_id for completion in completions]
-            live = {
-                row.id: row
-                for row in conn.execute(
-                    select(
-                        runs.c.id, runs.c.job_id, runs.c.scheduled_for, runs.c.attempt, runs.c.triggered_by
-                    )
-                    .where(runs.c.id.in_(ids), runs.c.owner == owner, ACTIVE_RUN)
-                    .with_for_update()
-                )
-            }
+            live = {row[0]: _LiveRun._make(row) for row in self._live_runs.rows(conn, ids, owner=owner)}
             accepted = [completion for completion in completions if completion.run_id in live]
             self._finish_runs.execute(conn, [_outcome_values(completion) for completion in accepted])
-            retries = [_retry_row(live[c.run_id], c, now) for c in accepted if c.retry_at is not None]
+            instant = self._stored_instant
+            retries = [
+                _retry_row(live[c.run_id], instant, c, now) for c in accepted if c.retry_at is not None
+            ]
             if retries:
                 conn.execute(insert(runs), retries)
                 # Other nodes learn of the retry when this commits, and wake for its due time; nothing
                 # else would tell them before their next poll.
                 self._notify(conn)
-            finals = [_final(live[c.run_id], c) for c in accepted if c.retry_at is None]
-            if track_outcomes(conn, finals, now=now):
+            finished = [completion for completion in accepted if completion.retry_at is None]
+            if _may_change_incidents(conn, finished, live) and track_outcomes(
+                conn, [_final(live[c.run_id], instant, c) for c in finished], now=now
+            ):
                 self._alerts_written()
         return [completion.run_id for completion in accepted]
 
@@ -683,13 +693,41 @@ def _outcome_values(completion: Completion) -> dict[str, Any]:
     return values
 
 
-def _final(row: AnyRow, completion: Completion) -> FinalOutcome:
+# What an outcome write reads of its runs (as _LiveRun).
+_LIVE_COLUMNS = (runs.c.id, runs.c.job_id, runs.c.scheduled_for, runs.c.attempt, runs.c.triggered_by)
+
+
+class _LiveRun(NamedTuple):
+    """A run an outcome is written for, as the driver read it: ``scheduled_for`` is the stored form (text on
+    SQLite), converted only for the few outcomes that need it (a retry, an incident)."""
+
+    id: int
+    job_id: str
+    scheduled_for: Any
+    attempt: int
+    triggered_by: str | None
+
+
+def _may_change_incidents(conn: Connection, finished: list[Completion], live: dict[int, _LiveRun]) -> bool:
+    """Whether these final outcomes may open, extend or close an incident, or call for an alert.  Plain
+    successes of jobs without an open incident cannot: that is nearly every outcome, and then none of them
+    is made a :class:`FinalOutcome` (on the path of every run)."""
+    if not finished:
+        return False
+    if any(c.status is not RunStatus.SUCCEEDED or c.reports_every_run for c in finished):
+        return True
+    return not successes_change_nothing(conn, (live[c.run_id].job_id for c in finished))
+
+
+def _final(row: _LiveRun, instant: Callable[[Any], datetime | None], completion: Completion) -> FinalOutcome:
     outcome = completion.outcome
+    scheduled_for = instant(row.scheduled_for)
+    assert scheduled_for is not None
     return FinalOutcome(
         run_id=row.id,
         job_id=row.job_id,
         status=completion.status,
-        scheduled_for=row.scheduled_for,
+        scheduled_for=scheduled_for,
         attempt=row.attempt,
         started_at=completion.started_at,
         finished_at=completion.finished_at,
@@ -701,10 +739,12 @@ def _final(row: AnyRow, completion: Completion) -> FinalOutcome:
     )
 
 
-def _retry_row(parent: AnyRow, completion: Completion, now: datetime) -> dict[str, Any]:
+def _retry_row(
+    parent: _LiveRun, instant: Callable[[Any], datetime | None], completion: Completion, now: datetime
+) -> dict[str, Any]:
     return {
         "job_id": parent.job_id,
-        "scheduled_for": parent.scheduled_for,
+        "scheduled_for": instant(parent.scheduled_for),
         "attempt": parent.attempt + 1,
         "parent_run_id": parent.id,
         "trigger_source": TriggerSource.RETRY.value,
