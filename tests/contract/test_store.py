@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,14 +12,14 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from cronkeeper.exceptions import ConflictError, JobExistsError, JobNotFoundError, RunNotFoundError
 from cronkeeper.models import OUTCOME_FIELDS, JobSpec, RunOutcome, RunStatus, TriggerSource
 from cronkeeper.specs import build_spec
 from cronkeeper.store.base import Completion, RunFilter
 from cronkeeper.store.migrate import MIGRATIONS, upgrade
-from cronkeeper.store.schema import jobs, metadata
+from cronkeeper.store.schema import jobs, metadata, runs
 from cronkeeper.store.sql import SqlJobStore
 from cronkeeper.store.status import SqlStatusView
 
@@ -221,6 +222,45 @@ def test_one_outcome_write_for_more_runs_than_one_statement_takes_refuses_runs_n
     retry = store.list_runs(RunFilter(job_id=store.get_run(retried).job_id, limit=5))[0]
     assert (retry.attempt, retry.parent_run_id) == (1, retried)
     assert retry.scheduled_for == store.get_run(retried).scheduled_for == NOW
+
+
+def test_an_outcome_write_locks_its_runs_in_id_order_and_cannot_deadlock_with_the_reaper(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL: a big outcome write reads and locks its runs chunk after chunk.  In the order the runs
+    finished, it held the newest runs while it waited for an old one that a reaper's transaction held, and
+    the reaper then waited for a newest one: a deadlock.  In id order, as the reaper locks, it cannot."""
+    store = SqlJobStore(postgres_url)
+    upgrade(store.engine)
+    try:
+        for index in range(600):
+            add(store, f"job-{index:03}")
+        mine = sorted(claim(store, owner="node-a", limit=600))
+        lowest, highest = mine[0], mine[-1]
+        written: dict[str, Any] = {}
+
+        def write() -> None:
+            completions = [finish(run_id) for run_id in reversed(mine)]  # newest first
+            written["accepted"] = store.record_finished(completions, owner="node-a", now=NOW)
+
+        with store.engine.connect() as reaper, store.engine.connect() as watcher:
+            reaper.execute(update(runs).where(runs.c.id == lowest).values(status="lost"))
+            writer = threading.Thread(target=write)
+            writer.start()
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+            deadline = time.monotonic() + 10
+            while not watcher.execute(waiting).scalar_one() and time.monotonic() < deadline:
+                watcher.rollback()
+                time.sleep(0.01)
+            reaper.execute(update(runs).where(runs.c.id == highest).values(status="lost"))
+            reaper.commit()
+            writer.join(10)
+        assert sorted(written["accepted"]) == mine[1:-1]
+    finally:
+        store.close()
 
 
 def started(store: SqlJobStore, job_id: str, owner: str) -> int:

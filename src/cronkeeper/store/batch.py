@@ -131,9 +131,13 @@ class KeyLookup:
     def rows(self, conn: Connection, keys: Sequence[Any], **params: Any) -> list[Sequence[Any]]:
         if params.keys() != self._params:
             raise TypeError(f"this lookup takes the parameters {sorted(self._params)}, not {sorted(params)}")
+        # In ascending order, chunk after chunk: a query that locks its rows (FOR UPDATE) then takes the locks
+        # in the order every other writer does (an IN list is walked in index order), so one that spans
+        # several chunks cannot deadlock with them (PostgreSQL).
+        keys = sorted(set(keys))
         found: list[Sequence[Any]] = []
         for start in range(0, len(keys), self.CHUNK):
-            chunk = list(keys[start : start + self.CHUNK])
+            chunk = keys[start : start + self.CHUNK]
             size = 1 << (len(chunk) - 1).bit_length()
             chunk += chunk[:1] * (size - len(chunk))
             sql, names, constants = self._statement(size)
