@@ -25,6 +25,13 @@ class Timers:
             function()
 
 
+def begun(hold: CollectorHold) -> int:
+    """A hold begun, and its number."""
+    number = hold.begin()
+    assert number is not None
+    return number
+
+
 @pytest.fixture(autouse=True)
 def collector_restored() -> Iterator[None]:
     was = gc.isenabled()
@@ -46,8 +53,7 @@ def test_a_burst_holds_the_collector_off_until_it_has_started() -> None:
 def test_a_hold_ends_in_time_by_its_timer_whatever_else_happens() -> None:
     timers = Timers()
     hold = CollectorHold(start_timer=timers)
-    number = hold.begin()
-    assert number is not None
+    number = begun(hold)
     hold.limit(number)
     assert [seconds for seconds, _ in timers.started] == [MAX_HOLD]
     timers.fire_all()
@@ -57,12 +63,11 @@ def test_a_hold_ends_in_time_by_its_timer_whatever_else_happens() -> None:
 def test_only_its_own_end_ends_a_hold() -> None:
     timers = Timers()
     hold = CollectorHold(start_timer=timers)
-    first = hold.begin()
-    assert first is not None
+    first = begun(hold)
     hold.limit(first)
     hold.end(first)  # the first burst started
-    second = hold.begin()
-    assert second is not None and second != first
+    second = begun(hold)
+    assert second != first
     timers.fire_all()  # the first hold's timer, late
     hold.end(first)  # the first burst's last task, late
     assert not gc.isenabled() and hold.holding
@@ -72,8 +77,7 @@ def test_only_its_own_end_ends_a_hold() -> None:
 
 def test_a_hold_under_way_is_not_begun_again() -> None:
     hold = CollectorHold(start_timer=Timers())
-    number = hold.begin()
-    assert number is not None
+    number = begun(hold)
     assert hold.begin() is None
     hold.end(number)
     assert gc.isenabled()
@@ -96,8 +100,7 @@ def test_a_wake_asked_for_during_a_hold_comes_when_it_ends_and_once() -> None:
     hold = CollectorHold(start_timer=Timers())
     woken: list[str] = []
     assert not hold.after(lambda: woken.append("idle"))  # no hold: the caller wakes itself
-    number = hold.begin()
-    assert number is not None
+    number = begun(hold)
     assert hold.after(lambda: woken.append("burst"))
     assert woken == []
     hold.end(number)

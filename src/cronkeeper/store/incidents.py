@@ -92,19 +92,24 @@ def track_outcomes(conn: Connection, outcomes: Sequence[FinalOutcome], *, now: d
     ]
     if not judged:
         return 0
+    if not may_change_incidents(conn, ((o.job_id, o.status, o.reports_every_run) for o in judged)):
+        return 0
     bad = [o.job_id for o in judged if o.status in BAD_STATUSES]
-    job_ids = sorted({o.job_id for o in judged})
-    if not bad and not any(o.reports_every_run for o in judged) and not _any_open(conn, job_ids):
-        return 0  # successes only close incidents, and none of these jobs has one open: nearly always
-    current = _open_incidents(conn, job_ids, may_open=bad)
+    current = _open_incidents(conn, sorted({o.job_id for o in judged}), may_open=bad)
     return _track(conn, judged, current, now=now)
 
 
-def successes_change_nothing(conn: Connection, job_ids: Iterable[str]) -> bool:
-    """Whether plain successes of these jobs (none of which asked to hear of its successes) leave every
-    incident as it is: none of the jobs has one open, nearly always.  :func:`track_outcomes` would find the
-    same; asked first, it spares the caller making an outcome of each run for nothing."""
-    return not _any_open(conn, sorted(set(job_ids)))
+def may_change_incidents(conn: Connection, outcomes: Iterable[tuple[str, RunStatus, bool]]) -> bool:
+    """Whether outcomes, each ``(job id, status, whether its job asked to hear of every run)``, may open,
+    extend or close an incident or call for an alert.  Plain successes of jobs without an open incident
+    cannot: nearly every outcome.  Asked before :func:`track_outcomes` (which asks it too), it spares the
+    caller making a :class:`FinalOutcome` of each run for nothing."""
+    job_ids: set[str] = set()
+    for job_id, status, reports_every_run in outcomes:
+        if status is not RunStatus.SUCCEEDED or reports_every_run:
+            return True
+        job_ids.add(job_id)
+    return bool(job_ids) and _any_open(conn, sorted(job_ids))
 
 
 def _any_open(conn: Connection, job_ids: list[str]) -> bool:

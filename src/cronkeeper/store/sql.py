@@ -50,8 +50,8 @@ from cronkeeper.store.incidents import (
     end_silent_checkins,
     flag_long_runs,
     flag_overdue,
+    may_change_incidents,
     run_outcome,
-    successes_change_nothing,
     track_outcomes,
 )
 from cronkeeper.store.rows import (
@@ -446,9 +446,9 @@ class SqlJobStore(JobStore):
                 # else would tell them before their next poll.
                 self._notify(conn)
             finished = [completion for completion in accepted if completion.retry_at is None]
-            if _may_change_incidents(conn, finished, live) and track_outcomes(
-                conn, [_final(live[c.run_id], instant, c) for c in finished], now=now
-            ):
+            if may_change_incidents(
+                conn, ((live[c.run_id].job_id, c.status, c.reports_every_run) for c in finished)
+            ) and track_outcomes(conn, [_final(live[c.run_id], instant, c) for c in finished], now=now):
                 self._alerts_written()
         return [completion.run_id for completion in accepted]
 
@@ -706,17 +706,6 @@ class _LiveRun(NamedTuple):
     scheduled_for: Any
     attempt: int
     triggered_by: str | None
-
-
-def _may_change_incidents(conn: Connection, finished: list[Completion], live: dict[int, _LiveRun]) -> bool:
-    """Whether these final outcomes may open, extend or close an incident, or call for an alert.  Plain
-    successes of jobs without an open incident cannot: that is nearly every outcome, and then none of them
-    is made a :class:`FinalOutcome` (on the path of every run)."""
-    if not finished:
-        return False
-    if any(c.status is not RunStatus.SUCCEEDED or c.reports_every_run for c in finished):
-        return True
-    return not successes_change_nothing(conn, (live[c.run_id].job_id for c in finished))
 
 
 def _final(row: _LiveRun, instant: Callable[[Any], datetime | None], completion: Completion) -> FinalOutcome:
